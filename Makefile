@@ -1,0 +1,45 @@
+# qinqing — the two commands are `make run` and `make test`.
+SHELL := /bin/bash
+GO ?= go
+PKGS := $(shell $(GO) list ./... 2>/dev/null | grep -v /test/deploy)
+
+.PHONY: run test test-fast test-deploy bench vet fmt build migrate clean
+
+## run: start Postgres, S3, every function and the local broker; play a sample week; keep serving.
+run:
+	$(GO) run ./cmd/devstack
+
+## test: the whole suite (throwaway Postgres unless TEST_DATABASE_URL is set).
+test: vet
+	hack/with-postgres.sh $(GO) test -count=1 -timeout 20m ./...
+
+## test-fast: everything but the knative + helm validation package.
+test-fast:
+	hack/with-postgres.sh $(GO) test -count=1 $(PKGS)
+
+## test-deploy: only the offline Knative + Helm validation.
+test-deploy:
+	$(GO) test -count=1 ./test/deploy/...
+
+## bench: throughput and memory ratios against baselines run in the same process.
+bench:
+	hack/with-postgres.sh $(GO) test -run '^$$' -bench . -benchmem ./...
+
+vet:
+	@test -z "$$(gofmt -l $$(git ls-files -co --exclude-standard '*.go'))" || { gofmt -l $$(git ls-files -co --exclude-standard '*.go'); echo "gofmt needed"; exit 1; }
+	$(GO) vet ./...
+
+fmt:
+	gofmt -w $$(git ls-files -co --exclude-standard '*.go')
+
+## build: every function and command into bin/.
+build:
+	$(GO) build -o bin/ ./functions/... ./cmd/...
+
+## migrate: apply migrations to DATABASE_URL.
+migrate:
+	$(GO) run ./cmd/migrate
+
+clean:
+	hack/pg.sh stop .dev/postgres || true
+	rm -rf bin .dev

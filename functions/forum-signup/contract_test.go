@@ -1,0 +1,561 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/csv"
+	"fmt"
+	"net/http"
+	"os"
+	"sort"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/qinqing/qinqing/shared/docs"
+	"github.com/qinqing/qinqing/shared/docs/s3test"
+	"github.com/qinqing/qinqing/shared/postgres/pgtest"
+	"github.com/qinqing/qinqing/shared/runtime/functest"
+)
+
+var binary string
+
+func TestMain(m *testing.M) {
+	var err error
+	if binary, err = functest.Build("."); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	os.Exit(m.Run())
+}
+
+type fixture struct {
+	fn    *functest.Instance
+	sink  *functest.Sink
+	pool  *pgxpool.Pool
+	s3    *s3test.Server
+	store *docs.Store
+	env   []string
+}
+
+func setup(t *testing.T) *fixture {
+	t.Helper()
+	url := pgtest.URL(t)
+	s3, store := s3test.New(t)
+	sink := functest.NewSink(t)
+	env := append([]string{"DATABASE_URL=" + url, "K_SINK=" + sink.URL}, s3.Env()...)
+	return &fixture{
+		fn:    functest.Start(t, binary, env...),
+		sink:  sink,
+		pool:  pgtest.PoolFor(t, url),
+		s3:    s3,
+		store: store,
+		env:   env,
+	}
+}
+
+var (
+	week      = time.Date(2026, 11, 30, 9, 0, 0, 0, time.UTC)
+	seq       int
+	seqMu     sync.Mutex
+	portalSrc = "/portals/enterprise"
+)
+
+func nextID() string {
+	seqMu.Lock()
+	defer seqMu.Unlock()
+	seq++
+	return fmt.Sprintf("ev-%d", seq)
+}
+
+func scheduleData(forumID string, capacity, reserved int) map[string]any {
+	return map[string]any{
+		"forumId": forumID, "date": "2026-12-02", "theme": "数字经济企业座谈", "hostLeader": "市长",
+		"venue": "市民中心", "county": "city", "capacity": capacity, "reservedForNominated": reserved,
+		"signupDeadline": "2026-12-01T17:00:00+08:00",
+	}
+}
+
+// uscc makes a valid code from a number, computing its check character.
+func uscc(t testing.TB, n int) string {
+	t.Helper()
+	body := fmt.Sprintf("9133050%010d", n)
+	check, err := uscCheck(body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return body + string(check)
+}
+
+func signupData(forumID, code, mode string) map[string]any {
+	d := map[string]any{
+		"forumId":    forumID,
+		"enterprise": map[string]any{"uscc": code, "name": "湖州测试企业" + code[10:], "county": "wuxing"},
+		"contact":    map[string]any{"name": "张三", "phone": "13800000000"},
+		"mode":       mode,
+		"topic":      "融资难",
+		"problems":   []any{},
+		"documents":  []any{},
+	}
+	if mode == "nominated" {
+		d["nominatedBy"] = "市经信局"
+	}
+	return d
+}
+
+func (f *fixture) send(t *testing.T, typ string, at time.Time, data any) *functest.Response {
+	t.Helper()
+	return f.fn.Send(t, functest.Event(typ, portalSrc, nextID(), at, data))
+}
+
+func (f *fixture) schedule(t *testing.T, forumID string, capacity, reserved int) {
+	t.Helper()
+	r := f.send(t, TypeScheduled, week, scheduleData(forumID, capacity, reserved))
+	if r.Status != 200 || r.Type() != TypeScheduledAccepted {
+		t.Fatalf("schedule: status %d type %q body %s", r.Status, r.Type(), r.Body)
+	}
+}
+
+func (f *fixture) count(t *testing.T, sql string, args ...any) int {
+	t.Helper()
+	var n int
+	if err := f.pool.QueryRow(context.Background(), sql, args...).Scan(&n); err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
+func TestSchedule(t *testing.T) {
+	t.Parallel()
+	f := setup(t)
+	f.schedule(t, "F1", 30, 10)
+
+	t.Run("Reschedule", func(t *testing.T) {
+		d := scheduleData("F1", 40, 10)
+		d["venue"] = "吴兴区政府"
+		r := f.send(t, TypeScheduled, week, d)
+		if r.Type() != TypeScheduledAccepted {
+			t.Fatalf("got %s %s", r.Type(), r.Body)
+		}
+		if got := f.count(t, `SELECT capacity FROM forum.forums WHERE forum_id='F1'`); got != 40 {
+			t.Fatalf("capacity = %d, want 40", got)
+		}
+	})
+	t.Run("ErrCapacityBelowConfirmed", func(t *testing.T) {
+		for i := 0; i < 3; i++ {
+			f.send(t, TypeSignupRequested, week, signupData("F1", uscc(t, i), "self"))
+		}
+		r := f.send(t, TypeScheduled, week, scheduleData("F1", 2, 0))
+		if r.Status != 200 || r.Type() != TypeScheduledRejected || r.Data()["reason"] != "capacity_below_confirmed" {
+			t.Fatalf("got %d %s %s", r.Status, r.Type(), r.Body)
+		}
+		if got := f.count(t, `SELECT capacity FROM forum.forums WHERE forum_id='F1'`); got != 40 {
+			t.Fatalf("capacity = %d after refusal, want 40", got)
+		}
+	})
+	t.Run("ErrReservedOverCapacity", func(t *testing.T) {
+		r := f.send(t, TypeScheduled, week, scheduleData("F2", 5, 6))
+		if r.Status != 400 || r.Problem()["field"] != "reservedForNominated" {
+			t.Fatalf("got %d %s", r.Status, r.Body)
+		}
+	})
+}
+
+func TestSignupInvalid(t *testing.T) {
+	t.Parallel()
+	f := setup(t)
+	f.schedule(t, "F1", 30, 10)
+	good := func() map[string]any { return signupData("F1", uscc(t, 1), "self") }
+	cases := []struct {
+		name  string
+		edit  func(d map[string]any)
+		field string
+	}{
+		{"BadUSCC", func(d map[string]any) { d["enterprise"].(map[string]any)["uscc"] = "91330500MA2B3C4D5X" }, "enterprise.uscc"},
+		{"ShortUSCC", func(d map[string]any) { d["enterprise"].(map[string]any)["uscc"] = "9133" }, "enterprise.uscc"},
+		{"UnknownMode", func(d map[string]any) { d["mode"] = "vip" }, "mode"},
+		{"NominatedWithoutNominator", func(d map[string]any) { d["mode"] = "nominated" }, "nominatedBy"},
+		{"UnknownCounty", func(d map[string]any) { d["enterprise"].(map[string]any)["county"] = "hangzhou" }, "enterprise.county"},
+		{"MistypedForumID", func(d map[string]any) { d["forumId"] = 12 }, "forumId"},
+		{"TooManyProblems", func(d map[string]any) {
+			ps := make([]any, 11)
+			for i := range ps {
+				ps[i] = map[string]any{"title": "t", "category": "land"}
+			}
+			d["problems"] = ps
+		}, "problems"},
+		{"DocumentTooLarge", func(d map[string]any) {
+			d["documents"] = []any{map[string]any{"fileName": "a.pdf", "contentType": "application/pdf", "sizeBytes": 21 << 20}}
+		}, "documents[0].sizeBytes"},
+		{"DocumentType", func(d map[string]any) {
+			d["documents"] = []any{map[string]any{"fileName": "a.exe", "contentType": "application/x-msdownload", "sizeBytes": 10}}
+		}, "documents[0].contentType"},
+		{"TooManyDocuments", func(d map[string]any) {
+			ds := make([]any, 6)
+			for i := range ds {
+				ds[i] = map[string]any{"fileName": fmt.Sprintf("%d.pdf", i), "contentType": "application/pdf", "sizeBytes": 10}
+			}
+			d["documents"] = ds
+		}, "documents"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			d := good()
+			tc.edit(d)
+			r := f.send(t, TypeSignupRequested, week, d)
+			if r.Status != 400 {
+				t.Fatalf("status = %d, want 400 (%s)", r.Status, r.Body)
+			}
+			if ct := r.Header.Get("Content-Type"); ct != "application/problem+json" {
+				t.Fatalf("content type = %q", ct)
+			}
+			if got := r.Problem()["field"]; got != tc.field {
+				t.Fatalf("field = %v, want %s (%s)", got, tc.field, r.Body)
+			}
+		})
+	}
+	t.Run("NotJSON", func(t *testing.T) {
+		ev := functest.Event(TypeSignupRequested, portalSrc, nextID(), week, nil)
+		_ = ev.SetData("application/json", []byte("{not json"))
+		if r := f.fn.Send(t, ev); r.Status != 400 {
+			t.Fatalf("status = %d", r.Status)
+		}
+	})
+	t.Run("UnknownType", func(t *testing.T) {
+		if r := f.send(t, "cn.huzhou.something.else", week, map[string]any{}); r.Status != 400 || r.Problem()["field"] != "type" {
+			t.Fatalf("got %d %s", r.Status, r.Body)
+		}
+	})
+	t.Run("NotACloudEvent", func(t *testing.T) {
+		if r := f.fn.Post(t, "application/json", []byte(`{"hello":1}`)); r.Status != 400 {
+			t.Fatalf("status = %d", r.Status)
+		}
+	})
+	t.Run("TooLarge", func(t *testing.T) {
+		d := good()
+		d["topic"] = string(bytes.Repeat([]byte("x"), 1<<20))
+		if r := f.send(t, TypeSignupRequested, week, d); r.Status != http.StatusRequestEntityTooLarge {
+			t.Fatalf("status = %d", r.Status)
+		}
+	})
+	if n := f.count(t, `SELECT count(*) FROM forum.signups`); n != 0 {
+		t.Fatalf("%d signups written by bad input", n)
+	}
+	if n := f.count(t, `SELECT count(*) FROM qinqing.inbox WHERE type = $1`, TypeSignupRequested); n != 0 {
+		t.Fatalf("%d inbox rows written by bad input", n)
+	}
+}
+
+func TestSignupFlow(t *testing.T) {
+	t.Parallel()
+	f := setup(t)
+	f.schedule(t, "F1", 3, 1)
+	a, b, c, d, e := uscc(t, 1), uscc(t, 2), uscc(t, 3), uscc(t, 4), uscc(t, 5)
+
+	t.Run("OK", func(t *testing.T) {
+		data := signupData("F1", a, "self")
+		data["problems"] = []any{
+			map[string]any{"title": "用地指标不足", "detail": "扩建需要20亩", "category": "land"},
+			map[string]any{"title": "融资难", "detail": "贷款审批慢", "category": "finance"},
+		}
+		data["documents"] = []any{map[string]any{"fileName": "plan.pdf", "contentType": "application/pdf", "sizeBytes": 12}}
+		r := f.send(t, TypeSignupRequested, week, data)
+		if r.Type() != TypeSignupConfirmed {
+			t.Fatalf("got %d %s %s", r.Status, r.Type(), r.Body)
+		}
+		var rep SignupReply
+		r.DataInto(t, &rep)
+		if rep.Status != "confirmed" || rep.USCC != a || rep.SignupID == "" || len(rep.Uploads) != 1 {
+			t.Fatalf("reply = %+v", rep)
+		}
+		if exp := rep.Uploads[0].ExpiresAt; exp.Before(time.Now().Add(14*time.Minute)) || exp.After(time.Now().Add(16*time.Minute)) {
+			t.Fatalf("expiresAt = %v, want ~15 minutes from now", exp)
+		}
+		// The presigned PUT really stores the object.
+		req, _ := http.NewRequest(http.MethodPut, rep.Uploads[0].URL, bytes.NewReader([]byte("%PDF-1.4 test")))
+		req.Header.Set("Content-Type", "application/pdf")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil || resp.StatusCode != 200 {
+			t.Fatalf("presigned PUT: %v %v", err, resp)
+		}
+		resp.Body.Close()
+		got, err := f.store.Get(context.Background(), rep.Uploads[0].Key)
+		if err != nil || string(got) != "%PDF-1.4 test" {
+			t.Fatalf("stored object = %q, %v", got, err)
+		}
+		// Each problem becomes an appeal follow-up.
+		appeals := f.sink.WaitFor(t, TypeAppealSubmitted, 2, 10*time.Second)
+		for _, ev := range appeals {
+			var ap map[string]any
+			_ = ev.DataAs(&ap)
+			if ap["channel"] != "forum" || ap["forumId"] != "F1" || ap["signupId"] != rep.SignupID || ev.Source() != "/qinqing/forum-signup" {
+				t.Fatalf("appeal follow-up = %v from %s", ap, ev.Source())
+			}
+		}
+	})
+	t.Run("ErrAlreadyRegistered", func(t *testing.T) {
+		r := f.send(t, TypeSignupRequested, week, signupData("F1", a, "self"))
+		if r.Type() != TypeSignupRejected || r.Data()["reason"] != "already_registered" || r.Data()["signupId"] == "" {
+			t.Fatalf("got %s %s", r.Type(), r.Body)
+		}
+	})
+	t.Run("SelfSeatsThenWaitlist", func(t *testing.T) {
+		if r := f.send(t, TypeSignupRequested, week, signupData("F1", b, "self")); r.Type() != TypeSignupConfirmed {
+			t.Fatalf("b: %s %s", r.Type(), r.Body)
+		}
+		// Two self seats are taken; the third seat is reserved.
+		r := f.send(t, TypeSignupRequested, week, signupData("F1", c, "self"))
+		if r.Type() != TypeSignupWaitlisted || r.Data()["waitlistPosition"] != float64(1) {
+			t.Fatalf("c: %s %s", r.Type(), r.Body)
+		}
+		if r := f.send(t, TypeSignupRequested, week, signupData("F1", d, "nominated")); r.Type() != TypeSignupConfirmed {
+			t.Fatalf("d: %s %s", r.Type(), r.Body)
+		}
+		r = f.send(t, TypeSignupRequested, week, signupData("F1", e, "nominated"))
+		if r.Type() != TypeSignupWaitlisted || r.Data()["waitlistPosition"] != float64(2) {
+			t.Fatalf("e: %s %s", r.Type(), r.Body)
+		}
+	})
+	t.Run("CancelPromotesFirstThatMayTake", func(t *testing.T) {
+		// d (nominated) leaves: its seat may go to c (self)? No: self seats
+		// are full, so it goes to e, the first waitlisted nominated signup.
+		r := f.send(t, TypeSignupCancelled, week, map[string]any{"forumId": "F1", "uscc": d})
+		if r.Type() != TypeCancelAccepted || r.Data()["signupId"] == "" {
+			t.Fatalf("cancel: %s %s", r.Type(), r.Body)
+		}
+		got := f.sink.WaitFor(t, TypeSignupConfirmed, 1, 10*time.Second)
+		var rep SignupReply
+		_ = got[0].DataAs(&rep)
+		if rep.USCC != e || rep.Status != "confirmed" {
+			t.Fatalf("promoted %+v, want %s", rep, e)
+		}
+		// a (self) leaves: c takes the self seat.
+		f.send(t, TypeSignupCancelled, week, map[string]any{"forumId": "F1", "uscc": a})
+		got = f.sink.WaitFor(t, TypeSignupConfirmed, 2, 10*time.Second)
+		_ = got[1].DataAs(&rep)
+		if rep.USCC != c {
+			t.Fatalf("promoted %+v, want %s", rep, c)
+		}
+	})
+	t.Run("ErrNotRegistered", func(t *testing.T) {
+		r := f.send(t, TypeSignupCancelled, week, map[string]any{"forumId": "F1", "uscc": d})
+		if r.Type() != TypeSignupRejected || r.Data()["reason"] != "not_registered" {
+			t.Fatalf("got %s %s", r.Type(), r.Body)
+		}
+	})
+	t.Run("ErrForumNotFound", func(t *testing.T) {
+		r := f.send(t, TypeSignupRequested, week, signupData("F404", a, "self"))
+		if r.Type() != TypeSignupRejected || r.Data()["reason"] != "forum_not_found" {
+			t.Fatalf("got %s %s", r.Type(), r.Body)
+		}
+	})
+	t.Run("ErrSignupClosed", func(t *testing.T) {
+		late := time.Date(2026, 12, 1, 9, 0, 1, 0, time.UTC) // 17:00:01 in Huzhou
+		r := f.send(t, TypeSignupRequested, late, signupData("F1", uscc(t, 9), "self"))
+		if r.Type() != TypeSignupRejected || r.Data()["reason"] != "signup_closed" {
+			t.Fatalf("got %s %s", r.Type(), r.Body)
+		}
+	})
+}
+
+func TestRedelivery(t *testing.T) {
+	t.Parallel()
+	f := setup(t)
+	f.schedule(t, "F1", 30, 10)
+	data := signupData("F1", uscc(t, 1), "self")
+	data["problems"] = []any{map[string]any{"title": "用电", "category": "energy"}}
+	ev := functest.Event(TypeSignupRequested, portalSrc, "same-id", week, data)
+	first := f.fn.Send(t, ev)
+	// Structured mode this time: same event, other encoding.
+	second := f.fn.SendStructured(t, ev)
+	if first.Status != 200 || second.Status != 200 {
+		t.Fatalf("status %d, %d", first.Status, second.Status)
+	}
+	if first.Type() != second.Type() || !bytes.Equal(first.Event.Data(), second.Event.Data()) || first.Event.ID() != second.Event.ID() {
+		t.Fatalf("replies differ:\n%s %s\n%s %s", first.Type(), first.Event.Data(), second.Type(), second.Event.Data())
+	}
+	if n := f.count(t, `SELECT count(*) FROM forum.signups`); n != 1 {
+		t.Fatalf("%d signups, want 1", n)
+	}
+	if n := f.count(t, `SELECT count(*) FROM qinqing.outbox`); n != 1 {
+		t.Fatalf("%d outbox rows, want 1", n)
+	}
+	// Concurrent deliveries of one event: one effect, one reply.
+	ev2 := functest.Event(TypeSignupRequested, portalSrc, "burst-id", week, signupData("F1", uscc(t, 2), "self"))
+	var wg sync.WaitGroup
+	replies := make([]*functest.Response, 8)
+	for i := range replies {
+		wg.Add(1)
+		go func() { defer wg.Done(); replies[i] = f.fn.Send(t, ev2) }()
+	}
+	wg.Wait()
+	for _, r := range replies {
+		if r.Status != 200 || !bytes.Equal(r.Event.Data(), replies[0].Event.Data()) {
+			t.Fatalf("burst reply %d %s", r.Status, r.Body)
+		}
+	}
+	if n := f.count(t, `SELECT count(*) FROM forum.signups`); n != 2 {
+		t.Fatalf("%d signups, want 2", n)
+	}
+}
+
+func TestConcurrentSeats(t *testing.T) {
+	t.Parallel()
+	f := setup(t)
+	f.schedule(t, "F1", 30, 10)
+	type result struct {
+		mode string
+		rep  SignupReply
+		typ  string
+	}
+	results := make([]result, 115)
+	var wg sync.WaitGroup
+	sem := make(chan struct{}, 32)
+	for i := range results {
+		mode := "self"
+		if i%8 == 0 && i/8 < 15 {
+			mode = "nominated"
+		}
+		if i >= 100 && mode == "self" {
+			// keep exactly 100 self and 15 nominated
+		}
+		results[i].mode = mode
+	}
+	// 15 nominated at i = 0, 8, …, 112; all others self.
+	nominated := 0
+	for _, r := range results {
+		if r.mode == "nominated" {
+			nominated++
+		}
+	}
+	if nominated != 15 {
+		t.Fatalf("fixture: %d nominated", nominated)
+	}
+	for i := range results {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			sem <- struct{}{}
+			defer func() { <-sem }()
+			r := f.send(t, TypeSignupRequested, week, signupData("F1", uscc(t, 1000+i), results[i].mode))
+			results[i].typ = r.Type()
+			if r.Event != nil {
+				_ = r.Event.DataAs(&results[i].rep)
+			}
+		}()
+	}
+	wg.Wait()
+	var self, nom, waiting int
+	positions := map[int]bool{}
+	for _, r := range results {
+		switch r.typ {
+		case TypeSignupConfirmed:
+			if r.mode == "self" {
+				self++
+			} else {
+				nom++
+			}
+		case TypeSignupWaitlisted:
+			waiting++
+			positions[r.rep.WaitlistPosition] = true
+		default:
+			t.Fatalf("unexpected reply %q", r.typ)
+		}
+	}
+	// The contract lets a nominated signup take any free seat, so when
+	// nominated signups arrive early they may take unreserved seats; what
+	// never changes: 30 confirmed, at most 20 self, every reserved seat
+	// to a nominated signup, 85 distinct waitlist positions 1…85.
+	if self+nom != 30 || self > 20 || nom < 10 {
+		t.Fatalf("confirmed self %d + nominated %d", self, nom)
+	}
+	if waiting != 85 || len(positions) != 85 {
+		t.Fatalf("waitlisted %d with %d distinct positions", waiting, len(positions))
+	}
+	keys := make([]int, 0, len(positions))
+	for p := range positions {
+		keys = append(keys, p)
+	}
+	sort.Ints(keys)
+	if keys[0] != 1 || keys[84] != 85 {
+		t.Fatalf("positions run %d…%d", keys[0], keys[84])
+	}
+	if n := f.count(t, `SELECT count(*) FROM forum.signups WHERE status='confirmed'`); n != 30 {
+		t.Fatalf("%d confirmed in the database", n)
+	}
+}
+
+func TestWeeklyClose(t *testing.T) {
+	t.Parallel()
+	f := setup(t)
+	f.schedule(t, "F1", 2, 0)
+	d := scheduleData("F2", 10, 0)
+	d["signupDeadline"] = "2026-12-08T17:00:00+08:00"
+	f.send(t, TypeScheduled, week, d)
+	for i := 0; i < 3; i++ {
+		data := signupData("F1", uscc(t, i), "self")
+		data["problems"] = []any{map[string]any{"title": fmt.Sprintf("问题%d", i), "category": "land"}}
+		f.send(t, TypeSignupRequested, week, data)
+	}
+	cron := func(at time.Time) *functest.Response {
+		return f.fn.Send(t, functest.Event("dev.knative.sources.ping", "/apis/v1/namespaces/qinqing/pingsources/forum-weekly", nextID(), at, map[string]any{"job": "forum-weekly"}))
+	}
+	asOf := time.Date(2026, 12, 1, 10, 0, 0, 0, time.UTC) // 18:00 in Huzhou
+	r := cron(asOf)
+	var got struct{ Closed []ClosedForum }
+	r.DataInto(t, &got)
+	if r.Type() != TypeWeeklyCompleted || len(got.Closed) != 1 {
+		t.Fatalf("got %s %s", r.Type(), r.Body)
+	}
+	c := got.Closed[0]
+	if c.ForumID != "F1" || c.Confirmed != 2 || c.Waitlisted != 1 || c.RosterKey != "forums/F1/roster.csv" {
+		t.Fatalf("closed = %+v", c)
+	}
+	body, err := f.store.Get(context.Background(), c.RosterKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	recs, err := csv.NewReader(bytes.NewReader(body)).ReadAll()
+	if err != nil || len(recs) != 4 || recs[0][0] != "signupId" || recs[1][1] != "confirmed" || recs[3][1] != "waitlisted" || recs[1][10] != "问题0" {
+		t.Fatalf("roster (%v):\n%s", err, body)
+	}
+	// Closed once: a later check closes nothing new, and the roster stays.
+	r = cron(asOf.Add(time.Hour))
+	r.DataInto(t, &got)
+	if len(got.Closed) != 0 {
+		t.Fatalf("second run closed %+v", got.Closed)
+	}
+	if r := f.send(t, TypeSignupRequested, week, signupData("F1", uscc(t, 77), "self")); r.Data()["reason"] != "signup_closed" {
+		t.Fatalf("signup after close: %s", r.Body)
+	}
+	t.Run("ErrUnknownJob", func(t *testing.T) {
+		r := f.fn.Send(t, functest.Event("dev.knative.sources.ping", "/ping", nextID(), asOf, map[string]any{"job": "award-ceremony"}))
+		if r.Status != 400 || r.Problem()["field"] != "job" {
+			t.Fatalf("got %d %s", r.Status, r.Body)
+		}
+	})
+}
+
+func TestHealthAndConfig(t *testing.T) {
+	t.Parallel()
+	f := setup(t)
+	resp, err := http.Get(f.fn.URL + "/healthz")
+	if err != nil || resp.StatusCode != 200 {
+		t.Fatalf("healthz: %v %v", err, resp)
+	}
+	resp.Body.Close()
+	t.Run("ErrMissingDatabaseURL", func(t *testing.T) {
+		out, err := runConfigOnly(t, "S3_BUCKET=x")
+		if err == nil || !bytes.Contains(out, []byte("DATABASE_URL")) || bytes.Count(bytes.TrimSpace(out), []byte("\n")) != 0 {
+			t.Fatalf("got %v: %q", err, out)
+		}
+	})
+	t.Run("ErrMissingBucket", func(t *testing.T) {
+		out, err := runConfigOnly(t, "DATABASE_URL=postgres://x@127.0.0.1:1/x")
+		if err == nil || !bytes.Contains(out, []byte("S3_BUCKET")) {
+			t.Fatalf("got %v: %q", err, out)
+		}
+	})
+}

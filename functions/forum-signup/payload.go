@@ -1,0 +1,208 @@
+package main
+
+import (
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/qinqing/qinqing/shared/event"
+)
+
+// Event types of contract section 3.
+const (
+	TypeScheduled         = "cn.huzhou.forum.scheduled"
+	TypeScheduledAccepted = "cn.huzhou.forum.scheduled.accepted"
+	TypeScheduledRejected = "cn.huzhou.forum.scheduled.rejected"
+	TypeSignupRequested   = "cn.huzhou.forum.signup.requested"
+	TypeSignupConfirmed   = "cn.huzhou.forum.signup.confirmed"
+	TypeSignupWaitlisted  = "cn.huzhou.forum.signup.waitlisted"
+	TypeSignupRejected    = "cn.huzhou.forum.signup.rejected"
+	TypeSignupCancelled   = "cn.huzhou.forum.signup.cancelled"
+	TypeCancelAccepted    = "cn.huzhou.forum.signup.cancelled.accepted"
+	TypeWeeklyCompleted   = "cn.huzhou.forum.weekly.completed"
+	TypeAppealSubmitted   = "cn.huzhou.appeal.submitted"
+)
+
+// Signup modes and statuses.
+const (
+	ModeSelf      = "self"
+	ModeNominated = "nominated"
+
+	StatusConfirmed  = "confirmed"
+	StatusWaitlisted = "waitlisted"
+	StatusCancelled  = "cancelled"
+)
+
+// Limits on the sizes of a forum and of free text.
+const (
+	maxCapacity = 10000
+	maxProblems = 10
+	maxText     = 2000
+)
+
+// Scheduled schedules (or reschedules) a forum.
+type Scheduled struct {
+	ForumID              string `json:"forumId"`
+	Date                 string `json:"date"`
+	Theme                string `json:"theme"`
+	HostLeader           string `json:"hostLeader"`
+	Venue                string `json:"venue"`
+	County               string `json:"county"`
+	Capacity             int    `json:"capacity"`
+	ReservedForNominated int    `json:"reservedForNominated"`
+	SignupDeadline       string `json:"signupDeadline"`
+
+	date     time.Time
+	deadline time.Time
+}
+
+// Validate checks the payload and parses its date and deadline.
+func (p *Scheduled) Validate() error {
+	var err error
+	if err = validID("forumId", p.ForumID); err != nil {
+		return err
+	}
+	if p.date, err = event.ParseDate("date", p.Date); err != nil {
+		return err
+	}
+	if p.deadline, err = event.ParseTime("signupDeadline", p.SignupDeadline); err != nil {
+		return err
+	}
+	return event.FirstError(
+		event.Required("theme", p.Theme), event.MaxLen("theme", p.Theme, 200),
+		event.Required("hostLeader", p.HostLeader), event.MaxLen("hostLeader", p.HostLeader, 100),
+		event.Required("venue", p.Venue), event.MaxLen("venue", p.Venue, 200),
+		event.ValidateCounty("county", p.County),
+		between("capacity", p.Capacity, 1, maxCapacity),
+		between("reservedForNominated", p.ReservedForNominated, 0, p.Capacity),
+	)
+}
+
+// Enterprise identifies the enterprise signing up.
+type Enterprise struct {
+	USCC   string `json:"uscc"`
+	Name   string `json:"name"`
+	County string `json:"county"`
+}
+
+// Contact is the person the forum office calls.
+type Contact struct {
+	Name  string `json:"name"`
+	Phone string `json:"phone"`
+}
+
+// Problem is a difficulty the enterprise brings to the forum; each becomes
+// an appeal.
+type Problem struct {
+	Title    string `json:"title"`
+	Detail   string `json:"detail"`
+	Category string `json:"category"`
+}
+
+// SignupRequested is an enterprise's request for a seat.
+type SignupRequested struct {
+	ForumID     string           `json:"forumId"`
+	Enterprise  Enterprise       `json:"enterprise"`
+	Contact     Contact          `json:"contact"`
+	Mode        string           `json:"mode"`
+	NominatedBy string           `json:"nominatedBy"`
+	Topic       string           `json:"topic"`
+	Problems    []Problem        `json:"problems"`
+	Documents   []event.Document `json:"documents"`
+}
+
+// Validate checks the payload.
+func (p *SignupRequested) Validate() error {
+	if err := event.FirstError(
+		validID("forumId", p.ForumID),
+		event.ValidateUSCC("enterprise.uscc", p.Enterprise.USCC),
+		event.Required("enterprise.name", p.Enterprise.Name), event.MaxLen("enterprise.name", p.Enterprise.Name, 200),
+		event.ValidateCounty("enterprise.county", p.Enterprise.County),
+		event.Required("contact.name", p.Contact.Name), event.MaxLen("contact.name", p.Contact.Name, 100),
+		validPhone("contact.phone", p.Contact.Phone),
+		event.Required("topic", p.Topic), event.MaxLen("topic", p.Topic, 500),
+	); err != nil {
+		return err
+	}
+	switch p.Mode {
+	case ModeSelf:
+	case ModeNominated:
+		if err := event.Required("nominatedBy", p.NominatedBy); err != nil {
+			return event.Invalid("nominatedBy", "is required when mode is nominated")
+		}
+	case "":
+		return event.Invalid("mode", "is required (self or nominated)")
+	default:
+		return event.Invalid("mode", "unknown mode %q (want self or nominated)", p.Mode)
+	}
+	if len(p.Problems) > maxProblems {
+		return event.Invalid("problems", "at most %d problems, got %d", maxProblems, len(p.Problems))
+	}
+	for i, pr := range p.Problems {
+		f := "problems[" + strconv.Itoa(i) + "]"
+		if err := event.FirstError(
+			event.Required(f+".title", pr.Title), event.MaxLen(f+".title", pr.Title, 200),
+			event.MaxLen(f+".detail", pr.Detail, maxText), event.MaxLen(f+".category", pr.Category, 100),
+		); err != nil {
+			return err
+		}
+	}
+	return event.ValidateDocuments("documents", p.Documents)
+}
+
+// SignupCancelled withdraws an enterprise's signup.
+type SignupCancelled struct {
+	ForumID string `json:"forumId"`
+	USCC    string `json:"uscc"`
+}
+
+// Validate checks the payload.
+func (p *SignupCancelled) Validate() error {
+	return event.FirstError(validID("forumId", p.ForumID), event.ValidateUSCC("uscc", p.USCC))
+}
+
+func between(field string, v, lo, hi int) error {
+	if v < lo || v > hi {
+		return event.Invalid(field, "must be between %d and %d, got %d", lo, hi, v)
+	}
+	return nil
+}
+
+// validID accepts identifiers that are safe inside an S3 key.
+func validID(field, id string) error {
+	if err := event.Required(field, id); err != nil {
+		return err
+	}
+	if len(id) > 100 {
+		return event.Invalid(field, "is longer than 100 characters")
+	}
+	if strings.HasPrefix(id, ".") {
+		return event.Invalid(field, "must not start with '.'")
+	}
+	for _, c := range id {
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || strings.ContainsRune("-_.", c)) {
+			return event.Invalid(field, "may contain only letters, digits, '-', '_' and '.'")
+		}
+	}
+	return nil
+}
+
+func validPhone(field, phone string) error {
+	if err := event.Required(field, phone); err != nil {
+		return err
+	}
+	digits := 0
+	for _, c := range phone {
+		switch {
+		case c >= '0' && c <= '9':
+			digits++
+		case strings.ContainsRune("+- ()", c):
+		default:
+			return event.Invalid(field, "is not a phone number")
+		}
+	}
+	if digits < 5 || digits > 20 {
+		return event.Invalid(field, "is not a phone number")
+	}
+	return nil
+}

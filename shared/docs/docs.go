@@ -1,0 +1,139 @@
+// Package docs is the document store: one S3 bucket (real S3, MinIO, or an
+// S3-compatible test server) for rosters, reports, certificates and the
+// documents enterprises upload through presigned PUT URLs.
+package docs
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/config"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/aws/aws-sdk-go-v2/service/s3/types"
+)
+
+// S3 is the S3 part of a function's configuration (contract section 1).
+type S3 struct {
+	// Bucket holds every document. Required by functions that store documents.
+	Bucket string `envconfig:"S3_BUCKET"`
+	// Endpoint is an S3-compatible endpoint URL; empty means AWS.
+	Endpoint string `envconfig:"S3_ENDPOINT"`
+	// Region of the bucket.
+	Region string `envconfig:"S3_REGION" default:"us-east-1"`
+	// ForcePathStyle addresses buckets as endpoint/bucket (MinIO-style servers).
+	ForcePathStyle bool `envconfig:"S3_FORCE_PATH_STYLE"`
+}
+
+// Store puts, gets and presigns objects in one bucket.
+type Store struct {
+	Bucket  string
+	client  *s3.Client
+	presign *s3.PresignClient
+}
+
+// Open builds the client the production way: the default AWS credential
+// chain (AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, web identity, …), then
+// the endpoint and addressing options. Checksums are computed and checked
+// only when an operation requires them: the SDK's default aws-chunked
+// uploads with CRC trailers are stored as garbage by some S3-compatible
+// servers. It makes no network call.
+func Open(ctx context.Context, c S3) (*Store, error) {
+	if c.Bucket == "" {
+		return nil, errors.New("required key S3_BUCKET missing value")
+	}
+	awsCfg, err := config.LoadDefaultConfig(ctx,
+		config.WithRegion(c.Region),
+		config.WithRequestChecksumCalculation(aws.RequestChecksumCalculationWhenRequired),
+		config.WithResponseChecksumValidation(aws.ResponseChecksumValidationWhenRequired),
+	)
+	if err != nil {
+		return nil, fmt.Errorf("s3 config: %w", err)
+	}
+	client := s3.NewFromConfig(awsCfg, func(o *s3.Options) {
+		if c.Endpoint != "" {
+			o.BaseEndpoint = aws.String(c.Endpoint)
+		}
+		o.UsePathStyle = c.ForcePathStyle
+	})
+	return &Store{Bucket: c.Bucket, client: client, presign: s3.NewPresignClient(client)}, nil
+}
+
+// Client exposes the S3 client for what the store does not wrap.
+func (s *Store) Client() *s3.Client { return s.client }
+
+// Put writes an object. Keys are deterministic in qinqing, so a retried
+// event overwrites the same object instead of leaving orphans.
+func (s *Store) Put(ctx context.Context, key, contentType string, body []byte) error {
+	_, err := s.client.PutObject(ctx, &s3.PutObjectInput{
+		Bucket:        aws.String(s.Bucket),
+		Key:           aws.String(key),
+		Body:          bytes.NewReader(body),
+		ContentLength: aws.Int64(int64(len(body))),
+		ContentType:   aws.String(contentType),
+	})
+	if err != nil {
+		return fmt.Errorf("put s3://%s/%s: %w", s.Bucket, key, err)
+	}
+	return nil
+}
+
+// ErrNotFound is returned by Get and Open for a missing key.
+var ErrNotFound = errors.New("document not found")
+
+// Open streams an object; the caller closes it.
+func (s *Store) Open(ctx context.Context, key string) (io.ReadCloser, error) {
+	out, err := s.client.GetObject(ctx, &s3.GetObjectInput{Bucket: aws.String(s.Bucket), Key: aws.String(key)})
+	if err != nil {
+		var nsk *types.NoSuchKey
+		if errors.As(err, &nsk) {
+			return nil, fmt.Errorf("s3://%s/%s: %w", s.Bucket, key, ErrNotFound)
+		}
+		return nil, fmt.Errorf("get s3://%s/%s: %w", s.Bucket, key, err)
+	}
+	return out.Body, nil
+}
+
+// Get reads a whole object.
+func (s *Store) Get(ctx context.Context, key string) ([]byte, error) {
+	r, err := s.Open(ctx, key)
+	if err != nil {
+		return nil, err
+	}
+	defer r.Close()
+	b, err := io.ReadAll(r)
+	if err != nil {
+		return nil, fmt.Errorf("read s3://%s/%s: %w", s.Bucket, key, err)
+	}
+	return b, nil
+}
+
+// Upload is a presigned PUT handed to an enterprise for one document.
+type Upload struct {
+	FileName  string    `json:"fileName"`
+	Key       string    `json:"key"`
+	URL       string    `json:"url"`
+	ExpiresAt time.Time `json:"expiresAt"`
+}
+
+// UploadTTL is how long a presigned upload URL stays valid.
+const UploadTTL = 15 * time.Minute
+
+// PresignPut returns a presigned PUT for key, valid UploadTTL from now.
+// Presigning is local computation, no network call.
+func (s *Store) PresignPut(ctx context.Context, key, contentType, fileName string) (Upload, error) {
+	now := time.Now().UTC().Truncate(time.Second)
+	req, err := s.presign.PresignPutObject(ctx, &s3.PutObjectInput{
+		Bucket:      aws.String(s.Bucket),
+		Key:         aws.String(key),
+		ContentType: aws.String(contentType),
+	}, s3.WithPresignExpires(UploadTTL))
+	if err != nil {
+		return Upload{}, fmt.Errorf("presign s3://%s/%s: %w", s.Bucket, key, err)
+	}
+	return Upload{FileName: fileName, Key: key, URL: req.URL, ExpiresAt: now.Add(UploadTTL)}, nil
+}

@@ -1,0 +1,54 @@
+// Package runtime is the one pipeline every qinqing function runs: receive a
+// CloudEvent over HTTP, decode and validate its data, handle it in one
+// Postgres transaction with the inbox (exactly-once effect) and the outbox
+// (follow-up events), map errors to statuses in one place, reply, and relay
+// the outbox to K_SINK.
+package runtime
+
+import (
+	"fmt"
+	"os"
+	"time"
+
+	"github.com/kelseyhightower/envconfig"
+)
+
+// Base is the configuration every function shares (contract section 1).
+type Base struct {
+	// Port is the HTTP listen port; Knative sets it.
+	Port int `envconfig:"PORT" default:"8080"`
+	// Sink is where follow-up events are POSTed (Knative SinkBinding).
+	// Empty: they stay queued in the outbox.
+	Sink string `envconfig:"K_SINK"`
+	// TimeZone is the business time zone for deadlines and calendar months.
+	TimeZone string `envconfig:"QINQING_TIMEZONE" default:"Asia/Shanghai"`
+	// LogLevel is the zap level: debug, info, warn, error.
+	LogLevel string `envconfig:"LOG_LEVEL" default:"info"`
+	// RelayInterval is how often the outbox relay looks for due events
+	// besides being woken by LISTEN/NOTIFY.
+	RelayInterval time.Duration `envconfig:"RELAY_INTERVAL" default:"2s"`
+}
+
+// Location returns the business time zone.
+func (b Base) Location() (*time.Location, error) {
+	loc, err := time.LoadLocation(b.TimeZone)
+	if err != nil {
+		return nil, fmt.Errorf("QINQING_TIMEZONE: %w", err)
+	}
+	return loc, nil
+}
+
+// LoadConfig fills cfg from the environment. A missing required value or
+// a malformed one stops the process with one line naming the variable.
+func LoadConfig(name string, cfg any) {
+	if err := envconfig.Process("", cfg); err != nil {
+		Fatalf(name, "%v", err)
+	}
+}
+
+// Fatalf prints one line to stderr and exits 2: the way a function refuses
+// to start with bad configuration.
+func Fatalf(name, format string, args ...any) {
+	fmt.Fprintf(os.Stderr, "%s: %s\n", name, fmt.Sprintf(format, args...))
+	os.Exit(2)
+}

@@ -1,0 +1,345 @@
+// Package functest runs a built function binary the way Knative would —
+// with the contract's environment, on its own port — and speaks
+// CloudEvents to it over HTTP. Contract tests use it; a recording Sink
+// stands in for the broker at K_SINK.
+package functest
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+
+	cloudevents "github.com/cloudevents/sdk-go/v2"
+	"github.com/cloudevents/sdk-go/v2/binding"
+	cehttp "github.com/cloudevents/sdk-go/v2/protocol/http"
+)
+
+// Build compiles the main package in dir (usually ".") into a temporary
+// directory and returns the binary's path. Call it from TestMain.
+func Build(dir string) (string, error) {
+	out, err := os.MkdirTemp("", "qinqing-bin-")
+	if err != nil {
+		return "", err
+	}
+	abs, _ := filepath.Abs(dir)
+	bin := filepath.Join(out, filepath.Base(abs))
+	cmd := exec.Command("go", "build", "-o", bin, ".")
+	cmd.Dir = dir
+	cmd.Stderr = os.Stderr
+	if err := cmd.Run(); err != nil {
+		return "", fmt.Errorf("go build %s: %w", dir, err)
+	}
+	return bin, nil
+}
+
+// Instance is a running function process.
+type Instance struct {
+	URL    string
+	cmd    *exec.Cmd
+	mu     sync.Mutex
+	output bytes.Buffer
+	done   chan struct{}
+}
+
+type lockedWriter struct{ i *Instance }
+
+func (w lockedWriter) Write(p []byte) (int, error) {
+	w.i.mu.Lock()
+	defer w.i.mu.Unlock()
+	return w.i.output.Write(p)
+}
+
+// Output returns what the process has logged so far.
+func (i *Instance) Output() string {
+	i.mu.Lock()
+	defer i.mu.Unlock()
+	return i.output.String()
+}
+
+// FreePort returns a free TCP port on the loopback interface.
+func FreePort(t testing.TB) int {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port
+}
+
+// Start runs bin with env (plus PORT) and waits until GET /healthz is 200.
+// The process is stopped with SIGTERM in t.Cleanup; its log is printed
+// when the test fails.
+func Start(t testing.TB, bin string, env ...string) *Instance {
+	t.Helper()
+	port := FreePort(t)
+	i := &Instance{URL: fmt.Sprintf("http://127.0.0.1:%d", port), done: make(chan struct{})}
+	i.cmd = exec.Command(bin)
+	i.cmd.Env = append(os.Environ(), env...)
+	i.cmd.Env = append(i.cmd.Env, fmt.Sprintf("PORT=%d", port), "RELAY_INTERVAL=200ms")
+	i.cmd.Stdout = lockedWriter{i}
+	i.cmd.Stderr = lockedWriter{i}
+	if err := i.cmd.Start(); err != nil {
+		t.Fatalf("start %s: %v", bin, err)
+	}
+	go func() { _ = i.cmd.Wait(); close(i.done) }()
+	t.Cleanup(func() {
+		i.Stop()
+		if t.Failed() {
+			t.Logf("%s output:\n%s", filepath.Base(bin), i.Output())
+		}
+	})
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		resp, err := http.Get(i.URL + "/healthz")
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return i
+			}
+		}
+		select {
+		case <-i.done:
+			t.Fatalf("%s exited before serving:\n%s", filepath.Base(bin), i.Output())
+		default:
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s did not become healthy:\n%s", filepath.Base(bin), i.Output())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// Stop sends SIGTERM and waits for the process to exit.
+func (i *Instance) Stop() {
+	select {
+	case <-i.done:
+		return
+	default:
+	}
+	_ = i.cmd.Process.Signal(os.Interrupt)
+	select {
+	case <-i.done:
+	case <-time.After(15 * time.Second):
+		_ = i.cmd.Process.Kill()
+		<-i.done
+	}
+}
+
+// Kill stops the process at once, as a crash would.
+func (i *Instance) Kill() {
+	_ = i.cmd.Process.Kill()
+	<-i.done
+}
+
+// Exited reports whether the process has exited.
+func (i *Instance) Exited() bool {
+	select {
+	case <-i.done:
+		return true
+	default:
+		return false
+	}
+}
+
+// Event builds a CloudEvent with JSON data. t may be zero (no time attribute).
+func Event(typ, source, id string, t time.Time, data any) cloudevents.Event {
+	ev := cloudevents.NewEvent()
+	ev.SetType(typ)
+	ev.SetSource(source)
+	ev.SetID(id)
+	if !t.IsZero() {
+		ev.SetTime(t)
+	}
+	if err := ev.SetData(cloudevents.ApplicationJSON, data); err != nil {
+		panic(err)
+	}
+	return ev
+}
+
+// Response is a function's answer.
+type Response struct {
+	Status int
+	Header http.Header
+	Body   []byte
+	Event  *cloudevents.Event // the reply, when the answer carries one
+}
+
+// Problem decodes a problem+json body.
+func (r *Response) Problem() map[string]any {
+	var p map[string]any
+	_ = json.Unmarshal(r.Body, &p)
+	return p
+}
+
+// Data decodes the reply's data into a map.
+func (r *Response) Data() map[string]any {
+	var m map[string]any
+	if r.Event != nil {
+		_ = json.Unmarshal(r.Event.Data(), &m)
+	}
+	return m
+}
+
+// DataInto decodes the reply's data into v.
+func (r *Response) DataInto(t testing.TB, v any) {
+	t.Helper()
+	if r.Event == nil {
+		t.Fatalf("no reply event (status %d, body %s)", r.Status, r.Body)
+	}
+	if err := json.Unmarshal(r.Event.Data(), v); err != nil {
+		t.Fatalf("decode reply data: %v", err)
+	}
+}
+
+// Type is the reply's type ("" without a reply).
+func (r *Response) Type() string {
+	if r.Event == nil {
+		return ""
+	}
+	return r.Event.Type()
+}
+
+// Send POSTs ev in binary mode.
+func (i *Instance) Send(t testing.TB, ev cloudevents.Event) *Response {
+	t.Helper()
+	req, err := http.NewRequest(http.MethodPost, i.URL+"/", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cehttp.WriteRequest(context.Background(), binding.ToMessage(&ev), req); err != nil {
+		t.Fatal(err)
+	}
+	return Do(t, req)
+}
+
+// SendStructured POSTs ev in structured mode.
+func (i *Instance) SendStructured(t testing.TB, ev cloudevents.Event) *Response {
+	t.Helper()
+	body, err := json.Marshal(ev)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return i.Post(t, "application/cloudevents+json", body)
+}
+
+// Post POSTs a raw body to /.
+func (i *Instance) Post(t testing.TB, contentType string, body []byte) *Response {
+	t.Helper()
+	req, err := http.NewRequest(http.MethodPost, i.URL+"/", bytes.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Content-Type", contentType)
+	return Do(t, req)
+}
+
+// Do performs req and reads the answer, decoding a reply event if any.
+func Do(t testing.TB, req *http.Request) *Response {
+	t.Helper()
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatalf("%s %s: %v", req.Method, req.URL, err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	r := &Response{Status: resp.StatusCode, Header: resp.Header, Body: body}
+	if resp.Header.Get("Ce-Id") != "" || resp.Header.Get("Content-Type") == "application/cloudevents+json" {
+		resp.Body = io.NopCloser(bytes.NewReader(body))
+		if ev, err := binding.ToEvent(context.Background(), cehttp.NewMessageFromHttpResponse(resp)); err == nil {
+			r.Event = ev
+		}
+	}
+	return r
+}
+
+// Sink records the CloudEvents POSTed to it, like a broker would accept
+// them. SetDown makes it answer 503 until SetDown(false).
+type Sink struct {
+	URL    string
+	mu     sync.Mutex
+	events []cloudevents.Event
+	down   bool
+	cond   *sync.Cond
+}
+
+// NewSink starts a recording sink for one test.
+func NewSink(t testing.TB) *Sink {
+	s := &Sink{}
+	s.cond = sync.NewCond(&s.mu)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		s.mu.Lock()
+		down := s.down
+		s.mu.Unlock()
+		if down {
+			http.Error(w, "sink down", http.StatusServiceUnavailable)
+			return
+		}
+		ev, err := binding.ToEvent(r.Context(), cehttp.NewMessageFromHttpRequest(r))
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusBadRequest)
+			return
+		}
+		s.mu.Lock()
+		s.events = append(s.events, *ev)
+		s.cond.Broadcast()
+		s.mu.Unlock()
+		w.WriteHeader(http.StatusAccepted)
+	}))
+	t.Cleanup(srv.Close)
+	s.URL = srv.URL
+	return s
+}
+
+// SetDown makes the sink refuse (503) or accept events.
+func (s *Sink) SetDown(down bool) {
+	s.mu.Lock()
+	s.down = down
+	s.mu.Unlock()
+}
+
+// Events returns a copy of what was received so far.
+func (s *Sink) Events() []cloudevents.Event {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]cloudevents.Event(nil), s.events...)
+}
+
+// OfType returns the received events of type typ.
+func (s *Sink) OfType(typ string) []cloudevents.Event {
+	var out []cloudevents.Event
+	for _, e := range s.Events() {
+		if e.Type() == typ {
+			out = append(out, e)
+		}
+	}
+	return out
+}
+
+// WaitFor waits until at least n events of type typ arrived, failing the
+// test after timeout.
+func (s *Sink) WaitFor(t testing.TB, typ string, n int, timeout time.Duration) []cloudevents.Event {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for {
+		got := s.OfType(typ)
+		if len(got) >= n {
+			return got
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("sink: got %d events of type %s, want %d", len(got), typ, n)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}

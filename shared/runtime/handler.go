@@ -1,0 +1,190 @@
+package runtime
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+
+	"github.com/qinqing/qinqing/shared/event"
+)
+
+// Meta is what a handler sees of the CloudEvent besides its data.
+type Meta struct {
+	ID      string
+	Source  string
+	Type    string
+	Subject string
+	// Time is the event's time attribute, or the time of receipt when the
+	// event has none. Every "as of" and every receipt time is this value,
+	// so a replayed event gives the same result.
+	Time    time.Time
+	HasTime bool
+	// Function is the name of the function handling the event.
+	Function string
+}
+
+// Outgoing is an event a handler emits: its reply or a follow-up.
+type Outgoing struct {
+	// Key, when set, makes a follow-up unique by business meaning (e.g.
+	// "overdue/A-1/reply/supervision"): its id is derived from the key, and
+	// a second follow-up with the same key is not queued again. When empty
+	// the id is derived from the handled event and the follow-up's position.
+	Key     string
+	Type    string
+	Subject string
+	Data    any
+}
+
+// Result is what a handler returns: the reply and the follow-ups.
+type Result struct {
+	Reply     Outgoing
+	FollowUps []Outgoing
+}
+
+// Reply is shorthand for a result with only a reply.
+func Reply(eventType string, data any) Result {
+	return Result{Reply: Outgoing{Type: eventType, Data: data}}
+}
+
+// Run handles one decoded, valid event inside the transaction. It never
+// commits, never talks HTTP and never touches the inbox.
+type Run func(ctx context.Context, tx pgx.Tx) (Result, error)
+
+// Handler turns an event's data into a Run, or an EINVALID error when the
+// data is malformed (then nothing is written).
+type Handler interface {
+	Prepare(m Meta, data []byte) (Run, error)
+}
+
+// HandlerFunc adapts a function to Handler.
+type HandlerFunc func(m Meta, data []byte) (Run, error)
+
+// Prepare implements Handler.
+func (f HandlerFunc) Prepare(m Meta, data []byte) (Run, error) { return f(m, data) }
+
+// Validator is implemented by payloads that check themselves.
+type Validator interface{ Validate() error }
+
+// On builds a Handler from a typed handler: the data is decoded into a T
+// (mistyped fields are EINVALID naming the field) and validated when *T
+// implements Validator, before any transaction begins.
+func On[T any](fn func(ctx context.Context, tx pgx.Tx, m Meta, p *T) (Result, error)) Handler {
+	return HandlerFunc(func(m Meta, data []byte) (Run, error) {
+		p := new(T)
+		if err := DecodeJSON(data, p); err != nil {
+			return nil, err
+		}
+		if v, ok := any(p).(Validator); ok {
+			if err := v.Validate(); err != nil {
+				return nil, err
+			}
+		}
+		return func(ctx context.Context, tx pgx.Tx) (Result, error) { return fn(ctx, tx, m, p) }, nil
+	})
+}
+
+// JobFunc runs one cron job "as of" m.Time.
+type JobFunc func(ctx context.Context, tx pgx.Tx, m Meta) (Result, error)
+
+// Jobs dispatches PingSource events ({"job": "<name>"}) to their job.
+func Jobs(jobs map[string]JobFunc) Handler {
+	return HandlerFunc(func(m Meta, data []byte) (Run, error) {
+		var p struct {
+			Job string `json:"job"`
+		}
+		if err := DecodeJSON(data, &p); err != nil {
+			return nil, err
+		}
+		if p.Job == "" {
+			return nil, event.Invalid("job", "is required")
+		}
+		fn, ok := jobs[p.Job]
+		if !ok {
+			names := make([]string, 0, len(jobs))
+			for n := range jobs {
+				names = append(names, n)
+			}
+			return nil, event.Invalid("job", "unknown job %q for %s (handles %s)", p.Job, m.Function, strings.Join(names, ", "))
+		}
+		return func(ctx context.Context, tx pgx.Tx) (Result, error) { return fn(ctx, tx, m) }, nil
+	})
+}
+
+// DecodeJSON decodes event data into v. Unknown fields are ignored (senders
+// may add fields); syntax errors and mistyped fields are EINVALID errors
+// naming the field.
+func DecodeJSON(data []byte, v any) error {
+	data = bytes.TrimSpace(data)
+	if len(data) == 0 || bytes.Equal(data, []byte("null")) {
+		data = []byte("{}")
+	}
+	if data[0] != '{' {
+		return event.Invalid("data", "must be a JSON object")
+	}
+	dec := json.NewDecoder(bytes.NewReader(data))
+	if err := dec.Decode(v); err != nil {
+		var te *json.UnmarshalTypeError
+		if errors.As(err, &te) {
+			field := te.Field
+			if field == "" {
+				field = "data"
+			}
+			return event.Invalid(field, "must be %s, got JSON %s", jsonKind(te.Type.Kind().String()), te.Value)
+		}
+		var se *json.SyntaxError
+		if errors.As(err, &se) || errors.Is(err, io.ErrUnexpectedEOF) {
+			return event.Invalid("data", "is not valid JSON: %v", err)
+		}
+		return event.Invalid("data", "%v", err)
+	}
+	if dec.More() {
+		return event.Invalid("data", "has trailing content after the JSON object")
+	}
+	return nil
+}
+
+func jsonKind(k string) string {
+	switch {
+	case strings.HasPrefix(k, "int"), strings.HasPrefix(k, "uint"):
+		return "an integer"
+	case strings.HasPrefix(k, "float"):
+		return "a number"
+	case k == "string":
+		return "a string"
+	case k == "bool":
+		return "a boolean"
+	case k == "slice", k == "array":
+		return "an array"
+	case k == "struct", k == "map":
+		return "an object"
+	}
+	return "a " + k
+}
+
+// idNamespace scopes qinqing's derived ids (UUID v5).
+var idNamespace = uuid.MustParse("6f1d6a52-3c1e-4f43-9d3b-8f7f4c2a9e10")
+
+// DeriveID returns a stable UUID for the given parts.
+func DeriveID(parts ...string) string {
+	return uuid.NewSHA1(idNamespace, []byte(strings.Join(parts, "\x00"))).String()
+}
+
+func replyID(m Meta) string { return DeriveID("reply", m.Function, m.Source, m.ID) }
+
+func followUpID(m Meta, o Outgoing, n int) string {
+	if o.Key != "" {
+		return DeriveID("key", m.Function, o.Key)
+	}
+	return DeriveID("followup", m.Function, m.Source, m.ID, fmt.Sprint(n))
+}
+
+// SourceOf is the CloudEvents source of a function's replies and follow-ups.
+func SourceOf(function string) string { return "/qinqing/" + function }

@@ -1,0 +1,124 @@
+package runtime
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+	"knative.dev/pkg/logging"
+	"knative.dev/pkg/signals"
+
+	"github.com/qinqing/qinqing/shared/calendar"
+	"github.com/qinqing/qinqing/shared/postgres"
+)
+
+// Env is what the runtime hands a function's constructor.
+type Env struct {
+	Name     string
+	Base     Base
+	Pool     *pgxpool.Pool // nil for functions without a database
+	Log      *zap.SugaredLogger
+	Loc      *time.Location
+	Calendar *calendar.Cache
+}
+
+// NewLogger builds the JSON zap logger Knative components use, tagged with
+// the function name.
+func NewLogger(name, level string) (*zap.SugaredLogger, error) {
+	lvl, err := zapcore.ParseLevel(level)
+	if err != nil {
+		return nil, fmt.Errorf("LOG_LEVEL: %w", err)
+	}
+	cfg := zap.NewProductionConfig()
+	cfg.Level = zap.NewAtomicLevelAt(lvl)
+	cfg.EncoderConfig.TimeKey = "ts"
+	cfg.EncoderConfig.EncodeTime = zapcore.RFC3339NanoTimeEncoder
+	cfg.Sampling = nil
+	l, err := cfg.Build()
+	if err != nil {
+		return nil, err
+	}
+	return l.Sugar().Named(name), nil
+}
+
+// Main runs a function until SIGTERM: logger, pool (when db has a URL),
+// the constructor, the HTTP server and the outbox relay. Configuration
+// errors stop the process with one line. On SIGTERM it stops accepting,
+// finishes in-flight events, stops the relay and closes the pool.
+func Main(name string, base Base, db postgres.Config, build func(ctx context.Context, env *Env) (*Function, error)) {
+	log, err := NewLogger(name, base.LogLevel)
+	if err != nil {
+		Fatalf(name, "%v", err)
+	}
+	loc, err := base.Location()
+	if err != nil {
+		Fatalf(name, "%v", err)
+	}
+	ctx := logging.WithLogger(signals.NewContext(), log)
+	env := &Env{Name: name, Base: base, Log: log, Loc: loc, Calendar: calendar.NewCache(loc)}
+	if db.URL != "" {
+		if env.Pool, err = postgres.Open(ctx, db); err != nil {
+			Fatalf(name, "%v", err)
+		}
+		defer env.Pool.Close()
+	}
+	fn, err := build(ctx, env)
+	if err != nil {
+		Fatalf(name, "%v", err)
+	}
+	if err := Serve(ctx, env, fn); err != nil {
+		log.Errorw("stopped", "error", err)
+		_ = log.Sync()
+		os.Exit(1)
+	}
+	_ = log.Sync()
+}
+
+// Serve listens on the configured port and relays the outbox until ctx is
+// done, then shuts down gracefully.
+func Serve(ctx context.Context, env *Env, fn *Function) error {
+	ln, err := net.Listen("tcp", fmt.Sprintf(":%d", env.Base.Port))
+	if err != nil {
+		return err
+	}
+	srv := &http.Server{
+		Handler:           NewServer(fn, env.Pool, env.Log),
+		ReadHeaderTimeout: 10 * time.Second,
+		BaseContext:       func(net.Listener) context.Context { return logging.WithLogger(context.Background(), env.Log) },
+	}
+	relayCtx, stopRelay := context.WithCancel(context.WithoutCancel(ctx))
+	relayDone := make(chan struct{})
+	if env.Base.Sink != "" && env.Pool != nil {
+		r := &Relay{Pool: env.Pool, Sink: env.Base.Sink, Log: env.Log, Interval: env.Base.RelayInterval}
+		go func() { defer close(relayDone); r.Run(relayCtx) }()
+	} else {
+		close(relayDone)
+	}
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	env.Log.Infow("serving", "port", env.Base.Port, "sink", env.Base.Sink, "handles", len(fn.Handlers))
+	select {
+	case err := <-errc:
+		stopRelay()
+		<-relayDone
+		return err
+	case <-ctx.Done():
+	}
+	env.Log.Infow("shutting down")
+	sctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	err = srv.Shutdown(sctx)
+	stopRelay()
+	<-relayDone
+	if err != nil && !errors.Is(err, http.ErrServerClosed) {
+		return err
+	}
+	return nil
+}

@@ -1,0 +1,202 @@
+package runtime
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"net/http"
+	"strings"
+	"time"
+
+	cloudevents "github.com/cloudevents/sdk-go/v2"
+	"github.com/cloudevents/sdk-go/v2/binding"
+	cehttp "github.com/cloudevents/sdk-go/v2/protocol/http"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"go.uber.org/zap"
+)
+
+// Relay delivers the outbox to the sink. Every running function runs one;
+// any instance may deliver any pending row (the sink is the same broker),
+// so events written by a function that has since scaled to zero still go
+// out. Rows are leased with FOR UPDATE SKIP LOCKED, so two relays never
+// send the same row at the same time; a crash between send and mark means
+// a second delivery of the same id, which receivers deduplicate.
+type Relay struct {
+	Pool      *pgxpool.Pool
+	Sink      string
+	Client    *http.Client
+	Log       *zap.SugaredLogger
+	Interval  time.Duration // poll interval besides LISTEN/NOTIFY wake-ups
+	BatchSize int
+	Lease     time.Duration // how long a claimed row is hidden from other relays
+}
+
+// Run delivers until ctx is cancelled.
+func (r *Relay) Run(ctx context.Context) {
+	if r.Client == nil {
+		r.Client = &http.Client{Timeout: 30 * time.Second}
+	}
+	if r.Interval <= 0 {
+		r.Interval = 2 * time.Second
+	}
+	if r.BatchSize <= 0 {
+		r.BatchSize = 100
+	}
+	if r.Lease <= 0 {
+		r.Lease = time.Minute
+	}
+	wake := make(chan struct{}, 1)
+	go r.listen(ctx, wake)
+	t := time.NewTicker(r.Interval)
+	defer t.Stop()
+	for {
+		r.Drain(ctx)
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		case <-wake:
+		}
+	}
+}
+
+// listen turns NOTIFY qinqing_outbox into wake-ups, reconnecting on error.
+func (r *Relay) listen(ctx context.Context, wake chan<- struct{}) {
+	for ctx.Err() == nil {
+		conn, err := r.Pool.Acquire(ctx)
+		if err != nil {
+			sleep(ctx, 2*time.Second)
+			continue
+		}
+		pc := conn.Hijack()
+		if _, err := pc.Exec(ctx, "LISTEN qinqing_outbox"); err == nil {
+			for {
+				if _, err := pc.WaitForNotification(ctx); err != nil {
+					break
+				}
+				select {
+				case wake <- struct{}{}:
+				default:
+				}
+			}
+		}
+		cctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		_ = pc.Close(cctx)
+		cancel()
+		sleep(ctx, time.Second)
+	}
+}
+
+func sleep(ctx context.Context, d time.Duration) {
+	select {
+	case <-ctx.Done():
+	case <-time.After(d):
+	}
+}
+
+// Drain delivers due rows until none is left or a batch fails to claim.
+// It returns how many were delivered.
+func (r *Relay) Drain(ctx context.Context) int {
+	total := 0
+	for ctx.Err() == nil {
+		n, claimed, err := r.deliverBatch(ctx)
+		total += n
+		if err != nil {
+			if ctx.Err() == nil {
+				r.Log.Warnw("outbox relay", "error", err)
+			}
+			return total
+		}
+		if claimed < r.BatchSize {
+			return total
+		}
+	}
+	return total
+}
+
+type pending struct {
+	seq      int64
+	id       string
+	source   string
+	typ      string
+	subject  string
+	data     []byte
+	created  time.Time
+	attempts int
+}
+
+func (r *Relay) deliverBatch(ctx context.Context) (delivered, claimed int, err error) {
+	rows, err := r.Pool.Query(ctx, `UPDATE qinqing.outbox SET next_attempt_at = now() + $2::interval, attempts = attempts + 1
+		WHERE seq IN (SELECT seq FROM qinqing.outbox WHERE delivered_at IS NULL AND next_attempt_at <= now()
+		              ORDER BY next_attempt_at, seq LIMIT $1 FOR UPDATE SKIP LOCKED)
+		RETURNING seq, id, source, type, coalesce(subject, ''), data::text, created_at, attempts`,
+		r.BatchSize, r.Lease.String())
+	if err != nil {
+		return 0, 0, fmt.Errorf("claim outbox: %w", err)
+	}
+	var batch []pending
+	for rows.Next() {
+		var p pending
+		if err := rows.Scan(&p.seq, &p.id, &p.source, &p.typ, &p.subject, &p.data, &p.created, &p.attempts); err != nil {
+			rows.Close()
+			return 0, 0, fmt.Errorf("claim outbox: %w", err)
+		}
+		batch = append(batch, p)
+	}
+	if err := rows.Err(); err != nil {
+		return 0, 0, fmt.Errorf("claim outbox: %w", err)
+	}
+	for _, p := range batch {
+		if err := r.send(ctx, p); err != nil {
+			backoff := Backoff(p.attempts)
+			r.Log.Warnw("outbox delivery failed", "type", p.typ, "id", p.id, "attempts", p.attempts, "retryIn", backoff.String(), "error", err)
+			if _, uerr := r.Pool.Exec(ctx, `UPDATE qinqing.outbox SET next_attempt_at = now() + $2::interval, last_error = $3 WHERE seq = $1`,
+				p.seq, backoff.String(), err.Error()); uerr != nil {
+				return delivered, len(batch), uerr
+			}
+			continue
+		}
+		if _, err := r.Pool.Exec(ctx, `UPDATE qinqing.outbox SET delivered_at = now(), last_error = NULL WHERE seq = $1`, p.seq); err != nil {
+			return delivered, len(batch), err
+		}
+		delivered++
+	}
+	return delivered, len(batch), nil
+}
+
+// Backoff is the wait after the n-th failed attempt: exponential from one
+// second, capped at ten minutes, with jitter so relays do not march in step.
+func Backoff(attempts int) time.Duration {
+	d := time.Second << min(attempts-1, 10)
+	if d > 10*time.Minute || d <= 0 {
+		d = 10 * time.Minute
+	}
+	return d/2 + time.Duration(rand.Int64N(int64(d/2)+1))
+}
+
+func (r *Relay) send(ctx context.Context, p pending) error {
+	ev := newEvent(p.id, p.source, p.typ, p.subject, p.created, p.data)
+	return Send(ctx, r.Client, r.Sink, ev)
+}
+
+// Send POSTs ev to url in binary mode; any 2xx is success.
+func Send(ctx context.Context, client *http.Client, url string, ev *cloudevents.Event) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, nil)
+	if err != nil {
+		return err
+	}
+	if err := cehttp.WriteRequest(ctx, binding.ToMessage(ev), req); err != nil {
+		return err
+	}
+	resp, err := client.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	msg, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
+	if resp.StatusCode < 200 || resp.StatusCode > 299 {
+		return fmt.Errorf("sink answered %d: %s", resp.StatusCode, strings.TrimSpace(string(msg)))
+	}
+	return nil
+}
