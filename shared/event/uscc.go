@@ -66,3 +66,12 @@ func ValidateUSCC(field, code string) error {
 	}
 	return nil
 }
+
+// SampleUSCC returns a valid code (a Huzhou-registered company's prefix
+// 9133050, n as the serial part, the right check character) for tests and
+// sample data.
+func SampleUSCC(n int) string {
+	body := fmt.Sprintf("9133050%010d", n%10000000000)
+	c, _ := USCCCheck(body)
+	return body + string(c)
+}
