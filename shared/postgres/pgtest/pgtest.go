@@ -82,6 +82,22 @@ func URL(t testing.TB) string {
 	if initErr != nil {
 		t.Fatalf("pgtest: %v", initErr)
 	}
+	return create(t, template)
+}
+
+// EmptyURL returns the URL of a new database without migrations (for
+// testing the migrations themselves), dropped in t.Cleanup.
+func EmptyURL(t testing.TB) string {
+	t.Helper()
+	once.Do(setupTemplate)
+	if initErr != nil {
+		t.Fatalf("pgtest: %v", initErr)
+	}
+	return create(t, "template0")
+}
+
+func create(t testing.TB, template string) string {
+	t.Helper()
 	ctx := context.Background()
 	conn, err := adminConn(ctx)
 	if err != nil {
