@@ -1,0 +1,210 @@
+// Command devstack is `make run`: the whole of qinqing on one machine. It
+// starts (or reuses) PostgreSQL and migrates it, serves an S3-compatible
+// endpoint with objects kept under .dev/s3, builds and starts every
+// function as its own process, plays the Knative broker (routing by the
+// same catalogue the Helm chart's Triggers come from), replays a sample
+// week of events, prints what happened, and keeps serving until Ctrl-C.
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"net/http"
+	"os"
+	"os/exec"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/qinqing/qinqing/shared/docs/s3test"
+	"github.com/qinqing/qinqing/shared/event"
+	"github.com/qinqing/qinqing/shared/postgres"
+)
+
+func main() {
+	dir := flag.String("dir", ".dev", "state folder (Postgres cluster, S3 objects, binaries, logs); git-ignored")
+	weekDir := flag.String("week", "cmd/devstack/week", "folder of sample-week *.jsonl files, played in name order")
+	serve := flag.Bool("serve", true, "keep serving after the week until interrupted")
+	brokerPort := flag.Int("port", 8080, "broker port; functions take the ports after it (any free port when taken)")
+	flag.Parse()
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, *dir, *weekDir, *serve, *brokerPort); err != nil {
+		fmt.Fprintln(os.Stderr, "devstack:", err)
+		os.Exit(1)
+	}
+}
+
+func run(ctx context.Context, dir, weekDir string, serve bool, brokerPort int) error {
+	abs, err := filepath.Abs(dir)
+	if err != nil {
+		return err
+	}
+	dir = abs
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	logPath := filepath.Join(dir, "functions.log")
+	logFile, err := os.Create(logPath)
+	if err != nil {
+		return err
+	}
+	defer logFile.Close()
+
+	// Postgres.
+	dbURL := os.Getenv("DATABASE_URL")
+	if dbURL == "" {
+		step("starting PostgreSQL (throwaway cluster in %s/postgres, kept between runs)", dir)
+		out, err := exec.Command("hack/pg.sh", "start", filepath.Join(dir, "postgres")).Output()
+		if err != nil {
+			return fmt.Errorf("start postgres: %w", err)
+		}
+		dbURL = strings.TrimSpace(string(out))
+		defer func() { _ = exec.Command("hack/pg.sh", "stop", filepath.Join(dir, "postgres")).Run() }()
+	}
+	step("migrating %s", dbURL)
+	applied, err := postgres.Migrate(ctx, dbURL)
+	if err != nil {
+		return err
+	}
+	step("applied %d migrations", len(applied))
+	pool, err := pgxpool.New(ctx, dbURL)
+	if err != nil {
+		return err
+	}
+	defer pool.Close()
+
+	// S3.
+	s3, err := s3test.Start(fmt.Sprintf("127.0.0.1:%d", brokerPort+100), filepath.Join(dir, "s3"), "qinqing")
+	if err != nil {
+		s3, err = s3test.Start("127.0.0.1:0", filepath.Join(dir, "s3"), "qinqing")
+		if err != nil {
+			return fmt.Errorf("start S3 endpoint: %w", err)
+		}
+	}
+	defer s3.Close()
+	step("S3-compatible endpoint %s, bucket %s (objects under %s/s3)", s3.URL, s3.Bucket, dir)
+
+	// Broker.
+	bln, err := listen(brokerPort)
+	if err != nil {
+		return err
+	}
+	brokerURL := "http://" + bln.Addr().String()
+
+	// Functions.
+	step("building functions")
+	names, err := buildFunctions(filepath.Join(dir, "bin"))
+	if err != nil {
+		return err
+	}
+	portalSecret := make([]byte, 24)
+	_, _ = rand.Read(portalSecret)
+	portals := filepath.Join(dir, "portals.json")
+	if err := writePortals(portals, portalSecret); err != nil {
+		return err
+	}
+	common := map[string]string{
+		"DATABASE_URL": dbURL, "K_SINK": brokerURL, "QINQING_TIMEZONE": "Asia/Shanghai",
+		"RELAY_INTERVAL": "500ms", "ADMIN_TOKEN": "dev-admin-token", "PORTALS_FILE": portals,
+	}
+	for _, kv := range s3.Env() {
+		k, v, _ := strings.Cut(kv, "=")
+		common[k] = v
+	}
+	var logMu sync.Mutex
+	urls := map[string]string{}
+	var procs []*proc
+	defer func() {
+		for _, p := range procs {
+			p.stop()
+		}
+	}()
+	port := brokerPort
+	for _, name := range names {
+		port++
+		pp, err := freePort(port)
+		if err != nil {
+			return err
+		}
+		p, err := startProc(ctx, filepath.Join(dir, "bin", name), name, pp, envList(common), logFile, &logMu)
+		if err != nil {
+			return fmt.Errorf("%w; log in %s", err, logPath)
+		}
+		procs = append(procs, p)
+		urls[name] = p.url
+	}
+	b := newBroker(urls)
+	srv := &http.Server{Handler: b, ReadHeaderTimeout: 10 * time.Second}
+	go func() { _ = srv.Serve(bln) }()
+	defer srv.Close()
+	bctx, cancelBroker := context.WithCancel(ctx)
+	defer cancelBroker()
+	b.run(bctx, 4)
+	step("broker %s routing to %d functions (logs: %s)", brokerURL, len(procs), logPath)
+
+	// The week.
+	lines, err := readWeek(weekDir)
+	if err != nil {
+		return err
+	}
+	fmt.Printf("\n═══ The sample week: %d events from %s ═══\n", len(lines), weekDir)
+	pl := &player{broker: b, brokerURL: brokerURL, webhookURL: urls["webhook-ingress"], portalKey: portalSecret,
+		pool: pool, out: os.Stdout, client: &http.Client{Timeout: 60 * time.Second}}
+	if err := pl.play(ctx, lines); err != nil {
+		return err
+	}
+	fmt.Println()
+	summarize(ctx, os.Stdout, pool, b)
+
+	fmt.Printf("\n═══ Serving on localhost ═══\n")
+	fmt.Printf("  %-18s %s  (POST CloudEvents here; routed like the Knative broker)\n", "broker", brokerURL)
+	for _, p := range procs {
+		fmt.Printf("  %-18s %s\n", p.name, p.url)
+	}
+	fmt.Printf("  %-18s %s  (bucket %s)\n", "s3", s3.URL, s3.Bucket)
+	fmt.Printf("  %-18s %s\n", "postgres", dbURL)
+	if u, ok := urls["dead-letter"]; ok {
+		fmt.Printf("  dead letters: go run ./cmd/qinqing deadletters list --url %s --token dev-admin-token\n", u)
+	}
+	if !serve {
+		return nil
+	}
+	fmt.Println("Press Ctrl-C to stop.")
+	<-ctx.Done()
+	fmt.Println("\nstopping")
+	return nil
+}
+
+func step(format string, args ...any) {
+	fmt.Printf("• "+format+"\n", args...)
+}
+
+// writePortals writes the local PORTALS_FILE: one portal, "enterprise-portal",
+// with a fresh secret per run, allowed every type a portal may send.
+func writePortals(path string, secret []byte) error {
+	var types []string
+	for _, s := range event.Catalog {
+		types = append(types, s.Types...)
+	}
+	cfg := map[string]any{"portals": map[string]any{
+		"enterprise-portal": map[string]any{
+			"secrets":      []string{"whsec_" + base64.StdEncoding.EncodeToString(secret)},
+			"allowedTypes": types,
+		},
+	}}
+	b, err := json.MarshalIndent(cfg, "", "  ")
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(path, b, 0o600)
+}
