@@ -39,8 +39,8 @@ type broker struct {
 
 // observed is an event that passed through the broker.
 type observed struct {
-	Event  cloudevents.Event
-	From   string // "reply of <function>" or "" for events POSTed to the broker
+	Event   cloudevents.Event
+	From    string // "reply of <function>" or "" for events POSTed to the broker
 	To      []string
 	Failed  []string
 	Missing []string // subscribers that are not built (yet)
