@@ -1,0 +1,210 @@
+package deploy
+
+import (
+	"bytes"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/qinqing/qinqing/shared/event"
+)
+
+// TestRejectsBadValues proves that a bad values file never reaches a
+// cluster: the schema, validateValues or Knative's validation stops it.
+func TestRejectsBadValues(t *testing.T) {
+	t.Parallel()
+	c := loadChart(t)
+	for _, tc := range []struct {
+		name   string
+		values string
+		want   []string // all in the error
+		knativ bool     // rejected by Knative's validation, not by Helm
+	}{{
+		name:   "SchemaTypoInFunctionKey",
+		values: "functions:\n  forum-signup:\n    maxScael: 3\n",
+		want:   []string{"maxScael"},
+	}, {
+		name:   "SchemaUnknownFunction",
+		values: "functions:\n  forum-sigup: {}\n",
+		want:   []string{"forum-sigup"},
+	}, {
+		name:   "SchemaTopLevelTypo",
+		values: "timezon: Asia/Shanghai\n",
+		want:   []string{"timezon"},
+	}, {
+		name:   "SchemaMaxScaleNotANumber",
+		values: "functionDefaults:\n  maxScale: ten\n",
+		want:   []string{"maxScale"},
+	}, {
+		name:   "SchemaUnknownCounty",
+		values: "appealRouter:\n  routingRules:\n    defaultDepartment: yingshang-office\n    rules:\n      - category: land\n        department: natural-resources\n        counties:\n          hangzhou: x\n",
+		want:   []string{"hangzhou"},
+	}, {
+		name:   "SchemaPolicyWithAmountAndRate",
+		values: "subsidyDisbursal:\n  policies:\n    - {policyId: p, name: 'Policy P', trigger: cn.huzhou.subsidy.requested, amountFen: 1, rateBasisPoints: 5, capFen: 9, budgetFen: 100}\n",
+		want:   []string{"/subsidyDisbursal/policies/0", "oneOf"},
+	}, {
+		name:   "SchemaPortalSecretWithoutPrefix",
+		values: "webhookIngress:\n  portals:\n    p:\n      secrets: [abc]\n      allowedTypes: [cn.huzhou.appeal.submitted]\n",
+		want:   []string{"whsec_"},
+	}, {
+		name:   "ValidateMissingDatabaseSecret",
+		values: "database:\n  existingSecret: \"\"\n",
+		want:   []string{"VALUES VALIDATION", "database.existingSecret"},
+	}, {
+		name:   "ValidateMinAboveMax",
+		values: "functions:\n  deadline-check:\n    minScale: 5\n    maxScale: 2\n",
+		want:   []string{"VALUES VALIDATION", "functions.deadline-check: minScale 5 is above maxScale 2"},
+	}, {
+		name:   "ValidatePolicyTriggerNotConsumed",
+		values: "subsidyDisbursal:\n  policies:\n    - {policyId: p, name: 'Policy P', trigger: cn.huzhou.forum.scheduled, amountFen: 1, budgetFen: 100}\n",
+		want:   []string{"VALUES VALIDATION", "subsidyDisbursal.policies[0].trigger", "cn.huzhou.forum.scheduled"},
+	}, {
+		name:   "ValidatePortalTypeNotConsumed",
+		values: "webhookIngress:\n  portals:\n    p:\n      secrets: [whsec_YWJj]\n      allowedTypes: [cn.huzhou.appeal.assigned]\n",
+		want:   []string{"VALUES VALIDATION", "cn.huzhou.appeal.assigned"},
+	}, {
+		name:   "ValidateSinkWithoutURL",
+		values: "broker:\n  sinkBinding: false\n",
+		want:   []string{"VALUES VALIDATION", "broker.url"},
+	}, {
+		name:   "KnativeScaleDownDelayTooLong",
+		values: "functions:\n  forum-signup:\n    scaleDownDelay: 2h\n",
+		want:   []string{"qinqing-forum-signup", "scale-down-delay"},
+		knativ: true,
+	}, {
+		name:   "KnativeUnknownTimezone",
+		values: "timezone: Asia/Huzhou\n",
+		want:   []string{"PingSource", "timezone"},
+		knativ: true,
+	}, {
+		name:   "KnativeBadCron",
+		values: "cron:\n  monthly-review:\n    schedule: \"0 6 32 * *\"\n",
+		want:   []string{"qinqing-cron-monthly-review", "schedule"},
+		knativ: true,
+	}, {
+		name:   "KnativeBadBackoffDelay",
+		values: "functions:\n  appeal-router:\n    delivery:\n      backoffDelay: PT1X\n",
+		want:   []string{"backoffDelay"},
+	}} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			r, err := render(c, parseValues(t, tc.values))
+			if err == nil {
+				var errs []error
+				_, errs = decodeAll(r.Objects)
+				if len(errs) > 0 {
+					err = errs[0]
+					if !tc.knativ || !isValidationError(err) {
+						t.Errorf("rejected by Knative validation, want Helm to reject it first: %v", err)
+					}
+				}
+			} else if tc.knativ {
+				t.Errorf("rejected by Helm, want it to reach Knative's validation: %v", err)
+			}
+			if err == nil {
+				t.Fatalf("values accepted:\n%s", tc.values)
+			}
+			t.Log(err)
+			for _, w := range tc.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("error does not mention %q:\n%v", w, err)
+				}
+			}
+		})
+	}
+}
+
+// TestKnativeRejectsTamperedObjects proves the Knative validation step is
+// live: a rendered Service or Trigger changed by hand is rejected.
+func TestKnativeRejectsTamperedObjects(t *testing.T) {
+	t.Parallel()
+	r := mustRender(t, loadChart(t), nil)
+	for _, tc := range []struct {
+		name, kind, old, new, want string
+	}{
+		{"MaxScaleNotANumber", "Service", `autoscaling.knative.dev/max-scale: "10"`, `autoscaling.knative.dev/max-scale: "ten"`, "max-scale"},
+		{"NegativeRetry", "Trigger", "retry: 8", "retry: -1", "retry"},
+		{"UnknownBackoffPolicy", "Trigger", "backoffPolicy: exponential", "backoffPolicy: fibonacci", "backoffPolicy"},
+		{"MisspelledField", "Trigger", "deadLetterSink:", "deadLetterSnk:", "deadLetterSnk"},
+		{"TimeoutAboveMaximum", "Service", "timeoutSeconds: 300", "timeoutSeconds: 3600", "timeoutSeconds"},
+		{"PrivilegedContainer", "Service", "allowPrivilegeEscalation: false", "privileged: true", "privileged"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			m := r.find(tc.kind)[0]
+			if !bytes.Contains(m.YAML, []byte(tc.old)) {
+				t.Fatalf("%s does not contain %q", m, tc.old)
+			}
+			m.YAML = bytes.Replace(m.YAML, []byte(tc.old), []byte(tc.new), 1)
+			_, err := decode(knativeContext(), m)
+			if err == nil {
+				t.Fatalf("tampered %s accepted", m)
+			}
+			t.Log(err)
+			if !strings.Contains(err.Error(), tc.want) {
+				t.Errorf("error does not mention %q: %v", tc.want, err)
+			}
+		})
+	}
+}
+
+// TestInvariantsCatchCatalogDrift proves that the chart and event.Catalog
+// cannot drift apart silently: against a changed catalogue, the rendered
+// chart fails the invariants.
+func TestInvariantsCatchCatalogDrift(t *testing.T) {
+	t.Parallel()
+	r := mustRender(t, loadChart(t), nil)
+	objs, errs := decodeAll(r.Objects)
+	if len(errs) > 0 {
+		t.Fatal(errs)
+	}
+	clone := func() []event.Subscription {
+		out := make([]event.Subscription, len(event.Catalog))
+		for i, s := range event.Catalog {
+			out[i] = event.Subscription{Function: s.Function, Types: slices.Clone(s.Types), Jobs: slices.Clone(s.Jobs)}
+		}
+		return out
+	}
+	for _, tc := range []struct {
+		name   string
+		change func([]event.Subscription) []event.Subscription
+		want   string
+	}{{
+		name: "NewType",
+		change: func(c []event.Subscription) []event.Subscription {
+			c[0].Types = append(c[0].Types, "cn.huzhou.forum.rescheduled")
+			return c
+		},
+		want: "forum-signup cn.huzhou.forum.rescheduled: 0 Triggers, want exactly 1",
+	}, {
+		name: "DroppedType",
+		change: func(c []event.Subscription) []event.Subscription {
+			c[1].Types = c[1].Types[1:]
+			return c
+		},
+		want: "appeal-router cn.huzhou.calendar.published: a Trigger that event.Catalog does not ask for",
+	}, {
+		name: "MovedJob",
+		change: func(c []event.Subscription) []event.Subscription {
+			c[2].Jobs = []string{"deadline-check"}
+			c[3].Jobs = []string{"monthly-review"}
+			return c
+		},
+		want: "subsidy-disbursal job:monthly-review: 0 Triggers, want exactly 1",
+	}, {
+		name: "NewFunction",
+		change: func(c []event.Subscription) []event.Subscription {
+			return append(c, event.Subscription{Function: "tax-refund", Types: []string{"cn.huzhou.tax.refund.requested"}})
+		},
+		want: "function tax-refund has no Knative Service",
+	}} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			problems := checkInvariants(r.Objects, objs, tc.change(clone()), expectations{Timezone: "Asia/Shanghai"})
+			if !slices.ContainsFunc(problems, func(p string) bool { return strings.Contains(p, tc.want) }) {
+				t.Errorf("problems %q do not include %q", problems, tc.want)
+			}
+		})
+	}
+}
