@@ -13,6 +13,7 @@ import (
 	"encoding/json"
 	"flag"
 	"fmt"
+	"io"
 	"net/http"
 	"os"
 	"os/exec"
@@ -84,7 +85,7 @@ func run(ctx context.Context, dir, weekDir string, serve bool, brokerPort int) e
 	defer pool.Close()
 
 	// S3.
-	s3, err := s3test.Start(fmt.Sprintf("127.0.0.1:%d", brokerPort+100), filepath.Join(dir, "s3"), "qinqing")
+	s3, err := s3test.Start(fmt.Sprintf("127.0.0.1:%d", offset(brokerPort, 100)), filepath.Join(dir, "s3"), "qinqing")
 	if err != nil {
 		s3, err = s3test.Start("127.0.0.1:0", filepath.Join(dir, "s3"), "qinqing")
 		if err != nil {
@@ -131,7 +132,9 @@ func run(ctx context.Context, dir, weekDir string, serve bool, brokerPort int) e
 	}()
 	port := brokerPort
 	for _, name := range names {
-		port++
+		if port > 0 {
+			port++
+		}
 		pp, err := freePort(port)
 		if err != nil {
 			return err
@@ -157,24 +160,24 @@ func run(ctx context.Context, dir, weekDir string, serve bool, brokerPort int) e
 	if err != nil {
 		return err
 	}
-	fmt.Printf("\n═══ The sample week: %d events from %s ═══\n", len(lines), weekDir)
+	fmt.Fprintf(stdout, "\n═══ The sample week: %d events from %s ═══\n", len(lines), weekDir)
 	pl := &player{broker: b, brokerURL: brokerURL, webhookURL: urls["webhook-ingress"], portalKey: portalSecret,
-		pool: pool, out: os.Stdout, client: &http.Client{Timeout: 60 * time.Second}}
+		pool: pool, out: stdout, client: &http.Client{Timeout: 60 * time.Second}}
 	if err := pl.play(ctx, lines); err != nil {
 		return err
 	}
-	fmt.Println()
-	summarize(ctx, os.Stdout, pool, b)
+	fmt.Fprintln(stdout)
+	summarize(ctx, stdout, pool, b)
 
-	fmt.Printf("\n═══ Serving on localhost ═══\n")
-	fmt.Printf("  %-18s %s  (POST CloudEvents here; routed like the Knative broker)\n", "broker", brokerURL)
+	fmt.Fprintf(stdout, "\n═══ Serving on localhost ═══\n")
+	fmt.Fprintf(stdout, "  %-18s %s  (POST CloudEvents here; routed like the Knative broker)\n", "broker", brokerURL)
 	for _, p := range procs {
-		fmt.Printf("  %-18s %s\n", p.name, p.url)
+		fmt.Fprintf(stdout, "  %-18s %s\n", p.name, p.url)
 	}
-	fmt.Printf("  %-18s %s  (bucket %s)\n", "s3", s3.URL, s3.Bucket)
-	fmt.Printf("  %-18s %s\n", "postgres", dbURL)
+	fmt.Fprintf(stdout, "  %-18s %s  (bucket %s)\n", "s3", s3.URL, s3.Bucket)
+	fmt.Fprintf(stdout, "  %-18s %s\n", "postgres", dbURL)
 	if u, ok := urls["dead-letter"]; ok {
-		fmt.Printf("  dead letters: go run ./cmd/qinqing deadletters list --url %s --token dev-admin-token\n", u)
+		fmt.Fprintf(stdout, "  dead letters: go run ./cmd/qinqing deadletters list --url %s --token dev-admin-token\n", u)
 	}
 	if !serve {
 		return nil
@@ -185,8 +188,19 @@ func run(ctx context.Context, dir, weekDir string, serve bool, brokerPort int) e
 	return nil
 }
 
+// offset returns base+n, or 0 (any free port) when base is 0.
+func offset(base, n int) int {
+	if base == 0 {
+		return 0
+	}
+	return base + n
+}
+
+// stdout is where the story of the run goes (a test swaps it).
+var stdout io.Writer = os.Stdout
+
 func step(format string, args ...any) {
-	fmt.Printf("• "+format+"\n", args...)
+	fmt.Fprintf(stdout, "• "+format+"\n", args...)
 }
 
 // writePortals writes the local PORTALS_FILE: one portal, "enterprise-portal",

@@ -1,0 +1,49 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/qinqing/qinqing/shared/postgres/pgtest"
+)
+
+// TestSampleWeek is `make run` without the serving: it builds and starts
+// every function, plays the whole sample week through the local broker and
+// checks the story it prints. It fails when a week file does not parse, a
+// webhook is refused, an event fails delivery, or a function is missing.
+func TestSampleWeek(t *testing.T) {
+	if testing.Short() {
+		t.Skip("plays the whole sample week")
+	}
+	t.Setenv("DATABASE_URL", pgtest.URL(t))
+	t.Chdir("../..")
+	var out bytes.Buffer
+	stdout = &out
+	ctx, cancel := context.WithTimeout(context.Background(), 8*time.Minute)
+	defer cancel()
+	err := run(ctx, t.TempDir(), "cmd/devstack/week", false, 0)
+	text := out.String()
+	if err != nil {
+		t.Fatalf("run: %v\n%s", err, text)
+	}
+	for _, want := range []string{
+		"═══ What happened ═══",
+		"roster     s3://qinqing/forums/2026-W49/roster.csv",
+		"cn.huzhou.forum.weekly.completed",
+	} {
+		if !strings.Contains(text, want) {
+			t.Errorf("output lacks %q", want)
+		}
+	}
+	for _, bad := range []string{"failed delivery", "refused", "✗"} {
+		if strings.Contains(text, bad) {
+			t.Errorf("output contains %q", bad)
+		}
+	}
+	if t.Failed() {
+		t.Log(text)
+	}
+}
