@@ -373,7 +373,7 @@ func TestRedelivery(t *testing.T) {
 	if first.Status != 200 || second.Status != 200 {
 		t.Fatalf("status %d, %d", first.Status, second.Status)
 	}
-	if first.Type() != second.Type() || !bytes.Equal(first.Event.Data(), second.Event.Data()) || first.Event.ID() != second.Event.ID() {
+	if first.Type() != second.Type() || !bytes.Equal(first.Event.Data(), second.Event.Data()) || first.Event.ID() != second.Event.ID() || !first.Event.Time().Equal(second.Event.Time()) {
 		t.Fatalf("replies differ:\n%s %s\n%s %s", first.Type(), first.Event.Data(), second.Type(), second.Event.Data())
 	}
 	if n := f.count(t, `SELECT count(*) FROM forum.signups`); n != 1 {

@@ -211,12 +211,13 @@ func (s *Server) handle(ctx context.Context, m Meta, run Run) (*cloudevents.Even
 	var dup bool
 	err := postgres.InTx(ctx, s.pool, func(tx pgx.Tx) error {
 		dup = false
-		tag, err := tx.Exec(ctx, `INSERT INTO qinqing.inbox (function, source, id, type) VALUES ($1, $2, $3, $4)
-			ON CONFLICT DO NOTHING`, m.Function, m.Source, m.ID, m.Type)
-		if err != nil {
+		var receivedAt time.Time
+		err := tx.QueryRow(ctx, `INSERT INTO qinqing.inbox (function, source, id, type) VALUES ($1, $2, $3, $4)
+			ON CONFLICT DO NOTHING RETURNING received_at`, m.Function, m.Source, m.ID, m.Type).Scan(&receivedAt)
+		if err != nil && !errors.Is(err, pgx.ErrNoRows) {
 			return fmt.Errorf("inbox: %w", err)
 		}
-		if tag.RowsAffected() == 0 {
+		if errors.Is(err, pgx.ErrNoRows) {
 			dup = true
 			var id, typ string
 			var data []byte
@@ -249,7 +250,7 @@ func (s *Server) handle(ctx context.Context, m Meta, run Run) (*cloudevents.Even
 		if err := tx.SendBatch(ctx, b).Close(); err != nil {
 			return fmt.Errorf("outbox and reply: %w", err)
 		}
-		reply = newEvent(rid, SourceOf(m.Function), res.Reply.Type, res.Reply.Subject, s.now(), data)
+		reply = newEvent(rid, SourceOf(m.Function), res.Reply.Type, res.Reply.Subject, receivedAt, data)
 		return nil
 	})
 	return reply, dup, err
