@@ -1,0 +1,84 @@
+package runtime_test
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"go.uber.org/zap"
+
+	"github.com/qinqing/qinqing/shared/postgres"
+	"github.com/qinqing/qinqing/shared/postgres/pgtest"
+	"github.com/qinqing/qinqing/shared/runtime"
+)
+
+type benchPayload struct {
+	N int `json:"n"`
+}
+
+// BenchmarkPipeline measures one event through the whole pipeline (HTTP,
+// CloudEvent parsing, inbox, a one-row handler, reply stored, reply
+// written) against a baseline in the same process: the same row inserted
+// in its own transaction over the same pool. The ratio pipeline/baseline
+// is reported as "x-baseline"; the target is that the pipeline costs no
+// more than a few round trips more than the bare write (well under 5×).
+func BenchmarkPipeline(b *testing.B) {
+	pool := pgtest.Pool(b)
+	ctx := context.Background()
+	if _, err := pool.Exec(ctx, `CREATE TABLE bench (source text, id text, n int)`); err != nil {
+		b.Fatal(err)
+	}
+	fn := &runtime.Function{Name: "bench", Handlers: map[string]runtime.Handler{
+		"bench": runtime.On(func(ctx context.Context, tx pgx.Tx, m runtime.Meta, p *benchPayload) (runtime.Result, error) {
+			_, err := tx.Exec(ctx, `INSERT INTO bench VALUES ($1, $2, $3)`, m.Source, m.ID, p.N)
+			return runtime.Reply("bench.done", map[string]int{"n": p.N}), err
+		}),
+	}}
+	srv := httptest.NewServer(runtime.NewServer(fn, pool, zap.NewNop().Sugar()))
+	defer srv.Close()
+	client := srv.Client()
+
+	baseline := func(i int) {
+		err := postgres.InTx(ctx, pool, func(tx pgx.Tx) error {
+			_, err := tx.Exec(ctx, `INSERT INTO bench VALUES ('base', $1, $2)`, fmt.Sprint(i), i)
+			return err
+		})
+		if err != nil {
+			b.Fatal(err)
+		}
+	}
+	pipeline := func(i int) {
+		req, _ := http.NewRequest(http.MethodPost, srv.URL+"/", bytes.NewReader([]byte(fmt.Sprintf(`{"n":%d}`, i))))
+		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set("Ce-Specversion", "1.0")
+		req.Header.Set("Ce-Type", "bench")
+		req.Header.Set("Ce-Source", "/bench")
+		req.Header.Set("Ce-Id", fmt.Sprintf("%d-%d", b.N, i))
+		resp, err := client.Do(req)
+		if err != nil {
+			b.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != 200 {
+			b.Fatalf("status %d", resp.StatusCode)
+		}
+	}
+	b.ResetTimer()
+	start := time.Now()
+	for i := 0; i < b.N; i++ {
+		baseline(i)
+	}
+	base := time.Since(start)
+	start = time.Now()
+	for i := 0; i < b.N; i++ {
+		pipeline(i)
+	}
+	pipe := time.Since(start)
+	b.ReportMetric(float64(pipe)/float64(base), "x-baseline")
+	b.ReportMetric(float64(b.N)/pipe.Seconds(), "events/s")
+}
