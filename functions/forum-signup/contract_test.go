@@ -497,6 +497,9 @@ func TestWeeklyClose(t *testing.T) {
 	for i := 0; i < 3; i++ {
 		data := signupData("F1", uscc(t, i), "self")
 		data["problems"] = []any{map[string]any{"title": fmt.Sprintf("问题%d", i), "category": "land"}}
+		if i == 2 {
+			data["topic"] = `=HYPERLINK("http://evil.example","点我")`
+		}
 		f.send(t, TypeSignupRequested, week, data)
 	}
 	cron := func(at time.Time) *functest.Response {
@@ -520,6 +523,9 @@ func TestWeeklyClose(t *testing.T) {
 	recs, err := csv.NewReader(bytes.NewReader(body)).ReadAll()
 	if err != nil || len(recs) != 4 || recs[0][0] != "signupId" || recs[1][1] != "confirmed" || recs[3][1] != "waitlisted" || recs[1][10] != "问题0" {
 		t.Fatalf("roster (%v):\n%s", err, body)
+	}
+	if got := recs[3][9]; got != `'=HYPERLINK("http://evil.example","点我")` {
+		t.Fatalf("formula topic written as %q", got)
 	}
 	// Closed once: a later check closes nothing new, and the roster stays.
 	r = cron(asOf.Add(time.Hour))

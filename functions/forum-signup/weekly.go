@@ -82,6 +82,9 @@ func (f *Function) closeForum(ctx context.Context, tx pgx.Tx, forumID string, at
 			titles[i] = p.Title
 		}
 		rec[10] = strings.Join(titles, "; ")
+		for i := range rec {
+			rec[i] = csvSafe(rec[i])
+		}
 		_ = w.Write(append(rec[:], requested.UTC().Format(time.RFC3339)))
 		switch rec[1] {
 		case StatusConfirmed:
@@ -103,4 +106,25 @@ func (f *Function) closeForum(ctx context.Context, tx pgx.Tx, forumID string, at
 		return ClosedForum{}, fmt.Errorf("close forum: %w", err)
 	}
 	return c, nil
+}
+
+// csvSafe keeps spreadsheet programs from reading text that enterprises
+// typed as a formula (CSV injection): a cell starting with = + - @ (or a
+// tab or carriage return) gets a leading apostrophe. Phone numbers in
+// international form ("+86 …") are kept as they are.
+func csvSafe(s string) string {
+	if s == "" {
+		return s
+	}
+	switch s[0] {
+	case '=', '-', '@', '\t', '\r':
+		return "'" + s
+	case '+':
+		for _, c := range s[1:] {
+			if !(c >= '0' && c <= '9' || c == ' ' || c == '-' || c == '(' || c == ')') {
+				return "'" + s
+			}
+		}
+	}
+	return s
 }
