@@ -1,0 +1,186 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"sort"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/qinqing/qinqing/shared/docs"
+	"github.com/qinqing/qinqing/shared/docs/s3test"
+	"github.com/qinqing/qinqing/shared/event"
+	"github.com/qinqing/qinqing/shared/postgres/pgtest"
+	"github.com/qinqing/qinqing/shared/runtime/functest"
+)
+
+var binary string
+
+func TestMain(m *testing.M) {
+	var err error
+	if binary, err = functest.Build("."); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	os.Exit(m.Run())
+}
+
+// Business time zone of the tests (the default QINQING_TIMEZONE).
+var shanghai = func() *time.Location {
+	loc, err := time.LoadLocation("Asia/Shanghai")
+	if err != nil {
+		panic(err)
+	}
+	return loc
+}()
+
+var (
+	// week is Monday of the sample week, 09:00 in Huzhou.
+	week = time.Date(2026, 11, 30, 9, 0, 0, 0, shanghai)
+	// ceremonyAt is when the ceremony job runs, in 2026.
+	ceremonyAt = time.Date(2026, 12, 6, 18, 0, 0, 0, shanghai)
+)
+
+const (
+	statsSource  = "/portals/statistics"
+	awardsSource = "/portals/awards"
+	judgesSource = "/portals/awards/judging"
+	pingSource   = "/apis/v1/namespaces/qinqing/pingsources/award-ceremony"
+)
+
+type fixture struct {
+	fn    *functest.Instance
+	pool  *pgxpool.Pool
+	store *docs.Store
+}
+
+// setup starts the function on a fresh database and bucket; env adds to
+// (or overrides) the contract environment.
+func setup(t *testing.T, env ...string) *fixture {
+	t.Helper()
+	url := pgtest.URL(t)
+	s3srv, store := s3test.New(t)
+	base := append([]string{"DATABASE_URL=" + url}, s3srv.Env()...)
+	return &fixture{
+		fn:    functest.Start(t, binary, append(base, env...)...),
+		pool:  pgtest.PoolFor(t, url),
+		store: store,
+	}
+}
+
+var (
+	seq   int
+	seqMu sync.Mutex
+)
+
+func nextID() string {
+	seqMu.Lock()
+	defer seqMu.Unlock()
+	seq++
+	return fmt.Sprintf("ev-%d", seq)
+}
+
+func (f *fixture) send(t *testing.T, typ, source string, at time.Time, data any) *functest.Response {
+	t.Helper()
+	return f.fn.Send(t, functest.Event(typ, source, nextID(), at, data))
+}
+
+// must sends an event and fails the test unless the reply has type want.
+func (f *fixture) must(t *testing.T, typ, source string, at time.Time, data any, want string) *functest.Response {
+	t.Helper()
+	r := f.send(t, typ, source, at, data)
+	if r.Status != 200 || r.Type() != want {
+		t.Fatalf("%s: got %d %q %s, want %s", typ, r.Status, r.Type(), r.Body, want)
+	}
+	return r
+}
+
+func (f *fixture) ping(t *testing.T, at time.Time) *functest.Response {
+	t.Helper()
+	return f.must(t, event.PingType, pingSource, at, map[string]any{"job": "award-ceremony"}, TypeCeremonyPublished)
+}
+
+func (f *fixture) count(t *testing.T, sql string, args ...any) int {
+	t.Helper()
+	var n int
+	if err := f.pool.QueryRow(context.Background(), sql, args...).Scan(&n); err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
+func (f *fixture) get(t *testing.T, key string) []byte {
+	t.Helper()
+	b, err := f.store.Get(context.Background(), key)
+	if err != nil {
+		t.Fatalf("get %s: %v", key, err)
+	}
+	return b
+}
+
+// list returns the keys under prefix, sorted.
+func (f *fixture) list(t *testing.T, prefix string) []string {
+	t.Helper()
+	var keys []string
+	pages := s3.NewListObjectsV2Paginator(f.store.Client(), &s3.ListObjectsV2Input{
+		Bucket: aws.String(f.store.Bucket), Prefix: aws.String(prefix)})
+	for pages.HasMorePages() {
+		page, err := pages.NextPage(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, o := range page.Contents {
+			keys = append(keys, *o.Key)
+		}
+	}
+	sort.Strings(keys)
+	return keys
+}
+
+// Factories.
+
+func uscc(n int) string { return event.SampleUSCC(n) }
+
+func metricsData(n int, name string, private bool, revenueFen, taxFen int64) map[string]any {
+	return map[string]any{
+		"uscc": uscc(n), "name": name, "county": "wuxing", "year": 2026, "private": private,
+		"revenueFen": revenueFen, "taxFen": taxFen, "employees": 120,
+	}
+}
+
+func nominationData(id, category, nomineeName string) map[string]any {
+	nominee := map[string]any{"name": nomineeName}
+	switch category {
+	case CategoryRunner:
+		nominee["county"] = "anji"
+	case CategoryContributor:
+		nominee["uscc"] = uscc(9000 + len(id))
+		nominee["county"] = "deqing"
+	case CategoryGoodCase:
+		nominee["department"] = "市市场监管局"
+	}
+	return map[string]any{
+		"nominationId": id, "year": 2026, "category": category, "nominee": nominee,
+		"nominatedBy": "市委人才办", "citation": "勇于担当，实干争先。",
+	}
+}
+
+func scoreData(id, judge string, score any) map[string]any {
+	return map[string]any{"nominationId": id, "judge": judge, "score": score}
+}
+
+// runConfigOnly runs the binary with only the given environment and
+// returns what it printed; it must refuse to start.
+func runConfigOnly(t *testing.T, env ...string) ([]byte, error) {
+	t.Helper()
+	cmd := exec.Command(binary)
+	cmd.Env = append([]string{"PATH=" + os.Getenv("PATH"), "PORT=0"}, env...)
+	return cmd.CombinedOutput()
+}
