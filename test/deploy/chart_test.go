@@ -187,7 +187,7 @@ func TestDefaultValues(t *testing.T) {
 		}
 		want := []string{"QINQING_TIMEZONE", "LOG_LEVEL"}
 		if fn != "webhook-ingress" {
-			want = append(want, "DATABASE_URL")
+			want = append(want, "DATABASE_URL", "DATABASE_MAX_CONNS")
 		}
 		if slices.Contains(documents, fn) {
 			want = append(want, "S3_BUCKET", "S3_REGION", "S3_FORCE_PATH_STYLE", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY")

@@ -56,6 +56,14 @@ func TestRejectsBadValues(t *testing.T) {
 		values: "functions:\n  deadline-check:\n    minScale: 5\n    maxScale: 2\n",
 		want:   []string{"VALUES VALIDATION", "functions.deadline-check: minScale 5 is above maxScale 2"},
 	}, {
+		name:   "ValidateConnectionBudget",
+		values: "functionDefaults:\n  maxScale: 20\n",
+		want:   []string{"VALUES VALIDATION", "database.maxConnections", "420 connections"},
+	}, {
+		name:   "ValidateUnboundedDatabaseFunction",
+		values: "functions:\n  appeal-router:\n    maxScale: 0\n",
+		want:   []string{"VALUES VALIDATION", "appeal-router use the database and may scale without limit"},
+	}, {
 		name:   "ValidatePolicyTriggerNotConsumed",
 		values: "subsidyDisbursal:\n  policies:\n    - {policyId: p, name: 'Policy P', trigger: cn.huzhou.forum.scheduled, amountFen: 1, budgetFen: 100}\n",
 		want:   []string{"VALUES VALIDATION", "subsidyDisbursal.policies[0].trigger", "cn.huzhou.forum.scheduled"},
@@ -123,7 +131,7 @@ func TestKnativeRejectsTamperedObjects(t *testing.T) {
 	for _, tc := range []struct {
 		name, kind, old, new, want string
 	}{
-		{"MaxScaleNotANumber", "Service", `autoscaling.knative.dev/max-scale: "10"`, `autoscaling.knative.dev/max-scale: "ten"`, "max-scale"},
+		{"MaxScaleNotANumber", "Service", `autoscaling.knative.dev/max-scale: "4"`, `autoscaling.knative.dev/max-scale: "ten"`, "max-scale"},
 		{"NegativeRetry", "Trigger", "retry: 8", "retry: -1", "retry"},
 		{"UnknownBackoffPolicy", "Trigger", "backoffPolicy: exponential", "backoffPolicy: fibonacci", "backoffPolicy"},
 		{"MisspelledField", "Trigger", "deadLetterSink:", "deadLetterSnk:", "deadLetterSnk"},

@@ -229,11 +229,26 @@ subscription table).
 {{- $msgs = append $msgs (printf "cron.%s: no function runs this job; the jobs are %s." $job (join ", " $jobs)) -}}
 {{- end -}}
 {{- end -}}
+{{- $needs := include "qinqing.needs" . | fromYaml -}}
+{{- $conns := 0 -}}
+{{- $unbounded := list -}}
 {{- range $name := $known -}}
 {{- $fv := include "qinqing.functionValues" (dict "root" $ "name" $name) | fromYaml -}}
 {{- if and (gt (int $fv.maxScale) 0) (gt (int $fv.minScale) (int $fv.maxScale)) -}}
-{{- $msgs = append $msgs (printf "functions.%s: minScale %v is above maxScale %v." $name $fv.minScale $fv.maxScale) -}}
+{{- $msgs = append $msgs (printf "functions.%s: minScale %d is above maxScale %d." $name (int $fv.minScale) (int $fv.maxScale)) -}}
 {{- end -}}
+{{- if (index $needs $name | default dict).database -}}
+{{- if eq (int $fv.maxScale) 0 -}}
+{{- $unbounded = append $unbounded $name -}}
+{{- end -}}
+{{- $conns = add $conns (mul (int $fv.maxScale) (int $fv.databaseMaxConns)) -}}
+{{- end -}}
+{{- end -}}
+{{- $max := int .Values.database.maxConnections -}}
+{{- if and (gt $max 0) $unbounded -}}
+{{- $msgs = append $msgs (printf "functions.<name>.maxScale: %s use the database and may scale without limit; set maxScale, or database.maxConnections=0 to skip the connection budget." (join ", " $unbounded)) -}}
+{{- else if and (gt $max 0) (gt (int $conns) $max) -}}
+{{- $msgs = append $msgs (printf "database.maxConnections: at maxScale the functions may open %d connections (sum of maxScale x databaseMaxConns), more than the %d the database accepts; lower maxScale or databaseMaxConns, or raise database.maxConnections (e.g. behind PgBouncer)." (int $conns) $max) -}}
 {{- end -}}
 {{- range $i, $p := .Values.subsidyDisbursal.policies -}}
 {{- if not (has $p.trigger $subsidyTypes) -}}
