@@ -1,0 +1,671 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/qinqing/qinqing/shared/postgres/pgtest"
+	"github.com/qinqing/qinqing/shared/runtime"
+	"github.com/qinqing/qinqing/shared/runtime/functest"
+)
+
+func TestHonourApproval(t *testing.T) {
+	t.Parallel()
+	f := setup(t, testPolicies)
+	a := uscc(1)
+
+	var d Decided
+	t.Run("OK", func(t *testing.T) {
+		// Tuesday 29 September 2026; 1–7 October are holidays and Saturday
+		// 10 October is a make-up working day: 30 Sep, 8, 9, 10, 12 Oct.
+		d = f.decide(t, TypeHonourAwarded, at("2026-09-29 10:00"), honourData(a, "金象金牛", 2026))
+		if d.USCC != a || len(d.Approvals) != 2 || len(d.Rejections) != 0 {
+			t.Fatalf("decided = %+v, want two approvals", d)
+		}
+		for i, want := range []struct {
+			policy string
+			amount int64
+		}{{"jxjn", 100000000}, {"jxjn-wuxing", 20000000}} {
+			ap := d.Approvals[i]
+			if ap.PolicyID != want.policy || ap.AmountFen != want.amount || ap.DisbursementID == "" {
+				t.Errorf("approval %d = %+v, want %s %d fen", i, ap, want.policy, want.amount)
+			}
+		}
+	})
+	t.Run("DueAtAcrossHoliday", func(t *testing.T) {
+		r := f.send(t, TypeHonourAwarded, honourSource, at("2026-09-29 10:00"), honourData(uscc(2), "金象金牛", 2026))
+		var raw struct {
+			Approvals []struct {
+				DueAt string `json:"dueAt"`
+			} `json:"approvals"`
+		}
+		r.DataInto(t, &raw)
+		if got := raw.Approvals[0].DueAt; got != "2026-10-12T23:59:59+08:00" {
+			t.Fatalf("dueAt = %s, want 2026-10-12T23:59:59+08:00", got)
+		}
+	})
+	t.Run("DueAtInBusinessTimeZone", func(t *testing.T) {
+		// 17:30 UTC on Friday 4 December is 01:30 on Saturday in Huzhou:
+		// the 5th working day after Saturday 5 December is Friday 11th.
+		got := f.decide(t, TypeHonourAwarded, time.Date(2026, 12, 4, 17, 30, 0, 0, time.UTC), honourData(uscc(3), "金象金牛", 2026))
+		if due := got.Approvals[0].DueAt; !due.Equal(at("2026-12-11 23:59").Add(59 * time.Second)) {
+			t.Fatalf("dueAt = %v, want 2026-12-11T23:59:59+08:00", due)
+		}
+	})
+	t.Run("PaymentRequested", func(t *testing.T) {
+		evs := f.sink.WaitFor(t, TypePaymentRequested, 6, 10*time.Second)
+		var found int
+		for _, ev := range evs {
+			var p map[string]any
+			_ = json.Unmarshal(ev.Data(), &p)
+			if p["disbursementId"] != d.Approvals[0].DisbursementID {
+				continue
+			}
+			found++
+			want := map[string]any{"disbursementId": d.Approvals[0].DisbursementID, "uscc": a, "amountFen": float64(100000000)}
+			if fmt.Sprint(p) != fmt.Sprint(want) || ev.Source() != "/qinqing/subsidy-disbursal" {
+				t.Errorf("payment.requested = %v from %s, want %v", p, ev.Source(), want)
+			}
+		}
+		if found != 1 {
+			t.Fatalf("%d payment requests for the disbursement, want 1", found)
+		}
+	})
+	t.Run("Ledger", func(t *testing.T) {
+		b := f.budget(t, "jxjn")
+		if b.configured != 1000000000 || b.allocated != 1000000000 || b.payable != 300000000 || b.remaining != 700000000 || b.paid != 0 {
+			t.Fatalf("jxjn budget = %+v", b)
+		}
+		f.checkLedger(t)
+	})
+	t.Run("ErrDuplicate", func(t *testing.T) {
+		// Another event (another id, another source) with the same business key.
+		r := f.fn.Send(t, functest.Event(TypeHonourAwarded, "/portals/other", nextID(), at("2026-10-20 10:00"), honourData(a, "金象金牛", 2026)))
+		var got Decided
+		r.DataInto(t, &got)
+		want := []Rejection{{"jxjn", ReasonDuplicate}, {"jxjn-wuxing", ReasonDuplicate}}
+		if len(got.Approvals) != 0 || fmt.Sprint(got.Rejections) != fmt.Sprint(want) {
+			t.Fatalf("decided = %+v, want rejections %v", got, want)
+		}
+		if n := f.count(t, `SELECT count(*) FROM subsidy.disbursements WHERE uscc = $1`, a); n != 2 {
+			t.Fatalf("%d disbursements for %s, want 2", n, a)
+		}
+	})
+	t.Run("AnotherYearIsAnotherBasis", func(t *testing.T) {
+		got := f.decide(t, TypeHonourAwarded, at("2027-03-01 10:00"), honourData(a, "金象金牛", 2027))
+		if len(got.Approvals) != 2 {
+			t.Fatalf("decided = %+v, want two approvals", got)
+		}
+	})
+	t.Run("ErrNoMatchingPolicy", func(t *testing.T) {
+		r := f.send(t, TypeHonourAwarded, honourSource, at("2026-10-20 10:00"), honourData(a, "文明单位", 2026))
+		if string(r.Event.Data()) != `{"uscc":"`+a+`","approvals":[],"rejections":[{"policyId":"","reason":"no_matching_policy"}]}` {
+			t.Fatalf("reply = %s", r.Event.Data())
+		}
+	})
+}
+
+func TestRedelivery(t *testing.T) {
+	t.Parallel()
+	f := setup(t, testPolicies)
+	ev := functest.Event(TypeHonourAwarded, honourSource, "same-id", at("2026-11-30 10:00"), honourData(uscc(1), "金象金牛", 2026))
+	first := f.fn.Send(t, ev)
+	second := f.fn.SendStructured(t, ev)
+	if first.Status != 200 || second.Status != 200 {
+		t.Fatalf("status %d, %d", first.Status, second.Status)
+	}
+	if first.Type() != second.Type() || !bytes.Equal(first.Event.Data(), second.Event.Data()) || first.Event.ID() != second.Event.ID() {
+		t.Fatalf("replies differ:\n%s %s\n%s %s", first.Type(), first.Event.Data(), second.Type(), second.Event.Data())
+	}
+	if !strings.Contains(string(first.Event.Data()), `"approvals":[{`) {
+		t.Fatalf("first reply = %s, want approvals", first.Event.Data())
+	}
+	if n := f.count(t, `SELECT count(*) FROM subsidy.disbursements`); n != 2 {
+		t.Fatalf("%d disbursements, want 2", n)
+	}
+	if n := f.count(t, `SELECT count(*) FROM qinqing.outbox WHERE type = $1`, TypePaymentRequested); n != 2 {
+		t.Fatalf("%d payment requests, want 2", n)
+	}
+	// Concurrent deliveries of one settlement: one effect, one reply.
+	var id string
+	if err := f.pool.QueryRow(context.Background(), `SELECT disbursement_id FROM subsidy.disbursements WHERE policy_id = 'jxjn'`).Scan(&id); err != nil {
+		t.Fatal(err)
+	}
+	settle := functest.Event(TypePaymentSettled, treasurySource, "settle-1", at("2026-12-03 15:00"), settledData(id, "ICBC-1"))
+	replies := make([]*functest.Response, 8)
+	var wg sync.WaitGroup
+	for i := range replies {
+		wg.Add(1)
+		go func() { defer wg.Done(); replies[i] = f.fn.Send(t, settle) }()
+	}
+	wg.Wait()
+	for _, r := range replies {
+		if r.Status != 200 || !bytes.Equal(r.Event.Data(), replies[0].Event.Data()) {
+			t.Fatalf("burst reply %d %s", r.Status, r.Body)
+		}
+	}
+	if n := f.count(t, `SELECT count(*) FROM subsidy.movements WHERE kind = 'settlement'`); n != 1 {
+		t.Fatalf("%d settlements, want 1", n)
+	}
+	f.checkLedger(t)
+}
+
+func TestMilestoneRate(t *testing.T) {
+	t.Parallel()
+	f := setup(t, testPolicies)
+	cases := []struct {
+		name       string
+		investment int64
+		want       int64
+	}{
+		{"Floor", 123456789, 1851851},     // 1.5 % of 1,234,567.89 CNY = 18,518.51835 CNY
+		{"Capped", 500000000000, 2000000}, // 1.5 % would be 7,500,000 CNY; the cap is 20,000 CNY
+		{"NoOverflow", 9000000000000000000, 2000000},
+	}
+	for i, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			d := f.decide(t, TypeMilestoneApproved, at("2026-12-01 10:00"), milestoneData(uscc(10+i), "P-"+tc.name, "production-started", tc.investment))
+			if len(d.Approvals) != 1 || d.Approvals[0].AmountFen != tc.want || d.Approvals[0].PolicyID != "milestone" {
+				t.Fatalf("decided = %+v, want %d fen", d, tc.want)
+			}
+		})
+	}
+	t.Run("ErrDuplicate", func(t *testing.T) {
+		d := f.decide(t, TypeMilestoneApproved, at("2026-12-02 10:00"), milestoneData(uscc(10), "P-Floor", "production-started", 999))
+		if len(d.Rejections) != 1 || d.Rejections[0] != (Rejection{"milestone", ReasonDuplicate}) {
+			t.Fatalf("decided = %+v", d)
+		}
+	})
+	t.Run("ErrNoMatchingPolicy", func(t *testing.T) {
+		d := f.decide(t, TypeMilestoneApproved, at("2026-12-02 10:00"), milestoneData(uscc(10), "P-Floor", "land-acquired", 123456789))
+		if len(d.Approvals) != 0 || fmt.Sprint(d.Rejections) != fmt.Sprint([]Rejection{{"", ReasonNoMatchingPolicy}}) {
+			t.Fatalf("decided = %+v", d)
+		}
+	})
+	f.checkLedger(t)
+}
+
+func TestSubsidyRequested(t *testing.T) {
+	t.Parallel()
+	f := setup(t, testPolicies)
+	a := uscc(1)
+	t.Run("OK", func(t *testing.T) {
+		d := f.decide(t, TypeSubsidyRequested, at("2026-12-01 10:00"), requestData("request", a, "housing-2026-001", 300000))
+		if len(d.Approvals) != 1 || d.Approvals[0].AmountFen != 300000 || d.Approvals[0].PolicyID != "request" {
+			t.Fatalf("decided = %+v", d)
+		}
+	})
+	t.Run("AtMostThePolicyAmount", func(t *testing.T) {
+		d := f.decide(t, TypeSubsidyRequested, at("2026-12-01 10:00"), requestData("request", uscc(2), "housing-2026-002", 900000))
+		if len(d.Approvals) != 1 || d.Approvals[0].AmountFen != 500000 {
+			t.Fatalf("decided = %+v, want 500000 fen", d)
+		}
+	})
+	t.Run("ErrCapExceeded", func(t *testing.T) {
+		// 300000 approved this year; 300000 + 500000 fits the 800000 cap,
+		// another 100000 does not.
+		if d := f.decide(t, TypeSubsidyRequested, at("2026-12-02 10:00"), requestData("request", a, "housing-2026-003", 500000)); len(d.Approvals) != 1 {
+			t.Fatalf("decided = %+v", d)
+		}
+		d := f.decide(t, TypeSubsidyRequested, at("2026-12-02 11:00"), requestData("request", a, "housing-2026-004", 100000))
+		if len(d.Approvals) != 0 || fmt.Sprint(d.Rejections) != fmt.Sprint([]Rejection{{"request", ReasonCapExceeded}}) {
+			t.Fatalf("decided = %+v", d)
+		}
+	})
+	t.Run("ErrDuplicate", func(t *testing.T) {
+		d := f.decide(t, TypeSubsidyRequested, at("2026-12-03 10:00"), requestData("request", uscc(2), "housing-2026-002", 1))
+		if fmt.Sprint(d.Rejections) != fmt.Sprint([]Rejection{{"request", ReasonDuplicate}}) {
+			t.Fatalf("decided = %+v", d)
+		}
+	})
+	for _, policy := range []string{"no-such-policy", "jxjn"} {
+		t.Run("ErrNoMatchingPolicy/"+policy, func(t *testing.T) {
+			// Only the named policy counts, and only if it is a request policy.
+			d := f.decide(t, TypeSubsidyRequested, at("2026-12-03 10:00"), requestData(policy, uscc(3), "b-1", 100))
+			if len(d.Approvals) != 0 || fmt.Sprint(d.Rejections) != fmt.Sprint([]Rejection{{"", ReasonNoMatchingPolicy}}) {
+				t.Fatalf("decided = %+v", d)
+			}
+		})
+	}
+	f.checkLedger(t)
+}
+
+func TestYearlyCap(t *testing.T) {
+	t.Parallel()
+	f := setup(t, testPolicies)
+	a := uscc(1)
+	// specialised pays 300 fen, at most 500 fen per enterprise and year.
+	decide := func(t *testing.T, when time.Time, year int) Decided {
+		t.Helper()
+		return f.decide(t, TypeHonourAwarded, when, honourData(a, "专精特新", year))
+	}
+	if d := decide(t, at("2026-03-01 10:00"), 2025); len(d.Approvals) != 1 {
+		t.Fatalf("first award: %+v", d)
+	}
+	t.Run("ErrCapExceeded", func(t *testing.T) {
+		d := decide(t, at("2026-06-01 10:00"), 2026)
+		if len(d.Approvals) != 0 || fmt.Sprint(d.Rejections) != fmt.Sprint([]Rejection{{"specialised", ReasonCapExceeded}}) {
+			t.Fatalf("decided = %+v", d)
+		}
+	})
+	t.Run("ErrCapExceededLastMinuteOfTheYear", func(t *testing.T) {
+		// 15:59 UTC on 31 December is 23:59 in Huzhou: still 2026.
+		d := decide(t, time.Date(2026, 12, 31, 15, 59, 0, 0, time.UTC), 2026)
+		if len(d.Approvals) != 0 || d.Rejections[0].Reason != ReasonCapExceeded {
+			t.Fatalf("decided = %+v", d)
+		}
+	})
+	t.Run("NewYearInBusinessTimeZone", func(t *testing.T) {
+		// 16:30 UTC on 31 December is 00:30 on 1 January 2027 in Huzhou.
+		d := decide(t, time.Date(2026, 12, 31, 16, 30, 0, 0, time.UTC), 2026)
+		if len(d.Approvals) != 1 || d.Approvals[0].AmountFen != 300 {
+			t.Fatalf("decided = %+v", d)
+		}
+	})
+	t.Run("OtherEnterprise", func(t *testing.T) {
+		if d := f.decide(t, TypeHonourAwarded, at("2026-06-01 10:00"), honourData(uscc(2), "专精特新", 2026)); len(d.Approvals) != 1 {
+			t.Fatalf("decided = %+v", d)
+		}
+	})
+	f.checkLedger(t)
+}
+
+func TestBudgetRace(t *testing.T) {
+	t.Parallel()
+	f := setup(t, testPolicies)
+	// green's budget pays three awards; a dozen enterprises arrive at once.
+	const n = 12
+	results := make([]Decided, n)
+	var wg sync.WaitGroup
+	start := make(chan struct{})
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			<-start
+			results[i] = f.decide(t, TypeHonourAwarded, at("2026-12-01 10:00"), honourData(uscc(100+i), "绿色工厂", 2026))
+		}()
+	}
+	close(start)
+	wg.Wait()
+	approved, exhausted := 0, 0
+	for _, d := range results {
+		switch {
+		case len(d.Approvals) == 1 && len(d.Rejections) == 0 && d.Approvals[0].AmountFen == 1000:
+			approved++
+		case len(d.Approvals) == 0 && fmt.Sprint(d.Rejections) == fmt.Sprint([]Rejection{{"green", ReasonBudgetExhausted}}):
+			exhausted++
+		default:
+			t.Fatalf("unexpected decision %+v", d)
+		}
+	}
+	if approved != 3 || exhausted != n-3 {
+		t.Fatalf("approved %d, budget_exhausted %d; want 3, %d", approved, exhausted, n-3)
+	}
+	if b := f.budget(t, "green"); b.remaining != 0 || b.payable != 3000 || b.allocated != 3000 {
+		t.Fatalf("green budget = %+v", b)
+	}
+	if got := len(f.sink.WaitFor(t, TypePaymentRequested, 3, 10*time.Second)); got != 3 {
+		t.Fatalf("%d payment requests, want 3", got)
+	}
+	f.checkLedger(t)
+
+	t.Run("SameBasisConcurrently", func(t *testing.T) {
+		// Eight events, each its own id, all meaning one entitlement.
+		results := make([]Decided, 8)
+		var wg sync.WaitGroup
+		for i := range results {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				results[i] = f.decide(t, TypeHonourAwarded, at("2026-12-01 10:00"), honourData(uscc(999), "专精特新", 2026))
+			}()
+		}
+		wg.Wait()
+		approved := 0
+		for _, d := range results {
+			if len(d.Approvals) == 1 {
+				approved++
+			} else if d.Rejections[0].Reason != ReasonDuplicate {
+				t.Fatalf("unexpected decision %+v", d)
+			}
+		}
+		if approved != 1 {
+			t.Fatalf("%d approvals, want 1", approved)
+		}
+	})
+}
+
+func TestSettlement(t *testing.T) {
+	t.Parallel()
+	f := setup(t, testPolicies)
+	d := f.decide(t, TypeHonourAwarded, at("2026-11-30 10:00"), honourData(uscc(1), "金象金牛", 2026))
+	id := d.Approvals[0].DisbursementID
+
+	t.Run("OK", func(t *testing.T) {
+		if got := f.payment(t, TypePaymentSettled, settledData(id, "ICBC-20261203-0001")); got != StatusPaid {
+			t.Fatalf("status = %s, want paid", got)
+		}
+		var status, bankRef string
+		var paid int64
+		if err := f.pool.QueryRow(context.Background(), `SELECT status, paid_fen, bank_ref FROM subsidy.disbursement_status
+			WHERE disbursement_id = $1`, id).Scan(&status, &paid, &bankRef); err != nil {
+			t.Fatal(err)
+		}
+		if status != "paid" || paid != 100000000 || bankRef != "ICBC-20261203-0001" {
+			t.Fatalf("disbursement %s: %s, paid %d, bank ref %s", id, status, paid, bankRef)
+		}
+		if b := f.budget(t, "jxjn"); b.paid != 100000000 || b.payable != 0 {
+			t.Fatalf("jxjn budget = %+v", b)
+		}
+	})
+	t.Run("SettledTwice", func(t *testing.T) {
+		// Another callback (another event id) for the same payment: no second booking.
+		if got := f.payment(t, TypePaymentSettled, settledData(id, "ICBC-20261203-0001")); got != StatusPaid {
+			t.Fatalf("status = %s, want paid", got)
+		}
+		if n := f.count(t, `SELECT count(*) FROM subsidy.ledger_lines WHERE disbursement_id = $1 AND account = 'paid'`, id); n != 1 {
+			t.Fatalf("%d paid lines, want 1", n)
+		}
+	})
+	t.Run("FailedAfterSettled", func(t *testing.T) {
+		if got := f.payment(t, TypePaymentFailed, map[string]any{"disbursementId": id, "reason": "late bounce"}); got != StatusPaid {
+			t.Fatalf("status = %s, want paid", got)
+		}
+		if n := f.count(t, `SELECT count(*) FROM qinqing.outbox WHERE type = $1 AND data->>'disbursementId' = $2`, TypePaymentRequested, id); n != 1 {
+			t.Fatalf("%d payment requests, want 1", n)
+		}
+	})
+	t.Run("UnknownDisbursement", func(t *testing.T) {
+		for _, typ := range []string{TypePaymentSettled, TypePaymentFailed} {
+			data := map[string]any{"disbursementId": "no-such-disbursement", "bankRef": "X", "settledAt": "2026-12-03T14:30:00+08:00", "reason": "x"}
+			if got := f.payment(t, typ, data); got != StatusUnknown {
+				t.Fatalf("%s: status = %s, want unknown", typ, got)
+			}
+		}
+		if n := f.count(t, `SELECT count(*) FROM subsidy.payment_failures`); n != 0 {
+			t.Fatalf("%d failures recorded", n)
+		}
+	})
+	f.checkLedger(t)
+}
+
+func TestPaymentFailure(t *testing.T) {
+	t.Parallel()
+	f := setup(t, testPolicies)
+	a := uscc(1)
+	d := f.decide(t, TypeSubsidyRequested, at("2026-11-30 10:00"), requestData("request", a, "housing-1", 250000))
+	id := d.Approvals[0].DisbursementID
+	first := f.sink.WaitFor(t, TypePaymentRequested, 1, 10*time.Second)[0]
+
+	if got := f.payment(t, TypePaymentFailed, map[string]any{"disbursementId": id, "reason": "account closed"}); got != StatusPayable {
+		t.Fatalf("status = %s, want payable", got)
+	}
+	evs := f.sink.WaitFor(t, TypePaymentRequested, 2, 10*time.Second)
+	second := evs[1]
+	if second.ID() == first.ID() || !bytes.Equal(second.Data(), first.Data()) {
+		t.Fatalf("re-request id %s data %s; first id %s data %s: want a new id and the same data", second.ID(), second.Data(), first.ID(), first.Data())
+	}
+	if want := `{"disbursementId":"` + id + `","uscc":"` + a + `","amountFen":250000}`; string(second.Data()) != want {
+		t.Fatalf("data = %s, want %s", second.Data(), want)
+	}
+	if b := f.budget(t, "request"); b.payable != 250000 || b.paid != 0 || b.remaining != 10000000-250000 {
+		t.Fatalf("after failure: budget %+v, want the money still payable", b)
+	}
+	// A second failure, a third request; then the settlement.
+	f.payment(t, TypePaymentFailed, map[string]any{"disbursementId": id, "reason": "bank timeout"})
+	evs = f.sink.WaitFor(t, TypePaymentRequested, 3, 10*time.Second)
+	if evs[2].ID() == evs[1].ID() || evs[2].ID() == first.ID() {
+		t.Fatalf("third request reuses an id: %s", evs[2].ID())
+	}
+	if got := f.payment(t, TypePaymentSettled, settledData(id, "ABC-9")); got != StatusPaid {
+		t.Fatalf("status = %s, want paid", got)
+	}
+	var attempts int
+	var lastFailure string
+	if err := f.pool.QueryRow(context.Background(), `SELECT attempts, last_failure FROM subsidy.disbursement_status WHERE disbursement_id = $1`, id).
+		Scan(&attempts, &lastFailure); err != nil {
+		t.Fatal(err)
+	}
+	if attempts != 3 || lastFailure != "bank timeout" {
+		t.Fatalf("attempts %d, last failure %q", attempts, lastFailure)
+	}
+	if b := f.budget(t, "request"); b.payable != 0 || b.paid != 250000 {
+		t.Fatalf("after settlement: budget %+v", b)
+	}
+	f.checkLedger(t)
+}
+
+func TestInvalid(t *testing.T) {
+	t.Parallel()
+	f := setup(t, testPolicies)
+	type edit func(d map[string]any)
+	set := func(k string, v any) edit { return func(d map[string]any) { d[k] = v } }
+	del := func(k string) edit { return func(d map[string]any) { delete(d, k) } }
+	cases := []struct {
+		name  string
+		typ   string
+		good  func() map[string]any
+		edit  edit
+		field string
+	}{
+		{"HonourBadUSCC", TypeHonourAwarded, nil, set("uscc", "91330500MA2B3C4D5X"), "uscc"},
+		{"HonourNoYear", TypeHonourAwarded, nil, del("year"), "year"},
+		{"HonourYearString", TypeHonourAwarded, nil, set("year", "2026"), "year"},
+		{"HonourNoHonour", TypeHonourAwarded, nil, set("honour", ""), "honour"},
+		{"HonourNoName", TypeHonourAwarded, nil, del("enterpriseName"), "enterpriseName"},
+		{"MilestoneNegative", TypeMilestoneApproved, nil, set("investmentFen", -1), "investmentFen"},
+		{"MilestoneFraction", TypeMilestoneApproved, nil, set("investmentFen", 1000.5), "investmentFen"},
+		{"MilestoneString", TypeMilestoneApproved, nil, set("investmentFen", "1000"), "investmentFen"},
+		{"MilestoneMissingAmount", TypeMilestoneApproved, nil, del("investmentFen"), "investmentFen"},
+		{"MilestoneNoProject", TypeMilestoneApproved, nil, del("projectId"), "projectId"},
+		{"RequestNegative", TypeSubsidyRequested, nil, set("amountFen", -5), "amountFen"},
+		{"RequestZero", TypeSubsidyRequested, nil, set("amountFen", 0), "amountFen"},
+		{"RequestFraction", TypeSubsidyRequested, nil, set("amountFen", 12.5), "amountFen"},
+		{"RequestTooLarge", TypeSubsidyRequested, nil, set("amountFen", 1e19), "amountFen"},
+		{"RequestNoBasis", TypeSubsidyRequested, nil, del("basisId"), "basisId"},
+		{"RequestNoPolicy", TypeSubsidyRequested, nil, del("policyId"), "policyId"},
+		{"SettledBadTime", TypePaymentSettled, nil, set("settledAt", "yesterday"), "settledAt"},
+		{"SettledNoBankRef", TypePaymentSettled, nil, del("bankRef"), "bankRef"},
+		{"SettledNoDisbursement", TypePaymentSettled, nil, del("disbursementId"), "disbursementId"},
+		{"FailedNoReason", TypePaymentFailed, nil, del("reason"), "reason"},
+	}
+	goods := map[string]func() map[string]any{
+		TypeHonourAwarded:     func() map[string]any { return honourData(uscc(1), "金象金牛", 2026) },
+		TypeMilestoneApproved: func() map[string]any { return milestoneData(uscc(1), "P-1", "production-started", 1000000) },
+		TypeSubsidyRequested:  func() map[string]any { return requestData("request", uscc(1), "b-1", 1000) },
+		TypePaymentSettled:    func() map[string]any { return settledData("d-1", "B-1") },
+		TypePaymentFailed:     func() map[string]any { return map[string]any{"disbursementId": "d-1", "reason": "x"} },
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			d := goods[tc.typ]()
+			tc.edit(d)
+			r := f.send(t, tc.typ, requestSource, at("2026-12-01 10:00"), d)
+			if r.Status != http.StatusBadRequest {
+				t.Fatalf("status = %d, want 400 (%s)", r.Status, r.Body)
+			}
+			if ct := r.Header.Get("Content-Type"); ct != "application/problem+json" {
+				t.Fatalf("content type = %q", ct)
+			}
+			if got := r.Problem()["field"]; got != tc.field {
+				t.Fatalf("field = %v, want %s (%s)", got, tc.field, r.Body)
+			}
+		})
+	}
+	t.Run("NotJSON", func(t *testing.T) {
+		ev := functest.Event(TypeHonourAwarded, honourSource, nextID(), at("2026-12-01 10:00"), nil)
+		_ = ev.SetData("application/json", []byte("{not json"))
+		if r := f.fn.Send(t, ev); r.Status != 400 {
+			t.Fatalf("status = %d", r.Status)
+		}
+	})
+	// Nothing written: no entitlement, no booking beyond the budgets'
+	// allocation, no inbox or outbox row.
+	for _, q := range []string{
+		`SELECT count(*) FROM subsidy.disbursements`,
+		`SELECT count(*) FROM subsidy.movements WHERE kind <> 'allocation'`,
+		`SELECT count(*) FROM qinqing.inbox`,
+		`SELECT count(*) FROM qinqing.outbox`,
+	} {
+		if n := f.count(t, q); n != 0 {
+			t.Errorf("%s = %d after bad input, want 0", q, n)
+		}
+	}
+}
+
+func TestLedgerIsAppendOnly(t *testing.T) {
+	t.Parallel()
+	f := setup(t, testPolicies)
+	f.decide(t, TypeHonourAwarded, at("2026-11-30 10:00"), honourData(uscc(1), "绿色工厂", 2026))
+	ctx := context.Background()
+	for _, sql := range []string{
+		`UPDATE subsidy.ledger_lines SET amount_fen = amount_fen * 2`,
+		`DELETE FROM subsidy.ledger_lines`,
+		`TRUNCATE subsidy.ledger_lines CASCADE`,
+		`UPDATE subsidy.movements SET memo = 'x'`,
+		`DELETE FROM subsidy.disbursements`,
+		`UPDATE subsidy.disbursements SET amount_fen = 1`,
+	} {
+		if _, err := f.pool.Exec(ctx, sql); err == nil || !strings.Contains(err.Error(), "append-only") {
+			t.Errorf("%s: err = %v, want append-only refusal", sql, err)
+		}
+	}
+	t.Run("ErrUnbalanced", func(t *testing.T) {
+		tx, err := f.pool.Begin(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer func() { _ = tx.Rollback(ctx) }()
+		if _, err := tx.Exec(ctx, `INSERT INTO subsidy.movements (movement_id, kind, policy_id, at) VALUES ('m-bad', 'allocation', 'green', now())`); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := tx.Exec(ctx, `INSERT INTO subsidy.ledger_lines (movement_id, account, policy_id, amount_fen)
+			VALUES ('m-bad', 'budget', 'green', 500), ('m-bad', 'funding', 'green', -499)`); err != nil {
+			t.Fatal(err)
+		}
+		if err := tx.Commit(ctx); err == nil || !strings.Contains(err.Error(), "does not balance") {
+			t.Fatalf("commit of an unbalanced movement: %v", err)
+		}
+	})
+	f.checkLedger(t)
+}
+
+func TestBudgetChange(t *testing.T) {
+	t.Parallel()
+	url := pgtest.URL(t)
+	sink := functest.NewSink(t)
+	policy := func(budget int) string {
+		return fmt.Sprintf(`{"policies": [{"policyId": "green", "name": "绿色工厂奖励", "trigger": "cn.huzhou.honour.awarded",
+			"match": {"honour": "绿色工厂"}, "amountFen": 1000, "budgetFen": %d}]}`, budget)
+	}
+	start := func(budget int) *fixture {
+		env := []string{"DATABASE_URL=" + url, "K_SINK=" + sink.URL, "POLICIES_FILE=" + writeFile(t, "policies.json", policy(budget))}
+		return &fixture{fn: functest.Start(t, binary, env...), sink: sink, pool: pgtest.PoolFor(t, url)}
+	}
+	award := func(f *fixture, n int) Decided {
+		return f.decide(t, TypeHonourAwarded, at("2026-12-01 10:00"), honourData(uscc(n), "绿色工厂", 2026))
+	}
+	f := start(3000)
+	award(f, 1)
+	award(f, 2)
+	f.fn.Stop()
+
+	// Cut below what is approved: approved money stays, nothing is left.
+	f = start(1500)
+	if d := award(f, 3); len(d.Approvals) != 0 || d.Rejections[0].Reason != ReasonBudgetExhausted {
+		t.Fatalf("after the cut: %+v", d)
+	}
+	if b := f.budget(t, "green"); b.configured != 1500 || b.allocated != 2000 || b.remaining != 0 || b.payable != 2000 {
+		t.Fatalf("after the cut: %+v", b)
+	}
+	f.fn.Stop()
+
+	// Raise it: the new total less what is approved is left.
+	f = start(4000)
+	if d := award(f, 4); len(d.Approvals) != 1 {
+		t.Fatalf("after the raise: %+v", d)
+	}
+	if b := f.budget(t, "green"); b.configured != 4000 || b.allocated != 4000 || b.remaining != 1000 || b.payable != 3000 {
+		t.Fatalf("after the raise: %+v", b)
+	}
+	f.checkLedger(t)
+}
+
+func TestDefaultPolicies(t *testing.T) {
+	t.Parallel()
+	f := setup(t, "")
+	d := f.decide(t, TypeHonourAwarded, at("2026-11-30 10:00"), honourData(uscc(1), "金象金牛", 2026))
+	if len(d.Approvals) != 1 || d.Approvals[0].PolicyID != "jinxiang-jinniu" || d.Approvals[0].AmountFen != 100000000 {
+		t.Fatalf("decided = %+v", d)
+	}
+	if due := d.Approvals[0].DueAt.In(shanghai).Format(time.RFC3339); due != "2026-12-07T23:59:59+08:00" {
+		t.Fatalf("dueAt = %s", due)
+	}
+	m := f.decide(t, TypeMilestoneApproved, at("2026-12-01 10:00"), milestoneData(uscc(2), "P-1", "production-started", 1234567890))
+	if len(m.Approvals) != 1 || m.Approvals[0].AmountFen != 12345678 {
+		t.Fatalf("milestone decided = %+v", m)
+	}
+	// Every built-in policy is written at start, before its first use.
+	deadline := time.Now().Add(10 * time.Second)
+	for f.count(t, `SELECT count(*) FROM subsidy.policy_budgets WHERE allocated_fen = configured_budget_fen`) != 3 {
+		if time.Now().After(deadline) {
+			t.Fatal("the built-in policies were not written at start")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+func TestConfig(t *testing.T) {
+	t.Parallel()
+	cases := []struct {
+		name, file, want string
+	}{
+		{"NotYAML", "policies: [ {", "POLICIES_FILE"},
+		{"UnknownField", `{"policies": [{"policyId": "p", "name": "n", "trigger": "cn.huzhou.honour.awarded", "amountFenn": 1, "budgetFen": 1}]}`, "amountFenn"},
+		{"NegativeAmount", `{"policies": [{"policyId": "p", "name": "n", "trigger": "cn.huzhou.honour.awarded", "amountFen": -1, "budgetFen": 1}]}`, "policies[0].amountFen"},
+		{"FractionalAmount", `{"policies": [{"policyId": "p", "name": "n", "trigger": "cn.huzhou.honour.awarded", "amountFen": 1.5, "budgetFen": 1}]}`, "amountFen"},
+		{"RateWithoutCap", "policies:\n  - {policyId: p, name: n, trigger: cn.huzhou.project.milestone.approved, rateBasisPoints: 100, budgetFen: 1}", "policies[0].capFen"},
+		{"UnknownTrigger", "policies:\n  - {policyId: p, name: n, trigger: cn.huzhou.forum.scheduled, amountFen: 1, budgetFen: 1}", "policies[0].trigger"},
+		{"UnknownMatchField", "policies:\n  - {policyId: p, name: n, trigger: cn.huzhou.honour.awarded, match: {title: x}, amountFen: 1, budgetFen: 1}", "policies[0].match.title"},
+		{"NoBudget", "policies:\n  - {policyId: p, name: n, trigger: cn.huzhou.honour.awarded, amountFen: 1}", "policies[0].budgetFen"},
+		{"DuplicateID", "policies:\n  - {policyId: p, name: n, trigger: cn.huzhou.honour.awarded, amountFen: 1, budgetFen: 1}\n  - {policyId: p, name: n, trigger: cn.huzhou.honour.awarded, amountFen: 1, budgetFen: 1}", "policies[1].policyId"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			out, err := runConfigOnly(t, "POLICIES_FILE="+writeFile(t, "p.yaml", tc.file))
+			if err == nil || !bytes.Contains(out, []byte(tc.want)) || bytes.Count(bytes.TrimSpace(out), []byte("\n")) != 0 {
+				t.Fatalf("got %v: %q; want one line naming %s", err, out, tc.want)
+			}
+		})
+	}
+	t.Run("MissingFile", func(t *testing.T) {
+		out, err := runConfigOnly(t, "POLICIES_FILE=/nonexistent/policies.yaml")
+		if err == nil || !bytes.Contains(out, []byte("POLICIES_FILE")) {
+			t.Fatalf("got %v: %q", err, out)
+		}
+	})
+	t.Run("MissingDatabaseURL", func(t *testing.T) {
+		out, err := runBinary(t)
+		if err == nil || !bytes.Contains(out, []byte("DATABASE_URL")) {
+			t.Fatalf("got %v: %q", err, out)
+		}
+	})
+}
+
+// The follow-up key of a re-request is what makes its event id new.
+func TestPaymentRequestKeys(t *testing.T) {
+	d := disbursement{id: "D", uscc: "U", amountFen: 5}
+	a, b := paymentRequest(d, 1), paymentRequest(d, 2)
+	if a.Key == b.Key || runtime.DeriveID(a.Key) == runtime.DeriveID(b.Key) {
+		t.Fatalf("keys %q and %q", a.Key, b.Key)
+	}
+}

@@ -1,0 +1,243 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/qinqing/qinqing/shared/event"
+	"github.com/qinqing/qinqing/shared/postgres/pgtest"
+	"github.com/qinqing/qinqing/shared/runtime/functest"
+)
+
+var binary string
+
+func TestMain(m *testing.M) {
+	var err error
+	if binary, err = functest.Build("."); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	code := m.Run()
+	_ = os.RemoveAll(filepath.Dir(binary))
+	os.Exit(code)
+}
+
+// testPolicies is the POLICIES_FILE of most tests (YAML; other tests use
+// JSON and the built-in defaults).
+const testPolicies = `
+policies:
+  - policyId: jxjn
+    name: 金象金牛企业奖励
+    trigger: cn.huzhou.honour.awarded
+    match: { honour: 金象金牛 }
+    amountFen: 100000000
+    budgetFen: 1000000000
+  - policyId: jxjn-wuxing
+    name: 吴兴区金象金牛配套奖励
+    trigger: cn.huzhou.honour.awarded
+    match: { honour: 金象金牛 }
+    amountFen: 20000000
+    budgetFen: 1000000000
+  - policyId: specialised
+    name: 专精特新奖励
+    trigger: cn.huzhou.honour.awarded
+    match: { honour: 专精特新 }
+    amountFen: 300
+    budgetFen: 100000
+    perEnterpriseYearCapFen: 500
+  - policyId: green
+    name: 绿色工厂奖励 (budget for three)
+    trigger: cn.huzhou.honour.awarded
+    match: { honour: 绿色工厂 }
+    amountFen: 1000
+    budgetFen: 3000
+  - policyId: milestone
+    name: 重大项目投产奖励
+    trigger: cn.huzhou.project.milestone.approved
+    match: { milestone: production-started }
+    rateBasisPoints: 150
+    capFen: 2000000
+    budgetFen: 100000000
+  - policyId: request
+    name: 人才安居补贴
+    trigger: cn.huzhou.subsidy.requested
+    amountFen: 500000
+    budgetFen: 10000000
+    perEnterpriseYearCapFen: 800000
+`
+
+type fixture struct {
+	fn   *functest.Instance
+	sink *functest.Sink
+	pool *pgxpool.Pool
+	url  string
+	env  []string
+}
+
+// setup starts the function on a fresh database with policies as its
+// POLICIES_FILE ("" for the built-in defaults).
+func setup(t *testing.T, policies string) *fixture {
+	t.Helper()
+	url := pgtest.URL(t)
+	sink := functest.NewSink(t)
+	env := []string{"DATABASE_URL=" + url, "K_SINK=" + sink.URL}
+	if policies != "" {
+		env = append(env, "POLICIES_FILE="+writeFile(t, "policies.yaml", policies))
+	}
+	return &fixture{fn: functest.Start(t, binary, env...), sink: sink, pool: pgtest.PoolFor(t, url), url: url, env: env}
+}
+
+func writeFile(t *testing.T, name, content string) string {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), name)
+	if err := os.WriteFile(path, []byte(content), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+var (
+	shanghai = mustLoc("Asia/Shanghai")
+	seq      atomic.Int64
+)
+
+func mustLoc(name string) *time.Location {
+	loc, err := time.LoadLocation(name)
+	if err != nil {
+		panic(err)
+	}
+	return loc
+}
+
+// at is a time in Huzhou.
+func at(s string) time.Time {
+	t, err := time.ParseInLocation("2006-01-02 15:04", s, shanghai)
+	if err != nil {
+		panic(err)
+	}
+	return t
+}
+
+func nextID() string { return fmt.Sprintf("ev-%d", seq.Add(1)) }
+
+func uscc(n int) string { return event.SampleUSCC(n) }
+
+const (
+	honourSource   = "/portals/honours"
+	projectSource  = "/portals/projects"
+	requestSource  = "/portals/enterprise"
+	treasurySource = "/treasury/payments"
+)
+
+func honourData(code, honour string, year int) map[string]any {
+	return map[string]any{"uscc": code, "enterpriseName": "湖州测试企业" + code[10:], "honour": honour, "year": year}
+}
+
+func milestoneData(code, project, milestone string, investmentFen int64) map[string]any {
+	return map[string]any{"projectId": project, "uscc": code, "milestone": milestone, "investmentFen": investmentFen}
+}
+
+func requestData(policyID, code, basisID string, amountFen int64) map[string]any {
+	return map[string]any{"policyId": policyID, "uscc": code, "basisId": basisID, "amountFen": amountFen}
+}
+
+func (f *fixture) send(t *testing.T, typ, source string, when time.Time, data any) *functest.Response {
+	t.Helper()
+	return f.fn.Send(t, functest.Event(typ, source, nextID(), when, data))
+}
+
+// decide sends a triggering event and decodes the subsidy.decided reply.
+func (f *fixture) decide(t *testing.T, typ string, when time.Time, data any) Decided {
+	t.Helper()
+	source := map[string]string{TypeHonourAwarded: honourSource, TypeMilestoneApproved: projectSource, TypeSubsidyRequested: requestSource}[typ]
+	r := f.send(t, typ, source, when, data)
+	if r.Status != 200 || r.Type() != TypeDecided {
+		t.Fatalf("%s: status %d type %q body %s", typ, r.Status, r.Type(), r.Body)
+	}
+	var d Decided
+	r.DataInto(t, &d)
+	return d
+}
+
+// payment sends a treasury callback and returns the recorded status.
+func (f *fixture) payment(t *testing.T, typ string, data any) string {
+	t.Helper()
+	r := f.send(t, typ, treasurySource, at("2026-12-03 15:00"), data)
+	if r.Status != 200 || r.Type() != TypePaymentRecorded {
+		t.Fatalf("%s: status %d type %q body %s", typ, r.Status, r.Type(), r.Body)
+	}
+	var rec PaymentRecorded
+	r.DataInto(t, &rec)
+	return rec.Status
+}
+
+func settledData(id, bankRef string) map[string]any {
+	return map[string]any{"disbursementId": id, "bankRef": bankRef, "settledAt": "2026-12-03T14:30:00+08:00"}
+}
+
+func (f *fixture) count(t *testing.T, sql string, args ...any) int64 {
+	t.Helper()
+	var n int64
+	if err := f.pool.QueryRow(context.Background(), sql, args...).Scan(&n); err != nil {
+		t.Fatalf("%s: %v", sql, err)
+	}
+	return n
+}
+
+// budget is a row of subsidy.policy_budgets.
+type budget struct{ configured, allocated, remaining, payable, paid int64 }
+
+func (f *fixture) budget(t *testing.T, policyID string) budget {
+	t.Helper()
+	var b budget
+	if err := f.pool.QueryRow(context.Background(), `SELECT configured_budget_fen, allocated_fen, remaining_fen, payable_fen, paid_fen
+		FROM subsidy.policy_budgets WHERE policy_id = $1`, policyID).Scan(&b.configured, &b.allocated, &b.remaining, &b.payable, &b.paid); err != nil {
+		t.Fatalf("policy_budgets %s: %v", policyID, err)
+	}
+	return b
+}
+
+// checkLedger asserts the ledger's invariants: all lines sum to zero,
+// every movement balances, no budget is overspent, and every policy's
+// allocation is what is left plus what was approved.
+func (f *fixture) checkLedger(t *testing.T) {
+	t.Helper()
+	if sum := f.count(t, `SELECT coalesce(sum(amount_fen), 0) FROM subsidy.ledger_lines`); sum != 0 {
+		t.Errorf("ledger lines sum to %d fen, want 0", sum)
+	}
+	if n := f.count(t, `SELECT count(*) FROM (SELECT movement_id FROM subsidy.ledger_lines GROUP BY movement_id HAVING sum(amount_fen) <> 0) x`); n != 0 {
+		t.Errorf("%d movements do not balance", n)
+	}
+	if n := f.count(t, `SELECT count(*) FROM subsidy.policy_budgets WHERE remaining_fen < 0 OR allocated_fen <> remaining_fen + payable_fen + paid_fen`); n != 0 {
+		t.Errorf("%d policies overspent or out of balance", n)
+	}
+	if n := f.count(t, `SELECT count(*) FROM subsidy.disbursement_status WHERE payable_fen + paid_fen <> amount_fen
+		OR (status = 'paid') <> (paid_fen = amount_fen)`); n != 0 {
+		t.Errorf("%d disbursements whose ledger does not match their amount and status", n)
+	}
+}
+
+// runConfigOnly runs the binary with a DATABASE_URL and the given
+// environment and returns what it printed; it must refuse to start.
+func runConfigOnly(t *testing.T, env ...string) ([]byte, error) {
+	t.Helper()
+	return runBinary(t, append([]string{"DATABASE_URL=postgres://x@127.0.0.1:1/x"}, env...)...)
+}
+
+// runBinary runs the binary with only the given environment.
+func runBinary(t *testing.T, env ...string) ([]byte, error) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, binary)
+	cmd.Env = append([]string{"PATH=" + os.Getenv("PATH"), "PORT=0"}, env...)
+	return cmd.CombinedOutput()
+}

@@ -1,0 +1,39 @@
+// Command subsidy-disbursal is the function of 政策一键兑 (policy one-click
+// redemption, contract section 6): honours, project milestones and requests
+// become entitlements under the configured policies, each booked in a
+// double-entry ledger and paid through the treasury within 5 working days.
+package main
+
+import (
+	"context"
+
+	"github.com/qinqing/qinqing/shared/postgres"
+	"github.com/qinqing/qinqing/shared/runtime"
+)
+
+// Config is the function's environment.
+type Config struct {
+	runtime.Base
+	postgres.Config
+	// PoliciesFile is the subsidy policies (JSON or YAML, shape in
+	// docs/subsidy.md); empty means the built-in default policies.
+	PoliciesFile string `envconfig:"POLICIES_FILE"`
+}
+
+func main() {
+	var cfg Config
+	runtime.LoadConfig(name, &cfg)
+	runtime.Main(name, cfg.Base, cfg.Config, func(ctx context.Context, env *runtime.Env) (*runtime.Function, error) {
+		policies, err := LoadPolicies(cfg.PoliciesFile)
+		if err != nil {
+			return nil, err
+		}
+		f := New(env, policies)
+		go func() {
+			if err := f.SyncPolicies(ctx); err != nil {
+				env.Log.Warnw("policies not written at start; each is written at its first use", "error", err)
+			}
+		}()
+		return f.Runtime(), nil
+	})
+}

@@ -1,0 +1,222 @@
+package main
+
+import (
+	"encoding/json"
+	"time"
+
+	"github.com/qinqing/qinqing/shared/event"
+	"github.com/qinqing/qinqing/shared/subsidy"
+)
+
+// Event types of contract section 6.
+const (
+	TypeHonourAwarded     = "cn.huzhou.honour.awarded"
+	TypeMilestoneApproved = "cn.huzhou.project.milestone.approved"
+	TypeSubsidyRequested  = "cn.huzhou.subsidy.requested"
+	TypeDecided           = "cn.huzhou.subsidy.decided"
+	TypePaymentRequested  = subsidy.TypePaymentRequested
+	TypePaymentSettled    = "cn.huzhou.subsidy.payment.settled"
+	TypePaymentFailed     = "cn.huzhou.subsidy.payment.failed"
+	TypePaymentRecorded   = "cn.huzhou.subsidy.payment.recorded"
+)
+
+// Rejection reasons of subsidy.decided.
+const (
+	ReasonBudgetExhausted  = "budget_exhausted"
+	ReasonCapExceeded      = "cap_exceeded"
+	ReasonDuplicate        = "duplicate"
+	ReasonNoMatchingPolicy = "no_matching_policy"
+)
+
+// Disbursement statuses of payment.recorded: the ledger account the money
+// is in, or unknown for a callback naming no disbursement of ours.
+const (
+	StatusPayable = "payable"
+	StatusPaid    = "paid"
+	StatusUnknown = "unknown"
+)
+
+// HonourAwarded is an honour the city gives an enterprise (e.g. 金象金牛).
+type HonourAwarded struct {
+	USCC           string `json:"uscc"`
+	EnterpriseName string `json:"enterpriseName"`
+	Honour         string `json:"honour"`
+	Year           *int   `json:"year"`
+}
+
+// Validate checks the payload.
+func (p *HonourAwarded) Validate() error {
+	return event.FirstError(
+		event.ValidateUSCC("uscc", p.USCC),
+		event.Required("enterpriseName", p.EnterpriseName), event.MaxLen("enterpriseName", p.EnterpriseName, 200),
+		event.Required("honour", p.Honour), event.MaxLen("honour", p.Honour, 100),
+		validYear("year", p.Year),
+	)
+}
+
+func (p *HonourAwarded) basis() string { return basisKey("honour", p.Honour, *p.Year) }
+
+func (p *HonourAwarded) fields() map[string]any {
+	return map[string]any{"uscc": p.USCC, "enterpriseName": p.EnterpriseName, "honour": p.Honour, "year": int64(*p.Year)}
+}
+
+// MilestoneApproved is a project milestone the investment office approved.
+type MilestoneApproved struct {
+	ProjectID     string `json:"projectId"`
+	USCC          string `json:"uscc"`
+	Milestone     string `json:"milestone"`
+	InvestmentFen *int64 `json:"investmentFen"`
+}
+
+// Validate checks the payload.
+func (p *MilestoneApproved) Validate() error {
+	return event.FirstError(
+		event.Required("projectId", p.ProjectID), event.MaxLen("projectId", p.ProjectID, 100),
+		event.ValidateUSCC("uscc", p.USCC),
+		event.Required("milestone", p.Milestone), event.MaxLen("milestone", p.Milestone, 100),
+		validFen("investmentFen", p.InvestmentFen, 0),
+	)
+}
+
+func (p *MilestoneApproved) basis() string { return basisKey("milestone", p.ProjectID, p.Milestone) }
+
+func (p *MilestoneApproved) fields() map[string]any {
+	return map[string]any{"projectId": p.ProjectID, "uscc": p.USCC, "milestone": p.Milestone, "investmentFen": *p.InvestmentFen}
+}
+
+// SubsidyRequested asks for a subsidy under one named policy.
+type SubsidyRequested struct {
+	PolicyID  string `json:"policyId"`
+	USCC      string `json:"uscc"`
+	BasisID   string `json:"basisId"`
+	AmountFen *int64 `json:"amountFen"`
+}
+
+// Validate checks the payload. A request for nothing is malformed.
+func (p *SubsidyRequested) Validate() error {
+	return event.FirstError(
+		event.Required("policyId", p.PolicyID), event.MaxLen("policyId", p.PolicyID, 100),
+		event.ValidateUSCC("uscc", p.USCC),
+		event.Required("basisId", p.BasisID), event.MaxLen("basisId", p.BasisID, 200),
+		validFen("amountFen", p.AmountFen, 1),
+	)
+}
+
+func (p *SubsidyRequested) basis() string { return basisKey("request", p.BasisID) }
+
+func (p *SubsidyRequested) fields() map[string]any {
+	return map[string]any{"policyId": p.PolicyID, "uscc": p.USCC, "basisId": p.BasisID, "amountFen": *p.AmountFen}
+}
+
+// PaymentSettled is the treasury's confirmation that a payment arrived.
+type PaymentSettled struct {
+	DisbursementID string `json:"disbursementId"`
+	BankRef        string `json:"bankRef"`
+	SettledAt      string `json:"settledAt"`
+
+	settledAt time.Time
+}
+
+// Validate checks the payload and parses settledAt.
+func (p *PaymentSettled) Validate() error {
+	if err := event.FirstError(
+		validDisbursementID("disbursementId", p.DisbursementID),
+		event.Required("bankRef", p.BankRef), event.MaxLen("bankRef", p.BankRef, 200),
+	); err != nil {
+		return err
+	}
+	var err error
+	p.settledAt, err = event.ParseTime("settledAt", p.SettledAt)
+	return err
+}
+
+// PaymentFailed is the treasury's report that a payment did not go through.
+type PaymentFailed struct {
+	DisbursementID string `json:"disbursementId"`
+	Reason         string `json:"reason"`
+}
+
+// Validate checks the payload.
+func (p *PaymentFailed) Validate() error {
+	return event.FirstError(
+		validDisbursementID("disbursementId", p.DisbursementID),
+		event.Required("reason", p.Reason), event.MaxLen("reason", p.Reason, 1000),
+	)
+}
+
+// Approval is one approved entitlement in subsidy.decided.
+type Approval struct {
+	DisbursementID string    `json:"disbursementId"`
+	PolicyID       string    `json:"policyId"`
+	AmountFen      int64     `json:"amountFen"`
+	DueAt          time.Time `json:"dueAt"`
+}
+
+// Rejection is one refused policy in subsidy.decided.
+type Rejection struct {
+	PolicyID string `json:"policyId"`
+	Reason   string `json:"reason"`
+}
+
+// Decided is the data of cn.huzhou.subsidy.decided.
+type Decided struct {
+	USCC       string      `json:"uscc"`
+	Approvals  []Approval  `json:"approvals"`
+	Rejections []Rejection `json:"rejections"`
+}
+
+// PaymentRequested is the data of cn.huzhou.subsidy.payment.requested.
+type PaymentRequested struct {
+	DisbursementID string `json:"disbursementId"`
+	USCC           string `json:"uscc"`
+	AmountFen      int64  `json:"amountFen"`
+}
+
+// PaymentRecorded is the data of cn.huzhou.subsidy.payment.recorded.
+type PaymentRecorded struct {
+	DisbursementID string `json:"disbursementId"`
+	Status         string `json:"status"`
+}
+
+func validYear(field string, y *int) error {
+	if y == nil {
+		return event.Invalid(field, "is required")
+	}
+	if *y < 2000 || *y > 2100 {
+		return event.Invalid(field, "must be between 2000 and 2100, got %d", *y)
+	}
+	return nil
+}
+
+// validFen checks a required amount in fen. Non-integers never get here:
+// decoding reports them as mistyped.
+func validFen(field string, v *int64, min int64) error {
+	if v == nil {
+		return event.Invalid(field, "is required (an integer number of fen)")
+	}
+	if *v < min {
+		if min == 1 {
+			return event.Invalid(field, "must be a positive number of fen, got %d", *v)
+		}
+		return event.Invalid(field, "must not be negative, got %d", *v)
+	}
+	return nil
+}
+
+// basisKey is the stored form of an entitlement's basis: its kind and
+// parts as a JSON array, so no two bases share a key whatever characters
+// the parts hold (["milestone","P-7","production-started"]).
+func basisKey(parts ...any) string {
+	b, err := json.Marshal(parts)
+	if err != nil {
+		panic(err) // strings and ints always marshal
+	}
+	return string(b)
+}
+
+func validDisbursementID(field, id string) error {
+	if err := event.Required(field, id); err != nil {
+		return err
+	}
+	return event.MaxLen(field, id, 100)
+}
