@@ -1,0 +1,216 @@
+package main
+
+import (
+	"context"
+	"sync/atomic"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/qinqing/qinqing/shared/appeal"
+	"github.com/qinqing/qinqing/shared/calendar"
+	"github.com/qinqing/qinqing/shared/runtime"
+)
+
+const name = "appeal-router"
+
+// Function routes appeals and keeps their lifecycle.
+type Function struct {
+	loc   *time.Location
+	cache *calendar.Cache
+	rules *Rules
+	// freshUntil (Unix nanoseconds) is set when this process publishes a
+	// calendar: until then deadlines are computed from the table itself,
+	// not the cache (see calendar).
+	freshUntil atomic.Int64
+}
+
+// New returns the function's handlers.
+func New(env *runtime.Env, rules *Rules) *runtime.Function {
+	f := &Function{loc: env.Loc, cache: env.Calendar, rules: rules}
+	return &runtime.Function{
+		Name: name,
+		Handlers: map[string]runtime.Handler{
+			appeal.TypeCalendarPublished: runtime.On(f.publishCalendar),
+			appeal.TypeSubmitted:         runtime.On(f.submit),
+			appeal.TypeAccepted:          runtime.On(f.accept),
+			appeal.TypeReturned:          runtime.On(f.giveBack),
+			appeal.TypeReplied:           runtime.On(f.reply),
+			appeal.TypeRevisited:         runtime.On(f.revisit),
+		},
+	}
+}
+
+// Assignment is the data of cn.huzhou.appeal.assigned.
+type Assignment struct {
+	AppealID   string    `json:"appealId"`
+	Department string    `json:"department"`
+	ReceivedAt time.Time `json:"receivedAt"`
+	AssignDue  time.Time `json:"assignDue"`
+	ReplyDue   time.Time `json:"replyDue"`
+}
+
+// Update is the data of cn.huzhou.appeal.updated.
+type Update struct {
+	AppealID   string        `json:"appealId"`
+	Status     appeal.Status `json:"status"`
+	Department string        `json:"department"`
+}
+
+// Rejection is the data of cn.huzhou.appeal.rejected.
+type Rejection struct {
+	AppealID string `json:"appealId"`
+	Reason   string `json:"reason"`
+}
+
+// Refusal reasons of cn.huzhou.appeal.rejected.
+const (
+	ReasonUnknownAppeal     = "unknown_appeal"
+	ReasonInvalidTransition = "invalid_transition"
+	ReasonWrongDepartment   = "wrong_department"
+)
+
+// calendar returns the working-day calendar. The runtime commits after
+// the handler returns, so a publication cannot invalidate the cache after
+// its own commit; instead, for one cache TTL after handling a publication,
+// this process reads the table directly. Whether the publication commits
+// or rolls back, the table is right, and a load that raced with the
+// publication cannot leave a stale calendar cached here.
+func (f *Function) calendar(ctx context.Context, tx pgx.Tx) (*calendar.Calendar, error) {
+	if until := f.freshUntil.Load(); until != 0 {
+		if time.Now().UnixNano() < until {
+			return calendar.Load(ctx, tx, f.loc)
+		}
+		if f.freshUntil.CompareAndSwap(until, 0) {
+			f.cache.Invalidate()
+		}
+	}
+	return f.cache.Get(ctx, tx)
+}
+
+func (f *Function) publishCalendar(ctx context.Context, tx pgx.Tx, m runtime.Meta, p *CalendarPublished) (runtime.Result, error) {
+	if err := calendar.Publish(ctx, tx, p.Year, p.holidays, p.workdays, m.Source); err != nil {
+		return runtime.Result{}, err
+	}
+	f.freshUntil.Store(time.Now().Add(f.cache.TTL).UnixNano())
+	f.cache.Invalidate()
+	return runtime.Reply(appeal.TypeCalendarAccepted, map[string]int{
+		"year": p.Year, "holidays": len(p.holidays), "workdays": len(p.workdays),
+	}), nil
+}
+
+// submit routes a new appeal. Its id is the given appealId, or one
+// derived from the event's source + id. An appealId that exists already
+// (another event for the same appeal) creates nothing: the reply is the
+// existing appeal's current assignment.
+func (f *Function) submit(ctx context.Context, tx pgx.Tx, m runtime.Meta, p *Submitted) (runtime.Result, error) {
+	id := p.AppealID
+	if id == "" {
+		id = runtime.DeriveID("appeal", m.Source, m.ID)
+	}
+	cal, err := f.calendar(ctx, tx)
+	if err != nil {
+		return runtime.Result{}, err
+	}
+	a := Assignment{
+		AppealID:   id,
+		Department: f.rules.Route(p.Category, p.County),
+		ReceivedAt: m.Time.Truncate(time.Microsecond), // what Postgres keeps
+		AssignDue:  cal.DueAfter(m.Time, appeal.AssignWorkingDays),
+		ReplyDue:   cal.DueAfter(m.Time, appeal.ReplyWorkingDays),
+	}
+	created, err := insertAppeal(ctx, tx, m, id, p, a)
+	if err != nil {
+		return runtime.Result{}, err
+	}
+	if !created {
+		if a, err = assignment(ctx, tx, id); err != nil {
+			return runtime.Result{}, err
+		}
+	} else if err := addHistory(ctx, tx, m, id, step{action: appeal.Submit, actor: m.Source, to: appeal.Assigned,
+		department: a.Department, detail: map[string]any{"channel": p.Channel, "category": p.Category, "county": p.County,
+			"assignDue": a.AssignDue, "replyDue": a.ReplyDue}}); err != nil {
+		return runtime.Result{}, err
+	}
+	return runtime.Reply(appeal.TypeAssigned, f.local(a)), nil
+}
+
+// local shows the assignment's times in the business time zone.
+func (f *Function) local(a Assignment) Assignment {
+	a.ReceivedAt, a.AssignDue, a.ReplyDue = a.ReceivedAt.In(f.loc), a.AssignDue.In(f.loc), a.ReplyDue.In(f.loc)
+	return a
+}
+
+func (f *Function) accept(ctx context.Context, tx pgx.Tx, m runtime.Meta, p *Accepted) (runtime.Result, error) {
+	return f.answer(ctx, tx, m, p.AppealID, p.Department, appeal.Accept, "", nil)
+}
+
+func (f *Function) giveBack(ctx context.Context, tx pgx.Tx, m runtime.Meta, p *Returned) (runtime.Result, error) {
+	return f.answer(ctx, tx, m, p.AppealID, p.Department, appeal.Return, "", map[string]any{"reason": p.Reason})
+}
+
+func (f *Function) reply(ctx context.Context, tx pgx.Tx, m runtime.Meta, p *Replied) (runtime.Result, error) {
+	return f.answer(ctx, tx, m, p.AppealID, p.Department, appeal.Reply, "", map[string]any{"reply": p.Reply})
+}
+
+func (f *Function) revisit(ctx context.Context, tx pgx.Tx, m runtime.Meta, p *Revisited) (runtime.Result, error) {
+	return f.answer(ctx, tx, m, p.AppealID, "", appeal.Revisit, appeal.Satisfaction(p.Satisfaction),
+		map[string]any{"satisfaction": p.Satisfaction, "comment": p.Comment})
+}
+
+// answer applies one transition under the appeal's row lock. The
+// refusals, in the order they are checked: unknown_appeal;
+// wrong_department when a department answers that is not the current
+// assignee (revisits name no department); invalid_transition when the
+// state machine does not allow the action, or when the business
+// environment office returns an appeal (it has nowhere to return it to).
+func (f *Function) answer(ctx context.Context, tx pgx.Tx, m runtime.Meta, id, department string, a appeal.Action,
+	sat appeal.Satisfaction, detail map[string]any) (runtime.Result, error) {
+	reject := func(reason string) (runtime.Result, error) {
+		return runtime.Reply(appeal.TypeRejected, Rejection{AppealID: id, Reason: reason}), nil
+	}
+	cur, found, err := lockAppeal(ctx, tx, id)
+	if err != nil {
+		return runtime.Result{}, err
+	}
+	if !found {
+		return reject(ReasonUnknownAppeal)
+	}
+	if department != "" && department != cur.department {
+		return reject(ReasonWrongDepartment)
+	}
+	to, ok := appeal.Next(cur.status, a, sat)
+	if !ok || a == appeal.Return && cur.department == appeal.DefaultDepartment {
+		return reject(ReasonInvalidTransition)
+	}
+	s := step{action: a, actor: department, from: cur.status, to: to, department: cur.department, satisfaction: sat, detail: detail}
+	if a == appeal.Revisit {
+		s.actor = m.Source
+	}
+	var d dues
+	switch {
+	case a == appeal.Return:
+		s.department = appeal.DefaultDepartment
+	case a == appeal.Reply:
+		cal, err := f.calendar(ctx, tx)
+		if err != nil {
+			return runtime.Result{}, err
+		}
+		due := cal.DueAfter(m.Time, appeal.RevisitWorkingDays)
+		d.revisitDue, detail["revisitDue"] = &due, due.In(f.loc)
+	case a == appeal.Revisit && to == appeal.Accepted:
+		cal, err := f.calendar(ctx, tx)
+		if err != nil {
+			return runtime.Result{}, err
+		}
+		due := cal.DueAfter(m.Time, appeal.ReplyWorkingDays)
+		d.replyDue, d.reopened, detail["replyDue"] = &due, true, due.In(f.loc)
+	}
+	if err := updateAppeal(ctx, tx, id, s, d, m.Time); err != nil {
+		return runtime.Result{}, err
+	}
+	if err := addHistory(ctx, tx, m, id, s); err != nil {
+		return runtime.Result{}, err
+	}
+	return runtime.Reply(appeal.TypeUpdated, Update{AppealID: id, Status: to, Department: s.department}), nil
+}

@@ -1,0 +1,160 @@
+package main
+
+import (
+	"fmt"
+	"os"
+	"sort"
+	"strings"
+
+	"sigs.k8s.io/yaml"
+
+	"github.com/qinqing/qinqing/shared/appeal"
+	"github.com/qinqing/qinqing/shared/event"
+)
+
+// Rules is the routing table (ROUTING_RULES_FILE): category → department,
+// with per-county overrides; what matches no rule goes to
+// DefaultDepartment for manual triage.
+type Rules struct {
+	DefaultDepartment string `json:"defaultDepartment"`
+	Rules             []Rule `json:"rules"`
+
+	byCategory map[string]Rule
+}
+
+// Rule routes one category.
+type Rule struct {
+	Category   string            `json:"category"`
+	Department string            `json:"department"`
+	Counties   map[string]string `json:"counties,omitempty"`
+}
+
+// Route returns the department for an appeal's category and county.
+// Categories match case-insensitively after trimming spaces.
+func (r *Rules) Route(category, county string) string {
+	rule, ok := r.byCategory[normCategory(category)]
+	if !ok {
+		return r.DefaultDepartment
+	}
+	if d, ok := rule.Counties[county]; ok {
+		return d
+	}
+	return rule.Department
+}
+
+func normCategory(c string) string { return strings.ToLower(strings.TrimSpace(c)) }
+
+// LoadRules reads the routing table from path, or returns the built-in
+// table when path is empty. The file is JSON or YAML.
+func LoadRules(path string) (*Rules, error) {
+	if path == "" {
+		return DefaultRules(), nil
+	}
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("ROUTING_RULES_FILE: %w", err)
+	}
+	r, err := ParseRules(data)
+	if err != nil {
+		return nil, fmt.Errorf("ROUTING_RULES_FILE %s: %w", path, err)
+	}
+	return r, nil
+}
+
+// ParseRules parses and checks a routing table. Unknown fields are
+// errors (a misspelt "counties" must not silently route everything to the
+// default), as are duplicate categories, unknown counties and empty
+// departments. A missing defaultDepartment is the business environment
+// office.
+func ParseRules(data []byte) (*Rules, error) {
+	if len(strings.TrimSpace(string(data))) == 0 {
+		return nil, fmt.Errorf("the file is empty")
+	}
+	var r Rules
+	if err := yaml.UnmarshalStrict(data, &r); err != nil {
+		return nil, fmt.Errorf("%s", oneLine(err.Error()))
+	}
+	if r.DefaultDepartment == "" {
+		r.DefaultDepartment = appeal.DefaultDepartment
+	}
+	if err := r.check(); err != nil {
+		return nil, err
+	}
+	return &r, nil
+}
+
+func (r *Rules) check() error {
+	if err := validID("defaultDepartment", r.DefaultDepartment); err != nil {
+		return err
+	}
+	r.byCategory = make(map[string]Rule, len(r.Rules))
+	for i, rule := range r.Rules {
+		f := fmt.Sprintf("rules[%d]", i)
+		c := normCategory(rule.Category)
+		if c == "" {
+			return fmt.Errorf("%s.category: is required", f)
+		}
+		if _, dup := r.byCategory[c]; dup {
+			return fmt.Errorf("%s.category: %q has a rule already", f, rule.Category)
+		}
+		if err := validID(f+".department", rule.Department); err != nil {
+			return err
+		}
+		counties := make([]string, 0, len(rule.Counties))
+		for county := range rule.Counties {
+			counties = append(counties, county)
+		}
+		sort.Strings(counties)
+		for _, county := range counties {
+			if err := event.ValidateCounty(f+".counties", county); err != nil {
+				return err
+			}
+			if err := validID(f+".counties."+county, rule.Counties[county]); err != nil {
+				return err
+			}
+		}
+		r.byCategory[c] = rule
+	}
+	return nil
+}
+
+func oneLine(s string) string { return strings.Join(strings.Fields(s), " ") }
+
+// DefaultRules is the built-in table of Huzhou's departments, used when
+// ROUTING_RULES_FILE is unset. Land and market registration are county
+// matters, so the counties' own bureaus take those from their county.
+func DefaultRules() *Rules {
+	countyBureaus := func(suffix string) map[string]string {
+		m := map[string]string{}
+		for _, c := range []string{"wuxing", "nanxun", "deqing", "changxing", "anji"} {
+			m[c] = c + "-" + suffix
+		}
+		return m
+	}
+	r := &Rules{DefaultDepartment: appeal.DefaultDepartment, Rules: []Rule{
+		{Category: "land", Department: "natural-resources", Counties: countyBureaus("natural-resources")},
+		{Category: "planning", Department: "natural-resources", Counties: countyBureaus("natural-resources")},
+		{Category: "construction", Department: "housing-construction"},
+		{Category: "finance", Department: "financial-work"},
+		{Category: "tax", Department: "tax"},
+		{Category: "energy", Department: "power-supply"},
+		{Category: "project", Department: "development-reform"},
+		{Category: "policy", Department: "economy-information"},
+		{Category: "talent", Department: "human-resources"},
+		{Category: "employment", Department: "human-resources"},
+		{Category: "market", Department: "market-supervision", Counties: countyBureaus("market-supervision")},
+		{Category: "licensing", Department: "market-supervision", Counties: countyBureaus("market-supervision")},
+		{Category: "environment", Department: "ecology-environment"},
+		{Category: "transport", Department: "transport"},
+		{Category: "trade", Department: "commerce"},
+		{Category: "technology", Department: "science-technology"},
+		{Category: "water", Department: "water-resources"},
+		{Category: "safety", Department: "emergency-management"},
+		{Category: "legal", Department: "justice"},
+		{Category: "data", Department: "data-bureau"},
+	}}
+	if err := r.check(); err != nil {
+		panic("built-in routing table: " + err.Error())
+	}
+	return r
+}

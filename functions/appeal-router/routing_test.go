@@ -1,0 +1,94 @@
+package main
+
+import (
+	"strings"
+	"testing"
+)
+
+func TestDefaultRules(t *testing.T) {
+	t.Parallel()
+	r := DefaultRules()
+	cases := []struct{ category, county, want string }{
+		{"land", "anji", "anji-natural-resources"},
+		{"land", "city", "natural-resources"},
+		{"  Land ", "deqing", "deqing-natural-resources"},
+		{"finance", "anji", "financial-work"},
+		{"energy", "changxing", "power-supply"},
+		{"licensing", "nanxun", "nanxun-market-supervision"},
+		{"", "city", "yingshang-office"},
+		{"unheard-of", "wuxing", "yingshang-office"},
+	}
+	for _, c := range cases {
+		if got := r.Route(c.category, c.county); got != c.want {
+			t.Errorf("Route(%q, %q) = %q, want %q", c.category, c.county, got, c.want)
+		}
+	}
+}
+
+const rulesJSON = `{ "defaultDepartment": "triage-desk", "rules": [
+  { "category": "land", "department": "natural-resources", "counties": { "anji": "anji-natural-resources" } },
+  { "category": "tax", "department": "tax" } ] }`
+
+const rulesYAML = `
+defaultDepartment: triage-desk
+rules:
+  - category: land
+    department: natural-resources
+    counties:
+      anji: anji-natural-resources
+  - category: tax
+    department: tax
+`
+
+func TestParseRules(t *testing.T) {
+	t.Parallel()
+	for name, src := range map[string]string{"JSON": rulesJSON, "YAML": rulesYAML} {
+		t.Run(name, func(t *testing.T) {
+			r, err := ParseRules([]byte(src))
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, c := range []struct{ category, county, want string }{
+				{"land", "anji", "anji-natural-resources"}, {"land", "wuxing", "natural-resources"},
+				{"tax", "anji", "tax"}, {"energy", "city", "triage-desk"},
+			} {
+				if got := r.Route(c.category, c.county); got != c.want {
+					t.Errorf("Route(%q, %q) = %q, want %q", c.category, c.county, got, c.want)
+				}
+			}
+		})
+	}
+	t.Run("DefaultDepartmentWhenOmitted", func(t *testing.T) {
+		r, err := ParseRules([]byte(`{"rules": []}`))
+		if err != nil || r.Route("land", "city") != "yingshang-office" {
+			t.Fatalf("got %v, %v", r, err)
+		}
+	})
+}
+
+func TestParseRulesErrors(t *testing.T) {
+	t.Parallel()
+	cases := []struct{ name, src, want string }{
+		{"Empty", "  \n", "empty"},
+		{"NotYAML", "rules: [ {", "yaml"},
+		{"UnknownField", `{"rules": [{"category": "land", "department": "x", "county": {"anji": "y"}}]}`, "unknown field"},
+		{"MistypedRules", `{"rules": {"land": "x"}}`, "rules"},
+		{"MissingCategory", `{"rules": [{"department": "x"}]}`, "rules[0].category"},
+		{"MissingDepartment", `{"rules": [{"category": "land"}]}`, "rules[0].department"},
+		{"DuplicateCategory", `{"rules": [{"category": "land", "department": "x"}, {"category": "LAND", "department": "y"}]}`, "rules[1].category"},
+		{"UnknownCounty", `{"rules": [{"category": "land", "department": "x", "counties": {"hangzhou": "y"}}]}`, "rules[0].counties"},
+		{"EmptyOverride", `{"rules": [{"category": "land", "department": "x", "counties": {"anji": ""}}]}`, "rules[0].counties.anji"},
+		{"BadDepartmentCode", `{"rules": [{"category": "land", "department": "自然资源局 x"}]}`, "rules[0].department"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			_, err := ParseRules([]byte(c.src))
+			if err == nil {
+				t.Fatalf("ParseRules accepted %s", c.src)
+			}
+			if !strings.Contains(err.Error(), c.want) || strings.Contains(err.Error(), "\n") {
+				t.Fatalf("error %q, want one line mentioning %q", err, c.want)
+			}
+		})
+	}
+}
