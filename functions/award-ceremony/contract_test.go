@@ -3,8 +3,10 @@ package main
 import (
 	"bytes"
 	"encoding/csv"
+	"encoding/json"
 	"fmt"
 	"net/http"
+	"os"
 	"reflect"
 	"slices"
 	"strings"
@@ -753,5 +755,72 @@ func TestHealthAndConfig(t *testing.T) {
 				t.Fatalf("got %v: %q", err, out)
 			}
 		})
+	}
+}
+
+// TestSampleWeek plays the award part of the local stack's sample week
+// (cmd/devstack/week/50-award.jsonl) against the function: every event is
+// valid and accepted, and the week ends with the 2026 ceremony.
+func TestSampleWeek(t *testing.T) {
+	t.Parallel()
+	f := setup(t)
+	body, err := os.ReadFile("../../cmd/devstack/week/50-award.jsonl")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var last *functest.Response
+	counts := map[string]int{}
+	for n, text := range strings.Split(strings.TrimSpace(string(body)), "\n") {
+		var l struct {
+			Note   string          `json:"note"`
+			Type   string          `json:"type"`
+			Source string          `json:"source"`
+			ID     string          `json:"id"`
+			Time   time.Time       `json:"time"`
+			Data   json.RawMessage `json:"data"`
+		}
+		if err := json.Unmarshal([]byte(text), &l); err != nil {
+			t.Fatalf("line %d: %v", n+1, err)
+		}
+		if l.Note != "" {
+			continue
+		}
+		if first, lastDay := time.Date(2026, 11, 30, 0, 0, 0, 0, shanghai), time.Date(2026, 12, 7, 0, 0, 0, 0, shanghai); l.Time.Before(first) || !l.Time.Before(lastDay) {
+			t.Errorf("line %d: time %v is outside the sample week", n+1, l.Time)
+		}
+		if !strings.HasSuffix(l.Time.Format(time.RFC3339), "+08:00") {
+			t.Errorf("line %d: time %v is not in +08:00", n+1, l.Time)
+		}
+		ev := functest.Event(l.Type, l.Source, l.ID, l.Time, nil)
+		_ = ev.SetData("application/json", []byte(l.Data))
+		r := f.fn.Send(t, ev)
+		if r.Status != 200 || strings.HasSuffix(r.Type(), ".rejected") {
+			t.Fatalf("line %d (%s): %d %s %s", n+1, l.ID, r.Status, r.Type(), r.Body)
+		}
+		counts[l.Type]++
+		last = r
+	}
+	if counts[TypeMetricsReported] < 55 || counts[TypeNominationSubmitted] < 8 || counts[TypeScoreRecorded] < 20 {
+		t.Fatalf("sample week is thin: %v", counts)
+	}
+	if last.Type() != TypeCeremonyPublished {
+		t.Fatalf("the week ends with %s, want the ceremony", last.Type())
+	}
+	var got Published
+	last.DataInto(t, &got)
+	perCategory := map[string]int{}
+	for _, w := range got.Winners {
+		perCategory[w.Category]++
+		if (w.Category == CategoryGoodCase) != (w.Presenter != "") {
+			t.Errorf("winner %+v: presenter only for good_case", w)
+		}
+	}
+	if got.Year != 2026 || len(got.Top50) != TopSize || len(got.Documents) != 2+len(got.Winners) {
+		t.Fatalf("ceremony: year %d, %d top, %d documents", got.Year, len(got.Top50), len(got.Documents))
+	}
+	for _, c := range Categories {
+		if perCategory[c] != 3 {
+			t.Errorf("%d %s winners, want 3", perCategory[c], c)
+		}
 	}
 }

@@ -130,7 +130,6 @@ type rankedView struct {
 type winnerView struct {
 	Category  string
 	Title     string
-	Honoree   string
 	Rank      int
 	Name      string
 	Detail    string
@@ -177,18 +176,20 @@ func (c Ceremony) programmeView() programmeView {
 
 func (c Ceremony) winnerView(w Winner) winnerView {
 	info := categoryNames[w.Category]
-	v := winnerView{Category: w.Category, Title: info.Title, Honoree: info.Honoree, Rank: w.Rank, Name: w.Name,
+	v := winnerView{Category: w.Category, Title: info.Title, Rank: w.Rank, Name: w.Name,
 		Recipient: w.Name, Citation: w.Citation, Nominator: w.NominatedBy, Year: c.Year,
 		Serial: fmt.Sprintf("SGZX-%d-%s-%02d", c.Year, strings.ToUpper(strings.ReplaceAll(w.Category, "_", "")), w.Rank)}
 	var details []string
 	switch w.Category {
 	case CategoryGoodCase:
+		// The department receives the award; the certificate names it as
+		// the recipient, the programme beside the case.
 		v.Recipient = w.Department
 		details = append(details, w.Department)
 	case CategoryContributor:
 		details = append(details, "统一社会信用代码 "+w.USCC)
 	}
-	if w.County != "" {
+	if w.County != "" && countyName(w.County) != w.Name {
 		details = append(details, countyName(w.County))
 	}
 	if w.Category == CategoryStriver && w.Department != "" {
