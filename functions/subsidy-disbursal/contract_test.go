@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"os"
 	"strings"
 	"sync"
 	"testing"
@@ -668,4 +669,58 @@ func TestPaymentRequestKeys(t *testing.T) {
 	if a.Key == b.Key || runtime.DeriveID(a.Key) == runtime.DeriveID(b.Key) {
 		t.Fatalf("keys %q and %q", a.Key, b.Key)
 	}
+}
+
+// TestSampleWeek plays cmd/devstack/week/30-subsidy.jsonl (the subsidy part
+// of `make run`, on the built-in policies) and checks its story.
+func TestSampleWeek(t *testing.T) {
+	t.Parallel()
+	f := setup(t, "")
+	raw, err := os.ReadFile("../../cmd/devstack/week/30-subsidy.jsonl")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var replies []string
+	for n, text := range strings.Split(strings.TrimSpace(string(raw)), "\n") {
+		var l struct {
+			Note, Type, Source, ID, Time string
+			Data                         json.RawMessage
+		}
+		if err := json.Unmarshal([]byte(text), &l); err != nil {
+			t.Fatalf("line %d: %v", n+1, err)
+		}
+		if l.Note != "" {
+			continue
+		}
+		when, err := time.Parse(time.RFC3339, l.Time)
+		if err != nil || when.Before(at("2026-11-30 00:00")) || !when.Before(at("2026-12-07 00:00")) {
+			t.Fatalf("line %d: time %q is not in the sample week (%v)", n+1, l.Time, err)
+		}
+		r := f.fn.Send(t, functest.Event(l.Type, l.Source, l.ID, when, l.Data))
+		if r.Status != 200 {
+			t.Fatalf("line %d: %d %s", n+1, r.Status, r.Body)
+		}
+		replies = append(replies, r.Type()+" "+string(r.Event.Data()))
+	}
+	honour, milestone := "35ed62f7-2e35-5dce-93e4-38b2b73f546e", "ffc5cbe9-8dad-56c8-8e9d-3eddffe7714a"
+	want := []string{
+		TypeDecided + ` {"uscc":"91330500MA2B3C4D5B","approvals":[{"disbursementId":"` + honour + `","policyId":"jinxiang-jinniu","amountFen":100000000,"dueAt":"2026-12-07T23:59:59+08:00"}],"rejections":[]}`,
+		TypeDecided + ` {"uscc":"91330502MA28C1234X","approvals":[{"disbursementId":"` + milestone + `","policyId":"major-project-milestone","amountFen":18500000,"dueAt":"2026-12-08T23:59:59+08:00"}],"rejections":[]}`,
+		TypeDecided + ` {"uscc":"91330500MA2B3C4D5B","approvals":[],"rejections":[{"policyId":"jinxiang-jinniu","reason":"duplicate"}]}`,
+		TypeDecided + ` {"uscc":"91330500020261130M","approvals":[{"disbursementId":"`,
+		TypePaymentRecorded + ` {"disbursementId":"` + milestone + `","status":"payable"}`,
+		TypePaymentRecorded + ` {"disbursementId":"` + honour + `","status":"paid"}`,
+		TypePaymentRecorded + ` {"disbursementId":"` + milestone + `","status":"paid"}`,
+	}
+	if len(replies) != len(want) {
+		t.Fatalf("%d replies, want %d:\n%s", len(replies), len(want), strings.Join(replies, "\n"))
+	}
+	for i := range want {
+		if !strings.HasPrefix(replies[i], want[i]) {
+			t.Errorf("reply %d:\n got %s\nwant %s", i+1, replies[i], want[i])
+		}
+	}
+	// Three approvals, one re-request after the failure.
+	f.sink.WaitFor(t, TypePaymentRequested, 4, 10*time.Second)
+	f.checkLedger(t)
 }
