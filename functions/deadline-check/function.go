@@ -1,0 +1,81 @@
+package main
+
+import (
+	"context"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/qinqing/qinqing/shared/appeal"
+	"github.com/qinqing/qinqing/shared/calendar"
+	"github.com/qinqing/qinqing/shared/docs"
+	"github.com/qinqing/qinqing/shared/event"
+	"github.com/qinqing/qinqing/shared/runtime"
+)
+
+const name = "deadline-check"
+
+// Function runs the deadline checks and the monthly review.
+type Function struct {
+	loc    *time.Location
+	cache  *calendar.Cache
+	docs   *docs.Store
+	checks []Check
+}
+
+// New returns the function's handlers.
+func New(env *runtime.Env, store *docs.Store) *runtime.Function {
+	f := &Function{loc: env.Loc, cache: env.Calendar, docs: store}
+	// Each kind of deadline is one Check; subsidy payments join as one more.
+	f.checks = []Check{f.appealsOverdue}
+	return &runtime.Function{
+		Name: name,
+		Handlers: map[string]runtime.Handler{
+			event.PingType: runtime.Jobs(map[string]runtime.JobFunc{
+				"deadline-check": f.deadlineCheck,
+				"monthly-review": f.monthlyReview,
+			}),
+		},
+	}
+}
+
+// CheckCompleted is the data of cn.huzhou.deadline.check.completed.
+// Overdue counts what is past its due time as of the check (announced
+// now or before); Announced is how many overdue follow-ups this check
+// queued.
+type CheckCompleted struct {
+	AsOf      time.Time `json:"asOf"`
+	Overdue   Overdue   `json:"overdue"`
+	Announced int       `json:"announced"`
+}
+
+// Overdue counts the overdue items per kind.
+type Overdue struct {
+	Assign  int `json:"assign"`
+	Reply   int `json:"reply"`
+	Revisit int `json:"revisit"`
+	Payment int `json:"payment"`
+}
+
+// A Check finds what is overdue as of m.Time, adds its counts to c.Overdue
+// and returns the follow-ups announcing what was not announced before
+// (each with a Key, and guarded by a unique row of its own, so two checks
+// at once announce it once).
+type Check func(ctx context.Context, tx pgx.Tx, m runtime.Meta, c *CheckCompleted) ([]runtime.Outgoing, error)
+
+// deadlineCheck runs every check as of the event time in the event's
+// transaction.
+func (f *Function) deadlineCheck(ctx context.Context, tx pgx.Tx, m runtime.Meta) (runtime.Result, error) {
+	c := CheckCompleted{AsOf: m.Time.In(f.loc)}
+	var res runtime.Result
+	for _, check := range f.checks {
+		out, err := check(ctx, tx, m, &c)
+		if err != nil {
+			return runtime.Result{}, err
+		}
+		res.FollowUps = append(res.FollowUps, out...)
+	}
+	c.Announced = len(res.FollowUps)
+	res.Reply = runtime.Outgoing{Type: appeal.TypeCheckCompleted, Data: c}
+	return res, nil
+}

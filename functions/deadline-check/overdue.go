@@ -1,0 +1,159 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/qinqing/qinqing/shared/appeal"
+	"github.com/qinqing/qinqing/shared/calendar"
+	"github.com/qinqing/qinqing/shared/runtime"
+)
+
+// OverdueAnnounced is the data of cn.huzhou.appeal.overdue.
+type OverdueAnnounced struct {
+	AppealID           string       `json:"appealId"`
+	Stage              appeal.Stage `json:"stage"`
+	Level              appeal.Level `json:"level"`
+	Department         string       `json:"department"`
+	DueAt              time.Time    `json:"dueAt"`
+	WorkingDaysOverdue int          `json:"workingDaysOverdue"`
+}
+
+// pastDue is an appeal past the due time of a stage it has not met.
+type pastDue struct {
+	appealID   string
+	department string
+	stage      appeal.Stage
+	due        time.Time
+}
+
+// overdueSQL reads the open appeals past a due time, one branch per stage.
+// Each branch's WHERE repeats its partial index's predicate, so each is an
+// index range scan over that stage's open appeals due before asOf:
+// closed appeals and appeals not yet due are never read.
+const overdueSQL = `
+SELECT appeal_id, department, 'assign' AS stage, assign_due AS due FROM appeal.appeals
+	WHERE status = 'assigned' AND assign_due < $1
+UNION ALL
+SELECT appeal_id, department, 'reply', reply_due FROM appeal.appeals
+	WHERE status IN ('assigned', 'accepted') AND reply_due < $1
+UNION ALL
+SELECT appeal_id, department, 'revisit', revisit_due FROM appeal.appeals
+	WHERE status = 'replied' AND revisit_due < $1
+ORDER BY appeal_id, stage`
+
+// appealsOverdue is the appeals' Check: every stage past its due time as
+// of the event time climbs the ladder by workingDaysOverdue, and each
+// (appeal, stage, level) reached is announced once. It judges the
+// appeals' current state; the event time decides which due times have
+// passed and how many working days overdue they are.
+func (f *Function) appealsOverdue(ctx context.Context, tx pgx.Tx, m runtime.Meta, c *CheckCompleted) ([]runtime.Outgoing, error) {
+	rows, err := tx.Query(ctx, overdueSQL, m.Time)
+	if err != nil {
+		return nil, fmt.Errorf("overdue appeals: %w", err)
+	}
+	late, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (pastDue, error) {
+		var p pastDue
+		err := r.Scan(&p.appealID, &p.department, &p.stage, &p.due)
+		return p, err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("overdue appeals: %w", err)
+	}
+	if len(late) == 0 {
+		return nil, nil
+	}
+	cal, err := f.cache.Get(ctx, tx)
+	if err != nil {
+		return nil, err
+	}
+	for _, p := range late {
+		switch p.stage {
+		case appeal.StageAssign:
+			c.Overdue.Assign++
+		case appeal.StageReply:
+			c.Overdue.Reply++
+		case appeal.StageRevisit:
+			c.Overdue.Revisit++
+		}
+	}
+	due := Ladder(cal, late, m.Time)
+	fresh, err := recordAnnouncements(ctx, tx, m, due)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]runtime.Outgoing, 0, len(fresh))
+	for _, a := range due {
+		if !fresh[appeal.OverdueKey(a.AppealID, a.Stage, a.Level)] {
+			continue
+		}
+		a.DueAt = a.DueAt.In(f.loc)
+		out = append(out, runtime.Outgoing{
+			Key:     appeal.OverdueKey(a.AppealID, a.Stage, a.Level),
+			Type:    appeal.TypeOverdue,
+			Subject: a.AppealID,
+			Data:    a,
+		})
+	}
+	return out, nil
+}
+
+// Ladder returns, for appeals past due (sorted by appeal and stage), every
+// level each has reached as of asOf, lowest first: workingDaysOverdue is
+// the number of working days after the due date up to and including the
+// date of the check, both dates in the calendar's time zone.
+func Ladder(cal *calendar.Calendar, late []pastDue, asOf time.Time) []OverdueAnnounced {
+	today := calendar.DateOf(asOf, cal.Loc)
+	var out []OverdueAnnounced
+	for _, p := range late {
+		n := cal.WorkingDaysBetween(calendar.DateOf(p.due, cal.Loc), today)
+		for _, l := range appeal.LevelsFor(n) {
+			out = append(out, OverdueAnnounced{AppealID: p.appealID, Stage: p.stage, Level: l,
+				Department: p.department, DueAt: p.due, WorkingDaysOverdue: n})
+		}
+	}
+	return out
+}
+
+// recordAnnouncements inserts one row per (appeal, stage, level) and
+// returns the keys of those that were not announced before. A check
+// running at the same moment inserts the same keys in the same order, so
+// it waits on the first conflicting row until this one commits, then
+// skips what this one announced (ON CONFLICT DO NOTHING): no duplicates,
+// no deadlock.
+func recordAnnouncements(ctx context.Context, tx pgx.Tx, m runtime.Meta, due []OverdueAnnounced) (map[string]bool, error) {
+	ids := make([]string, len(due))
+	stages := make([]string, len(due))
+	levels := make([]string, len(due))
+	depts := make([]string, len(due))
+	dues := make([]time.Time, len(due))
+	days := make([]int32, len(due))
+	for i, a := range due {
+		ids[i], stages[i], levels[i], depts[i], dues[i], days[i] =
+			a.AppealID, string(a.Stage), string(a.Level), a.Department, a.DueAt, int32(a.WorkingDaysOverdue)
+	}
+	rows, err := tx.Query(ctx, `INSERT INTO appeal.overdue_announcements
+			(appeal_id, stage, level, department, due_at, working_days_overdue, as_of, source, event_id)
+		SELECT a, s, l, d, due, w, $7, $8, $9
+		FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::timestamptz[], $6::int[])
+			WITH ORDINALITY AS u(a, s, l, d, due, w, n)
+		ORDER BY n
+		ON CONFLICT (appeal_id, stage, level) DO NOTHING
+		RETURNING appeal_id, stage, level`, ids, stages, levels, depts, dues, days, m.Time, m.Source, m.ID)
+	if err != nil {
+		return nil, fmt.Errorf("record announcements: %w", err)
+	}
+	fresh := map[string]bool{}
+	var id, stage, level string
+	_, err = pgx.ForEachRow(rows, []any{&id, &stage, &level}, func() error {
+		fresh[appeal.OverdueKey(id, appeal.Stage(stage), appeal.Level(level))] = true
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("record announcements: %w", err)
+	}
+	return fresh, nil
+}
