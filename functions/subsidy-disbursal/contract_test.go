@@ -723,4 +723,37 @@ func TestSampleWeek(t *testing.T) {
 	// Three approvals, one re-request after the failure.
 	f.sink.WaitFor(t, TypePaymentRequested, 4, 10*time.Second)
 	f.checkLedger(t)
+	if b := f.budget(t, "jinxiang-jinniu"); b.paid != 100000000 || b.payable != 0 || b.remaining != 3000000000-100000000 {
+		t.Errorf("jinxiang-jinniu budget = %+v", b)
+	}
+	if n := f.count(t, `SELECT count(*) FROM subsidy.disbursement_status WHERE status = 'payable'`); n != 1 {
+		t.Errorf("%d unpaid disbursements, want 1 (the housing request)", n)
+	}
+
+	// The operator queries of docs/subsidy.md run.
+	doc, err := os.ReadFile("../../docs/subsidy.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, block, _ := strings.Cut(string(doc), "### Operator queries\n\n```sql\n")
+	block, _, _ = strings.Cut(block, "```")
+	queries := strings.Split(strings.TrimSpace(block), ";")
+	if len(queries) < 5 {
+		t.Fatalf("docs/subsidy.md: %d operator queries found", len(queries))
+	}
+	for _, q := range queries {
+		if strings.TrimSpace(q) == "" {
+			continue
+		}
+		rows, err := f.pool.Query(context.Background(), q)
+		if err == nil {
+			for rows.Next() {
+			}
+			rows.Close()
+			err = rows.Err()
+		}
+		if err != nil {
+			t.Errorf("docs/subsidy.md query %s: %v", q, err)
+		}
+	}
 }
