@@ -1,0 +1,229 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"encoding/csv"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+
+	"github.com/qinqing/qinqing/shared/docs"
+	"github.com/qinqing/qinqing/shared/docs/s3test"
+	"github.com/qinqing/qinqing/shared/event"
+	"github.com/qinqing/qinqing/shared/postgres/pgtest"
+	"github.com/qinqing/qinqing/shared/recycling"
+	"github.com/qinqing/qinqing/shared/runtime/functest"
+)
+
+// generator writes deterministic import files: 30,000 producers of all
+// counties, six licensed collectors, about 1 % malformed weights and a
+// repeated manifest every 211 rows.
+type generator struct {
+	producers []string
+	licences  []struct{ no, uscc string }
+}
+
+type genSum struct {
+	accepted, rejected, grams int64
+}
+
+func newGenerator() *generator {
+	g := &generator{producers: make([]string, 30000)}
+	for i := range g.producers {
+		g.producers[i] = event.SampleUSCC(100000 + i)
+	}
+	for i := 0; i < 6; i++ {
+		g.licences = append(g.licences, struct{ no, uscc string }{fmt.Sprintf("ZJ-HW-0522-%03d", i+1), event.SampleUSCC(522100 + i)})
+	}
+	return g
+}
+
+// write writes a header and n rows whose ids start with prefix, and
+// returns what an import of them into an empty table must give.
+func (g *generator) write(w io.Writer, n int, prefix string) (genSum, error) {
+	bw := bufio.NewWriterSize(w, 1<<16)
+	cw := csv.NewWriter(bw)
+	var sum genSum
+	_ = cw.Write(recycling.CSVHeader)
+	lastAccepted := ""
+	base := time.Date(2026, 1, 1, 8, 0, 0, 0, time.FixedZone("CST", 8*3600))
+	rec := make([]string, len(recycling.CSVHeader))
+	for i := 1; i <= n; i++ {
+		lic := g.licences[i%len(g.licences)]
+		sets := int64(1 + i%20)
+		grams := sets * int64(10000+(i*7919)%20000) // 10–30 kg a set
+		manifest := fmt.Sprintf("%s-%07d", prefix, i)
+		rec[0] = fmt.Sprintf("%s-T%07d", prefix, i)
+		rec[1] = manifest
+		rec[2] = g.producers[i%len(g.producers)]
+		rec[3] = "湖州产废单位" + strconv.Itoa(i%len(g.producers))
+		rec[4] = countyOrder[i%len(countyOrder)]
+		rec[5], rec[6] = lic.uscc, lic.no
+		rec[7] = recycling.WasteCode
+		rec[8] = strconv.FormatInt(sets, 10)
+		rec[9] = recycling.FormatWeight(grams)
+		rec[10] = strconv.FormatInt(sets*850, 10)
+		rec[11] = base.Add(time.Duration(i%300000) * time.Minute).Format(time.RFC3339)
+		switch {
+		case i%97 == 0:
+			rec[9] = "12.3456"
+			sum.rejected++
+		case i%211 == 0 && lastAccepted != "":
+			rec[1] = lastAccepted
+			sum.rejected++
+		default:
+			sum.accepted++
+			sum.grams += grams
+			lastAccepted = manifest
+		}
+		if err := cw.Write(rec); err != nil {
+			return sum, err
+		}
+	}
+	cw.Flush()
+	if err := cw.Error(); err != nil {
+		return sum, err
+	}
+	return sum, bw.Flush()
+}
+
+// BenchmarkImport imports a generated file through the built binary over
+// HTTP, as the broker would deliver the event: S3 (gofakes3 on files) →
+// CSV → Postgres. RECYCLING_BENCH_ROWS sets the rows per import (default
+// 100,000); RECYCLING_BENCH_CHUNK_ROWS the chunk size. It reports rows/s
+// and the function's peak resident memory.
+func BenchmarkImport(b *testing.B) {
+	rows := 100000
+	if v := os.Getenv("RECYCLING_BENCH_ROWS"); v != "" {
+		var err error
+		if rows, err = strconv.Atoi(v); err != nil {
+			b.Fatal(err)
+		}
+	}
+	ctx := context.Background()
+	dir := b.TempDir()
+	srv, err := s3test.Start("127.0.0.1:0", filepath.Join(dir, "s3"), "qinqing-bench")
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { _ = srv.Close() })
+	for _, kv := range srv.Env() {
+		k, v, _ := strings.Cut(kv, "=")
+		b.Setenv(k, v)
+	}
+	store, err := docs.Open(ctx, srv.Config())
+	if err != nil {
+		b.Fatal(err)
+	}
+	env := append([]string{"DATABASE_URL=" + pgtest.URL(b)}, srv.Env()...)
+	if v := os.Getenv("RECYCLING_BENCH_CHUNK_ROWS"); v != "" {
+		env = append(env, "RECYCLING_IMPORT_CHUNK_ROWS="+v)
+	}
+	fn, pid := startForBench(b, env)
+	g := newGenerator()
+	for _, l := range g.licences {
+		r := fn.Send(b, functest.Event(TypeLicenceRegistered, portalSrc, "lic-"+l.no, week,
+			licenceData(l.no, l.uscc, "2025-01-01", "2030-12-31", 1_000_000_000)))
+		if r.Type() != TypeLicenceAccepted {
+			b.Fatalf("licence: %s", r.Body)
+		}
+	}
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		b.StopTimer()
+		key := fmt.Sprintf("bench/%d.csv", i)
+		sum := uploadGenerated(b, store, g, key, rows, fmt.Sprintf("R%d", i))
+		ev := functest.Event(TypeTradesImported, portalSrc, fmt.Sprintf("bench-%d", i), week, importData(fmt.Sprintf("BENCH-%d", i), key))
+		b.StartTimer()
+		r := fn.Send(b, ev)
+		b.StopTimer()
+		var rep ImportCompleted
+		r.DataInto(b, &rep)
+		if rep.Accepted != sum.accepted || rep.Rejected != sum.rejected {
+			b.Fatalf("reply %+v, want %d accepted %d rejected", rep, sum.accepted, sum.rejected)
+		}
+		b.StartTimer()
+	}
+	b.ReportMetric(float64(rows*b.N)/b.Elapsed().Seconds(), "rows/s")
+	b.ReportMetric(float64(peakRSS(b, pid))/(1<<20), "peak-RSS-MiB")
+}
+
+// uploadGenerated writes a generated file to disk and uploads it from
+// there, so the benchmark's own memory does not hold it either.
+func uploadGenerated(b *testing.B, store *docs.Store, g *generator, key string, rows int, prefix string) genSum {
+	b.Helper()
+	path := filepath.Join(b.TempDir(), "import.csv")
+	fh, err := os.Create(path)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer fh.Close()
+	sum, err := g.write(fh, rows, prefix)
+	if err != nil {
+		b.Fatal(err)
+	}
+	size, _ := fh.Seek(0, io.SeekCurrent)
+	if _, err := fh.Seek(0, io.SeekStart); err != nil {
+		b.Fatal(err)
+	}
+	if _, err := store.Client().PutObject(context.Background(), &s3.PutObjectInput{Bucket: aws.String(store.Bucket),
+		Key: aws.String(key), Body: fh, ContentLength: aws.Int64(size), ContentType: aws.String("text/csv")}); err != nil {
+		b.Fatal(err)
+	}
+	b.Logf("generated %d rows, %.1f MiB", rows, float64(size)/(1<<20))
+	return sum
+}
+
+// startForBench runs the binary like functest.Start but keeps its process
+// id, to read its peak memory.
+func startForBench(b *testing.B, env []string) (*functest.Instance, int) {
+	b.Helper()
+	port := functest.FreePort(b)
+	cmd := exec.Command(binary)
+	cmd.Env = append(append(os.Environ(), env...), fmt.Sprintf("PORT=%d", port))
+	cmd.Stderr = io.Discard
+	if err := cmd.Start(); err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { _ = cmd.Process.Signal(os.Interrupt); _ = cmd.Wait() })
+	fn := &functest.Instance{URL: fmt.Sprintf("http://127.0.0.1:%d", port)}
+	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		if resp, err := http.Get(fn.URL + "/healthz"); err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == 200 {
+				break
+			}
+		}
+		if time.Now().After(deadline) {
+			b.Fatal("function did not become healthy")
+		}
+	}
+	return fn, cmd.Process.Pid
+}
+
+// peakRSS reads a process's peak resident set size (VmHWM) in bytes.
+func peakRSS(b *testing.B, pid int) int64 {
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		b.Logf("peak RSS: %v", err)
+		return 0
+	}
+	for _, l := range strings.Split(string(data), "\n") {
+		if v, ok := strings.CutPrefix(l, "VmHWM:"); ok {
+			kb, _ := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")), 10, 64)
+			return kb << 10
+		}
+	}
+	return 0
+}

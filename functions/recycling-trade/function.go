@@ -1,0 +1,128 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"path"
+	"strconv"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/qinqing/qinqing/shared/docs"
+	"github.com/qinqing/qinqing/shared/event"
+	"github.com/qinqing/qinqing/shared/postgres"
+	"github.com/qinqing/qinqing/shared/recycling"
+	"github.com/qinqing/qinqing/shared/runtime"
+)
+
+const name = "recycling-trade"
+
+// Function handles the recycling platform's events.
+type Function struct {
+	pool      *pgxpool.Pool
+	docs      *docs.Store
+	loc       *time.Location
+	chunkRows int
+}
+
+// New returns the function's handlers. chunkRows is how many CSV rows an
+// import commits per transaction.
+func New(env *runtime.Env, store *docs.Store, chunkRows int) *runtime.Function {
+	f := &Function{pool: env.Pool, docs: store, loc: env.Loc, chunkRows: chunkRows}
+	return &runtime.Function{
+		Name: name,
+		Handlers: map[string]runtime.Handler{
+			TypeLicenceRegistered: runtime.On(f.register),
+			TypeTradeRecorded:     onAt(f.record),
+			TypeTradesImported:    runtime.On(f.importTrades),
+			event.PingType:        runtime.Jobs(map[string]runtime.JobFunc{"recycling-stats": f.stats}),
+		},
+	}
+}
+
+// TradeAccepted is the data of trade.accepted.
+type TradeAccepted struct {
+	TradeID    string        `json:"tradeId"`
+	ManifestNo string        `json:"manifestNo"`
+	Uploads    []docs.Upload `json:"uploads"`
+}
+
+// TradeRejected is the data of trade.rejected.
+type TradeRejected struct {
+	TradeID    string `json:"tradeId"`
+	ManifestNo string `json:"manifestNo"`
+	Reason     string `json:"reason"`
+}
+
+func (f *Function) register(ctx context.Context, tx pgx.Tx, m runtime.Meta, p *LicenceRegistered) (runtime.Result, error) {
+	if err := upsertLicence(ctx, tx, &p.licence, m.Time); err != nil {
+		return runtime.Result{}, err
+	}
+	return runtime.Reply(TypeLicenceAccepted, map[string]string{"licenceNo": p.LicenceNo}), nil
+}
+
+// refusal rolls back the savepoint of a trade that fails at the last step.
+type refusal string
+
+func (r refusal) Error() string { return string(r) }
+
+// record judges one trade: duplicate, licence, weight, then capacity. The
+// capacity and the manifest are claimed together under a savepoint: the
+// conditional UPDATE of the collector's year total serialises concurrent
+// trades of one collector, and a manifest recorded concurrently by another
+// event undoes the claim.
+func (f *Function) record(ctx context.Context, tx pgx.Tx, m runtime.Meta, p *TradeRecorded) (runtime.Result, error) {
+	t := &p.trade
+	reject := func(reason string) (runtime.Result, error) {
+		return runtime.Reply(TypeTradeRejected, TradeRejected{TradeID: t.TradeID, ManifestNo: t.ManifestNo, Reason: reason}), nil
+	}
+	if dup, err := tradeExists(ctx, tx, t.ManifestNo, t.TradeID); err != nil || dup {
+		if err != nil {
+			return runtime.Result{}, err
+		}
+		return reject(recycling.ReasonDuplicateManifest)
+	}
+	lic, err := getLicence(ctx, tx, t.LicenceNo)
+	if err != nil {
+		return runtime.Result{}, err
+	}
+	if reason := recycling.Judge(t, lic, f.loc); reason != "" {
+		return reject(reason)
+	}
+	uploads := make([]docs.Upload, 0, len(p.Documents))
+	for i, d := range p.Documents {
+		key := path.Join("recycling", "trades", t.TradeID, strconv.Itoa(i+1)+"-"+d.FileName)
+		u, err := f.docs.PresignPut(ctx, key, d.ContentType, d.FileName)
+		if err != nil {
+			return runtime.Result{}, err
+		}
+		uploads = append(uploads, u)
+	}
+	err = postgres.InTx(ctx, tx, func(sp pgx.Tx) error {
+		ok, err := addToYear(ctx, sp, t.CollectorUSCC, t.Year(f.loc), t.WeightGrams, lic.CapacityGrams)
+		if err != nil {
+			return err
+		}
+		if !ok {
+			return refusal(recycling.ReasonCapacityExceeded)
+		}
+		inserted, err := insertTrade(ctx, sp, t, p.Documents, m.Time)
+		if err != nil {
+			return err
+		}
+		if !inserted {
+			return refusal(recycling.ReasonDuplicateManifest)
+		}
+		return nil
+	})
+	var r refusal
+	if errors.As(err, &r) {
+		return reject(string(r))
+	}
+	if err != nil {
+		return runtime.Result{}, err
+	}
+	return runtime.Reply(TypeTradeAccepted, TradeAccepted{TradeID: t.TradeID, ManifestNo: t.ManifestNo, Uploads: uploads}), nil
+}

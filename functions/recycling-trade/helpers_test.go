@@ -1,0 +1,186 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/csv"
+	"fmt"
+	"os"
+	"os/exec"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/qinqing/qinqing/shared/docs"
+	"github.com/qinqing/qinqing/shared/docs/s3test"
+	"github.com/qinqing/qinqing/shared/event"
+	"github.com/qinqing/qinqing/shared/postgres/pgtest"
+	"github.com/qinqing/qinqing/shared/recycling"
+	"github.com/qinqing/qinqing/shared/runtime/functest"
+)
+
+var binary string
+
+func TestMain(m *testing.M) {
+	var err error
+	if binary, err = functest.Build("."); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	os.Exit(m.Run())
+}
+
+type fixture struct {
+	fn    *functest.Instance
+	sink  *functest.Sink
+	pool  *pgxpool.Pool
+	s3    *s3test.Server
+	store *docs.Store
+	env   []string
+}
+
+// setup starts the function on a fresh database and bucket; extra is added
+// to its environment.
+func setup(t *testing.T, extra ...string) *fixture {
+	t.Helper()
+	url := pgtest.URL(t)
+	s3, store := s3test.New(t)
+	sink := functest.NewSink(t)
+	env := append([]string{"DATABASE_URL=" + url, "K_SINK=" + sink.URL}, s3.Env()...)
+	env = append(env, extra...)
+	return &fixture{
+		fn:    functest.Start(t, binary, env...),
+		sink:  sink,
+		pool:  pgtest.PoolFor(t, url),
+		s3:    s3,
+		store: store,
+		env:   env,
+	}
+}
+
+var (
+	// week is the event time of most test events: Monday 2026-11-30 09:00 in Huzhou.
+	week      = time.Date(2026, 11, 30, 1, 0, 0, 0, time.UTC)
+	seq       int
+	seqMu     sync.Mutex
+	portalSrc = "/portals/recycling"
+	pingSrc   = "/apis/v1/namespaces/qinqing/pingsources/recycling-stats"
+
+	collectorA = event.SampleUSCC(522001)
+	collectorB = event.SampleUSCC(522002)
+)
+
+func nextID() string {
+	seqMu.Lock()
+	defer seqMu.Unlock()
+	seq++
+	return fmt.Sprintf("ev-%d", seq)
+}
+
+func (f *fixture) send(t *testing.T, typ string, at time.Time, data any) *functest.Response {
+	t.Helper()
+	return f.fn.Send(t, functest.Event(typ, portalSrc, nextID(), at, data))
+}
+
+func licenceData(no, collector, from, to string, capacityKg any) map[string]any {
+	return map[string]any{
+		"licenceNo":        no,
+		"collector":        map[string]any{"uscc": collector, "name": "长兴回收" + collector[12:]},
+		"validFrom":        from,
+		"validTo":          to,
+		"annualCapacityKg": capacityKg,
+	}
+}
+
+// licence registers a licence valid through 2026–2031.
+func (f *fixture) licence(t *testing.T, no, collector string, capacityKg any) {
+	t.Helper()
+	f.licenceFor(t, no, collector, "2026-01-01", "2031-12-31", capacityKg)
+}
+
+func (f *fixture) licenceFor(t *testing.T, no, collector, from, to string, capacityKg any) {
+	t.Helper()
+	r := f.send(t, TypeLicenceRegistered, week, licenceData(no, collector, from, to, capacityKg))
+	if r.Status != 200 || r.Type() != TypeLicenceAccepted || r.Data()["licenceNo"] != no {
+		t.Fatalf("register licence %s: %d %s %s", no, r.Status, r.Type(), r.Body)
+	}
+}
+
+// tradeData is a valid trade of the collector under the licence.
+func tradeData(id, manifest, collector, licence string, sets int, weightKg, occurredAt string) map[string]any {
+	return map[string]any{
+		"tradeId":     id,
+		"manifestNo":  manifest,
+		"producer":    map[string]any{"uscc": event.SampleUSCC(1), "name": "长兴某汽修店", "county": "changxing"},
+		"collector":   map[string]any{"uscc": collector, "licenceNo": licence},
+		"wasteCode":   recycling.WasteCode,
+		"batterySets": sets,
+		"weightKg":    weightKg,
+		"amountFen":   36000,
+		"occurredAt":  occurredAt,
+		"documents":   []any{},
+	}
+}
+
+func (f *fixture) trade(t *testing.T, data map[string]any) *functest.Response {
+	t.Helper()
+	return f.send(t, TypeTradeRecorded, week, data)
+}
+
+func wantAccepted(t *testing.T, r *functest.Response) {
+	t.Helper()
+	if r.Status != 200 || r.Type() != TypeTradeAccepted {
+		t.Fatalf("got %d %s %s, want %s", r.Status, r.Type(), r.Body, TypeTradeAccepted)
+	}
+}
+
+func wantRejected(t *testing.T, r *functest.Response, reason string) {
+	t.Helper()
+	if r.Status != 200 || r.Type() != TypeTradeRejected || r.Data()["reason"] != reason {
+		t.Fatalf("got %d %s %s, want %s with reason %s", r.Status, r.Type(), r.Body, TypeTradeRejected, reason)
+	}
+}
+
+func (f *fixture) count(t *testing.T, sql string, args ...any) int64 {
+	t.Helper()
+	var n int64
+	if err := f.pool.QueryRow(context.Background(), sql, args...).Scan(&n); err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
+// yearTotal is a collector's stored total for a year, in grams.
+func (f *fixture) yearTotal(t *testing.T, collector string, year int) int64 {
+	t.Helper()
+	return f.count(t, `SELECT coalesce((SELECT total_g FROM recycling.collector_years WHERE collector_uscc = $1 AND year = $2), 0)`,
+		collector, year)
+}
+
+// csvFile writes records as a CSV file.
+func csvFile(t testing.TB, records ...[]string) []byte {
+	t.Helper()
+	var buf bytes.Buffer
+	w := csv.NewWriter(&buf)
+	if err := w.WriteAll(records); err != nil {
+		t.Fatal(err)
+	}
+	return buf.Bytes()
+}
+
+// row is a valid CSV row of the collector under the licence.
+func row(id, manifest, collector, licence, sets, weightKg, occurredAt string) []string {
+	return []string{id, manifest, event.SampleUSCC(7), "长兴某电动车行", "changxing", collector, licence, recycling.WasteCode,
+		sets, weightKg, "12000", occurredAt}
+}
+
+// runConfigOnly runs the binary with only the given environment and
+// returns what it printed; it must refuse to start.
+func runConfigOnly(t *testing.T, env ...string) ([]byte, error) {
+	t.Helper()
+	cmd := exec.Command(binary)
+	cmd.Env = append([]string{"PATH=" + os.Getenv("PATH"), "PORT=0"}, env...)
+	return cmd.CombinedOutput()
+}

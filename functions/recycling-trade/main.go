@@ -1,0 +1,38 @@
+// Command recycling-trade is the function for the waste lead-acid battery
+// recycling platform (废铅蓄电池回收平台, 长兴县): collectors' licences, trade
+// records with their refusals, bulk CSV imports and the monthly statistics
+// regulators read (contract section 7).
+package main
+
+import (
+	"context"
+
+	"github.com/qinqing/qinqing/shared/docs"
+	"github.com/qinqing/qinqing/shared/postgres"
+	"github.com/qinqing/qinqing/shared/runtime"
+)
+
+// Config is the function's environment.
+type Config struct {
+	runtime.Base
+	postgres.Config
+	docs.S3
+	// ImportChunkRows is how many CSV rows a bulk import stores per
+	// transaction: the unit of progress a retry resumes from.
+	ImportChunkRows int `envconfig:"RECYCLING_IMPORT_CHUNK_ROWS" default:"10000"`
+}
+
+func main() {
+	var cfg Config
+	runtime.LoadConfig(name, &cfg)
+	if cfg.ImportChunkRows < 1 {
+		runtime.Fatalf(name, "RECYCLING_IMPORT_CHUNK_ROWS must be at least 1, got %d", cfg.ImportChunkRows)
+	}
+	runtime.Main(name, cfg.Base, cfg.Config, func(ctx context.Context, env *runtime.Env) (*runtime.Function, error) {
+		store, err := docs.Open(ctx, cfg.S3)
+		if err != nil {
+			return nil, err
+		}
+		return New(env, store, cfg.ImportChunkRows), nil
+	})
+}

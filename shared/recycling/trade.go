@@ -1,0 +1,185 @@
+package recycling
+
+import (
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/qinqing/qinqing/shared/event"
+)
+
+// WasteCode is the national hazardous-waste code of waste lead-acid
+// batteries (HW31, 900-052-31): the only waste this platform records.
+const WasteCode = "900-052-31"
+
+// Plausible weight of one battery set, in grams: 1–100 kg inclusive.
+const (
+	MinGramsPerSet = 1_000
+	MaxGramsPerSet = 100_000
+)
+
+// Refusal reasons of contract section 7, in the order a trade is judged:
+// the first that applies is the answer.
+const (
+	ReasonDuplicateManifest = "duplicate_manifest"
+	ReasonUnknownLicence    = "unknown_licence"
+	ReasonLicenceNotValid   = "licence_not_valid"
+	ReasonImplausibleWeight = "implausible_weight"
+	ReasonCapacityExceeded  = "capacity_exceeded"
+)
+
+// Trade is one transfer of waste batteries from a producer (a shop or
+// garage, 产废单位) to a licensed collector (收集单位), on one manifest.
+type Trade struct {
+	TradeID        string
+	ManifestNo     string
+	ProducerUSCC   string
+	ProducerName   string
+	ProducerCounty string
+	CollectorUSCC  string
+	LicenceNo      string
+	WasteCode      string
+	BatterySets    int64
+	WeightGrams    int64
+	AmountFen      int64
+	OccurredAt     time.Time
+}
+
+// Validate checks what makes a trade well-formed, with fields named by
+// their JSON path. asOf is the time of the event that carries the trade:
+// a trade cannot have happened after it. The weight is parsed by the
+// caller (ParseWeight); its plausibility is a business judgement (Judge),
+// not a validation.
+func (t *Trade) Validate(asOf time.Time) error {
+	if err := event.FirstError(
+		ID("tradeId", t.TradeID),
+		Text("manifestNo", t.ManifestNo, 100, true),
+		event.ValidateUSCC("producer.uscc", t.ProducerUSCC),
+		Text("producer.name", t.ProducerName, 200, false),
+		event.ValidateCounty("producer.county", t.ProducerCounty),
+		event.ValidateUSCC("collector.uscc", t.CollectorUSCC),
+		Text("collector.licenceNo", t.LicenceNo, 100, true),
+	); err != nil {
+		return err
+	}
+	if t.WasteCode != WasteCode {
+		return event.Invalid("wasteCode", "must be %q (HW31 waste lead-acid batteries), got %q", WasteCode, t.WasteCode)
+	}
+	if t.BatterySets <= 0 {
+		return event.Invalid("batterySets", "must be greater than 0, got %d", t.BatterySets)
+	}
+	if t.WeightGrams < 0 {
+		return event.Invalid("weightKg", "must not be negative")
+	}
+	if t.AmountFen < 0 {
+		return event.Invalid("amountFen", "must not be negative, got %d", t.AmountFen)
+	}
+	if t.OccurredAt.IsZero() {
+		return event.Invalid("occurredAt", "is required")
+	}
+	if t.OccurredAt.After(asOf) {
+		return event.Invalid("occurredAt", "is after the event time %s", asOf.UTC().Format(time.RFC3339))
+	}
+	return nil
+}
+
+// PlausibleWeight reports whether the weight is 1–100 kg per battery set,
+// bounds included. It divides rather than multiplies, so no count can
+// overflow.
+func (t *Trade) PlausibleWeight() bool {
+	if t.BatterySets <= 0 || t.WeightGrams < 0 {
+		return false
+	}
+	// grams ≥ 1000·sets ⇔ ⌊grams/1000⌋ ≥ sets; grams ≤ 100000·sets ⇔ ⌈grams/100000⌉ ≤ sets.
+	ceil := t.WeightGrams / MaxGramsPerSet
+	if t.WeightGrams%MaxGramsPerSet != 0 {
+		ceil++
+	}
+	return t.WeightGrams/MinGramsPerSet >= t.BatterySets && ceil <= t.BatterySets
+}
+
+// Year is the calendar year of the trade in the business time zone: the
+// year whose capacity it uses.
+func (t *Trade) Year(loc *time.Location) int { return t.OccurredAt.In(loc).Year() }
+
+// Licence is a collector's hazardous-waste operating licence (危险废物经营许可证).
+type Licence struct {
+	LicenceNo     string
+	CollectorUSCC string
+	CollectorName string
+	// ValidFrom and ValidTo are calendar dates ("2006-01-02"), both
+	// inclusive, in the business time zone.
+	ValidFrom string
+	ValidTo   string
+	// CapacityGrams is the annual capacity (annualCapacityKg) in grams.
+	CapacityGrams int64
+}
+
+// ValidAt reports whether the licence covers the instant t: t's calendar
+// date in loc lies between ValidFrom and ValidTo, both included.
+func (l *Licence) ValidAt(t time.Time, loc *time.Location) bool {
+	d := t.In(loc).Format(time.DateOnly)
+	return d >= l.ValidFrom && d <= l.ValidTo
+}
+
+// Judge applies the refusals that depend on the trade and its licence
+// alone, in contract order after duplicate_manifest: unknown_licence (no
+// licence of that number, or one held by another collector),
+// licence_not_valid at occurredAt, implausible_weight. It returns "" when
+// none applies; the capacity check comes last and needs the collector's
+// running total. lic is nil when no licence has the trade's number.
+func Judge(t *Trade, lic *Licence, loc *time.Location) string {
+	switch {
+	case lic == nil || lic.CollectorUSCC != t.CollectorUSCC:
+		return ReasonUnknownLicence
+	case !lic.ValidAt(t.OccurredAt, loc):
+		return ReasonLicenceNotValid
+	case !t.PlausibleWeight():
+		return ReasonImplausibleWeight
+	}
+	return ""
+}
+
+// ID checks an identifier that ends up inside S3 keys: 1–100 letters,
+// digits, '-', '_' and '.', not starting with '.'.
+func ID(field, id string) error {
+	if id == "" {
+		return event.Invalid(field, "is required")
+	}
+	if len(id) > 100 {
+		return event.Invalid(field, "is longer than 100 characters")
+	}
+	if id[0] == '.' {
+		return event.Invalid(field, "must not start with '.'")
+	}
+	for _, c := range id {
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_' || c == '.') {
+			return event.Invalid(field, "may contain only letters, digits, '-', '_' and '.'")
+		}
+	}
+	return nil
+}
+
+// Text checks a required free-text field: valid UTF-8 without control
+// characters (Postgres text cannot hold NUL), at most max characters. An
+// identifier (ident) may not start or end with spaces either.
+func Text(field, v string, max int, ident bool) error {
+	if strings.TrimSpace(v) == "" {
+		return event.Invalid(field, "is required")
+	}
+	if !utf8.ValidString(v) {
+		return event.Invalid(field, "is not valid UTF-8")
+	}
+	if utf8.RuneCountInString(v) > max {
+		return event.Invalid(field, "is longer than %d characters", max)
+	}
+	for _, c := range v {
+		if c < 0x20 || c == 0x7f {
+			return event.Invalid(field, "must not contain control characters")
+		}
+	}
+	if ident && strings.TrimSpace(v) != v {
+		return event.Invalid(field, "must not start or end with spaces")
+	}
+	return nil
+}
