@@ -229,7 +229,7 @@ td.code { color: #7b8794; font-size: 12px; }
 {{define "chart"}}
 <figure>
 <figcaption>{{.Title}}</figcaption>
-<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 720 {{.Height}}" role="img" aria-label="{{.Title}}">
+<svg viewBox="0 0 720 {{.Height}}" role="img" aria-label="{{.Title}}">
 {{- range .Bars}}
 <text x="0" y="{{.Y}}" dy="15">{{.Label}}</text>
 <rect class="track" x="200" y="{{.Y}}" width="420" height="20" rx="3"></rect>
