@@ -310,6 +310,7 @@ type yearKey struct {
 // collectors' new totals, the refused rows and the batch's progress.
 func (f *Function) judgeAndStore(ctx context.Context, tx pgx.Tx, b *batch, c *chunk) error {
 	var manifests, tradeIDs, licenceNos []string
+	seenLicence := map[string]bool{}
 	keys := map[yearKey]int64{}
 	for i := range c.rows {
 		r := &c.rows[i]
@@ -318,7 +319,10 @@ func (f *Function) judgeAndStore(ctx context.Context, tx pgx.Tx, b *batch, c *ch
 		}
 		manifests = append(manifests, r.trade.ManifestNo)
 		tradeIDs = append(tradeIDs, r.trade.TradeID)
-		licenceNos = append(licenceNos, r.trade.LicenceNo)
+		if !seenLicence[r.trade.LicenceNo] {
+			seenLicence[r.trade.LicenceNo] = true
+			licenceNos = append(licenceNos, r.trade.LicenceNo)
+		}
 		keys[yearKey{r.trade.CollectorUSCC, r.trade.Year(f.loc)}] = 0
 	}
 	takenManifests, takenTradeIDs, err := takenIDs(ctx, tx, manifests, tradeIDs)

@@ -27,11 +27,13 @@ func upsertLicence(ctx context.Context, tx pgx.Tx, l *recycling.Licence, at time
 	return nil
 }
 
-// getLicence returns the licence with the number, or nil.
+// getLicence returns the licence with the number, or nil. The share lock
+// keeps a re-registration (a new capacity, another holder) from changing
+// the licence while the trade is judged against it.
 func getLicence(ctx context.Context, tx pgx.Tx, licenceNo string) (*recycling.Licence, error) {
 	l := recycling.Licence{LicenceNo: licenceNo}
 	err := tx.QueryRow(ctx, `SELECT collector_uscc, collector_name, valid_from::text, valid_to::text, capacity_g
-		FROM recycling.licences WHERE licence_no = $1`, licenceNo).
+		FROM recycling.licences WHERE licence_no = $1 FOR SHARE`, licenceNo).
 		Scan(&l.CollectorUSCC, &l.CollectorName, &l.ValidFrom, &l.ValidTo, &l.CapacityGrams)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return nil, nil
@@ -42,10 +44,11 @@ func getLicence(ctx context.Context, tx pgx.Tx, licenceNo string) (*recycling.Li
 	return &l, nil
 }
 
-// getLicences returns the licences with the given numbers.
+// getLicences returns the licences with the given numbers, share-locked
+// like getLicence.
 func getLicences(ctx context.Context, tx pgx.Tx, numbers []string) (map[string]*recycling.Licence, error) {
 	rows, err := tx.Query(ctx, `SELECT licence_no, collector_uscc, collector_name, valid_from::text, valid_to::text, capacity_g
-		FROM recycling.licences WHERE licence_no = ANY($1)`, numbers)
+		FROM recycling.licences WHERE licence_no = ANY($1) FOR SHARE`, numbers)
 	if err != nil {
 		return nil, fmt.Errorf("get licences: %w", err)
 	}
