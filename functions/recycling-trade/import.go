@@ -80,7 +80,14 @@ func (f *Function) importTrades(ctx context.Context, tx pgx.Tx, m runtime.Meta, 
 			return runtime.Result{}, err
 		}
 	}
-	if err := f.importRows(ctx, b, rows); err != nil {
+	// The runtime's transaction waits while the chunks are stored; a
+	// statement per chunk keeps it from counting as idle (a server's
+	// idle_in_transaction_session_timeout would end it).
+	keepAlive := func() error {
+		_, err := tx.Exec(ctx, `SELECT 1`)
+		return err
+	}
+	if err := f.importRows(ctx, b, rows, keepAlive); err != nil {
 		return runtime.Result{}, err
 	}
 	errorsKey := path.Join("imports", p.BatchID, "errors.csv")
@@ -196,7 +203,7 @@ type chunk struct {
 // importRows reads the rows after b.rowsDone and stores them chunk by
 // chunk. A reader goroutine parses the next chunk while the current one is
 // being stored.
-func (f *Function) importRows(ctx context.Context, b *batch, rows *csvRows) error {
+func (f *Function) importRows(ctx context.Context, b *batch, rows *csvRows, afterChunk func() error) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	chunks := make(chan *chunk, 1)
@@ -206,7 +213,11 @@ func (f *Function) importRows(ctx context.Context, b *batch, rows *csvRows) erro
 		readErr <- rows.chunks(ctx, b.rowsDone, b.asOf, f.chunkRows, chunks)
 	}()
 	for c := range chunks {
-		if err := f.storeChunk(ctx, b, c); err != nil {
+		err := f.storeChunk(ctx, b, c)
+		if err == nil {
+			err = afterChunk()
+		}
+		if err != nil {
 			cancel()
 			for range chunks { // let the reader finish
 			}
