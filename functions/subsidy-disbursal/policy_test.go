@@ -110,3 +110,26 @@ func TestBasisKeysDoNotCollide(t *testing.T) {
 		t.Fatalf("both bases are %s", a)
 	}
 }
+
+func FuzzParsePolicies(f *testing.F) {
+	f.Add([]byte(testPolicies))
+	f.Add([]byte(`{"policies":[{"policyId":"p","name":"n","trigger":"cn.huzhou.project.milestone.approved","rateBasisPoints":10000,"capFen":1,"budgetFen":0}]}`))
+	f.Add([]byte("policies: [ {"))
+	f.Fuzz(func(t *testing.T, raw []byte) {
+		ps, err := ParsePolicies(raw)
+		if err != nil {
+			return
+		}
+		// Whatever is accepted is valid and pays a non-negative amount.
+		for _, p := range ps {
+			if err := p.Validate(); err != nil {
+				t.Fatalf("accepted %s: %v", p.definition(), err)
+			}
+			for _, basis := range []int64{0, 1, 123456789, math.MaxInt64} {
+				if a := p.amount(basis); a < 0 {
+					t.Fatalf("%s pays %d for %d", p.definition(), a, basis)
+				}
+			}
+		}
+	})
+}
