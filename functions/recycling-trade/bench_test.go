@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -139,15 +140,19 @@ func BenchmarkImport(b *testing.B) {
 			b.Fatalf("licence: %s", r.Body)
 		}
 	}
+	var fnCPU, testCPU time.Duration
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
 		b.StopTimer()
 		key := fmt.Sprintf("bench/%d.csv", i)
 		sum := uploadGenerated(b, store, g, key, rows, fmt.Sprintf("R%d", i))
 		ev := functest.Event(TypeTradesImported, portalSrc, fmt.Sprintf("bench-%d", i), week, importData(fmt.Sprintf("BENCH-%d", i), key))
+		cpu0, self0 := procCPU(pid), selfCPU()
 		b.StartTimer()
 		r := fn.Send(b, ev)
 		b.StopTimer()
+		fnCPU += procCPU(pid) - cpu0
+		testCPU += selfCPU() - self0
 		var rep ImportCompleted
 		r.DataInto(b, &rep)
 		if rep.Accepted != sum.accepted || rep.Rejected != sum.rejected {
@@ -157,6 +162,8 @@ func BenchmarkImport(b *testing.B) {
 	}
 	b.ReportMetric(float64(rows*b.N)/b.Elapsed().Seconds(), "rows/s")
 	b.ReportMetric(float64(peakRSS(b, pid))/(1<<20), "peak-RSS-MiB")
+	b.ReportMetric(fnCPU.Seconds()/float64(b.N), "fn-cpu-s/op")
+	b.ReportMetric(testCPU.Seconds()/float64(b.N), "s3-cpu-s/op")
 }
 
 // uploadGenerated writes a generated file to disk and uploads it from
@@ -226,4 +233,26 @@ func peakRSS(b *testing.B, pid int) int64 {
 		}
 	}
 	return 0
+}
+
+// procCPU is the user + system CPU time a process has used.
+func procCPU(pid int) time.Duration {
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0
+	}
+	// Fields after the command name (which may hold spaces): utime is
+	// the 14th field of the line, stime the 15th, in clock ticks (100 Hz).
+	s := string(data)
+	fields := strings.Fields(s[strings.LastIndexByte(s, ')')+2:])
+	ut, _ := strconv.ParseInt(fields[11], 10, 64)
+	st, _ := strconv.ParseInt(fields[12], 10, 64)
+	return time.Duration(ut+st) * 10 * time.Millisecond
+}
+
+// selfCPU is the CPU time of this test process (the S3 server runs in it).
+func selfCPU() time.Duration {
+	var ru syscall.Rusage
+	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
