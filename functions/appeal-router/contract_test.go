@@ -460,6 +460,9 @@ func TestClosedLoop(t *testing.T) {
 	if fmt.Sprint(got) != fmt.Sprint(want) {
 		t.Fatalf("history:\n%s\nwant:\n%s", joinLines(got), joinLines(want))
 	}
+	if n := f.count(t, `SELECT count(*) FROM appeal.history WHERE jsonb_typeof(detail) <> 'object'`); n != 0 {
+		t.Fatalf("%d history rows without a detail object", n)
+	}
 	if n := f.count(t, `SELECT reopened FROM appeal.appeals WHERE appeal_id = $1`, id); n != 1 {
 		t.Fatalf("reopened = %d", n)
 	}

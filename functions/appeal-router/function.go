@@ -142,7 +142,7 @@ func (f *Function) local(a Assignment) Assignment {
 }
 
 func (f *Function) accept(ctx context.Context, tx pgx.Tx, m runtime.Meta, p *Accepted) (runtime.Result, error) {
-	return f.answer(ctx, tx, m, p.AppealID, p.Department, appeal.Accept, "", nil)
+	return f.answer(ctx, tx, m, p.AppealID, p.Department, appeal.Accept, "", map[string]any{})
 }
 
 func (f *Function) giveBack(ctx context.Context, tx pgx.Tx, m runtime.Meta, p *Returned) (runtime.Result, error) {
