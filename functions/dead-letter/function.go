@@ -1,0 +1,197 @@
+package main
+
+import (
+	"context"
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"go.uber.org/zap"
+
+	"github.com/qinqing/qinqing/shared/event"
+	"github.com/qinqing/qinqing/shared/postgres"
+	"github.com/qinqing/qinqing/shared/runtime"
+)
+
+const name = "dead-letter"
+
+// Function keeps dead letters and serves the operator endpoints.
+type Function struct {
+	pool   *pgxpool.Pool
+	sink   string
+	client *http.Client
+	log    *zap.SugaredLogger
+	token  [sha256.Size]byte // SHA-256 of ADMIN_TOKEN, compared in constant time
+}
+
+// New returns the function. POST / receives dead letters; the operator
+// endpoints exist only when token (ADMIN_TOKEN) is set.
+func New(env *runtime.Env, token string, client *http.Client) *runtime.Function {
+	f := &Function{pool: env.Pool, sink: env.Base.Sink, client: client, log: env.Log, token: sha256.Sum256([]byte(token))}
+	return &runtime.Function{
+		Name: name,
+		Routes: func(mux *http.ServeMux) {
+			mux.HandleFunc("POST /{$}", f.receive)
+			if token != "" {
+				mux.HandleFunc("GET /deadletters", f.admin(f.list))
+				mux.HandleFunc("POST /deadletters/{id}/replay", f.admin(f.replay))
+			}
+		},
+	}
+}
+
+// receive stores one dead-lettered event and answers 202; a redelivery is
+// stored once. A database fault is a 503, so Knative retries.
+func (f *Function) receive(w http.ResponseWriter, r *http.Request) {
+	start := time.Now()
+	body, ok := runtime.ReadBody(w, r)
+	if !ok {
+		f.log.Infow("dead letter", "status", http.StatusRequestEntityTooLarge, "outcome", "too_large")
+		return
+	}
+	ev, err := runtime.ParseEvent(r.Context(), r, body)
+	if err != nil {
+		runtime.WriteProblem(w, runtime.Problem{Type: runtime.ProblemInvalid, Title: "Malformed event",
+			Status: http.StatusBadRequest, Detail: err.Error()})
+		f.log.Infow("dead letter", "status", http.StatusBadRequest, "outcome", "invalid", "error", err)
+		return
+	}
+	d := FromEvent(ev)
+	var outcome string
+	err = postgres.InTx(r.Context(), f.pool, func(tx pgx.Tx) error {
+		outcome, err = insertDeadLetter(r.Context(), tx, d)
+		return err
+	})
+	fields := []any{"deadLetter", d.ID, "type", d.Type, "id", d.EventID, "source", d.Source,
+		"errorDest", redactURL(d.ErrorDest), "errorCode", d.ErrorCode, "ms", float64(time.Since(start).Microseconds()) / 1000}
+	if err != nil {
+		f.log.Errorw("dead letter", append(fields, "status", http.StatusServiceUnavailable, "outcome", "error", "error", err)...)
+		runtime.WriteProblem(w, runtime.Problem{Type: runtime.ProblemUnavailable, Status: http.StatusServiceUnavailable,
+			Detail: "the dead letter could not be stored; nothing was written, retry later"})
+		return
+	}
+	// Warn: every dead letter is an event some subscriber never handled.
+	f.log.Warnw("dead letter", append(fields, "status", http.StatusAccepted, "outcome", outcome)...)
+	w.WriteHeader(http.StatusAccepted)
+}
+
+// admin wraps an operator endpoint with the bearer-token check.
+func (f *Function) admin(h http.HandlerFunc) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		if !f.authorized(r) {
+			w.Header().Set("WWW-Authenticate", `Bearer realm="qinqing-deadletters"`)
+			runtime.WriteProblem(w, runtime.Problem{Type: runtime.ProblemUnauthorized, Status: http.StatusUnauthorized,
+				Detail: "missing or wrong bearer token: send Authorization: Bearer <ADMIN_TOKEN>"})
+			f.log.Infow("admin", "method", r.Method, "path", r.URL.Path, "status", http.StatusUnauthorized)
+			return
+		}
+		h(w, r)
+	}
+}
+
+// authorized compares the bearer token with ADMIN_TOKEN in constant time
+// (hashing both first, so not even the length is compared early).
+func (f *Function) authorized(r *http.Request) bool {
+	scheme, token, ok := strings.Cut(r.Header.Get("Authorization"), " ")
+	if !ok || !strings.EqualFold(scheme, "Bearer") {
+		return false
+	}
+	got := sha256.Sum256([]byte(strings.TrimSpace(token)))
+	return subtle.ConstantTimeCompare(got[:], f.token[:]) == 1
+}
+
+// List is the body of GET /deadletters.
+type List struct {
+	Items []Item `json:"items"`
+}
+
+// list answers GET /deadletters[?status=pending|replayed].
+func (f *Function) list(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	status := q.Get("status")
+	if q.Has("status") && status != StatusPending && status != StatusReplayed {
+		runtime.WriteProblem(w, runtime.Problem{Type: runtime.ProblemInvalid, Title: "Bad request", Status: http.StatusBadRequest,
+			Field: "status", Detail: fmt.Sprintf("status must be %q or %q, got %q", StatusPending, StatusReplayed, status),
+			InvalidParams: []runtime.InvalidParam{{Name: "status", Reason: "must be pending or replayed"}}})
+		return
+	}
+	ds, err := listDeadLetters(r.Context(), f.pool, status)
+	if err != nil {
+		f.unavailable(w, err)
+		return
+	}
+	out := List{Items: make([]Item, 0, len(ds))}
+	for _, d := range ds {
+		out.Items = append(out.Items, d.Item())
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+// replay answers POST /deadletters/{id}/replay: the stored event goes to
+// K_SINK unchanged; 202 and status replayed once the sink accepted it, 502
+// (status unchanged) when it refused. The row stays locked while the event
+// is sent.
+func (f *Function) replay(w http.ResponseWriter, r *http.Request) {
+	ctx := r.Context()
+	id := r.PathValue("id")
+	if f.sink == "" {
+		runtime.WriteProblem(w, runtime.Problem{Type: runtime.ProblemUnavailable, Status: http.StatusServiceUnavailable,
+			Detail: "K_SINK is not configured: there is nowhere to replay to; nothing changed"})
+		return
+	}
+	var d *DeadLetter
+	var sendErr error
+	err := postgres.InTx(ctx, f.pool, func(tx pgx.Tx) error {
+		var found bool
+		var err error
+		if d, found, err = lockDeadLetter(ctx, tx, id); err != nil {
+			return err
+		}
+		if !found {
+			return event.NotFound("no dead letter with id %q", id)
+		}
+		ev, err := d.ReplayEvent()
+		if err != nil {
+			return fmt.Errorf("rebuild event: %w", err)
+		}
+		if sendErr = runtime.Send(ctx, f.client, f.sink, ev); sendErr != nil {
+			return markReplayFailed(context.WithoutCancel(ctx), tx, d.ID, sendErr.Error())
+		}
+		return markReplayed(ctx, tx, d)
+	})
+	var fields []any
+	if d != nil {
+		fields = []any{"deadLetter", d.ID, "type", d.Type, "id", d.EventID, "source", d.Source}
+	}
+	switch {
+	case event.ErrorCode(err) == event.ENOTFOUND:
+		runtime.WriteProblem(w, runtime.Problem{Type: runtime.ProblemNotFound, Status: http.StatusNotFound, Detail: err.Error()})
+	case err != nil:
+		f.unavailable(w, err)
+	case sendErr != nil:
+		f.log.Warnw("replay refused", append(fields, "status", http.StatusBadGateway, "error", sendErr)...)
+		runtime.WriteProblem(w, runtime.Problem{Type: runtime.ProblemBadGateway, Title: "Sink refused the replay",
+			Status: http.StatusBadGateway, Detail: fmt.Sprintf("the sink did not accept the event (%v); the dead letter stays %s", sendErr, d.Status)})
+	default:
+		f.log.Infow("replayed", append(fields, "status", http.StatusAccepted)...)
+		writeJSON(w, http.StatusAccepted, d.Item())
+	}
+}
+
+func (f *Function) unavailable(w http.ResponseWriter, err error) {
+	f.log.Errorw("admin", "error", err)
+	runtime.WriteProblem(w, runtime.Problem{Type: runtime.ProblemUnavailable, Status: http.StatusServiceUnavailable,
+		Detail: "the dead letters cannot be read or changed right now; retry later"})
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(v)
+}

@@ -1,0 +1,40 @@
+// Command dead-letter is the Knative deadLetterSink of every Trigger: it
+// keeps each event Knative could not deliver, and lets operators list and
+// replay them (contract section 10).
+package main
+
+import (
+	"context"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/qinqing/qinqing/shared/postgres"
+	"github.com/qinqing/qinqing/shared/runtime"
+)
+
+// Config is the function's environment.
+type Config struct {
+	runtime.Base
+	postgres.Config
+	// AdminToken is the bearer token of the operator endpoints. Unset: the
+	// endpoints do not exist (404). Never logged.
+	AdminToken string `envconfig:"ADMIN_TOKEN"`
+	// SinkTimeout bounds the POST of a replayed event to K_SINK.
+	SinkTimeout time.Duration `envconfig:"SINK_TIMEOUT" default:"10s"`
+}
+
+func main() {
+	var cfg Config
+	runtime.LoadConfig(name, &cfg)
+	runtime.Main(name, cfg.Base, cfg.Config, func(_ context.Context, env *runtime.Env) (*runtime.Function, error) {
+		token := strings.TrimSpace(cfg.AdminToken)
+		switch {
+		case token == "":
+			env.Log.Infow("ADMIN_TOKEN is unset: the operator endpoints are off")
+		case len(token) < 16:
+			env.Log.Warnw("ADMIN_TOKEN is shorter than 16 characters; use a long random token")
+		}
+		return New(env, token, &http.Client{Timeout: cfg.SinkTimeout}), nil
+	})
+}
