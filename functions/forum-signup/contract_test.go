@@ -293,6 +293,10 @@ func TestSignupFlow(t *testing.T) {
 			if ap["channel"] != "forum" || ap["forumId"] != "F1" || ap["signupId"] != rep.SignupID || ev.Source() != "/qinqing/forum-signup" {
 				t.Fatalf("appeal follow-up = %v from %s", ap, ev.Source())
 			}
+			// A follow-up happened when the signup did, whatever the clock says.
+			if !ev.Time().Equal(week) {
+				t.Fatalf("appeal follow-up time = %v, want the signup's %v", ev.Time(), week)
+			}
 		}
 	})
 	t.Run("ErrAlreadyRegistered", func(t *testing.T) {

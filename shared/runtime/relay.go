@@ -130,7 +130,7 @@ func (r *Relay) deliverBatch(ctx context.Context) (delivered, claimed int, err e
 	rows, err := r.Pool.Query(ctx, `UPDATE qinqing.outbox SET next_attempt_at = now() + $2::interval, attempts = attempts + 1
 		WHERE seq IN (SELECT seq FROM qinqing.outbox WHERE delivered_at IS NULL AND next_attempt_at <= now()
 		              ORDER BY next_attempt_at, seq LIMIT $1 FOR UPDATE SKIP LOCKED)
-		RETURNING seq, id, source, type, coalesce(subject, ''), data::text, created_at, attempts`,
+		RETURNING seq, id, source, type, coalesce(subject, ''), data::text, coalesce(event_time, created_at), attempts`,
 		r.BatchSize, r.Lease.String())
 	if err != nil {
 		return 0, 0, fmt.Errorf("claim outbox: %w", err)

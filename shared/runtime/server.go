@@ -257,14 +257,17 @@ func (s *Server) handle(ctx context.Context, m Meta, run Run) (*cloudevents.Even
 }
 
 // queueOutbox adds the follow-ups (and a NOTIFY waking the relays) to b.
+// A follow-up's time is the handled event's time: when its occurrence
+// happened.
 func queueOutbox(b *pgx.Batch, m Meta, fs []Outgoing) error {
 	for i, f := range fs {
 		data, err := json.Marshal(f.Data)
 		if err != nil {
 			return fmt.Errorf("encode follow-up %s: %w", f.Type, err)
 		}
-		b.Queue(`INSERT INTO qinqing.outbox (id, producer, source, type, subject, data) VALUES ($1, $2, $3, $4, NULLIF($5, ''), $6)
-			ON CONFLICT (id) DO NOTHING`, followUpID(m, f, i), m.Function, SourceOf(m.Function), f.Type, f.Subject, string(data))
+		b.Queue(`INSERT INTO qinqing.outbox (id, producer, source, type, subject, data, event_time)
+			VALUES ($1, $2, $3, $4, NULLIF($5, ''), $6, $7)
+			ON CONFLICT (id) DO NOTHING`, followUpID(m, f, i), m.Function, SourceOf(m.Function), f.Type, f.Subject, string(data), m.Time)
 	}
 	if len(fs) > 0 {
 		b.Queue(`SELECT pg_notify('qinqing_outbox', '')`)
