@@ -301,3 +301,41 @@ func TestLint(t *testing.T) {
 		})
 	}
 }
+
+// TestImageReferences checks how the image values combine into references.
+func TestImageReferences(t *testing.T) {
+	t.Parallel()
+	c := loadChart(t)
+	const digest = "sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
+	for _, tc := range []struct {
+		name, values, want string
+	}{
+		{"Ko", "", koPrefix + "functions/forum-signup"},
+		{"Registry", "image: {registry: r.example/q/, tag: '2.0'}", "r.example/q/forum-signup:2.0"},
+		{"RegistryAppVersion", "image: {registry: r.example/q}", "r.example/q/forum-signup:" + c.Metadata.AppVersion},
+		{"RegistryDigest", "image: {registry: r.example/q, tag: '2.0'}\nfunctions: {forum-signup: {image: {digest: " + digest + "}}}", "r.example/q/forum-signup@" + digest},
+		{"Repository", "functions: {forum-signup: {image: {repository: localhost:5001/fs, tag: dev}}}", "localhost:5001/fs:dev"},
+		{"RepositoryWithoutTag", "functions: {forum-signup: {image: {repository: localhost:5001/fs}}}", "localhost:5001/fs"},
+		{"FullReferenceWins", "functions: {forum-signup: {image: {repository: 'localhost:5001/fs:dev@" + digest + "', tag: x, digest: " + digest + "}}}", "localhost:5001/fs:dev@" + digest},
+		{"TaggedReferenceGetsDigest", "functions: {forum-signup: {image: {repository: 'localhost:5001/fs:dev', digest: " + digest + "}}}", "localhost:5001/fs:dev@" + digest},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			r := mustRender(t, c, parseValues(t, tc.values))
+			for _, m := range r.find("Service") {
+				if m.Name != releaseName+"-forum-signup" {
+					continue
+				}
+				var s servingv1.Service
+				if err := strictYAML(m.YAML, &s); err != nil {
+					t.Fatal(err)
+				}
+				if got := s.Spec.Template.Spec.Containers[0].Image; got != tc.want {
+					t.Errorf("image = %s, want %s", got, tc.want)
+				}
+				return
+			}
+			t.Fatal("no forum-signup Service")
+		})
+	}
+}

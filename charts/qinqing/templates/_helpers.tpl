@@ -129,7 +129,9 @@ Usage: include "qinqing.functionValues" (dict "root" $ "name" "forum-signup") | 
 {{- end -}}
 
 {{/*
-An image reference. Per-function repository/tag/digest win; otherwise
+An image reference. Per-function repository/tag/digest win (a repository
+that already holds a tag or digest, as skaffold sets it, is used as is);
+otherwise
 image.registry + the binary's base name + image.tag (or appVersion), as
 `ko build --base-import-paths` publishes them; otherwise the ko:// reference
 that ko resolve and skaffold replace.
@@ -146,11 +148,14 @@ Usage: include "qinqing.image" (dict "root" $ "image" $imageValues "importPath" 
 {{- $repo = printf "%s/%s" (trimSuffix "/" $g.registry) $base -}}
 {{- $tag = $tag | default $g.tag | default .root.Chart.AppVersion -}}
 {{- end -}}
+{{- $last := last (splitList "/" $repo) -}}
 {{- if not $repo -}}
 {{- printf "ko://github.com/qinqing/qinqing/%s" .importPath -}}
+{{- else if contains "@" $repo -}}
+{{- $repo -}}
 {{- else if $digest -}}
 {{- printf "%s@%s" $repo $digest -}}
-{{- else if $tag -}}
+{{- else if and $tag (not (contains ":" $last)) -}}
 {{- printf "%s:%s" $repo $tag -}}
 {{- else -}}
 {{- $repo -}}
