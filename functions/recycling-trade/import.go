@@ -334,7 +334,6 @@ func (f *Function) judgeAndStore(ctx context.Context, tx pgx.Tx, b *batch, c *ch
 			seenLicence[r.trade.LicenceNo] = true
 			licenceNos = append(licenceNos, r.trade.LicenceNo)
 		}
-		keys[yearKey{r.trade.CollectorUSCC, r.trade.Year(f.loc)}] = 0
 	}
 	takenManifests, takenTradeIDs, err := takenIDs(ctx, tx, manifests, tradeIDs)
 	if err != nil {
@@ -343,6 +342,13 @@ func (f *Function) judgeAndStore(ctx context.Context, tx pgx.Tx, b *batch, c *ch
 	licences, err := getLicences(ctx, tx, licenceNos)
 	if err != nil {
 		return err
+	}
+	// The year rows of collectors whose licence may accept the row.
+	for i := range c.rows {
+		r := &c.rows[i]
+		if lic := licences[r.trade.LicenceNo]; !r.invalid && lic != nil && lic.CollectorUSCC == r.trade.CollectorUSCC {
+			keys[yearKey{r.trade.CollectorUSCC, r.trade.Year(f.loc)}] = 0
+		}
 	}
 	if err := lockYears(ctx, tx, keys); err != nil {
 		return err
