@@ -11,6 +11,7 @@ import (
 	"github.com/qinqing/qinqing/shared/docs"
 	"github.com/qinqing/qinqing/shared/event"
 	"github.com/qinqing/qinqing/shared/runtime"
+	"github.com/qinqing/qinqing/shared/subsidy"
 )
 
 const name = "deadline-check"
@@ -26,8 +27,8 @@ type Function struct {
 // New returns the function's handlers.
 func New(env *runtime.Env, store *docs.Store) *runtime.Function {
 	f := &Function{loc: env.Loc, cache: env.Calendar, docs: store}
-	// Each kind of deadline is one Check; subsidy payments join as one more.
-	f.checks = []Check{f.appealsOverdue}
+	// Each kind of deadline is one Check.
+	f.checks = []Check{f.appealsOverdue, f.paymentsOverdue}
 	return &runtime.Function{
 		Name: name,
 		Handlers: map[string]runtime.Handler{
@@ -62,6 +63,15 @@ type Overdue struct {
 // (each with a Key, and guarded by a unique row of its own, so two checks
 // at once announce it once).
 type Check func(ctx context.Context, tx pgx.Tx, m runtime.Meta, c *CheckCompleted) ([]runtime.Outgoing, error)
+
+// paymentsOverdue announces, once each, subsidy payments not settled by
+// their dueAt (contract section 5, the payment part; the queries live with
+// the subsidy domain in shared/subsidy).
+func (f *Function) paymentsOverdue(ctx context.Context, tx pgx.Tx, m runtime.Meta, c *CheckCompleted) ([]runtime.Outgoing, error) {
+	n, out, err := subsidy.AnnounceOverduePayments(ctx, tx, m.Time.In(f.loc))
+	c.Overdue.Payment = n
+	return out, err
+}
 
 // deadlineCheck runs every check as of the event time in the event's
 // transaction.
