@@ -7,6 +7,7 @@ import (
 	"go/parser"
 	"go/token"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -382,6 +383,31 @@ func TestMainPackagesExist(t *testing.T) {
 		}
 		if !found {
 			t.Errorf("%s: no main package, but the chart deploys %s%s", main, koPrefix, strings.TrimPrefix(main, "./"))
+		}
+	}
+}
+
+// TestBinariesStaySmall checks that no deployed binary links the heavy
+// validation graph: only this test package may import Knative's API
+// packages and Helm.
+func TestBinariesStaySmall(t *testing.T) {
+	t.Parallel()
+	goTool, err := exec.LookPath("go")
+	if err != nil {
+		t.Skip("no go command on PATH")
+	}
+	args := append([]string{"list", "-deps", "-f", "{{.ImportPath}}"}, mainPackages()...)
+	cmd := exec.Command(goTool, args...)
+	cmd.Dir = repoRoot
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("go list: %v", err)
+	}
+	for _, pkg := range strings.Fields(string(out)) {
+		for _, heavy := range []string{"knative.dev/serving/", "knative.dev/eventing/", "helm.sh/"} {
+			if strings.HasPrefix(pkg, heavy) {
+				t.Errorf("a deployed binary links %s", pkg)
+			}
 		}
 	}
 }
