@@ -17,6 +17,35 @@ func summarize(ctx context.Context, w io.Writer, pool *pgxpool.Pool, b *broker) 
 	if exists(ctx, pool, "forum.forums") {
 		forumSummary(ctx, w, pool)
 	}
+	for _, part := range []struct {
+		table, title, query string
+	}{
+		{"appeal.appeals", "Appeals by status (closed loop: assigned → accepted → replied → closed)",
+			`SELECT status || ' ' || count(*) FILTER (WHERE channel = 'forum') || ' from the forum, ' ||
+				count(*) FILTER (WHERE channel <> 'forum') || ' from portals, hotline and visits'
+			 FROM appeal.appeals GROUP BY status ORDER BY array_position(ARRAY['assigned','accepted','replied','closed'], status)`},
+		{"appeal.overdue_announcements", "Escalations announced (督办 ladder)",
+			`SELECT appeal_id || '  ' || stage || '/' || level || '  ' || department || '  ' || working_days_overdue || ' working days overdue'
+			 FROM appeal.overdue_announcements ORDER BY appeal_id, due_at, array_position(ARRAY['reminder','supervision','exposure'], level)`},
+		{"subsidy.disbursement_status", "Subsidies (政策一键兑)",
+			`SELECT policy_id || '  ' || uscc || '  ¥' || to_char(amount_fen / 100.0, 'FM999,999,999,990.00') || '  ' || status ||
+				'  due ' || to_char(due_at AT TIME ZONE 'Asia/Shanghai', 'YYYY-MM-DD')
+			 FROM subsidy.disbursement_status ORDER BY approved_at, disbursement_id`},
+		{"recycling.trades", "Waste-battery trades on record (HW31 900-052-31)",
+			`SELECT count(*) || ' trades, ' || coalesce(sum(battery_sets), 0) || ' battery sets, ' ||
+				to_char(coalesce(sum(weight_g), 0) / 1000.0, 'FM999,999,990.000') || ' kg, ¥' ||
+				to_char(coalesce(sum(amount_fen), 0) / 100.0, 'FM999,999,990.00')
+			 FROM recycling.trades`},
+		{"award.ceremonies", "Award ceremonies (实干争先)",
+			`SELECT year || ': top 3 of 湖州民企50强: ' ||
+				(SELECT string_agg(e->>'name', '、' ORDER BY (e->>'rank')::int) FROM jsonb_array_elements(result->'top50') e WHERE (e->>'rank')::int <= 3) ||
+				'; ' || jsonb_array_length(result->'winners') || ' winners, ' || jsonb_array_length(result->'documents') || ' documents'
+			 FROM award.ceremonies ORDER BY year`},
+	} {
+		if exists(ctx, pool, part.table) {
+			listSummary(ctx, w, pool, part.title, part.query)
+		}
+	}
 	counts := map[string]int{}
 	failed, missing := 0, map[string]bool{}
 	for _, o := range b.observedSince(0) {
@@ -107,5 +136,31 @@ func forumSummary(ctx context.Context, w io.Writer, pool *pgxpool.Pool) {
 			fmt.Fprintf(w, "  roster     not yet (signups still open)\n")
 		}
 		fmt.Fprintf(w, "  appeals raised from problems brought to the forum: %d\n", g.problems)
+	}
+}
+
+// listSummary prints a heading and one line per row of a one-column query.
+func listSummary(ctx context.Context, w io.Writer, pool *pgxpool.Pool, title, query string) {
+	rows, err := pool.Query(ctx, query)
+	if err != nil {
+		fmt.Fprintf(w, "\n%s: %v\n", title, err)
+		return
+	}
+	defer rows.Close()
+	fmt.Fprintf(w, "\n%s\n", title)
+	n := 0
+	for rows.Next() {
+		var line *string
+		if err := rows.Scan(&line); err != nil {
+			fmt.Fprintf(w, "  %v\n", err)
+			return
+		}
+		if line != nil {
+			fmt.Fprintf(w, "  %s\n", *line)
+			n++
+		}
+	}
+	if n == 0 {
+		fmt.Fprintln(w, "  (none)")
 	}
 }
