@@ -42,7 +42,20 @@ func TestRejectsBadValues(t *testing.T) {
 	}, {
 		name:   "SchemaPolicyWithAmountAndRate",
 		values: "subsidyDisbursal:\n  policies:\n    - {policyId: p, name: 'Policy P', trigger: cn.huzhou.subsidy.requested, amountFen: 1, rateBasisPoints: 5, capFen: 9, budgetFen: 100}\n",
-		want:   []string{"/subsidyDisbursal/policies/0", "oneOf"},
+		want:   []string{"/subsidyDisbursal/policies/0", "'not' failed"},
+	}, {
+		// subsidy-disbursal refuses these at start; the schema refuses them first.
+		name:   "SchemaPolicyZeroCap",
+		values: "subsidyDisbursal:\n  policies:\n    - {policyId: p, name: 'Policy P', trigger: cn.huzhou.subsidy.requested, capFen: 0, budgetFen: 100}\n",
+		want:   []string{"/subsidyDisbursal/policies/0/capFen"},
+	}, {
+		name:   "SchemaPolicyBooleanMatch",
+		values: "subsidyDisbursal:\n  policies:\n    - {policyId: p, name: 'Policy P', trigger: cn.huzhou.honour.awarded, match: {honour: true}, amountFen: 1, budgetFen: 100}\n",
+		want:   []string{"/subsidyDisbursal/policies/0/match/honour"},
+	}, {
+		name:   "SchemaPolicyRateWithoutCap",
+		values: "subsidyDisbursal:\n  policies:\n    - {policyId: p, name: 'Policy P', trigger: cn.huzhou.project.milestone.approved, rateBasisPoints: 100, budgetFen: 100}\n",
+		want:   []string{"/subsidyDisbursal/policies/0", "capFen"},
 	}, {
 		name:   "SchemaPortalSecretWithoutPrefix",
 		values: "webhookIngress:\n  portals:\n    p:\n      secrets: [abc]\n      allowedTypes: [cn.huzhou.appeal.submitted]\n",
