@@ -110,13 +110,27 @@ func decodeErrorData(raw string) string {
 	if err != nil {
 		return raw
 	}
-	for i := 0; i < utf8.UTFMax && len(b) > 0 && !utf8.Valid(b); i++ {
-		b = b[:len(b)-1]
+	if len(raw) >= 1024 {
+		b = trimPartialRune(b)
 	}
 	if len(b) == 0 || !utf8.Valid(b) || !printable(string(b)) {
 		return raw
 	}
 	return string(b)
+}
+
+// trimPartialRune drops an incomplete UTF-8 sequence at the end of b (the
+// start of a character whose remaining bytes were cut off).
+func trimPartialRune(b []byte) []byte {
+	for i := len(b) - 1; i >= 0 && i >= len(b)-utf8.UTFMax; i-- {
+		if utf8.RuneStart(b[i]) {
+			if !utf8.FullRune(b[i:]) {
+				return b[:i]
+			}
+			break
+		}
+	}
+	return b
 }
 
 // printable reports text without control characters other than

@@ -2,6 +2,7 @@ package main
 
 import (
 	"encoding/base64"
+	"errors"
 	"fmt"
 	"os"
 	"regexp"
@@ -62,7 +63,7 @@ func LoadPortals(path string) (Portals, error) {
 	}
 	ps, err := ParsePortals(b)
 	if err != nil {
-		return nil, fmt.Errorf("PORTALS_FILE %s: %s", path, oneLine(err.Error()))
+		return nil, fmt.Errorf("PORTALS_FILE %s: %s", path, oneLine(redactSecrets(err.Error())))
 	}
 	return ps, nil
 }
@@ -73,7 +74,7 @@ func LoadPortals(path string) (Portals, error) {
 func ParsePortals(b []byte) (Portals, error) {
 	var f portalsFile
 	if err := yaml.UnmarshalStrict(b, &f); err != nil {
-		return nil, err
+		return nil, parseError(err)
 	}
 	if f.Portals == nil {
 		return nil, fmt.Errorf("portals: is required (shape: {\"portals\": {\"<name>\": {\"secrets\": [\"whsec_…\"], \"allowedTypes\": [\"…\"]}}})")
@@ -143,6 +144,32 @@ func (ps Portals) weakKeys() []string {
 	}
 	sort.Strings(out)
 	return out
+}
+
+var (
+	yamlLine   = regexp.MustCompile(`line \d+`)
+	secretLike = regexp.MustCompile(`whsec_[A-Za-z0-9+/=_-]+`)
+)
+
+// parseError reports a file that is not valid YAML (or JSON) by its line
+// only: the YAML parser quotes pieces of the input (anchor names, keys),
+// which could be a secret.
+func parseError(err error) error {
+	msg := err.Error()
+	if strings.Contains(msg, "converting YAML to JSON") {
+		where := yamlLine.FindString(msg)
+		if where != "" {
+			where = " (at " + where + ")"
+		}
+		return fmt.Errorf("not valid JSON or YAML%s", where)
+	}
+	return errors.New(redactSecrets(msg))
+}
+
+// redactSecrets hides anything shaped like a whsec_ secret in a message
+// (say, a secret pasted where a portal name or field name belongs).
+func redactSecrets(s string) string {
+	return secretLike.ReplaceAllString(s, "whsec_…")
 }
 
 func oneLine(s string) string {

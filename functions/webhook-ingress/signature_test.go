@@ -2,6 +2,7 @@ package main
 
 import (
 	"encoding/base64"
+	"regexp"
 	"strconv"
 	"strings"
 	"testing"
@@ -149,6 +150,40 @@ func FuzzVerify(f *testing.F) {
 			tampered[int(flip)%len(tampered)] ^= 0x01
 			if _, err := p.Verify(id, tss, sig, tampered, now); err == nil {
 				t.Fatalf("tampered body verified")
+			}
+		}
+	})
+}
+
+// FuzzParsePortals checks the PORTALS_FILE parser never panics, that
+// what it accepts is usable (every portal has a key and a type), and that
+// the error LoadPortals prints never shows anything shaped like a secret.
+func FuzzParsePortals(f *testing.F) {
+	f.Add([]byte(`{"portals": {"p": {"secrets": ["whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"], "allowedTypes": ["t"]}}}`))
+	f.Add([]byte("portals:\n  p:\n    secrets: [whsec_c2Vjb25kIGtleQ]\n    allowedTypes: [a, b]\n"))
+	f.Add([]byte(`{"portals": {"p": {"secrets": ["whsec_secret-not-base64"], "allowedTypes": ["t"]}}}`))
+	f.Add([]byte(`{"portals": {"p": {"secrets": ["plain-secret-value"], "allowedTypes": ["t"]}}}`))
+	f.Add([]byte(`{"portals": null}`))
+	f.Add([]byte("{*whsec_c2Vjb25kIGtleQ"))
+	f.Add([]byte(`{"portals": {"whsec_c2Vjb25kIGtleQ": {}}}`))
+	f.Add([]byte(`[]`))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		ps, err := ParsePortals(b)
+		if err != nil {
+			// What LoadPortals prints: nothing shaped like a secret.
+			if msg := redactSecrets(err.Error()); regexp.MustCompile(`whsec_[A-Za-z0-9+/=_-]`).MatchString(msg) {
+				t.Fatalf("error repeats a secret: %v", msg)
+			}
+			return
+		}
+		for name, p := range ps {
+			if p.Name != name || len(p.keys) == 0 || len(p.allowed) == 0 || !portalName.MatchString(name) {
+				t.Fatalf("accepted unusable portal %q: %+v", name, p)
+			}
+			for _, k := range p.keys {
+				if len(k) == 0 {
+					t.Fatalf("portal %q has an empty key", name)
+				}
 			}
 		}
 	})
