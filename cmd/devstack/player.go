@@ -193,8 +193,12 @@ func (p *player) report(l line) {
 		input = l.Type
 	}
 	var follow []observed
+	inputFailed := ""
 	for _, o := range obs {
 		if l.Webhook == nil && o.Event.ID() == l.ID && o.Event.Source() == l.Source {
+			if len(o.Failed) > 0 {
+				inputFailed = "  ✗ failed at " + strings.Join(o.Failed, ", ") + " → dead-letter"
+			}
 			continue
 		}
 		follow = append(follow, o)
@@ -205,7 +209,7 @@ func (p *player) report(l line) {
 		p.runOutcomes = map[string]int{}
 	}
 	p.runCount++
-	lines := []string{fmt.Sprintf("▶ %s  %s", hhmm(l.Time), input+" "+briefOf(l))}
+	lines := []string{fmt.Sprintf("▶ %s  %s%s", hhmm(l.Time), input+" "+briefOf(l), inputFailed)}
 	for _, o := range follow {
 		p.runOutcomes[o.Event.Type()]++
 		status := ""

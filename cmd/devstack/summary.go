@@ -36,6 +36,10 @@ func summarize(ctx context.Context, w io.Writer, pool *pgxpool.Pool, b *broker) 
 				to_char(coalesce(sum(weight_g), 0) / 1000.0, 'FM999,999,990.000') || ' kg, ¥' ||
 				to_char(coalesce(sum(amount_fen), 0) / 100.0, 'FM999,999,990.00')
 			 FROM recycling.trades`},
+		{"deadletter.dead_letters", "Dead letters (go run ./cmd/qinqing deadletters list)",
+			`SELECT status || '  ' || type || ' ' || event_id || '  answered ' || coalesce(error_code::text, '?') ||
+				'  ' || left(coalesce(error_data, ''), 120)
+			 FROM deadletter.dead_letters ORDER BY received_at, id`},
 		{"award.ceremonies", "Award ceremonies (实干争先)",
 			`SELECT year || ': top 3 of 湖州民企50强: ' ||
 				(SELECT string_agg(e->>'name', '、' ORDER BY (e->>'rank')::int) FROM jsonb_array_elements(result->'top50') e WHERE (e->>'rank')::int <= 3) ||
