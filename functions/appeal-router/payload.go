@@ -2,7 +2,6 @@ package main
 
 import (
 	"strconv"
-	"strings"
 
 	"github.com/qinqing/qinqing/shared/appeal"
 	"github.com/qinqing/qinqing/shared/calendar"
@@ -94,7 +93,7 @@ var channels = map[string]bool{"forum": true, "portal": true, "hotline": true, "
 // event when absent); forumId is required for forum appeals.
 func (p *Submitted) Validate() error {
 	if p.AppealID != "" {
-		if err := validID("appealId", p.AppealID); err != nil {
+		if err := event.ValidateID("appealId", p.AppealID); err != nil {
 			return err
 		}
 	}
@@ -128,7 +127,7 @@ type Accepted struct {
 
 // Validate checks the payload.
 func (p *Accepted) Validate() error {
-	return event.FirstError(validID("appealId", p.AppealID), validID("department", p.Department))
+	return event.FirstError(event.ValidateID("appealId", p.AppealID), event.ValidateID("department", p.Department))
 }
 
 // Returned is cn.huzhou.appeal.returned: not the department's business.
@@ -140,7 +139,7 @@ type Returned struct {
 
 // Validate checks the payload.
 func (p *Returned) Validate() error {
-	return event.FirstError(validID("appealId", p.AppealID), validID("department", p.Department),
+	return event.FirstError(event.ValidateID("appealId", p.AppealID), event.ValidateID("department", p.Department),
 		event.Required("reason", p.Reason), event.MaxLen("reason", p.Reason, maxText))
 }
 
@@ -153,7 +152,7 @@ type Replied struct {
 
 // Validate checks the payload.
 func (p *Replied) Validate() error {
-	return event.FirstError(validID("appealId", p.AppealID), validID("department", p.Department),
+	return event.FirstError(event.ValidateID("appealId", p.AppealID), event.ValidateID("department", p.Department),
 		event.Required("reply", p.Reply), event.MaxLen("reply", p.Reply, maxText))
 }
 
@@ -166,7 +165,7 @@ type Revisited struct {
 
 // Validate checks the payload.
 func (p *Revisited) Validate() error {
-	if err := validID("appealId", p.AppealID); err != nil {
+	if err := event.ValidateID("appealId", p.AppealID); err != nil {
 		return err
 	}
 	switch s := appeal.Satisfaction(p.Satisfaction); {
@@ -176,24 +175,4 @@ func (p *Revisited) Validate() error {
 		return event.Invalid("satisfaction", "unknown satisfaction %q (want satisfied, basically_satisfied or unsatisfied)", p.Satisfaction)
 	}
 	return event.MaxLen("comment", p.Comment, maxText)
-}
-
-// validID accepts identifiers that are safe in keys and document paths:
-// letters, digits, '-', '_' and '.', at most 100 characters.
-func validID(field, id string) error {
-	if err := event.Required(field, id); err != nil {
-		return err
-	}
-	if len(id) > maxID {
-		return event.Invalid(field, "is longer than %d characters", maxID)
-	}
-	if strings.HasPrefix(id, ".") {
-		return event.Invalid(field, "must not start with '.'")
-	}
-	for _, c := range id {
-		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || strings.ContainsRune("-_.", c)) {
-			return event.Invalid(field, "may contain only letters, digits, '-', '_' and '.'")
-		}
-	}
-	return nil
 }

@@ -84,7 +84,7 @@ func ParseRules(data []byte) (*Rules, error) {
 }
 
 func (r *Rules) check() error {
-	if err := validID("defaultDepartment", r.DefaultDepartment); err != nil {
+	if err := event.ValidateID("defaultDepartment", r.DefaultDepartment); err != nil {
 		return err
 	}
 	r.byCategory = make(map[string]Rule, len(r.Rules))
@@ -97,7 +97,7 @@ func (r *Rules) check() error {
 		if _, dup := r.byCategory[c]; dup {
 			return fmt.Errorf("%s.category: %q has a rule already", f, rule.Category)
 		}
-		if err := validID(f+".department", rule.Department); err != nil {
+		if err := event.ValidateID(f+".department", rule.Department); err != nil {
 			return err
 		}
 		counties := make([]string, 0, len(rule.Counties))
@@ -109,7 +109,7 @@ func (r *Rules) check() error {
 			if err := event.ValidateCounty(f+".counties", county); err != nil {
 				return err
 			}
-			if err := validID(f+".counties."+county, rule.Counties[county]); err != nil {
+			if err := event.ValidateID(f+".counties."+county, rule.Counties[county]); err != nil {
 				return err
 			}
 		}

@@ -103,7 +103,7 @@ type NominationSubmitted struct {
 // optional must still be valid.
 func (p *NominationSubmitted) Validate() error {
 	if err := event.FirstError(
-		validID("nominationId", p.NominationID),
+		event.ValidateID("nominationId", p.NominationID),
 		validYear("year", p.Year),
 	); err != nil {
 		return err
@@ -166,7 +166,7 @@ type ScoreRecorded struct {
 // to 100 with at most two decimal places.
 func (p *ScoreRecorded) Validate() error {
 	if err := event.FirstError(
-		validID("nominationId", p.NominationID),
+		event.ValidateID("nominationId", p.NominationID),
 		event.Required("judge", p.Judge), event.MaxLen("judge", p.Judge, maxName),
 	); err != nil {
 		return err
@@ -248,26 +248,6 @@ func nonNegative(field string, v *int64) error {
 	}
 	if *v < 0 {
 		return event.Invalid(field, "must not be negative, got %d", *v)
-	}
-	return nil
-}
-
-// validID accepts identifiers that are safe inside an S3 key (certificate
-// keys carry the nomination id).
-func validID(field, id string) error {
-	if err := event.Required(field, id); err != nil {
-		return err
-	}
-	if len(id) > 100 {
-		return event.Invalid(field, "is longer than 100 characters")
-	}
-	if strings.HasPrefix(id, ".") {
-		return event.Invalid(field, "must not start with '.'")
-	}
-	for _, c := range id {
-		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || strings.ContainsRune("-_.", c)) {
-			return event.Invalid(field, "may contain only letters, digits, '-', '_' and '.'")
-		}
 	}
 	return nil
 }

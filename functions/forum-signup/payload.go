@@ -59,7 +59,7 @@ type Scheduled struct {
 // Validate checks the payload and parses its date and deadline.
 func (p *Scheduled) Validate() error {
 	var err error
-	if err = validID("forumId", p.ForumID); err != nil {
+	if err = event.ValidateID("forumId", p.ForumID); err != nil {
 		return err
 	}
 	if p.date, err = event.ParseDate("date", p.Date); err != nil {
@@ -114,7 +114,7 @@ type SignupRequested struct {
 // Validate checks the payload.
 func (p *SignupRequested) Validate() error {
 	if err := event.FirstError(
-		validID("forumId", p.ForumID),
+		event.ValidateID("forumId", p.ForumID),
 		event.ValidateUSCC("enterprise.uscc", p.Enterprise.USCC),
 		event.Required("enterprise.name", p.Enterprise.Name), event.MaxLen("enterprise.name", p.Enterprise.Name, 200),
 		event.ValidateCounty("enterprise.county", p.Enterprise.County),
@@ -158,31 +158,12 @@ type SignupCancelled struct {
 
 // Validate checks the payload.
 func (p *SignupCancelled) Validate() error {
-	return event.FirstError(validID("forumId", p.ForumID), event.ValidateUSCC("uscc", p.USCC))
+	return event.FirstError(event.ValidateID("forumId", p.ForumID), event.ValidateUSCC("uscc", p.USCC))
 }
 
 func between(field string, v, lo, hi int) error {
 	if v < lo || v > hi {
 		return event.Invalid(field, "must be between %d and %d, got %d", lo, hi, v)
-	}
-	return nil
-}
-
-// validID accepts identifiers that are safe inside an S3 key.
-func validID(field, id string) error {
-	if err := event.Required(field, id); err != nil {
-		return err
-	}
-	if len(id) > 100 {
-		return event.Invalid(field, "is longer than 100 characters")
-	}
-	if strings.HasPrefix(id, ".") {
-		return event.Invalid(field, "must not start with '.'")
-	}
-	for _, c := range id {
-		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || strings.ContainsRune("-_.", c)) {
-			return event.Invalid(field, "may contain only letters, digits, '-', '_' and '.'")
-		}
 	}
 	return nil
 }

@@ -165,7 +165,7 @@ type TradesImported struct {
 
 // Validate checks the payload.
 func (p *TradesImported) Validate() error {
-	return event.FirstError(recycling.ID("batchId", p.BatchID), recycling.Text("key", p.Key, 1024, true))
+	return event.FirstError(event.ValidateID("batchId", p.BatchID), recycling.Text("key", p.Key, 1024, true))
 }
 
 // atValidator is a payload whose validity depends on the event time.

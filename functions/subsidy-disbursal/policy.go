@@ -128,7 +128,7 @@ func ParsePolicies(raw []byte) ([]Policy, error) {
 
 // Validate checks one policy.
 func (p *Policy) Validate() error {
-	if err := validPolicyID("policyId", p.PolicyID); err != nil {
+	if err := event.ValidateID("policyId", p.PolicyID); err != nil {
 		return err
 	}
 	if err := event.FirstError(event.Required("name", p.Name), event.MaxLen("name", p.Name, 200)); err != nil {
@@ -283,20 +283,4 @@ func (p *Policy) definition() []byte {
 		panic(err)
 	}
 	return b
-}
-
-// validPolicyID accepts identifiers that are safe inside keys and logs.
-func validPolicyID(field, id string) error {
-	if err := event.Required(field, id); err != nil {
-		return err
-	}
-	if len(id) > 100 {
-		return event.Invalid(field, "is longer than 100 characters")
-	}
-	for _, c := range id {
-		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || strings.ContainsRune("-_.", c)) {
-			return event.Invalid(field, "%q may contain only letters, digits, '-', '_' and '.'", id)
-		}
-	}
-	return nil
 }

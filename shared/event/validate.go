@@ -133,3 +133,27 @@ func ValidateDocuments(field string, docs []Document) error {
 	}
 	return nil
 }
+
+// MaxIDLen bounds identifiers (forumId, appealId, tradeId, …).
+const MaxIDLen = 100
+
+// ValidateID checks an identifier that ends up in S3 keys, document paths
+// and logs: 1–100 letters, digits, '-', '_' and '.', not starting with '.'
+// (so it can never name a parent directory).
+func ValidateID(field, id string) error {
+	if id == "" {
+		return Invalid(field, "is required")
+	}
+	if len(id) > MaxIDLen {
+		return Invalid(field, "is longer than %d characters", MaxIDLen)
+	}
+	if id[0] == '.' {
+		return Invalid(field, "must not start with '.'")
+	}
+	for _, c := range id {
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_' || c == '.') {
+			return Invalid(field, "may contain only letters, digits, '-', '_' and '.'")
+		}
+	}
+	return nil
+}

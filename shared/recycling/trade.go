@@ -52,7 +52,7 @@ type Trade struct {
 // not a validation.
 func (t *Trade) Validate(asOf time.Time) error {
 	if err := event.FirstError(
-		ID("tradeId", t.TradeID),
+		event.ValidateID("tradeId", t.TradeID),
 		Text("manifestNo", t.ManifestNo, 100, true),
 		event.ValidateUSCC("producer.uscc", t.ProducerUSCC),
 		Text("producer.name", t.ProducerName, 200, false),
@@ -138,26 +138,6 @@ func Judge(t *Trade, lic *Licence, loc *time.Location) string {
 		return ReasonImplausibleWeight
 	}
 	return ""
-}
-
-// ID checks an identifier that ends up inside S3 keys: 1–100 letters,
-// digits, '-', '_' and '.', not starting with '.'.
-func ID(field, id string) error {
-	if id == "" {
-		return event.Invalid(field, "is required")
-	}
-	if len(id) > 100 {
-		return event.Invalid(field, "is longer than 100 characters")
-	}
-	if id[0] == '.' {
-		return event.Invalid(field, "must not start with '.'")
-	}
-	for _, c := range id {
-		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_' || c == '.') {
-			return event.Invalid(field, "may contain only letters, digits, '-', '_' and '.'")
-		}
-	}
-	return nil
 }
 
 // Text checks a required free-text field: valid UTF-8 without control
