@@ -24,14 +24,7 @@ import (
 
 var binary string
 
-func TestMain(m *testing.M) {
-	var err error
-	if binary, err = functest.Build("."); err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	os.Exit(m.Run())
-}
+func TestMain(m *testing.M) { functest.Main(m, map[string]*string{".": &binary}) }
 
 const token = "test-admin-token-0123456789"
 

@@ -27,15 +27,7 @@ import (
 var binary, router string
 
 func TestMain(m *testing.M) {
-	var err error
-	if binary, err = functest.Build("."); err == nil {
-		router, err = functest.Build("../appeal-router")
-	}
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	os.Exit(m.Run())
+	functest.Main(m, map[string]*string{".": &binary, "../appeal-router": &router})
 }
 
 type fixture struct {

@@ -19,16 +19,7 @@ import (
 
 var binary string
 
-func TestMain(m *testing.M) {
-	var err error
-	if binary, err = functest.Build("."); err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	code := m.Run()
-	_ = os.RemoveAll(filepath.Dir(binary))
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { functest.Main(m, map[string]*string{".": &binary}) }
 
 // testPolicies is the POLICIES_FILE of most tests (YAML; other tests use
 // JSON and the built-in defaults).

@@ -21,14 +21,7 @@ import (
 
 var binary string
 
-func TestMain(m *testing.M) {
-	var err error
-	if binary, err = functest.Build("."); err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	os.Exit(m.Run())
-}
+func TestMain(m *testing.M) { functest.Main(m, map[string]*string{".": &binary}) }
 
 // Secrets of the test portals. The enterprise portal is mid-rotation: it
 // has an old and a new secret.

@@ -343,3 +343,26 @@ func (s *Sink) WaitFor(t testing.TB, typ string, n int, timeout time.Duration) [
 		time.Sleep(20 * time.Millisecond)
 	}
 }
+
+// Main is a contract test package's TestMain: it builds the main package of
+// each directory into the variable given for it (build once per package,
+// not per test), runs the tests and removes the binaries.
+//
+//	func TestMain(m *testing.M) { functest.Main(m, map[string]*string{".": &binary}) }
+func Main(m *testing.M, builds map[string]*string) {
+	var dirs []string
+	for dir, dst := range builds {
+		bin, err := Build(dir)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(1)
+		}
+		*dst = bin
+		dirs = append(dirs, filepath.Dir(bin))
+	}
+	code := m.Run()
+	for _, d := range dirs {
+		_ = os.RemoveAll(d)
+	}
+	os.Exit(code)
+}
