@@ -55,9 +55,11 @@ type StatsPublished struct {
 }
 
 // stats publishes the totals of the calendar month before the event time
-// (business time zone), counting each trade by its occurredAt. The
-// document has no timestamp of its own, so the same trades give the same
-// bytes whenever the job runs.
+// (business time zone), counting each trade by its occurredAt, as of the
+// event time: only trades recorded by then (recorded_at, the time of the
+// event that recorded them) count, so a replay of the ping, whenever it
+// runs, gives the same reply and document. The document has no timestamp
+// of its own, so the same trades give the same bytes.
 func (f *Function) stats(ctx context.Context, tx pgx.Tx, m runtime.Meta) (runtime.Result, error) {
 	now := m.Time.In(f.loc)
 	to := time.Date(now.Year(), now.Month(), 1, 0, 0, 0, 0, f.loc)
@@ -65,8 +67,8 @@ func (f *Function) stats(ctx context.Context, tx pgx.Tx, m runtime.Meta) (runtim
 	period := from.Format("2006-01")
 	rows, err := tx.Query(ctx, `SELECT producer_county, count(*), count(DISTINCT producer_uscc),
 			coalesce(sum(battery_sets), 0)::bigint, coalesce(sum(weight_g), 0)::bigint, coalesce(sum(amount_fen), 0)::bigint
-		FROM recycling.trades WHERE occurred_at >= $1 AND occurred_at < $2
-		GROUP BY GROUPING SETS ((producer_county), ())`, from, to)
+		FROM recycling.trades WHERE occurred_at >= $1 AND occurred_at < $2 AND recorded_at <= $3
+		GROUP BY GROUPING SETS ((producer_county), ())`, from, to, m.Time)
 	if err != nil {
 		return runtime.Result{}, fmt.Errorf("stats: %w", err)
 	}
