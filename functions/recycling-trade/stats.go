@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"path"
 	"time"
@@ -55,20 +56,44 @@ type StatsPublished struct {
 }
 
 // stats publishes the totals of the calendar month before the event time
-// (business time zone), counting each trade by its occurredAt, as of the
-// event time: only trades recorded by then (recorded_at, the time of the
-// event that recorded them) count, so a replay of the ping, whenever it
-// runs, gives the same reply and document. The document has no timestamp
-// of its own, so the same trades give the same bytes.
+// (business time zone), counting each trade by its occurredAt. The first
+// run for a period and event time keeps its reply and document
+// (recycling.stats); a later ping with the same time — a replay under a
+// new id — answers them again, so it gives the same result whatever was
+// recorded since. A ping with another time counts the trades on record
+// when it runs. The document has no timestamp of its own, so the same
+// trades give the same bytes.
 func (f *Function) stats(ctx context.Context, tx pgx.Tx, m runtime.Meta) (runtime.Result, error) {
 	now := m.Time.In(f.loc)
 	to := time.Date(now.Year(), now.Month(), 1, 0, 0, 0, 0, f.loc)
 	from := to.AddDate(0, -1, 0)
 	period := from.Format("2006-01")
+	key := path.Join("recycling", "stats", period+".json")
+	// Runs for one period queue here, so a replay waits for the first run.
+	if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock(hashtextextended($1, 0))`, "recycling.stats/"+period); err != nil {
+		return runtime.Result{}, fmt.Errorf("lock stats %s: %w", period, err)
+	}
+	var kept struct {
+		reply    string
+		document []byte
+	}
+	err := tx.QueryRow(ctx, `SELECT reply::text, document FROM recycling.stats WHERE period = $1 AND as_of = $2`, period, m.Time).
+		Scan(&kept.reply, &kept.document)
+	switch {
+	case err == nil:
+		// Written again: restores the document if the bucket lost it, or
+		// if a run with another time overwrote it.
+		if err := f.docs.Put(ctx, key, "application/json", kept.document); err != nil {
+			return runtime.Result{}, err
+		}
+		return runtime.Reply(TypeStatsPublished, json.RawMessage(kept.reply)), nil
+	case !errors.Is(err, pgx.ErrNoRows):
+		return runtime.Result{}, fmt.Errorf("kept stats: %w", err)
+	}
 	rows, err := tx.Query(ctx, `SELECT producer_county, count(*), count(DISTINCT producer_uscc),
 			coalesce(sum(battery_sets), 0)::bigint, coalesce(sum(weight_g), 0)::bigint, coalesce(sum(amount_fen), 0)::bigint
-		FROM recycling.trades WHERE occurred_at >= $1 AND occurred_at < $2 AND recorded_at <= $3
-		GROUP BY GROUPING SETS ((producer_county), ())`, from, to, m.Time)
+		FROM recycling.trades WHERE occurred_at >= $1 AND occurred_at < $2
+		GROUP BY GROUPING SETS ((producer_county), ())`, from, to)
 	if err != nil {
 		return runtime.Result{}, fmt.Errorf("stats: %w", err)
 	}
@@ -108,11 +133,19 @@ func (f *Function) stats(ctx context.Context, tx pgx.Tx, m runtime.Meta) (runtim
 	if err != nil {
 		return runtime.Result{}, err
 	}
-	key := path.Join("recycling", "stats", period+".json")
-	// Written before the commit under a fixed key: a retry overwrites it.
-	if err := f.docs.Put(ctx, key, "application/json", append(body, '\n')); err != nil {
+	body = append(body, '\n')
+	reply, err := json.Marshal(StatsPublished{Period: period, Producers: all.Producers,
+		BatterySets: all.BatterySets, WeightKg: all.WeightKg, AmountFen: all.AmountFen, Key: key})
+	if err != nil {
 		return runtime.Result{}, err
 	}
-	return runtime.Reply(TypeStatsPublished, StatsPublished{Period: period, Producers: all.Producers,
-		BatterySets: all.BatterySets, WeightKg: all.WeightKg, AmountFen: all.AmountFen, Key: key}), nil
+	// Written before the commit under a fixed key: a retry overwrites it.
+	if err := f.docs.Put(ctx, key, "application/json", body); err != nil {
+		return runtime.Result{}, err
+	}
+	if _, err := tx.Exec(ctx, `INSERT INTO recycling.stats (period, as_of, reply, document, event_source, event_id)
+		VALUES ($1, $2, $3, $4, $5, $6)`, period, m.Time, string(reply), body, m.Source, m.ID); err != nil {
+		return runtime.Result{}, fmt.Errorf("keep stats: %w", err)
+	}
+	return runtime.Reply(TypeStatsPublished, json.RawMessage(reply)), nil
 }

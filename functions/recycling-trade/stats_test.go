@@ -15,8 +15,9 @@ func TestStats(t *testing.T) {
 	t.Parallel()
 	f := setup(t)
 	f.licence(t, "L-A", collectorA, 1000000)
-	// Recorded at 2031-05-01 00:01 in Huzhou, before the ping below.
-	recorded := time.Date(2031, 4, 30, 16, 1, 0, 0, time.UTC)
+	// Recorded with an event time after the ping's below, but handled
+	// before it: they count.
+	recorded := time.Date(2031, 5, 2, 0, 0, 0, 0, time.UTC)
 	p1, p2, p3 := event.SampleUSCC(31), event.SampleUSCC(32), event.SampleUSCC(33)
 	trade := func(id, producer, county string, sets int, weight string, amount int, at string) {
 		d := tradeData(id, "M-"+id, collectorA, "L-A", sets, weight, at)
@@ -85,8 +86,8 @@ func TestStats(t *testing.T) {
 		}
 	})
 	t.Run("AsOfEventTime", func(t *testing.T) {
-		// An April trade recorded after the ping's time: a replay of the
-		// ping (a new id, the same time) still gives April as of that time.
+		// An April trade recorded after the first run: a replay of the
+		// ping (a new id, the same time) still gives the first figures.
 		late := tradeData("S7", "M-S7", collectorA, "L-A", 4, "40.000", "2031-04-20T10:00:00+08:00")
 		late["producer"] = map[string]any{"uscc": event.SampleUSCC(34), "name": "产废单位S7", "county": "deqing"}
 		late["amountFen"] = 3000
@@ -98,13 +99,21 @@ func TestStats(t *testing.T) {
 		if again, _ := f.store.Get(context.Background(), rep.Key); !bytes.Equal(again, body) {
 			t.Fatalf("document changed by the replay:\n%s", again)
 		}
-		// A run dated after the late trade counts it.
+		// A run with another time counts it.
 		later := f.fn.Send(t, functest.Event(event.PingType, pingSrc, "stats-after-late", time.Date(2031, 5, 26, 0, 0, 0, 0, time.UTC), map[string]any{"job": "recycling-stats"}))
 		var got StatsPublished
 		later.DataInto(t, &got)
 		want := StatsPublished{Period: "2031-04", Producers: 3, BatterySets: 22, WeightKg: "296.356", AmountFen: 53007, Key: "recycling/stats/2031-04.json"}
 		if got != want {
 			t.Fatalf("after the late trade: %+v, want %+v", got, want)
+		}
+		// The first time's figures stay what they were, document included.
+		replay = f.fn.Send(t, functest.Event(event.PingType, pingSrc, "stats-replay-2", ping.Time(), map[string]any{"job": "recycling-stats"}))
+		if !bytes.Equal(replay.Event.Data(), r.Event.Data()) {
+			t.Fatalf("second replay: %s, want %s", replay.Event.Data(), r.Event.Data())
+		}
+		if again, _ := f.store.Get(context.Background(), rep.Key); !bytes.Equal(again, body) {
+			t.Fatalf("document after the second replay:\n%s", again)
 		}
 	})
 	t.Run("EmptyMonth", func(t *testing.T) {
