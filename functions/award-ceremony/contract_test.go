@@ -147,7 +147,7 @@ func TestMetricsInvalid(t *testing.T) {
 		{"MissingCounty", del("county"), "county"},
 		{"MissingYear", del("year"), "year"},
 		{"YearTooEarly", set("year", 1999), "year"},
-		{"YearInTheFuture", set("year", 2028), "year"},
+		{"YearTooLate", set("year", 2101), "year"},
 		{"YearNotInteger", set("year", 2026.5), "year"},
 		{"YearString", set("year", "2026"), "year"},
 		{"MissingPrivate", del("private"), "private"},
@@ -222,7 +222,7 @@ func TestNominationInvalid(t *testing.T) {
 		{"MissingID", del("nominationId"), "nominationId"},
 		{"IDWithSlash", set("nominationId", "a/b"), "nominationId"},
 		{"MissingYear", del("year"), "year"},
-		{"YearInTheFuture", set("year", 2030), "year"},
+		{"YearTooLate", set("year", 2101), "year"},
 		{"MissingCategory", del("category"), "category"},
 		{"UnknownCategory", set("category", "hero"), "category"},
 		{"MissingNomineeName", set("nominee.name", ""), "nominee.name"},
@@ -822,5 +822,25 @@ func TestSampleWeek(t *testing.T) {
 		if perCategory[c] != 3 {
 			t.Errorf("%d %s winners, want 3", perCategory[c], c)
 		}
+	}
+}
+
+// TestYearIsData: the year of a report or nomination is not judged
+// against the event time; an event without a time attribute (receipt time
+// "now") may carry a later year, and that year's ceremony ranks it.
+func TestYearIsData(t *testing.T) {
+	t.Parallel()
+	f := setup(t)
+	d := metricsData(1, "湖州远期有限公司", true, 100, 1)
+	d["year"] = 2031
+	f.must(t, TypeMetricsReported, statsSource, time.Time{}, d, TypeMetricsAccepted)
+	n := nominationData("Y2031", CategoryStriver, "沈远期")
+	n["year"] = 2031
+	f.must(t, TypeNominationSubmitted, awardsSource, week, n, TypeNominationAccepted)
+	f.must(t, TypeScoreRecorded, judgesSource, week, scoreData("Y2031", "j1", 90), TypeScoreAccepted)
+	var got Published
+	f.ping(t, time.Date(2031, 11, 1, 10, 0, 0, 0, shanghai)).DataInto(t, &got)
+	if got.Year != 2031 || len(got.Top50) != 1 || got.Top50[0].USCC != uscc(1) || len(got.Winners) != 1 || got.Winners[0].NominationID != "Y2031" {
+		t.Fatalf("2031 ceremony: %+v", got)
 	}
 }

@@ -76,20 +76,7 @@ type ScoreReply struct {
 	Reason       string      `json:"reason,omitempty"`
 }
 
-// checkYear refuses a year after the year following the event's: figures
-// and nominations are for the current year, the past, or (nominations
-// opening early) the next one.
-func (f *Function) checkYear(m runtime.Meta, year int) error {
-	if limit := m.Time.In(f.loc).Year() + 1; year > limit {
-		return event.Invalid("year", "must not be after %d (the event time is in %d), got %d", limit, limit-1, year)
-	}
-	return nil
-}
-
 func (f *Function) metrics(ctx context.Context, tx pgx.Tx, m runtime.Meta, p *MetricsReported) (runtime.Result, error) {
-	if err := f.checkYear(m, p.Year); err != nil {
-		return runtime.Result{}, err
-	}
 	replaced, err := upsertMetrics(ctx, tx, m, p)
 	if err != nil {
 		return runtime.Result{}, err
@@ -98,9 +85,6 @@ func (f *Function) metrics(ctx context.Context, tx pgx.Tx, m runtime.Meta, p *Me
 }
 
 func (f *Function) nominate(ctx context.Context, tx pgx.Tx, m runtime.Meta, p *NominationSubmitted) (runtime.Result, error) {
-	if err := f.checkYear(m, p.Year); err != nil {
-		return runtime.Result{}, err
-	}
 	reply := NominationReply{NominationID: p.NominationID, Year: p.Year, Category: p.Category}
 	same, err := insertNomination(ctx, tx, m, p)
 	if err != nil {

@@ -56,8 +56,9 @@ type MetricsReported struct {
 	Employees  *int64 `json:"employees"`
 }
 
-// Validate checks the payload. The year is checked against the event time
-// by the handler.
+// Validate checks the payload. The year only has to lie in 2000–2100:
+// it is data, not judged against the event time (an event may come without
+// one, and its receipt time says nothing about the year reported).
 func (p *MetricsReported) Validate() error {
 	if err := event.FirstError(
 		event.ValidateUSCC("uscc", p.USCC),
