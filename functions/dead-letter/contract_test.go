@@ -441,3 +441,100 @@ func jsonEqual(a, b []byte) bool {
 	jb, _ := json.Marshal(y)
 	return bytes.Equal(ja, jb)
 }
+
+// TestListWireShape reads GET /deadletters the way an outside client
+// does, as untyped JSON, and checks the contract's field names and JSON
+// types: event.data is the event's JSON value (an object here), not a
+// string holding it; errorCode is a number (docs/deadletters.md).
+func TestListWireShape(t *testing.T) {
+	t.Parallel()
+	f := setup(t)
+	ev := deadLetter(filterDest, 500, `{"error":"database is down"}`)
+	f.store(t, ev)
+	r := f.admin(t, http.MethodGet, "/deadletters?status=pending", "Bearer "+token)
+	if r.Status != http.StatusOK || !strings.HasPrefix(r.Header.Get("Content-Type"), "application/json") {
+		t.Fatalf("status %d, content type %q (%s)", r.Status, r.Header.Get("Content-Type"), r.Body)
+	}
+	var body map[string]any
+	if err := json.Unmarshal(r.Body, &body); err != nil {
+		t.Fatal(err)
+	}
+	items, ok := body["items"].([]any)
+	if !ok || len(items) != 1 {
+		t.Fatalf("items = %#v, want an array of 1", body["items"])
+	}
+	it, _ := items[0].(map[string]any)
+	wantType := func(where string, v any, kind string) {
+		t.Helper()
+		var ok bool
+		switch kind {
+		case "string":
+			_, ok = v.(string)
+		case "number":
+			_, ok = v.(float64)
+		case "object":
+			_, ok = v.(map[string]any)
+		}
+		if !ok {
+			t.Errorf("%s = %#v (%T), want a JSON %s", where, v, v, kind)
+		}
+	}
+	for _, k := range []string{"id", "receivedAt", "status", "errorDest", "errorData"} {
+		wantType(k, it[k], "string")
+	}
+	wantType("errorCode", it["errorCode"], "number")
+	wantType("event", it["event"], "object")
+	if ts, _ := it["receivedAt"].(string); ts != "" {
+		if _, err := time.Parse(time.RFC3339Nano, ts); err != nil {
+			t.Errorf("receivedAt %q is not RFC 3339", ts)
+		}
+	}
+	if it["status"] != "pending" || it["errorCode"] != float64(500) || it["errorDest"] != filterDest ||
+		it["errorData"] != `{"error":"database is down"}` || it["id"] != DeadLetterID(ev.Source(), ev.ID(), filterDest) {
+		t.Errorf("item = %v", it)
+	}
+	e, _ := it["event"].(map[string]any)
+	for _, k := range []string{"id", "source", "type", "time"} {
+		wantType("event."+k, e[k], "string")
+	}
+	wantType("event.data", e["data"], "object")
+	if e["id"] != ev.ID() || e["source"] != ev.Source() || e["type"] != typeAppeal || e["time"] != "2026-12-01T09:30:15.123456789Z" {
+		t.Errorf("event = %v", e)
+	}
+	if d, _ := e["data"].(map[string]any); d["appealId"] != "A-1" || d["title"] != "用地指标" {
+		t.Errorf("event.data = %v", e["data"])
+	}
+}
+
+// TestConcurrentFirstDelivery: the same new dead letter delivered many
+// times at once (Knative retrying a slow answer) is stored once.
+func TestConcurrentFirstDelivery(t *testing.T) {
+	t.Parallel()
+	f := setup(t)
+	ev := deadLetter(filterDest, 500, "x")
+	var wg sync.WaitGroup
+	codes := make([]int, 16)
+	for i := range codes {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if i%2 == 0 {
+				codes[i] = f.fn.Send(t, ev).Status
+			} else {
+				codes[i] = f.fn.SendStructured(t, ev).Status
+			}
+		}()
+	}
+	wg.Wait()
+	for _, c := range codes {
+		if c != http.StatusAccepted {
+			t.Fatalf("codes = %v, want all 202", codes)
+		}
+	}
+	if n := f.count(t, `SELECT count(*) FROM deadletter.dead_letters`); n != 1 {
+		t.Fatalf("%d rows, want 1", n)
+	}
+	if it := f.list(t, ""); len(it) != 1 || it[0].Failures != 1 || it[0].Status != StatusPending {
+		t.Fatalf("items = %+v", it)
+	}
+}
