@@ -7,7 +7,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
-	"os"
 	"os/exec"
 	"strings"
 	"testing"
@@ -20,16 +19,7 @@ import (
 var deadLetterBin, qinqingBin string
 
 func TestMain(m *testing.M) {
-	var err error
-	if deadLetterBin, err = functest.Build("../../functions/dead-letter"); err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	if qinqingBin, err = functest.Build("."); err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	os.Exit(m.Run())
+	functest.Main(m, map[string]*string{"../../functions/dead-letter": &deadLetterBin, ".": &qinqingBin})
 }
 
 const token = "cli-test-token-0123456789"
