@@ -184,6 +184,21 @@ func TestMilestoneRate(t *testing.T) {
 			t.Fatalf("decided = %+v", d)
 		}
 	})
+	t.Run("ErrDuplicateNothingDue", func(t *testing.T) {
+		// The same milestone again with an investment whose rate is 0 fen:
+		// still the entitlement already decided, not "no policy".
+		d := f.decide(t, TypeMilestoneApproved, at("2026-12-02 10:00"), milestoneData(uscc(10), "P-Floor", "production-started", 0))
+		if len(d.Approvals) != 0 || fmt.Sprint(d.Rejections) != fmt.Sprint([]Rejection{{"milestone", ReasonDuplicate}}) {
+			t.Fatalf("decided = %+v, want a duplicate", d)
+		}
+	})
+	t.Run("NothingDue", func(t *testing.T) {
+		// 1.5 % of 66 fen is 0 fen: nothing to approve (docs/subsidy.md).
+		d := f.decide(t, TypeMilestoneApproved, at("2026-12-02 10:00"), milestoneData(uscc(20), "P-Tiny", "production-started", 66))
+		if len(d.Approvals) != 0 || fmt.Sprint(d.Rejections) != fmt.Sprint([]Rejection{{"", ReasonNoMatchingPolicy}}) {
+			t.Fatalf("decided = %+v", d)
+		}
+	})
 	t.Run("ErrNoMatchingPolicy", func(t *testing.T) {
 		d := f.decide(t, TypeMilestoneApproved, at("2026-12-02 10:00"), milestoneData(uscc(10), "P-Floor", "land-acquired", 123456789))
 		if len(d.Approvals) != 0 || fmt.Sprint(d.Rejections) != fmt.Sprint([]Rejection{{"", ReasonNoMatchingPolicy}}) {

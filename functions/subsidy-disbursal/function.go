@@ -97,9 +97,6 @@ func (f *Function) decide(ctx context.Context, tx pgx.Tx, m runtime.Meta, c clai
 			continue
 		}
 		amount := p.amount(c.basisFen)
-		if amount <= 0 {
-			continue // nothing due under this policy (a rate of a tiny investment)
-		}
 		remaining, err := lockPolicy(ctx, tx, p, m.Time)
 		if err != nil {
 			return res, err
@@ -107,6 +104,9 @@ func (f *Function) decide(ctx context.Context, tx pgx.Tx, m runtime.Meta, c clai
 		reason, err := refusal(ctx, tx, p, c, amount, remaining, year)
 		if err != nil {
 			return res, err
+		}
+		if reason == "" && amount <= 0 {
+			continue // nothing due under this policy (a rate of a tiny investment)
 		}
 		if reason != "" {
 			d.Rejections = append(d.Rejections, Rejection{PolicyID: p.PolicyID, Reason: reason})
@@ -134,13 +134,17 @@ func (f *Function) decide(ctx context.Context, tx pgx.Tx, m runtime.Meta, c clai
 }
 
 // refusal returns why the policy refuses the claim, or "": a duplicate
-// first, then an exhausted budget, then the enterprise's yearly cap. No
+// first (also when nothing would be due now: the basis was decided
+// before), then an exhausted budget, then the enterprise's yearly cap. No
 // partial payments: an amount that does not fit whole is refused. The
 // caller holds the policy's lock.
 func refusal(ctx context.Context, tx pgx.Tx, p *Policy, c claim, amount, remaining int64, year int) (string, error) {
 	dup, err := hasEntitlement(ctx, tx, p.PolicyID, c.uscc, c.basis)
 	if err != nil || dup {
 		return ReasonDuplicate, err
+	}
+	if amount <= 0 {
+		return "", nil
 	}
 	if amount > remaining {
 		return ReasonBudgetExhausted, nil
