@@ -141,3 +141,72 @@ func TestSeededAndPublish(t *testing.T) {
 		t.Fatal("publishing 2027 changed 2026")
 	}
 }
+
+// The seeded 2025 and 2026 arrangements are exactly the State Council's
+// notices: 国办发明电〔2024〕12号 (12 November 2024) and 国办发明电〔2025〕7号
+// (4 November 2025). Every day of both years is checked against the
+// notices' holiday ranges and make-up working days (上班).
+func TestSeededYearsMatchNotices(t *testing.T) {
+	t.Parallel()
+	c, err := Load(context.Background(), pgtest.Pool(t), shanghai)
+	if err != nil {
+		t.Fatal(err)
+	}
+	type span struct{ from, to string }
+	notices := map[int]struct {
+		off      []span
+		workdays []string
+	}{
+		2025: {
+			off: []span{
+				{"2025-01-01", "2025-01-01"}, // 元旦
+				{"2025-01-28", "2025-02-04"}, // 春节
+				{"2025-04-04", "2025-04-06"}, // 清明节
+				{"2025-05-01", "2025-05-05"}, // 劳动节
+				{"2025-05-31", "2025-06-02"}, // 端午节
+				{"2025-10-01", "2025-10-08"}, // 国庆节、中秋节
+			},
+			workdays: []string{"2025-01-26", "2025-02-08", "2025-04-27", "2025-09-28", "2025-10-11"},
+		},
+		2026: {
+			off: []span{
+				{"2026-01-01", "2026-01-03"}, // 元旦
+				{"2026-02-15", "2026-02-23"}, // 春节
+				{"2026-04-04", "2026-04-06"}, // 清明节
+				{"2026-05-01", "2026-05-05"}, // 劳动节
+				{"2026-06-19", "2026-06-21"}, // 端午节
+				{"2026-09-25", "2026-09-27"}, // 中秋节
+				{"2026-10-01", "2026-10-07"}, // 国庆节
+			},
+			workdays: []string{"2026-01-04", "2026-02-14", "2026-02-28", "2026-05-09", "2026-09-20", "2026-10-10"},
+		},
+	}
+	for year, n := range notices {
+		off, worked := map[Date]bool{}, map[Date]bool{}
+		for _, s := range n.off {
+			for day := d(s.from); !d(s.to).Before(day); day = day.AddDays(1) {
+				off[day] = true
+			}
+		}
+		for _, s := range n.workdays {
+			worked[d(s)] = true
+		}
+		working := 0
+		for day := (Date{year, time.January, 1}); day.Year == year; day = day.AddDays(1) {
+			wd := day.Weekday()
+			want := worked[day] || !off[day] && wd != time.Saturday && wd != time.Sunday
+			if got := c.IsWorkingDay(day); got != want {
+				t.Errorf("seeded IsWorkingDay(%s, %s) = %v, want %v", day, wd, got, want)
+			}
+			if want {
+				working++
+			}
+		}
+		// A cross-check: both years have 261 weekdays; less the weekday
+		// holidays (18 in 2025, 19 in 2026), plus the make-up days (5, 6),
+		// that is 248 working days.
+		if working != 248 {
+			t.Errorf("%d: %d working days by the notice, want 248", year, working)
+		}
+	}
+}
