@@ -463,3 +463,61 @@ func TestConfig(t *testing.T) {
 		}
 	})
 }
+
+// TestAsOfEventTime checks the ladder at its edges and "as of the event
+// time" (contract sections 1 and 5): a check judges each appeal as it
+// stood at the event's time, also when the check arrives after later
+// answers (a delayed or replayed ping), so the same time gives the same
+// figures.
+func TestAsOfEventTime(t *testing.T) {
+	t.Parallel()
+	f := setup(t)
+	// W: received Wednesday 15 May, to be signed for by Friday 17 May.
+	f.submit(t, "W", day(5, 15, 10), "tax", "city")
+	// L: received Monday 13 May, to be signed for by Wednesday 15 May,
+	// signed for late on Tuesday 21 May and replied on Wednesday 22 May
+	// (revisit due Monday 27 May) — all before the checks below arrive.
+	deptL := f.submit(t, "L", day(5, 13, 9), "land", "anji")
+	f.act(t, appeal.TypeAccepted, day(5, 21, 10), map[string]any{"appealId": "L", "department": deptL})
+	f.act(t, appeal.TypeReplied, day(5, 22, 10), map[string]any{"appealId": "L", "department": deptL, "reply": "已答复"})
+
+	t.Run("AtTheDueTimeNotYetOverdue", func(t *testing.T) {
+		// At 23:59:59 on Friday 17 May W is due, not past due; L was
+		// not yet signed for (2 working days overdue).
+		wantCheck(t, f.check(t, day(5, 17, 23).Add(59*time.Minute+59*time.Second)), 1, 0, 0, 2)
+	})
+	t.Run("WeekendAfterFridayDue", func(t *testing.T) {
+		// Saturday 18 May: W is past due by 0 working days — a reminder.
+		wantCheck(t, f.check(t, day(5, 18, 10)), 2, 0, 0, 1)
+		wantCheck(t, f.check(t, day(5, 19, 10)), 2, 0, 0, 0)
+		// Monday 20 May: 1 working day; L at 3: nothing new.
+		wantCheck(t, f.check(t, day(5, 20, 9)), 2, 0, 0, 0)
+	})
+	t.Run("SameTimeSameFigures", func(t *testing.T) {
+		// A ping for Monday 20 May arriving again under a new id after
+		// L was signed for and replied: the same figures.
+		wantCheck(t, f.check(t, day(5, 20, 9)), 2, 0, 0, 0)
+	})
+	t.Run("LaterCheck", func(t *testing.T) {
+		// Tuesday 28 May: W at 7 working days (supervision and exposure);
+		// L's revisit (due Monday 27 May) at 1 (reminder).
+		wantCheck(t, f.check(t, day(5, 28, 9)), 1, 0, 1, 3)
+	})
+	got := f.announced(t, 6)
+	for k, days := range map[string]int{
+		"overdue/L/assign/reminder": 2, "overdue/L/assign/supervision": 2, "overdue/W/assign/reminder": 0,
+		"overdue/W/assign/supervision": 7, "overdue/W/assign/exposure": 7, "overdue/L/revisit/reminder": 1,
+	} {
+		a, ok := got[k]
+		if !ok {
+			t.Errorf("%s not announced", k)
+			continue
+		}
+		if a.WorkingDaysOverdue != days {
+			t.Errorf("%s: workingDaysOverdue = %d, want %d", k, a.WorkingDaysOverdue, days)
+		}
+	}
+	if a := got["overdue/L/revisit/reminder"]; a.DueAt.Format(time.RFC3339) != "2030-05-27T23:59:59+08:00" || a.Department != deptL {
+		t.Errorf("L revisit: %+v, want due 2030-05-27T23:59:59+08:00 at %s", a, deptL)
+	}
+}

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"sort"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -30,28 +31,41 @@ type pastDue struct {
 	due        time.Time
 }
 
-// overdueSQL reads the open appeals past a due time, one branch per stage.
-// Each branch's WHERE repeats its partial index's predicate, so each is an
-// index range scan over that stage's open appeals due before asOf:
+// overdueSQL reads the open appeals past a due time, one branch per stage,
+// among the appeals with no transition after asOf (their current state is
+// their state at asOf). Each branch's WHERE repeats its partial index's
+// predicate, so each is an index range scan over that stage's open
+// appeals due before asOf, plus one history_by_appeal probe per row:
 // closed appeals and appeals not yet due are never read.
 const overdueSQL = `
-SELECT appeal_id, department, 'assign' AS stage, assign_due AS due FROM appeal.appeals
-	WHERE status = 'assigned' AND assign_due < $1
+SELECT appeal_id, department, 'assign' AS stage, assign_due AS due FROM appeal.appeals a
+	WHERE status = 'assigned' AND assign_due < $1 AND ` + unchangedSince + `
 UNION ALL
-SELECT appeal_id, department, 'reply', reply_due FROM appeal.appeals
-	WHERE status IN ('assigned', 'accepted') AND reply_due < $1
+SELECT appeal_id, department, 'reply', reply_due FROM appeal.appeals a
+	WHERE status IN ('assigned', 'accepted') AND reply_due < $1 AND ` + unchangedSince + `
 UNION ALL
-SELECT appeal_id, department, 'revisit', revisit_due FROM appeal.appeals
-	WHERE status = 'replied' AND revisit_due < $1
+SELECT appeal_id, department, 'revisit', revisit_due FROM appeal.appeals a
+	WHERE status = 'replied' AND revisit_due < $1 AND ` + unchangedSince + `
 ORDER BY appeal_id, stage`
 
-// appealsOverdue is the appeals' Check: every stage past its due time as
-// of the event time climbs the ladder by workingDaysOverdue, and each
-// (appeal, stage, level) reached is announced once. It judges the
-// appeals' current state; the event time decides which due times have
-// passed and how many working days overdue they are.
-func (f *Function) appealsOverdue(ctx context.Context, tx pgx.Tx, m runtime.Meta, c *CheckCompleted) ([]runtime.Outgoing, error) {
-	rows, err := tx.Query(ctx, overdueSQL, m.Time)
+const unchangedSince = `NOT EXISTS (SELECT 1 FROM appeal.history h WHERE h.appeal_id = a.appeal_id AND h.at > $1)`
+
+// changedSQL reads the history up to asOf of the appeals with a
+// transition after asOf (found by the history_at index): a check that
+// arrives after later answers — delayed, or sent again — rebuilds their
+// state at asOf from it. For a check run on time there are none.
+const changedSQL = `
+SELECT h.appeal_id, a.assign_due, a.first_reply_due, h.to_status, h.department,
+	coalesce(h.detail->>'replyDue', ''), coalesce(h.detail->>'revisitDue', '')
+FROM (SELECT DISTINCT appeal_id FROM appeal.history WHERE at > $1) c
+	JOIN appeal.appeals a ON a.appeal_id = c.appeal_id
+	JOIN appeal.history h ON h.appeal_id = c.appeal_id AND h.at <= $1
+ORDER BY h.appeal_id, h.at, h.seq`
+
+// pastDueAt returns the open stages past their due time as of asOf, each
+// appeal judged as it stood at asOf.
+func pastDueAt(ctx context.Context, tx pgx.Tx, asOf time.Time) ([]pastDue, error) {
+	rows, err := tx.Query(ctx, overdueSQL, asOf)
 	if err != nil {
 		return nil, fmt.Errorf("overdue appeals: %w", err)
 	}
@@ -62,6 +76,99 @@ func (f *Function) appealsOverdue(ctx context.Context, tx pgx.Tx, m runtime.Meta
 	})
 	if err != nil {
 		return nil, fmt.Errorf("overdue appeals: %w", err)
+	}
+	rows, err = tx.Query(ctx, changedSQL, asOf)
+	if err != nil {
+		return nil, fmt.Errorf("changed appeals: %w", err)
+	}
+	var states []stateAt
+	var row struct {
+		id, department, replyDue, revisitDue string
+		assignDue, firstReplyDue             time.Time
+		status                               appeal.Status
+	}
+	_, err = pgx.ForEachRow(rows, []any{&row.id, &row.assignDue, &row.firstReplyDue, &row.status, &row.department,
+		&row.replyDue, &row.revisitDue}, func() error {
+		if n := len(states); n == 0 || states[n-1].appealID != row.id {
+			states = append(states, stateAt{appealID: row.id, assignDue: row.assignDue, replyDue: row.firstReplyDue})
+		}
+		s := &states[len(states)-1]
+		s.status, s.department = row.status, row.department
+		// The submission and a reopening record the replyDue they set, a
+		// reply the revisitDue.
+		if row.replyDue != "" {
+			t, err := time.Parse(time.RFC3339Nano, row.replyDue)
+			if err != nil {
+				return fmt.Errorf("appeal %s: replyDue %q in history: %w", row.id, row.replyDue, err)
+			}
+			s.replyDue = t
+		}
+		if row.revisitDue != "" {
+			t, err := time.Parse(time.RFC3339Nano, row.revisitDue)
+			if err != nil {
+				return fmt.Errorf("appeal %s: revisitDue %q in history: %w", row.id, row.revisitDue, err)
+			}
+			s.revisitDue = &t
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("changed appeals: %w", err)
+	}
+	for _, s := range states {
+		late = append(late, s.pastDue(asOf)...)
+	}
+	// One order for every check, so two checks at once insert their
+	// announcements in the same order (see recordAnnouncements).
+	sort.Slice(late, func(i, j int) bool {
+		if late[i].appealID != late[j].appealID {
+			return late[i].appealID < late[j].appealID
+		}
+		return late[i].stage < late[j].stage
+	})
+	return late, nil
+}
+
+// stateAt is an appeal as it stood at a time, rebuilt from its history.
+type stateAt struct {
+	appealID, department string
+	status               appeal.Status
+	assignDue, replyDue  time.Time
+	revisitDue           *time.Time // nil until a reply
+}
+
+// pastDue returns the stages open in this state and past due at asOf,
+// by the rules of overdueSQL.
+func (s stateAt) pastDue(asOf time.Time) []pastDue {
+	var out []pastDue
+	add := func(st appeal.Stage, due time.Time) {
+		if due.Before(asOf) {
+			out = append(out, pastDue{appealID: s.appealID, department: s.department, stage: st, due: due})
+		}
+	}
+	switch s.status {
+	case appeal.Assigned:
+		add(appeal.StageAssign, s.assignDue)
+		add(appeal.StageReply, s.replyDue)
+	case appeal.Accepted:
+		add(appeal.StageReply, s.replyDue)
+	case appeal.Replied:
+		if s.revisitDue != nil {
+			add(appeal.StageRevisit, *s.revisitDue)
+		}
+	}
+	return out
+}
+
+// appealsOverdue is the appeals' Check: every stage past its due time as
+// of the event time climbs the ladder by workingDaysOverdue, and each
+// (appeal, stage, level) reached is announced once. Each appeal is judged
+// as it stood at the event time, so a check that arrives late, or again
+// under a new id, gives the same figures.
+func (f *Function) appealsOverdue(ctx context.Context, tx pgx.Tx, m runtime.Meta, c *CheckCompleted) ([]runtime.Outgoing, error) {
+	late, err := pastDueAt(ctx, tx, m.Time)
+	if err != nil {
+		return nil, err
 	}
 	if len(late) == 0 {
 		return nil, nil
