@@ -290,6 +290,39 @@ func TestYearlyCap(t *testing.T) {
 			t.Fatalf("decided = %+v", d)
 		}
 	})
+	t.Run("ErrCapExceededConcurrently", func(t *testing.T) {
+		// Eight honours of one enterprise (eight bases) decided at once in
+		// one year: 300 fen each against a 500 fen cap, so exactly one fits.
+		results := make([]Decided, 8)
+		var wg sync.WaitGroup
+		start := make(chan struct{})
+		for i := range results {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				<-start
+				results[i] = f.decide(t, TypeHonourAwarded, at("2026-06-01 10:00"), honourData(uscc(3), "专精特新", 2018+i))
+			}()
+		}
+		close(start)
+		wg.Wait()
+		approved := 0
+		for _, d := range results {
+			switch {
+			case len(d.Approvals) == 1 && len(d.Rejections) == 0:
+				approved++
+			case len(d.Approvals) == 0 && fmt.Sprint(d.Rejections) == fmt.Sprint([]Rejection{{"specialised", ReasonCapExceeded}}):
+			default:
+				t.Fatalf("unexpected decision %+v", d)
+			}
+		}
+		if approved != 1 {
+			t.Fatalf("%d approvals, want 1 (cap 500 fen, 300 fen each)", approved)
+		}
+		if n := f.count(t, `SELECT coalesce(sum(amount_fen), 0) FROM subsidy.disbursements WHERE uscc = $1`, uscc(3)); n != 300 {
+			t.Fatalf("%d fen approved to one enterprise, want 300", n)
+		}
+	})
 	f.checkLedger(t)
 }
 
@@ -421,8 +454,19 @@ func TestPaymentFailure(t *testing.T) {
 	id := d.Approvals[0].DisbursementID
 	first := f.sink.WaitFor(t, TypePaymentRequested, 1, 10*time.Second)[0]
 
-	if got := f.payment(t, TypePaymentFailed, map[string]any{"disbursementId": id, "reason": "account closed"}); got != StatusPayable {
-		t.Fatalf("status = %s, want payable", got)
+	// The failure, delivered twice (binary, then structured): one new
+	// request, the same reply.
+	failure := functest.Event(TypePaymentFailed, treasurySource, nextID(), at("2026-12-01 15:00"),
+		map[string]any{"disbursementId": id, "reason": "account closed"})
+	r1, r2 := f.fn.Send(t, failure), f.fn.SendStructured(t, failure)
+	if r1.Status != 200 || r1.Type() != TypePaymentRecorded || r1.Data()["status"] != StatusPayable {
+		t.Fatalf("failure: %d %s %s, want payment.recorded payable", r1.Status, r1.Type(), r1.Body)
+	}
+	if r2.Status != 200 || r2.Type() != r1.Type() || !bytes.Equal(r2.Event.Data(), r1.Event.Data()) {
+		t.Fatalf("redelivered failure: %d %s %s; first %s", r2.Status, r2.Type(), r2.Event.Data(), r1.Event.Data())
+	}
+	if n := f.count(t, `SELECT count(*) FROM qinqing.outbox WHERE type = $1 AND data->>'disbursementId' = $2`, TypePaymentRequested, id); n != 2 {
+		t.Fatalf("%d payment requests after one failure delivered twice, want 2", n)
 	}
 	evs := f.sink.WaitFor(t, TypePaymentRequested, 2, 10*time.Second)
 	second := evs[1]
