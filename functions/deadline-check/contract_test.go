@@ -440,6 +440,12 @@ func TestMonthlyReview(t *testing.T) {
 		if r.Type() != appeal.TypeReviewPublished || r.Data()["period"] != "2030-02" || r.Data()["received"] != float64(0) {
 			t.Fatalf("got %s %s", r.Type(), r.Body)
 		}
+		// Lists are [] (never null) and rates 0 when nothing was received.
+		want := `{"period":"2030-02","received":0,"assignedOnTimeRate":0,"repliedOnTimeRate":0,"revisitRate":0,` +
+			`"satisfactionRate":0,"topCategories":[],"keys":["reports/2030-02/review.json","reports/2030-02/review.html"]}`
+		if got := string(r.Event.Data()); got != want {
+			t.Fatalf("reply\n got %s\nwant %s", got, want)
+		}
 	})
 }
 
