@@ -17,6 +17,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -121,19 +122,36 @@ func Start(t testing.TB, bin string, env ...string) *Instance {
 	}
 }
 
-// Stop sends SIGTERM and waits for the process to exit.
+// Stop sends SIGTERM, as Kubernetes does when it stops a pod, and waits
+// for the process to exit (killing it after 15 seconds).
 func (i *Instance) Stop() {
 	select {
 	case <-i.done:
 		return
 	default:
 	}
-	_ = i.cmd.Process.Signal(os.Interrupt)
+	i.Terminate()
 	select {
 	case <-i.done:
 	case <-time.After(15 * time.Second):
 		_ = i.cmd.Process.Kill()
 		<-i.done
+	}
+}
+
+// Terminate sends SIGTERM and returns at once; Wait or Exited tell when the
+// process has gone.
+func (i *Instance) Terminate() { _ = i.cmd.Process.Signal(syscall.SIGTERM) }
+
+// Wait waits up to timeout for the process to exit and returns its exit
+// code (-1 when it was killed by a signal), or false when it is still
+// running.
+func (i *Instance) Wait(timeout time.Duration) (int, bool) {
+	select {
+	case <-i.done:
+		return i.cmd.ProcessState.ExitCode(), true
+	case <-time.After(timeout):
+		return 0, false
 	}
 }
 
