@@ -67,17 +67,24 @@ func Main(name string, base Base, db postgres.Config, build func(ctx context.Con
 		if env.Pool, err = postgres.Open(ctx, db); err != nil {
 			Fatalf(name, "%v", err)
 		}
-		defer env.Pool.Close()
 	}
 	fn, err := build(ctx, env)
 	if err != nil {
 		Fatalf(name, "%v", err)
 	}
-	if err := Serve(ctx, env, fn); err != nil {
+	err = Serve(ctx, env, fn)
+	// Serve has returned: no handler and no relay uses the pool any more.
+	// Closing it ends the database sessions cleanly instead of leaving
+	// the server to notice dropped connections.
+	if env.Pool != nil {
+		env.Pool.Close()
+	}
+	if err != nil {
 		log.Errorw("stopped", "error", err)
 		_ = log.Sync()
 		os.Exit(1)
 	}
+	log.Infow("stopped")
 	_ = log.Sync()
 }
 
