@@ -71,18 +71,25 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.mux.Serve
 // ReadBody reads at most MaxBodyBytes of r's body, answering 413 itself
 // when it is larger (ok false then).
 func ReadBody(w http.ResponseWriter, r *http.Request) ([]byte, bool) {
+	body, status := readBody(w, r)
+	return body, status == 0
+}
+
+// readBody is ReadBody reporting the status it answered (0: none, the
+// body was read).
+func readBody(w http.ResponseWriter, r *http.Request) ([]byte, int) {
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, MaxBodyBytes))
 	if err != nil {
 		var mbe *http.MaxBytesError
 		if errors.As(err, &mbe) {
 			WriteProblem(w, Problem{Type: ProblemTooLarge, Status: http.StatusRequestEntityTooLarge,
 				Detail: fmt.Sprintf("request body is over %d bytes", MaxBodyBytes)})
-			return nil, false
+			return nil, http.StatusRequestEntityTooLarge
 		}
 		writeInvalid(w, "", "could not read request body: "+err.Error())
-		return nil, false
+		return nil, http.StatusBadRequest
 	}
-	return body, true
+	return body, 0
 }
 
 // ParseEvent reads a CloudEvent in binary or structured mode from a
@@ -111,8 +118,11 @@ func isJSON(ct string) bool {
 type outcome struct {
 	status int
 	result string
+	reply  string // the reply's type, when there is one
 }
 
+// receive handles POST / and logs one line per event: its type, id and
+// source, the outcome, the status, the reply type and the milliseconds.
 func (s *Server) receive(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
 	ctx := r.Context()
@@ -121,6 +131,13 @@ func (s *Server) receive(w http.ResponseWriter, r *http.Request) {
 	fields := []any{"status", out.status, "outcome", out.result, "ms", float64(time.Since(start).Microseconds()) / 1000}
 	if ev != nil {
 		fields = append(fields, "type", ev.Type(), "id", ev.ID(), "source", ev.Source())
+	} else if r.Header.Get("Ce-Id") != "" {
+		// Binary mode names the event in headers even when the body was
+		// refused (too large, not parseable).
+		fields = append(fields, "type", r.Header.Get("Ce-Type"), "id", r.Header.Get("Ce-Id"), "source", r.Header.Get("Ce-Source"))
+	}
+	if out.reply != "" {
+		fields = append(fields, "reply", out.reply)
 	}
 	if out.status >= 500 {
 		s.log.Warnw("event", fields...)
@@ -130,14 +147,18 @@ func (s *Server) receive(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) serveEvent(ctx context.Context, w http.ResponseWriter, r *http.Request, evp **cloudevents.Event) outcome {
-	body, ok := ReadBody(w, r)
-	if !ok {
-		return outcome{http.StatusRequestEntityTooLarge, "too_large"}
+	body, status := readBody(w, r)
+	switch status {
+	case 0:
+	case http.StatusRequestEntityTooLarge:
+		return outcome{status: status, result: "too_large"}
+	default:
+		return outcome{status: status, result: "invalid"}
 	}
 	ev, err := ParseEvent(ctx, r, body)
 	if err != nil {
 		writeInvalid(w, "", err.Error())
-		return outcome{http.StatusBadRequest, "invalid"}
+		return outcome{status: http.StatusBadRequest, result: "invalid"}
 	}
 	*evp = ev
 	h, ok := s.fn.Handlers[ev.Type()]
@@ -148,11 +169,11 @@ func (s *Server) serveEvent(ctx context.Context, w http.ResponseWriter, r *http.
 		}
 		sort.Strings(types)
 		writeInvalid(w, "type", fmt.Sprintf("type %q is not handled by %s (handles %s)", ev.Type(), s.fn.Name, strings.Join(types, ", ")))
-		return outcome{http.StatusBadRequest, "invalid"}
+		return outcome{status: http.StatusBadRequest, result: "invalid"}
 	}
 	if !isJSON(ev.DataContentType()) {
 		writeInvalid(w, "datacontenttype", fmt.Sprintf("datacontenttype must be application/json, got %q", ev.DataContentType()))
-		return outcome{http.StatusBadRequest, "invalid"}
+		return outcome{status: http.StatusBadRequest, result: "invalid"}
 	}
 	m := Meta{ID: ev.ID(), Source: ev.Source(), Type: ev.Type(), Subject: ev.Subject(), Time: ev.Time(), HasTime: !ev.Time().IsZero(), Function: s.fn.Name}
 	if !m.HasTime {
@@ -171,9 +192,9 @@ func (s *Server) serveEvent(ctx context.Context, w http.ResponseWriter, r *http.
 		s.log.Errorw("write reply", "error", err)
 	}
 	if dup {
-		return outcome{http.StatusOK, "redelivery"}
+		return outcome{http.StatusOK, "redelivery", reply.Type()}
 	}
-	return outcome{http.StatusOK, "handled"}
+	return outcome{http.StatusOK, "handled", reply.Type()}
 }
 
 // fail maps an error to its HTTP outcome: the one place that does.
@@ -181,7 +202,7 @@ func (s *Server) fail(w http.ResponseWriter, err error) outcome {
 	var e *event.Error
 	if errors.As(err, &e) && e.Code == event.EINVALID {
 		writeInvalid(w, e.Field, err.Error())
-		return outcome{http.StatusBadRequest, "invalid"}
+		return outcome{status: http.StatusBadRequest, result: "invalid"}
 	}
 	status := http.StatusInternalServerError
 	if transient(err) {
@@ -190,7 +211,7 @@ func (s *Server) fail(w http.ResponseWriter, err error) outcome {
 	s.log.Errorw("handle event", "error", err)
 	WriteProblem(w, Problem{Type: ProblemUnavailable, Status: status,
 		Detail: "a transient fault stopped the event from being handled; nothing was written, retry later"})
-	return outcome{status, "error"}
+	return outcome{status: status, result: "error"}
 }
 
 // transient reports faults of the database or network (503 rather than 500).
