@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/csv"
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"sort"
@@ -205,6 +206,17 @@ func TestSignupInvalid(t *testing.T) {
 			}
 			if got := r.Problem()["field"]; got != tc.field {
 				t.Fatalf("field = %v, want %s (%s)", got, tc.field, r.Body)
+			}
+			// RFC 9457 members, and the field in the RFC's invalid-params too.
+			p := r.Problem()
+			typ, _ := p["type"].(string)
+			title, _ := p["title"].(string)
+			detail, _ := p["detail"].(string)
+			if p["status"] != float64(400) || typ == "" || title == "" || detail == "" {
+				t.Fatalf("problem = %s", r.Body)
+			}
+			if ps, _ := p["invalid-params"].([]any); len(ps) != 1 || ps[0].(map[string]any)["name"] != tc.field {
+				t.Fatalf("invalid-params = %v, want one naming %s", p["invalid-params"], tc.field)
 			}
 		})
 	}
@@ -560,4 +572,40 @@ func TestHealthAndConfig(t *testing.T) {
 			t.Fatalf("got %v: %q", err, out)
 		}
 	})
+}
+
+// Structured mode is handled like binary mode on a first delivery too, with
+// the data inline as JSON or as data_base64.
+func TestStructuredMode(t *testing.T) {
+	t.Parallel()
+	f := setup(t)
+	f.schedule(t, "F1", 30, 10)
+	envelope := func(id string, data map[string]any, base64 bool) []byte {
+		raw, _ := json.Marshal(data)
+		ev := map[string]any{"specversion": "1.0", "type": TypeSignupRequested, "source": portalSrc, "id": id,
+			"time": week.Format(time.RFC3339), "datacontenttype": "application/json"}
+		if base64 {
+			ev["data_base64"] = raw
+		} else {
+			ev["data"] = json.RawMessage(raw)
+		}
+		b, _ := json.Marshal(ev)
+		return b
+	}
+	for i, b64 := range []bool{false, true} {
+		code := uscc(t, 10+i)
+		r := f.fn.Post(t, "application/cloudevents+json; charset=utf-8", envelope(nextID(), signupData("F1", code, "self"), b64))
+		if r.Status != 200 || r.Type() != TypeSignupConfirmed || r.Data()["uscc"] != code {
+			t.Fatalf("data_base64=%v: %d %s %s", b64, r.Status, r.Type(), r.Body)
+		}
+	}
+	bad := signupData("F1", uscc(t, 12), "self")
+	bad["enterprise"].(map[string]any)["uscc"] = "91330500MA2B3C4D5X"
+	r := f.fn.Post(t, "application/cloudevents+json", envelope(nextID(), bad, false))
+	if r.Status != 400 || r.Problem()["field"] != "enterprise.uscc" {
+		t.Fatalf("bad USCC in structured mode: %d %s", r.Status, r.Body)
+	}
+	if n := f.count(t, `SELECT count(*) FROM forum.signups`); n != 2 {
+		t.Fatalf("%d signups, want 2", n)
+	}
 }
