@@ -544,6 +544,32 @@ func TestWeeklyClose(t *testing.T) {
 	if r := f.send(t, TypeSignupRequested, week, signupData("F1", uscc(t, 77), "self")); r.Data()["reason"] != "signup_closed" {
 		t.Fatalf("signup after close: %s", r.Body)
 	}
+	t.Run("ClosedStaysClosed", func(t *testing.T) {
+		// Rescheduling with a later deadline does not reopen signups.
+		d := scheduleData("F1", 2, 0)
+		d["signupDeadline"] = "2026-12-09T17:00:00+08:00"
+		if r := f.send(t, TypeScheduled, asOf, d); r.Type() != TypeScheduledAccepted {
+			t.Fatalf("reschedule: %s %s", r.Type(), r.Body)
+		}
+		if r := f.send(t, TypeSignupRequested, asOf, signupData("F1", uscc(t, 78), "self")); r.Data()["reason"] != "signup_closed" {
+			t.Fatalf("signup after rescheduling a closed forum: %s", r.Body)
+		}
+	})
+	t.Run("CancelAfterClosePromotes", func(t *testing.T) {
+		r := f.send(t, TypeSignupCancelled, asOf, map[string]any{"forumId": "F1", "uscc": uscc(t, 0)})
+		if r.Type() != TypeCancelAccepted {
+			t.Fatalf("cancel after close: %s %s", r.Type(), r.Body)
+		}
+		got := f.sink.WaitFor(t, TypeSignupConfirmed, 1, 10*time.Second)
+		var rep SignupReply
+		_ = got[0].DataAs(&rep)
+		if rep.USCC != uscc(t, 2) || rep.ForumID != "F1" {
+			t.Fatalf("promoted %+v, want %s", rep, uscc(t, 2))
+		}
+		if n := f.count(t, `SELECT count(*) FROM forum.forums WHERE forum_id = 'F1' AND closed_at IS NOT NULL`); n != 1 {
+			t.Fatal("the forum reopened")
+		}
+	})
 	t.Run("ErrUnknownJob", func(t *testing.T) {
 		r := f.fn.Send(t, functest.Event("dev.knative.sources.ping", "/ping", nextID(), asOf, map[string]any{"job": "award-ceremony"}))
 		if r.Status != 400 || r.Problem()["field"] != "job" {
