@@ -7,7 +7,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
-	"sort"
 	"sync"
 	"testing"
 	"time"
@@ -409,90 +408,122 @@ func TestRedelivery(t *testing.T) {
 	}
 }
 
-func TestConcurrentSeats(t *testing.T) {
-	t.Parallel()
-	f := setup(t)
-	f.schedule(t, "F1", 30, 10)
-	type result struct {
-		mode string
-		rep  SignupReply
-		typ  string
-	}
-	results := make([]result, 115)
+// seatRun is the outcome of one batch of concurrent signups.
+type seatRun struct {
+	self, nominated, waitlisted int
+	positions                   map[int]bool
+}
+
+// signupConcurrently sends one signup per mode at once (32 in flight) for
+// enterprises numbered from base, and tallies the replies.
+func signupConcurrently(t *testing.T, f *fixture, base int, modes []string) seatRun {
+	t.Helper()
+	types := make([]string, len(modes))
+	replies := make([]SignupReply, len(modes))
 	var wg sync.WaitGroup
 	sem := make(chan struct{}, 32)
-	for i := range results {
-		mode := "self"
-		if i%8 == 0 && i/8 < 15 {
-			mode = "nominated"
-		}
-		if i >= 100 && mode == "self" {
-			// keep exactly 100 self and 15 nominated
-		}
-		results[i].mode = mode
-	}
-	// 15 nominated at i = 0, 8, …, 112; all others self.
-	nominated := 0
-	for _, r := range results {
-		if r.mode == "nominated" {
-			nominated++
-		}
-	}
-	if nominated != 15 {
-		t.Fatalf("fixture: %d nominated", nominated)
-	}
-	for i := range results {
+	for i, mode := range modes {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			sem <- struct{}{}
 			defer func() { <-sem }()
-			r := f.send(t, TypeSignupRequested, week, signupData("F1", uscc(t, 1000+i), results[i].mode))
-			results[i].typ = r.Type()
+			r := f.send(t, TypeSignupRequested, week, signupData("F1", uscc(t, base+i), mode))
+			types[i] = r.Type()
 			if r.Event != nil {
-				_ = r.Event.DataAs(&results[i].rep)
+				_ = r.Event.DataAs(&replies[i])
 			}
 		}()
 	}
 	wg.Wait()
-	var self, nom, waiting int
-	positions := map[int]bool{}
-	for _, r := range results {
-		switch r.typ {
-		case TypeSignupConfirmed:
-			if r.mode == "self" {
-				self++
-			} else {
-				nom++
-			}
-		case TypeSignupWaitlisted:
-			waiting++
-			positions[r.rep.WaitlistPosition] = true
+	run := seatRun{positions: map[int]bool{}}
+	for i, typ := range types {
+		switch {
+		case typ == TypeSignupConfirmed && modes[i] == ModeSelf:
+			run.self++
+		case typ == TypeSignupConfirmed:
+			run.nominated++
+		case typ == TypeSignupWaitlisted:
+			run.waitlisted++
+			run.positions[replies[i].WaitlistPosition] = true
 		default:
-			t.Fatalf("unexpected reply %q", r.typ)
+			t.Fatalf("signup %d: unexpected reply %q", i, typ)
 		}
 	}
-	// The contract lets a nominated signup take any free seat, so when
-	// nominated signups arrive early they may take unreserved seats; what
-	// never changes: 30 confirmed, at most 20 self, every reserved seat
-	// to a nominated signup, 85 distinct waitlist positions 1…85.
-	if self+nom != 30 || self > 20 || nom < 10 {
-		t.Fatalf("confirmed self %d + nominated %d", self, nom)
+	return run
+}
+
+func modes(self, nominated int) []string {
+	m := make([]string, 0, self+nominated)
+	for i := 0; i < self; i++ {
+		m = append(m, ModeSelf)
 	}
-	if waiting != 85 || len(positions) != 85 {
-		t.Fatalf("waitlisted %d with %d distinct positions", waiting, len(positions))
+	for i := 0; i < nominated; i++ {
+		m = append(m, ModeNominated)
 	}
-	keys := make([]int, 0, len(positions))
-	for p := range positions {
-		keys = append(keys, p)
-	}
-	sort.Ints(keys)
-	if keys[0] != 1 || keys[84] != 85 {
-		t.Fatalf("positions run %d…%d", keys[0], keys[84])
-	}
-	if n := f.count(t, `SELECT count(*) FROM forum.signups WHERE status='confirmed'`); n != 30 {
-		t.Fatalf("%d confirmed in the database", n)
-	}
+	return m
+}
+
+// TestConcurrentSeats: 100 self and 15 nominated signups for 30 seats with
+// 10 reserved. Seat decisions take the forum's row lock, so whatever the
+// concurrency the forum never holds more than 30, never more than 20 self,
+// and the waitlist positions are distinct.
+func TestConcurrentSeats(t *testing.T) {
+	t.Parallel()
+	t.Run("SelfBurstThenNominatedBurst", func(t *testing.T) {
+		// The self signups race each other, then the nominated ones do:
+		// exactly 20 self and 10 nominated confirmed, 85 waitlisted at
+		// distinct positions 1…85.
+		t.Parallel()
+		f := setup(t)
+		f.schedule(t, "F1", 30, 10)
+		a := signupConcurrently(t, f, 1000, modes(100, 0))
+		b := signupConcurrently(t, f, 2000, modes(0, 15))
+		if a.self != 20 || b.nominated != 10 || a.nominated+b.self != 0 {
+			t.Fatalf("confirmed self %d, nominated %d; want 20 and 10", a.self, b.nominated)
+		}
+		if a.waitlisted+b.waitlisted != 85 {
+			t.Fatalf("waitlisted %d, want 85", a.waitlisted+b.waitlisted)
+		}
+		for p := range b.positions {
+			a.positions[p] = true
+		}
+		for p := 1; p <= 85; p++ {
+			if !a.positions[p] {
+				t.Fatalf("waitlist position %d missing; got %v", p, a.positions)
+			}
+		}
+		if n := f.count(t, `SELECT count(*) FROM forum.signups WHERE status='confirmed'`); n != 30 {
+			t.Fatalf("%d confirmed in the database", n)
+		}
+	})
+	t.Run("Interleaved", func(t *testing.T) {
+		// All 115 at once, nominated ones spread among the self ones. The
+		// contract lets a nominated signup take any free seat, so one that
+		// arrives before the self seats fill may take an unreserved seat:
+		// the split depends on arrival order (20 + 10 unless 11 or more of
+		// the 15 nominated come before the 20th self, p ≈ 5·10⁻⁵ for a
+		// random order). What never changes: 30 confirmed, at most 20 self,
+		// at least the 10 reserved seats to nominated signups, 85 waitlisted
+		// at distinct positions 1…85.
+		t.Parallel()
+		f := setup(t)
+		f.schedule(t, "F1", 30, 10)
+		m := modes(100, 0)
+		for i := 0; i < 15; i++ { // nominated at 0, 8, …, 112
+			m = append(m[:i*8], append([]string{ModeNominated}, m[i*8:]...)...)
+		}
+		r := signupConcurrently(t, f, 1000, m)
+		if r.self+r.nominated != 30 || r.self > 20 || r.nominated < 10 {
+			t.Fatalf("confirmed self %d + nominated %d", r.self, r.nominated)
+		}
+		if r.waitlisted != 85 || len(r.positions) != 85 || !r.positions[1] || !r.positions[85] {
+			t.Fatalf("waitlisted %d with %d distinct positions", r.waitlisted, len(r.positions))
+		}
+		if n := f.count(t, `SELECT count(*) FROM forum.signups WHERE status='confirmed'`); n != 30 {
+			t.Fatalf("%d confirmed in the database", n)
+		}
+	})
 }
 
 func TestWeeklyClose(t *testing.T) {
