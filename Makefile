@@ -7,7 +7,9 @@ PKGS := $(shell $(GO) list ./... 2>/dev/null | grep -v /test/deploy)
 
 ## run: start Postgres, S3, every function and the local broker; play a sample week; keep serving.
 run:
-	$(GO) run ./cmd/devstack
+	@mkdir -p .dev
+	$(GO) build -o .dev/devstack ./cmd/devstack
+	@.dev/devstack
 
 ## test: the whole suite (throwaway Postgres unless TEST_DATABASE_URL is set).
 test: vet
