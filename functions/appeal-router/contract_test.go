@@ -5,7 +5,6 @@ import (
 	"context"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"sync"
 	"testing"
@@ -647,42 +646,22 @@ func TestRoutingRulesFile(t *testing.T) {
 		if err := os.WriteFile(bad, []byte(`{"rules": [{"category": "land", "departement": "x"}]}`), 0o644); err != nil {
 			t.Fatal(err)
 		}
-		out, err := runConfigOnly(t, "DATABASE_URL="+f.url, "ROUTING_RULES_FILE="+bad)
+		out, err := functest.RunConfigOnly(t, binary, "DATABASE_URL="+f.url, "ROUTING_RULES_FILE="+bad)
 		line := bytes.TrimSpace(out)
 		if err == nil || !bytes.Contains(line, []byte("ROUTING_RULES_FILE")) || !bytes.Contains(line, []byte("departement")) || bytes.Count(line, []byte("\n")) != 0 {
 			t.Fatalf("got %v: %q", err, out)
 		}
 	})
 	t.Run("ErrMissingFile", func(t *testing.T) {
-		out, err := runConfigOnly(t, "DATABASE_URL="+f.url, "ROUTING_RULES_FILE="+filepath.Join(dir, "nope.yaml"))
+		out, err := functest.RunConfigOnly(t, binary, "DATABASE_URL="+f.url, "ROUTING_RULES_FILE="+filepath.Join(dir, "nope.yaml"))
 		if err == nil || !bytes.Contains(out, []byte("ROUTING_RULES_FILE")) {
 			t.Fatalf("got %v: %q", err, out)
 		}
 	})
 	t.Run("ErrMissingDatabaseURL", func(t *testing.T) {
-		out, err := runConfigOnly(t)
+		out, err := functest.RunConfigOnly(t, binary)
 		if err == nil || !bytes.Contains(out, []byte("DATABASE_URL")) || bytes.Count(bytes.TrimSpace(out), []byte("\n")) != 0 {
 			t.Fatalf("got %v: %q", err, out)
 		}
 	})
-}
-
-// runConfigOnly runs the binary with only the given environment and
-// returns what it printed; it must refuse to start.
-func runConfigOnly(t *testing.T, env ...string) ([]byte, error) {
-	t.Helper()
-	cmd := exec.Command(binary)
-	cmd.Env = append([]string{"PATH=" + os.Getenv("PATH"), "PORT=0"}, env...)
-	done := make(chan struct{})
-	var out []byte
-	var err error
-	go func() { out, err = cmd.CombinedOutput(); close(done) }()
-	select {
-	case <-done:
-	case <-time.After(20 * time.Second):
-		_ = cmd.Process.Kill()
-		<-done
-		t.Fatalf("the binary kept running: %s", out)
-	}
-	return out, err
 }

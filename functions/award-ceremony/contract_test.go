@@ -750,7 +750,7 @@ func TestHealthAndConfig(t *testing.T) {
 		{"ErrWinnersNotANumber", []string{"DATABASE_URL=postgres://x@127.0.0.1:1/x", "S3_BUCKET=x", "AWARD_WINNERS_PER_CATEGORY=three"}, "AWARD_WINNERS_PER_CATEGORY"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			out, err := runConfigOnly(t, tc.env...)
+			out, err := functest.RunConfigOnly(t, binary, tc.env...)
 			if err == nil || !bytes.Contains(out, []byte(tc.want)) || !oneLine(out) {
 				t.Fatalf("got %v: %q", err, out)
 			}

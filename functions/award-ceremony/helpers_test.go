@@ -3,8 +3,6 @@ package main
 import (
 	"context"
 	"fmt"
-	"os"
-	"os/exec"
 	"sort"
 	"sync"
 	"testing"
@@ -167,13 +165,4 @@ func nominationData(id, category, nomineeName string) map[string]any {
 
 func scoreData(id, judge string, score any) map[string]any {
 	return map[string]any{"nominationId": id, "judge": judge, "score": score}
-}
-
-// runConfigOnly runs the binary with only the given environment and
-// returns what it printed; it must refuse to start.
-func runConfigOnly(t *testing.T, env ...string) ([]byte, error) {
-	t.Helper()
-	cmd := exec.Command(binary)
-	cmd.Env = append([]string{"PATH=" + os.Getenv("PATH"), "PORT=0"}, env...)
-	return cmd.CombinedOutput()
 }

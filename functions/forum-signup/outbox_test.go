@@ -46,6 +46,15 @@ func TestOutboxSurvivesSinkDownAndCrash(t *testing.T) {
 	for _, ev := range got {
 		ids[ev.ID()] = true
 	}
+	// The relay marks a row delivered after the sink answered, so wait for
+	// the marks rather than reading them the moment the events arrive.
+	deadline = time.Now().Add(10 * time.Second)
+	for f.count(t, `SELECT count(*) FROM qinqing.outbox WHERE delivered_at IS NOT NULL`) < 2 {
+		if time.Now().After(deadline) {
+			t.Fatal("rows not marked delivered")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 	rows, err := f.pool.Query(t.Context(), `SELECT id FROM qinqing.outbox WHERE delivered_at IS NOT NULL`)
 	if err != nil {
 		t.Fatal(err)

@@ -422,19 +422,19 @@ func TestHealthAndConfig(t *testing.T) {
 	}
 	resp.Body.Close()
 	t.Run("ErrMissingDatabaseURL", func(t *testing.T) {
-		out, err := runConfigOnly(t, "S3_BUCKET=x")
+		out, err := functest.RunConfigOnly(t, binary, "S3_BUCKET=x")
 		if err == nil || !bytes.Contains(out, []byte("DATABASE_URL")) || bytes.Count(bytes.TrimSpace(out), []byte("\n")) != 0 {
 			t.Fatalf("got %v: %q", err, out)
 		}
 	})
 	t.Run("ErrMissingBucket", func(t *testing.T) {
-		out, err := runConfigOnly(t, "DATABASE_URL=postgres://x@127.0.0.1:1/x")
+		out, err := functest.RunConfigOnly(t, binary, "DATABASE_URL=postgres://x@127.0.0.1:1/x")
 		if err == nil || !bytes.Contains(out, []byte("S3_BUCKET")) {
 			t.Fatalf("got %v: %q", err, out)
 		}
 	})
 	t.Run("ErrChunkRows", func(t *testing.T) {
-		out, err := runConfigOnly(t, "DATABASE_URL=postgres://x@127.0.0.1:1/x", "S3_BUCKET=x", "RECYCLING_IMPORT_CHUNK_ROWS=0")
+		out, err := functest.RunConfigOnly(t, binary, "DATABASE_URL=postgres://x@127.0.0.1:1/x", "S3_BUCKET=x", "RECYCLING_IMPORT_CHUNK_ROWS=0")
 		if err == nil || !strings.Contains(string(out), "RECYCLING_IMPORT_CHUNK_ROWS") {
 			t.Fatalf("got %v: %q", err, out)
 		}

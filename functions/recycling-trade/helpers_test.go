@@ -5,8 +5,6 @@ import (
 	"context"
 	"encoding/csv"
 	"fmt"
-	"os"
-	"os/exec"
 	"sync"
 	"testing"
 	"time"
@@ -167,13 +165,4 @@ func csvFile(t testing.TB, records ...[]string) []byte {
 func row(id, manifest, collector, licence, sets, weightKg, occurredAt string) []string {
 	return []string{id, manifest, event.SampleUSCC(7), "长兴某电动车行", "changxing", collector, licence, recycling.WasteCode,
 		sets, weightKg, "12000", occurredAt}
-}
-
-// runConfigOnly runs the binary with only the given environment and
-// returns what it printed; it must refuse to start.
-func runConfigOnly(t *testing.T, env ...string) ([]byte, error) {
-	t.Helper()
-	cmd := exec.Command(binary)
-	cmd.Env = append([]string{"PATH=" + os.Getenv("PATH"), "PORT=0"}, env...)
-	return cmd.CombinedOutput()
 }

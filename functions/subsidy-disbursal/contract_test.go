@@ -714,7 +714,7 @@ func TestConfig(t *testing.T) {
 		}
 	})
 	t.Run("MissingDatabaseURL", func(t *testing.T) {
-		out, err := runBinary(t)
+		out, err := functest.RunConfigOnly(t, binary)
 		if err == nil || !bytes.Contains(out, []byte("DATABASE_URL")) {
 			t.Fatalf("got %v: %q", err, out)
 		}

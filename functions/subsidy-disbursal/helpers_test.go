@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"sync/atomic"
 	"testing"
@@ -220,15 +219,5 @@ func (f *fixture) checkLedger(t *testing.T) {
 // environment and returns what it printed; it must refuse to start.
 func runConfigOnly(t *testing.T, env ...string) ([]byte, error) {
 	t.Helper()
-	return runBinary(t, append([]string{"DATABASE_URL=postgres://x@127.0.0.1:1/x"}, env...)...)
-}
-
-// runBinary runs the binary with only the given environment.
-func runBinary(t *testing.T, env ...string) ([]byte, error) {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, binary)
-	cmd.Env = append([]string{"PATH=" + os.Getenv("PATH"), "PORT=0"}, env...)
-	return cmd.CombinedOutput()
+	return functest.RunConfigOnly(t, binary, append([]string{"DATABASE_URL=postgres://x@127.0.0.1:1/x"}, env...)...)
 }

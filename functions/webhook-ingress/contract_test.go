@@ -2,7 +2,6 @@ package main
 
 import (
 	"bytes"
-	"context"
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
@@ -341,17 +340,6 @@ func TestSinkDown(t *testing.T) {
 	})
 }
 
-// runConfigOnly runs the binary with only the given environment and
-// returns what it printed; it must refuse to start.
-func runConfigOnly(t *testing.T, env ...string) ([]byte, error) {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, binary)
-	cmd.Env = append([]string{"PATH=" + os.Getenv("PATH"), "PORT=0"}, env...)
-	return cmd.CombinedOutput()
-}
-
 func TestConfig(t *testing.T) {
 	t.Parallel()
 	t.Run("YAML", func(t *testing.T) {
@@ -405,7 +393,7 @@ func TestConfig(t *testing.T) {
 	}
 	for _, tc := range bad {
 		t.Run(tc.name, func(t *testing.T) {
-			out, err := runConfigOnly(t, "PORTALS_FILE="+writeFile(t, "portals.json", tc.content))
+			out, err := functest.RunConfigOnly(t, binary, "PORTALS_FILE="+writeFile(t, "portals.json", tc.content))
 			line := strings.TrimSpace(string(out))
 			if err == nil || !strings.Contains(line, tc.want) || strings.Contains(line, "\n") {
 				t.Fatalf("got %v: %q, want one line containing %q", err, out, tc.want)
@@ -417,7 +405,7 @@ func TestConfig(t *testing.T) {
 		})
 	}
 	t.Run("ErrMissingFile", func(t *testing.T) {
-		out, err := runConfigOnly(t, "PORTALS_FILE=/nonexistent/portals.json")
+		out, err := functest.RunConfigOnly(t, binary, "PORTALS_FILE=/nonexistent/portals.json")
 		if err == nil || !strings.Contains(string(out), "PORTALS_FILE") {
 			t.Fatalf("got %v: %q", err, out)
 		}
