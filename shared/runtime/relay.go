@@ -32,8 +32,8 @@ type Relay struct {
 	Lease     time.Duration // how long a claimed row is hidden from other relays
 }
 
-// Run delivers until ctx is cancelled.
-func (r *Relay) Run(ctx context.Context) {
+// defaults fills the settings left zero.
+func (r *Relay) defaults() {
 	if r.Client == nil {
 		r.Client = &http.Client{Timeout: 30 * time.Second}
 	}
@@ -46,6 +46,11 @@ func (r *Relay) Run(ctx context.Context) {
 	if r.Lease <= 0 {
 		r.Lease = time.Minute
 	}
+}
+
+// Run delivers until ctx is cancelled.
+func (r *Relay) Run(ctx context.Context) {
+	r.defaults()
 	wake := make(chan struct{}, 1)
 	go r.listen(ctx, wake)
 	t := time.NewTicker(r.Interval)
@@ -98,6 +103,7 @@ func sleep(ctx context.Context, d time.Duration) {
 // Drain delivers due rows until none is left or a batch fails to claim.
 // It returns how many were delivered.
 func (r *Relay) Drain(ctx context.Context) int {
+	r.defaults()
 	total := 0
 	for ctx.Err() == nil {
 		n, claimed, err := r.deliverBatch(ctx)
@@ -127,11 +133,11 @@ type pending struct {
 }
 
 func (r *Relay) deliverBatch(ctx context.Context) (delivered, claimed int, err error) {
-	rows, err := r.Pool.Query(ctx, `UPDATE qinqing.outbox SET next_attempt_at = now() + $2::interval, attempts = attempts + 1
+	rows, err := r.Pool.Query(ctx, `UPDATE qinqing.outbox SET next_attempt_at = now() + $2 * interval '1 microsecond', attempts = attempts + 1
 		WHERE seq IN (SELECT seq FROM qinqing.outbox WHERE delivered_at IS NULL AND next_attempt_at <= now()
 		              ORDER BY next_attempt_at, seq LIMIT $1 FOR UPDATE SKIP LOCKED)
 		RETURNING seq, id, source, type, coalesce(subject, ''), data::text, coalesce(event_time, created_at), attempts`,
-		r.BatchSize, r.Lease.String())
+		r.BatchSize, r.Lease.Microseconds())
 	if err != nil {
 		return 0, 0, fmt.Errorf("claim outbox: %w", err)
 	}
@@ -151,8 +157,8 @@ func (r *Relay) deliverBatch(ctx context.Context) (delivered, claimed int, err e
 		if err := r.send(ctx, p); err != nil {
 			backoff := Backoff(p.attempts)
 			r.Log.Warnw("outbox delivery failed", "type", p.typ, "id", p.id, "attempts", p.attempts, "retryIn", backoff.String(), "error", err)
-			if _, uerr := r.Pool.Exec(ctx, `UPDATE qinqing.outbox SET next_attempt_at = now() + $2::interval, last_error = $3 WHERE seq = $1`,
-				p.seq, backoff.String(), err.Error()); uerr != nil {
+			if _, uerr := r.Pool.Exec(ctx, `UPDATE qinqing.outbox SET next_attempt_at = now() + $2 * interval '1 microsecond', last_error = $3 WHERE seq = $1`,
+				p.seq, backoff.Microseconds(), err.Error()); uerr != nil {
 				return delivered, len(batch), uerr
 			}
 			continue

@@ -1,0 +1,168 @@
+package runtime_test
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/qinqing/qinqing/shared/event"
+	"github.com/qinqing/qinqing/shared/postgres/pgtest"
+	"github.com/qinqing/qinqing/shared/runtime"
+	"github.com/qinqing/qinqing/shared/runtime/functest"
+)
+
+func TestDecodeJSON(t *testing.T) {
+	t.Parallel()
+	type inner struct {
+		Amount int64 `json:"amountFen"`
+	}
+	type payload struct {
+		Name  string  `json:"name"`
+		Items []inner `json:"items"`
+		Owner inner   `json:"owner"`
+	}
+	cases := []struct {
+		name, data, field string
+	}{
+		{"NotJSON", `{"name":`, "data"},
+		{"NotAnObject", `[1,2]`, "data"},
+		{"Trailing", `{"name":"a"} {"name":"b"}`, "data"},
+		{"MistypedString", `{"name":5}`, "name"},
+		{"FractionalFen", `{"owner":{"amountFen":1.5}}`, "owner.amountFen"},
+		{"StringFen", `{"owner":{"amountFen":"10"}}`, "owner.amountFen"},
+		{"NestedInArray", `{"items":[{"amountFen":true}]}`, "items.amountFen"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			var p payload
+			err := runtime.DecodeJSON([]byte(tc.data), &p)
+			var e *event.Error
+			if err == nil || event.ErrorCode(err) != event.EINVALID {
+				t.Fatalf("DecodeJSON(%s) = %v, want EINVALID", tc.data, err)
+			}
+			if ok := errorAs(err, &e); !ok || e.Field != tc.field {
+				t.Fatalf("field = %q, want %q (%v)", e.Field, tc.field, err)
+			}
+		})
+	}
+	t.Run("OK", func(t *testing.T) {
+		var p payload
+		if err := runtime.DecodeJSON([]byte(`{"name":"a","extra":1,"owner":{"amountFen":7}}`), &p); err != nil || p.Owner.Amount != 7 {
+			t.Fatalf("got %+v, %v", p, err)
+		}
+		// Missing data is an empty object: required-field checks report it.
+		if err := runtime.DecodeJSON(nil, &p); err != nil {
+			t.Fatalf("empty data: %v", err)
+		}
+	})
+}
+
+func errorAs(err error, e **event.Error) bool {
+	x, ok := err.(*event.Error)
+	if ok {
+		*e = x
+	}
+	return ok
+}
+
+func TestBackoff(t *testing.T) {
+	t.Parallel()
+	for n := 1; n < 40; n++ {
+		d := runtime.Backoff(n)
+		full := time.Second << min(n-1, 10)
+		if full > 10*time.Minute {
+			full = 10 * time.Minute
+		}
+		if d < full/2 || d > full {
+			t.Fatalf("Backoff(%d) = %v, want within [%v, %v]", n, d, full/2, full)
+		}
+	}
+}
+
+func TestDeriveIDStable(t *testing.T) {
+	t.Parallel()
+	a, b := runtime.DeriveID("signup", "/portals/x", "1"), runtime.DeriveID("signup", "/portals/x", "1")
+	if a != b || a == runtime.DeriveID("signup", "/portals/x1", "") {
+		t.Fatalf("DeriveID not stable or ambiguous: %s %s", a, b)
+	}
+}
+
+// Four relays draining one outbox at once deliver every row exactly once:
+// the lease (FOR UPDATE SKIP LOCKED, next_attempt_at pushed ahead) keeps
+// them off each other's rows.
+func TestRelaysShareTheOutbox(t *testing.T) {
+	t.Parallel()
+	pool := pgtest.Pool(t)
+	ctx := context.Background()
+	const rows = 300
+	if _, err := pool.Exec(ctx, `INSERT INTO qinqing.outbox (id, producer, source, type, data, event_time)
+		SELECT 'ev-' || g, 'test', '/qinqing/test', 'test.happened', json_build_object('n', g), now()
+		FROM generate_series(1, $1) g`, rows); err != nil {
+		t.Fatal(err)
+	}
+	sink := functest.NewSink(t)
+	var wg sync.WaitGroup
+	for i := 0; i < 4; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			r := &runtime.Relay{Pool: pool, Sink: sink.URL, Log: zap.NewNop().Sugar(), BatchSize: 7}
+			r.Drain(ctx)
+		}()
+	}
+	wg.Wait()
+	seen := map[string]int{}
+	for _, ev := range sink.Events() {
+		seen[ev.ID()]++
+	}
+	for i := 1; i <= rows; i++ {
+		if n := seen[fmt.Sprintf("ev-%d", i)]; n != 1 {
+			t.Fatalf("ev-%d delivered %d times", i, n)
+		}
+	}
+	var pending int
+	_ = pool.QueryRow(ctx, `SELECT count(*) FROM qinqing.outbox WHERE delivered_at IS NULL`).Scan(&pending)
+	if pending != 0 {
+		t.Fatalf("%d rows still pending", pending)
+	}
+}
+
+// A sink that refuses leaves rows pending with a backoff and the error;
+// once it accepts, the rows go out with the ids they had.
+func TestRelayRetriesAfterRefusal(t *testing.T) {
+	t.Parallel()
+	pool := pgtest.Pool(t)
+	ctx := context.Background()
+	if _, err := pool.Exec(ctx, `INSERT INTO qinqing.outbox (id, producer, source, type, data) VALUES ('only', 'test', '/qinqing/test', 'test.happened', '{}')`); err != nil {
+		t.Fatal(err)
+	}
+	sink := functest.NewSink(t)
+	sink.SetDown(true)
+	r := &runtime.Relay{Pool: pool, Sink: sink.URL, Log: zap.NewNop().Sugar()}
+	if n := r.Drain(ctx); n != 0 {
+		t.Fatalf("delivered %d to a refusing sink", n)
+	}
+	var attempts int
+	var lastError string
+	var due time.Time
+	if err := pool.QueryRow(ctx, `SELECT attempts, last_error, next_attempt_at FROM qinqing.outbox WHERE id = 'only'`).Scan(&attempts, &lastError, &due); err != nil {
+		t.Fatal(err)
+	}
+	if attempts != 1 || lastError == "" || !due.After(time.Now()) {
+		t.Fatalf("after refusal: attempts %d, error %q, next attempt %v", attempts, lastError, due)
+	}
+	sink.SetDown(false)
+	if n := r.Drain(ctx); n != 0 {
+		t.Fatal("a row in backoff was sent before it was due")
+	}
+	if _, err := pool.Exec(ctx, `UPDATE qinqing.outbox SET next_attempt_at = now()`); err != nil {
+		t.Fatal(err)
+	}
+	if n := r.Drain(ctx); n != 1 || len(sink.Events()) != 1 || sink.Events()[0].ID() != "only" {
+		t.Fatalf("after recovery delivered %d: %v", n, sink.Events())
+	}
+}
