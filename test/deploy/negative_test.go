@@ -71,7 +71,7 @@ func TestRejectsBadValues(t *testing.T) {
 	}, {
 		name:   "ValidateConnectionBudget",
 		values: "functionDefaults:\n  maxScale: 20\n",
-		want:   []string{"VALUES VALIDATION", "database.maxConnections", "420 connections"},
+		want:   []string{"VALUES VALIDATION", "database.maxConnections", "560 connections"},
 	}, {
 		name:   "ValidateUnboundedDatabaseFunction",
 		values: "functions:\n  appeal-router:\n    maxScale: 0\n",
@@ -144,7 +144,7 @@ func TestKnativeRejectsTamperedObjects(t *testing.T) {
 	for _, tc := range []struct {
 		name, kind, old, new, want string
 	}{
-		{"MaxScaleNotANumber", "Service", `autoscaling.knative.dev/max-scale: "4"`, `autoscaling.knative.dev/max-scale: "ten"`, "max-scale"},
+		{"MaxScaleNotANumber", "Service", `autoscaling.knative.dev/max-scale: "3"`, `autoscaling.knative.dev/max-scale: "ten"`, "max-scale"},
 		{"NegativeRetry", "Trigger", "retry: 8", "retry: -1", "retry"},
 		{"UnknownBackoffPolicy", "Trigger", "backoffPolicy: exponential", "backoffPolicy: fibonacci", "backoffPolicy"},
 		{"MisspelledField", "Trigger", "deadLetterSink:", "deadLetterSnk:", "deadLetterSnk"},

@@ -246,14 +246,15 @@ subscription table).
 {{- if eq (int $fv.maxScale) 0 -}}
 {{- $unbounded = append $unbounded $name -}}
 {{- end -}}
-{{- $conns = add $conns (mul (int $fv.maxScale) (int $fv.databaseMaxConns)) -}}
+{{- /* each replica: its pool plus the outbox relay's LISTEN connection */ -}}
+{{- $conns = add $conns (mul (int $fv.maxScale) (add (int $fv.databaseMaxConns) 1)) -}}
 {{- end -}}
 {{- end -}}
 {{- $max := int .Values.database.maxConnections -}}
 {{- if and (gt $max 0) $unbounded -}}
 {{- $msgs = append $msgs (printf "functions.<name>.maxScale: %s use the database and may scale without limit; set maxScale, or database.maxConnections=0 to skip the connection budget." (join ", " $unbounded)) -}}
 {{- else if and (gt $max 0) (gt (int $conns) $max) -}}
-{{- $msgs = append $msgs (printf "database.maxConnections: at maxScale the functions may open %d connections (sum of maxScale x databaseMaxConns), more than the %d the database accepts; lower maxScale or databaseMaxConns, or raise database.maxConnections (e.g. behind PgBouncer)." (int $conns) $max) -}}
+{{- $msgs = append $msgs (printf "database.maxConnections: at maxScale the functions may open %d connections (sum of maxScale x (databaseMaxConns + 1 for the outbox relay), more than the %d the database accepts; lower maxScale or databaseMaxConns, or raise database.maxConnections (e.g. behind PgBouncer)." (int $conns) $max) -}}
 {{- end -}}
 {{- range $i, $p := .Values.subsidyDisbursal.policies -}}
 {{- if not (has $p.trigger $subsidyTypes) -}}
