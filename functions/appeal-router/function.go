@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"sync/atomic"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -19,10 +18,6 @@ type Function struct {
 	loc   *time.Location
 	cache *calendar.Cache
 	rules *Rules
-	// freshUntil (Unix nanoseconds) is set when this process publishes a
-	// calendar: until then deadlines are computed from the table itself,
-	// not the cache (see calendar).
-	freshUntil atomic.Int64
 }
 
 // New returns the function's handlers.
@@ -70,21 +65,9 @@ const (
 	ReasonWrongDepartment   = "wrong_department"
 )
 
-// calendar returns the working-day calendar. The runtime commits after
-// the handler returns, so a publication cannot invalidate the cache after
-// its own commit; instead, for one cache TTL after handling a publication,
-// this process reads the table directly. Whether the publication commits
-// or rolls back, the table is right, and a load that raced with the
-// publication cannot leave a stale calendar cached here.
+// calendar returns the working-day calendar (cached briefly; a
+// publication handled here drops the cache once it has committed).
 func (f *Function) calendar(ctx context.Context, tx pgx.Tx) (*calendar.Calendar, error) {
-	if until := f.freshUntil.Load(); until != 0 {
-		if time.Now().UnixNano() < until {
-			return calendar.Load(ctx, tx, f.loc)
-		}
-		if f.freshUntil.CompareAndSwap(until, 0) {
-			f.cache.Invalidate()
-		}
-	}
 	return f.cache.Get(ctx, tx)
 }
 
@@ -92,11 +75,14 @@ func (f *Function) publishCalendar(ctx context.Context, tx pgx.Tx, m runtime.Met
 	if err := calendar.Publish(ctx, tx, p.Year, p.holidays, p.workdays, m.Source); err != nil {
 		return runtime.Result{}, err
 	}
-	f.freshUntil.Store(time.Now().Add(f.cache.TTL).UnixNano())
-	f.cache.Invalidate()
-	return runtime.Reply(appeal.TypeCalendarAccepted, map[string]int{
+	res := runtime.Reply(appeal.TypeCalendarAccepted, map[string]int{
 		"year": p.Year, "holidays": len(p.holidays), "workdays": len(p.workdays),
-	}), nil
+	})
+	// Dropped after the commit: a load racing with this transaction may
+	// have cached the old year, and a rollback must keep the old one.
+	// Other instances see the publication within the cache's TTL.
+	res.AfterCommit = f.cache.Invalidate
+	return res, nil
 }
 
 // submit routes a new appeal. Its id is the given appealId, or one

@@ -47,6 +47,10 @@ type Outgoing struct {
 type Result struct {
 	Reply     Outgoing
 	FollowUps []Outgoing
+	// AfterCommit, when set, runs once the transaction has committed (never
+	// after a rollback, never on a redelivery): for in-process effects
+	// that must not get ahead of the database, such as dropping a cache.
+	AfterCommit func()
 }
 
 // Reply is shorthand for a result with only a reply.

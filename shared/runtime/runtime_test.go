@@ -2,13 +2,19 @@ package runtime_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"go.uber.org/zap"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/qinqing/qinqing/shared/event"
 	"github.com/qinqing/qinqing/shared/postgres/pgtest"
 	"github.com/qinqing/qinqing/shared/runtime"
@@ -164,5 +170,53 @@ func TestRelayRetriesAfterRefusal(t *testing.T) {
 	}
 	if n := r.Drain(ctx); n != 1 || len(sink.Events()) != 1 || sink.Events()[0].ID() != "only" {
 		t.Fatalf("after recovery delivered %d: %v", n, sink.Events())
+	}
+}
+
+// AfterCommit runs once the handler's transaction committed: not when the
+// handler fails (rollback), not on a redelivery.
+func TestAfterCommit(t *testing.T) {
+	t.Parallel()
+	pool := pgtest.Pool(t)
+	var calls atomic.Int32
+	fn := &runtime.Function{Name: "after", Handlers: map[string]runtime.Handler{
+		"ok": runtime.On(func(ctx context.Context, tx pgx.Tx, m runtime.Meta, p *benchPayload) (runtime.Result, error) {
+			res := runtime.Reply("ok.done", map[string]int{"n": p.N})
+			res.AfterCommit = func() { calls.Add(1) }
+			return res, nil
+		}),
+		"fail": runtime.On(func(ctx context.Context, tx pgx.Tx, m runtime.Meta, p *benchPayload) (runtime.Result, error) {
+			res := runtime.Reply("fail.done", nil)
+			res.AfterCommit = func() { calls.Add(100) }
+			return res, errors.New("boom")
+		}),
+	}}
+	srv := httptest.NewServer(runtime.NewServer(fn, pool, zap.NewNop().Sugar()))
+	defer srv.Close()
+	send := func(typ, id string) int {
+		req, _ := http.NewRequest(http.MethodPost, srv.URL+"/", strings.NewReader(`{"n":1}`))
+		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set("Ce-Specversion", "1.0")
+		req.Header.Set("Ce-Type", typ)
+		req.Header.Set("Ce-Source", "/test")
+		req.Header.Set("Ce-Id", id)
+		resp, err := srv.Client().Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	if got := send("ok", "1"); got != 200 {
+		t.Fatalf("status %d", got)
+	}
+	if got := send("ok", "1"); got != 200 { // redelivery
+		t.Fatalf("status %d", got)
+	}
+	if got := send("fail", "2"); got != 500 {
+		t.Fatalf("failing handler: status %d, want 500", got)
+	}
+	if n := calls.Load(); n != 1 {
+		t.Fatalf("AfterCommit ran %d times (hundreds: after a rollback), want once", n)
 	}
 }

@@ -230,8 +230,9 @@ func transient(err error) bool {
 func (s *Server) handle(ctx context.Context, m Meta, run Run) (*cloudevents.Event, bool, error) {
 	var reply *cloudevents.Event
 	var dup bool
+	var afterCommit func()
 	err := postgres.InTx(ctx, s.pool, func(tx pgx.Tx) error {
-		dup = false
+		dup, afterCommit = false, nil
 		var receivedAt time.Time
 		err := tx.QueryRow(ctx, `INSERT INTO qinqing.inbox (function, source, id, type) VALUES ($1, $2, $3, $4)
 			ON CONFLICT DO NOTHING RETURNING received_at`, m.Function, m.Source, m.ID, m.Type).Scan(&receivedAt)
@@ -254,6 +255,7 @@ func (s *Server) handle(ctx context.Context, m Meta, run Run) (*cloudevents.Even
 		if err != nil {
 			return err
 		}
+		afterCommit = res.AfterCommit
 		if res.Reply.Type == "" {
 			return fmt.Errorf("handler for %s returned no reply", m.Type)
 		}
@@ -274,6 +276,9 @@ func (s *Server) handle(ctx context.Context, m Meta, run Run) (*cloudevents.Even
 		reply = newEvent(rid, SourceOf(m.Function), res.Reply.Type, res.Reply.Subject, receivedAt, data)
 		return nil
 	})
+	if err == nil && afterCommit != nil {
+		afterCommit()
+	}
 	return reply, dup, err
 }
 
