@@ -27,6 +27,11 @@ type Base struct {
 	// RelayInterval is how often the outbox relay looks for due events
 	// besides being woken by LISTEN/NOTIFY.
 	RelayInterval time.Duration `envconfig:"RELAY_INTERVAL" default:"2s"`
+	// OutboxRetention is how long delivered follow-ups are kept.
+	OutboxRetention time.Duration `envconfig:"OUTBOX_RETENTION" default:"168h"`
+	// InboxRetention is how long handled events are remembered: a
+	// redelivery within it answers the stored reply.
+	InboxRetention time.Duration `envconfig:"INBOX_RETENTION" default:"2160h"`
 }
 
 // Location returns the business time zone.

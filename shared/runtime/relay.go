@@ -30,6 +30,13 @@ type Relay struct {
 	Interval  time.Duration // poll interval besides LISTEN/NOTIFY wake-ups
 	BatchSize int
 	Lease     time.Duration // how long a claimed row is hidden from other relays
+	// OutboxRetention and InboxRetention: delivered outbox rows and inbox
+	// rows older than these are pruned, hourly, off the event path. The
+	// inbox is what makes a redelivery answer the stored reply, so its
+	// retention must outlast any redelivery or dead-letter replay (the
+	// business keys still guard most effects after that).
+	OutboxRetention time.Duration
+	InboxRetention  time.Duration
 }
 
 // defaults fills the settings left zero.
@@ -46,6 +53,12 @@ func (r *Relay) defaults() {
 	if r.Lease <= 0 {
 		r.Lease = time.Minute
 	}
+	if r.OutboxRetention <= 0 {
+		r.OutboxRetention = 7 * 24 * time.Hour
+	}
+	if r.InboxRetention <= 0 {
+		r.InboxRetention = 90 * 24 * time.Hour
+	}
 }
 
 // Run delivers until ctx is cancelled.
@@ -55,6 +68,8 @@ func (r *Relay) Run(ctx context.Context) {
 	go r.listen(ctx, wake)
 	t := time.NewTicker(r.Interval)
 	defer t.Stop()
+	prune := time.NewTicker(time.Hour)
+	defer prune.Stop()
 	for {
 		r.Drain(ctx)
 		select {
@@ -62,8 +77,56 @@ func (r *Relay) Run(ctx context.Context) {
 			return
 		case <-t.C:
 		case <-wake:
+		case <-prune.C:
+			if _, _, err := r.Prune(ctx); err != nil && ctx.Err() == nil {
+				r.Log.Warnw("prune inbox and outbox", "error", err)
+			}
 		}
 	}
+}
+
+// pruneBatch bounds one DELETE, so pruning never holds long locks.
+const pruneBatch = 5000
+
+// Prune deletes delivered outbox rows older than OutboxRetention and inbox
+// rows older than InboxRetention, in batches. One relay prunes at a time
+// (an advisory lock); the others skip. It returns the rows deleted.
+func (r *Relay) Prune(ctx context.Context) (outbox, inbox int64, err error) {
+	r.defaults()
+	conn, err := r.Pool.Acquire(ctx)
+	if err != nil {
+		return 0, 0, err
+	}
+	defer conn.Release()
+	var locked bool
+	if err := conn.QueryRow(ctx, `SELECT pg_try_advisory_lock(hashtext('qinqing.prune'))`).Scan(&locked); err != nil || !locked {
+		return 0, 0, err
+	}
+	defer func() {
+		_, _ = conn.Exec(context.WithoutCancel(ctx), `SELECT pg_advisory_unlock(hashtext('qinqing.prune'))`)
+	}()
+	for _, step := range []struct {
+		n   *int64
+		sql string
+		age time.Duration
+	}{
+		{&outbox, `DELETE FROM qinqing.outbox WHERE seq IN (SELECT seq FROM qinqing.outbox
+			WHERE delivered_at < now() - $1 * interval '1 microsecond' LIMIT $2)`, r.OutboxRetention},
+		{&inbox, `DELETE FROM qinqing.inbox WHERE ctid IN (SELECT ctid FROM qinqing.inbox
+			WHERE received_at < now() - $1 * interval '1 microsecond' LIMIT $2)`, r.InboxRetention},
+	} {
+		for ctx.Err() == nil {
+			tag, err := conn.Exec(ctx, step.sql, step.age.Microseconds(), pruneBatch)
+			if err != nil {
+				return outbox, inbox, err
+			}
+			*step.n += tag.RowsAffected()
+			if tag.RowsAffected() < pruneBatch {
+				break
+			}
+		}
+	}
+	return outbox, inbox, ctx.Err()
 }
 
 // listen turns NOTIFY qinqing_outbox into wake-ups, reconnecting on error.

@@ -220,3 +220,40 @@ func TestAfterCommit(t *testing.T) {
 		t.Fatalf("AfterCommit ran %d times (hundreds: after a rollback), want once", n)
 	}
 }
+
+// Prune removes delivered outbox rows and inbox rows past their retention
+// and keeps everything else: pending rows whatever their age, recent rows.
+func TestPrune(t *testing.T) {
+	t.Parallel()
+	pool := pgtest.Pool(t)
+	ctx := context.Background()
+	for _, q := range []string{
+		`INSERT INTO qinqing.outbox (id, producer, source, type, data, created_at, delivered_at)
+			SELECT 'old-' || g, 't', '/t', 't', '{}', now() - interval '30 days', now() - interval '30 days' FROM generate_series(1, 12000) g`,
+		`INSERT INTO qinqing.outbox (id, producer, source, type, data, created_at, delivered_at)
+			VALUES ('recent', 't', '/t', 't', '{}', now(), now())`,
+		`INSERT INTO qinqing.outbox (id, producer, source, type, data, created_at)
+			VALUES ('pending-old', 't', '/t', 't', '{}', now() - interval '30 days')`,
+		`INSERT INTO qinqing.inbox (function, source, id, type, received_at)
+			VALUES ('f', '/t', 'old', 't', now() - interval '200 days'), ('f', '/t', 'recent', 't', now() - interval '1 day')`,
+	} {
+		if _, err := pool.Exec(ctx, q); err != nil {
+			t.Fatal(err)
+		}
+	}
+	r := &runtime.Relay{Pool: pool, Sink: "http://127.0.0.1:1", Log: zap.NewNop().Sugar()}
+	out, in, err := r.Prune(ctx)
+	if err != nil || out != 12000 || in != 1 {
+		t.Fatalf("Prune = %d outbox, %d inbox, %v; want 12000, 1", out, in, err)
+	}
+	var left []string
+	rows, _ := pool.Query(ctx, `SELECT id FROM qinqing.outbox UNION ALL SELECT id FROM qinqing.inbox ORDER BY 1`)
+	for rows.Next() {
+		var id string
+		_ = rows.Scan(&id)
+		left = append(left, id)
+	}
+	if fmt.Sprint(left) != "[pending-old recent recent]" {
+		t.Fatalf("left %v", left)
+	}
+}
