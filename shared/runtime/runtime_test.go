@@ -174,7 +174,8 @@ func TestRelayRetriesAfterRefusal(t *testing.T) {
 }
 
 // AfterCommit runs once the handler's transaction committed: not when the
-// handler fails (rollback), not on a redelivery.
+// handler fails (rollback), not on a redelivery; and a redelivery answers
+// the whole stored reply, subject included.
 func TestAfterCommit(t *testing.T) {
 	t.Parallel()
 	pool := pgtest.Pool(t)
@@ -182,6 +183,7 @@ func TestAfterCommit(t *testing.T) {
 	fn := &runtime.Function{Name: "after", Handlers: map[string]runtime.Handler{
 		"ok": runtime.On(func(ctx context.Context, tx pgx.Tx, m runtime.Meta, p *benchPayload) (runtime.Result, error) {
 			res := runtime.Reply("ok.done", map[string]int{"n": p.N})
+			res.Reply.Subject = "subject-" + m.ID
 			res.AfterCommit = func() { calls.Add(1) }
 			return res, nil
 		}),
@@ -193,7 +195,7 @@ func TestAfterCommit(t *testing.T) {
 	}}
 	srv := httptest.NewServer(runtime.NewServer(fn, pool, zap.NewNop().Sugar()))
 	defer srv.Close()
-	send := func(typ, id string) int {
+	send := func(typ, id string) (int, string) {
 		req, _ := http.NewRequest(http.MethodPost, srv.URL+"/", strings.NewReader(`{"n":1}`))
 		req.Header.Set("Content-Type", "application/json")
 		req.Header.Set("Ce-Specversion", "1.0")
@@ -205,15 +207,16 @@ func TestAfterCommit(t *testing.T) {
 			t.Fatal(err)
 		}
 		resp.Body.Close()
-		return resp.StatusCode
+		return resp.StatusCode, resp.Header.Get("Ce-Subject")
 	}
-	if got := send("ok", "1"); got != 200 {
-		t.Fatalf("status %d", got)
+	if got, subject := send("ok", "1"); got != 200 || subject != "subject-1" {
+		t.Fatalf("status %d, subject %q", got, subject)
 	}
-	if got := send("ok", "1"); got != 200 { // redelivery
-		t.Fatalf("status %d", got)
+	// A redelivery answers the stored reply, subject included.
+	if got, subject := send("ok", "1"); got != 200 || subject != "subject-1" {
+		t.Fatalf("redelivery: status %d, subject %q", got, subject)
 	}
-	if got := send("fail", "2"); got != 500 {
+	if got, _ := send("fail", "2"); got != 500 {
 		t.Fatalf("failing handler: status %d, want 500", got)
 	}
 	if n := calls.Load(); n != 1 {

@@ -241,14 +241,15 @@ func (s *Server) handle(ctx context.Context, m Meta, run Run) (*cloudevents.Even
 		}
 		if errors.Is(err, pgx.ErrNoRows) {
 			dup = true
-			var id, typ string
+			var id, typ, subject string
 			var data []byte
 			var at time.Time
-			if err := tx.QueryRow(ctx, `SELECT reply_id, reply_type, reply_data::text, received_at FROM qinqing.inbox
-				WHERE function = $1 AND source = $2 AND id = $3`, m.Function, m.Source, m.ID).Scan(&id, &typ, &data, &at); err != nil {
+			if err := tx.QueryRow(ctx, `SELECT reply_id, reply_type, coalesce(reply_subject, ''), reply_data::text, received_at
+				FROM qinqing.inbox WHERE function = $1 AND source = $2 AND id = $3`,
+				m.Function, m.Source, m.ID).Scan(&id, &typ, &subject, &data, &at); err != nil {
 				return fmt.Errorf("inbox reply: %w", err)
 			}
-			reply = newEvent(id, SourceOf(m.Function), typ, "", at, data)
+			reply = newEvent(id, SourceOf(m.Function), typ, subject, at, data)
 			return nil
 		}
 		res, err := run(ctx, tx)
@@ -268,8 +269,8 @@ func (s *Server) handle(ctx context.Context, m Meta, run Run) (*cloudevents.Even
 		if err := queueOutbox(b, m, res.FollowUps); err != nil {
 			return err
 		}
-		b.Queue(`UPDATE qinqing.inbox SET reply_id = $4, reply_type = $5, reply_data = $6
-			WHERE function = $1 AND source = $2 AND id = $3`, m.Function, m.Source, m.ID, rid, res.Reply.Type, string(data))
+		b.Queue(`UPDATE qinqing.inbox SET reply_id = $4, reply_type = $5, reply_data = $6, reply_subject = NULLIF($7, '')
+			WHERE function = $1 AND source = $2 AND id = $3`, m.Function, m.Source, m.ID, rid, res.Reply.Type, string(data), res.Reply.Subject)
 		if err := tx.SendBatch(ctx, b).Close(); err != nil {
 			return fmt.Errorf("outbox and reply: %w", err)
 		}
