@@ -1,7 +1,8 @@
 // Command migrate applies every qinqing database migration to DATABASE_URL
 // and exits 0. It is idempotent and safe to run twice at once (advisory
-// lock); the Helm chart runs it as a pre-install/pre-upgrade hook Job and
-// `make run` runs it locally. Functions never migrate on start.
+// lock); the Helm chart runs it as a pre-install/pre-upgrade hook Job.
+// `make run` (cmd/devstack) applies the same migrations in-process with
+// the same postgres.Migrate. Functions never migrate on start.
 package main
 
 import (

@@ -27,7 +27,8 @@ type benchPayload struct {
 // written) against a baseline in the same process: the same row inserted
 // in its own transaction over the same pool. The ratio pipeline/baseline
 // is reported as "x-baseline"; the target is that the pipeline costs no
-// more than a few round trips more than the bare write (under 5×).
+// more than a few round trips more than the bare write (under 5×); the
+// ratio is reported, not enforced (timings on a shared machine are noisy).
 // b.Fatal is not allowed off the benchmark goroutine, so failures panic.
 func BenchmarkPipeline(b *testing.B) {
 	pool := pgtest.Pool(b)

@@ -102,7 +102,7 @@ func Serve(ctx context.Context, env *Env, fn *Function) error {
 	}
 	relayCtx, stopRelay := context.WithCancel(context.WithoutCancel(ctx))
 	relayDone := make(chan struct{})
-	if env.Base.Sink != "" && env.Pool != nil {
+	if env.Pool != nil { // without K_SINK it only prunes
 		r := &Relay{Pool: env.Pool, Sink: env.Base.Sink, Log: env.Log, Interval: env.Base.RelayInterval,
 			OutboxRetention: env.Base.OutboxRetention, InboxRetention: env.Base.InboxRetention}
 		go func() { defer close(relayDone); r.Run(relayCtx) }()

@@ -37,6 +37,11 @@ type Relay struct {
 	// business keys still guard most effects after that).
 	OutboxRetention time.Duration
 	InboxRetention  time.Duration
+	// PruneAfter is the first prune after start, PruneEvery the interval
+	// after that. The first comes early because a function that scales to
+	// zero between bursts may never stay up for a whole interval.
+	PruneAfter time.Duration
+	PruneEvery time.Duration
 }
 
 // defaults fills the settings left zero.
@@ -59,28 +64,43 @@ func (r *Relay) defaults() {
 	if r.InboxRetention <= 0 {
 		r.InboxRetention = 90 * 24 * time.Hour
 	}
+	if r.PruneAfter <= 0 {
+		r.PruneAfter = 30 * time.Second
+	}
+	if r.PruneEvery <= 0 {
+		r.PruneEvery = time.Hour
+	}
 }
 
-// Run delivers until ctx is cancelled.
+// Run delivers until ctx is cancelled, and prunes. Without a Sink it only
+// prunes: follow-ups stay queued for a process that has one.
 func (r *Relay) Run(ctx context.Context) {
 	r.defaults()
-	wake := make(chan struct{}, 1)
-	go r.listen(ctx, wake)
-	t := time.NewTicker(r.Interval)
-	defer t.Stop()
-	prune := time.NewTicker(time.Hour)
+	var wake chan struct{}
+	var poll <-chan time.Time
+	if r.Sink != "" {
+		wake = make(chan struct{}, 1)
+		go r.listen(ctx, wake)
+		t := time.NewTicker(r.Interval)
+		defer t.Stop()
+		poll = t.C
+	}
+	prune := time.NewTimer(r.PruneAfter)
 	defer prune.Stop()
 	for {
-		r.Drain(ctx)
+		if r.Sink != "" {
+			r.Drain(ctx)
+		}
 		select {
 		case <-ctx.Done():
 			return
-		case <-t.C:
+		case <-poll:
 		case <-wake:
 		case <-prune.C:
 			if _, _, err := r.Prune(ctx); err != nil && ctx.Err() == nil {
 				r.Log.Warnw("prune inbox and outbox", "error", err)
 			}
+			prune.Reset(r.PruneEvery)
 		}
 	}
 }

@@ -260,3 +260,39 @@ func TestPrune(t *testing.T) {
 		t.Fatalf("left %v", left)
 	}
 }
+
+// Run prunes soon after start, with or without a sink: a function that
+// scales to zero between bursts still prunes.
+func TestRunPrunesWithoutSink(t *testing.T) {
+	t.Parallel()
+	pool := pgtest.Pool(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	if _, err := pool.Exec(ctx, `INSERT INTO qinqing.outbox (id, producer, source, type, data, created_at, delivered_at)
+		VALUES ('old', 't', '/t', 't', '{}', now() - interval '30 days', now() - interval '30 days'),
+		       ('queued', 't', '/t', 't', '{}', now(), NULL)`); err != nil {
+		t.Fatal(err)
+	}
+	r := &runtime.Relay{Pool: pool, Log: zap.NewNop().Sugar(), PruneAfter: 10 * time.Millisecond}
+	done := make(chan struct{})
+	go func() { r.Run(ctx); close(done) }()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		var ids []string
+		rows, _ := pool.Query(ctx, `SELECT id || ':' || attempts FROM qinqing.outbox ORDER BY id`)
+		for rows.Next() {
+			var id string
+			_ = rows.Scan(&id)
+			ids = append(ids, id)
+		}
+		if fmt.Sprint(ids) == "[queued:0]" {
+			break // pruned, and the queued row untouched
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("outbox after Run: %v", ids)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	cancel()
+	<-done
+}
