@@ -42,20 +42,13 @@ func setup(t *testing.T, env ...string) *fixture {
 
 var (
 	cst       = time.FixedZone("CST", 8*3600)
-	seq       int
-	seqMu     sync.Mutex
 	portalSrc = "/portals/enterprise"
 	deptSrc   = "/portals/departments"
 	// testYear is a year the migrations do not seed: the tests publish it.
 	testYear = 2030
 )
 
-func nextID() string {
-	seqMu.Lock()
-	defer seqMu.Unlock()
-	seq++
-	return fmt.Sprintf("ev-%d", seq)
-}
+var nextID = functest.NextID
 
 func (f *fixture) send(t *testing.T, typ, src string, at time.Time, data any) *functest.Response {
 	t.Helper()

@@ -2,9 +2,7 @@ package main
 
 import (
 	"context"
-	"fmt"
 	"sort"
-	"sync"
 	"testing"
 	"time"
 
@@ -66,17 +64,9 @@ func setup(t *testing.T, env ...string) *fixture {
 	}
 }
 
-var (
-	seq   int
-	seqMu sync.Mutex
-)
+var ()
 
-func nextID() string {
-	seqMu.Lock()
-	defer seqMu.Unlock()
-	seq++
-	return fmt.Sprintf("ev-%d", seq)
-}
+var nextID = functest.NextID
 
 func (f *fixture) send(t *testing.T, typ, source string, at time.Time, data any) *functest.Response {
 	t.Helper()

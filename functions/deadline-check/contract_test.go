@@ -58,9 +58,7 @@ func setup(t *testing.T) *fixture {
 }
 
 var (
-	cst   = time.FixedZone("CST", 8*3600)
-	seq   int
-	seqMu sync.Mutex
+	cst = time.FixedZone("CST", 8*3600)
 )
 
 const (
@@ -68,12 +66,7 @@ const (
 	deptSrc = "/portals/departments"
 )
 
-func nextID() string {
-	seqMu.Lock()
-	defer seqMu.Unlock()
-	seq++
-	return fmt.Sprintf("ev-%d", seq)
-}
+var nextID = functest.NextID
 
 func day(m time.Month, d, h int) time.Time { return time.Date(2030, m, d, h, 0, 0, 0, cst) }
 

@@ -50,17 +50,10 @@ func setup(t *testing.T) *fixture {
 
 var (
 	week      = time.Date(2026, 11, 30, 9, 0, 0, 0, time.UTC)
-	seq       int
-	seqMu     sync.Mutex
 	portalSrc = "/portals/enterprise"
 )
 
-func nextID() string {
-	seqMu.Lock()
-	defer seqMu.Unlock()
-	seq++
-	return fmt.Sprintf("ev-%d", seq)
-}
+var nextID = functest.NextID
 
 func scheduleData(forumID string, capacity, reserved int) map[string]any {
 	return map[string]any{

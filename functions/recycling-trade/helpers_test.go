@@ -4,8 +4,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/csv"
-	"fmt"
-	"sync"
 	"testing"
 	"time"
 
@@ -54,8 +52,6 @@ func setup(t *testing.T, extra ...string) *fixture {
 var (
 	// week is the event time of most test events: Monday 2026-11-30 09:00 in Huzhou.
 	week      = time.Date(2026, 11, 30, 1, 0, 0, 0, time.UTC)
-	seq       int
-	seqMu     sync.Mutex
 	portalSrc = "/portals/recycling"
 	pingSrc   = "/apis/v1/namespaces/qinqing/pingsources/recycling-stats"
 
@@ -63,12 +59,7 @@ var (
 	collectorB = event.SampleUSCC(522002)
 )
 
-func nextID() string {
-	seqMu.Lock()
-	defer seqMu.Unlock()
-	seq++
-	return fmt.Sprintf("ev-%d", seq)
-}
+var nextID = functest.NextID
 
 func (f *fixture) send(t *testing.T, typ string, at time.Time, data any) *functest.Response {
 	t.Helper()

@@ -2,10 +2,8 @@ package main
 
 import (
 	"context"
-	"fmt"
 	"os"
 	"path/filepath"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -96,7 +94,6 @@ func writeFile(t *testing.T, name, content string) string {
 
 var (
 	shanghai = mustLoc("Asia/Shanghai")
-	seq      atomic.Int64
 )
 
 func mustLoc(name string) *time.Location {
@@ -116,7 +113,7 @@ func at(s string) time.Time {
 	return t
 }
 
-func nextID() string { return fmt.Sprintf("ev-%d", seq.Add(1)) }
+var nextID = functest.NextID
 
 func uscc(n int) string { return event.SampleUSCC(n) }
 

@@ -17,6 +17,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -402,3 +403,9 @@ func RunConfigOnly(t testing.TB, bin string, env ...string) ([]byte, error) {
 	}
 	return out, err
 }
+
+var ids atomic.Int64
+
+// NextID returns a CloudEvents id not used before in this test binary
+// ("ev-1", "ev-2", …), safe from parallel tests.
+func NextID() string { return fmt.Sprintf("ev-%d", ids.Add(1)) }
