@@ -844,3 +844,26 @@ func TestYearIsData(t *testing.T) {
 		t.Fatalf("2031 ceremony: %+v", got)
 	}
 }
+
+// TestTop50GuardsFormulas: top50.csv uses the one CSV writer of
+// shared/docs, so a name a spreadsheet would run as a formula is stored as
+// text — the full-width forms and "+…" alike.
+func TestTop50GuardsFormulas(t *testing.T) {
+	t.Parallel()
+	f := setup(t)
+	names := []string{"=HYPERLINK(\"http://evil.example\")", "+86 公司", "＝SUM(A1)", "湖州正常企业"}
+	for i, name := range names {
+		f.must(t, TypeMetricsReported, statsSource, week, metricsData(i+1, name, true, int64(1000-i), 1), TypeMetricsAccepted)
+	}
+	f.ping(t, ceremonyAt)
+	recs, err := csv.NewReader(bytes.NewReader(f.get(t, "awards/2026/top50.csv"))).ReadAll()
+	if err != nil || len(recs) != len(names)+1 {
+		t.Fatalf("top50.csv: %v %q", err, recs)
+	}
+	want := []string{"'=HYPERLINK(\"http://evil.example\")", "'+86 公司", "'＝SUM(A1)", "湖州正常企业"}
+	for i, w := range want {
+		if got := recs[i+1][2]; got != w {
+			t.Errorf("top50.csv row %d name = %q, want %q", i+1, got, w)
+		}
+	}
+}

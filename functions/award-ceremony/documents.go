@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"embed"
-	"encoding/csv"
 	"fmt"
 	"html/template"
 	"path"
@@ -14,6 +13,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 
+	"github.com/qinqing/qinqing/shared/docs"
 	"github.com/qinqing/qinqing/shared/event"
 )
 
@@ -87,26 +87,16 @@ func (c Ceremony) certificateKey(w Winner) string {
 
 func (c Ceremony) top50CSV() ([]byte, error) {
 	var buf bytes.Buffer
-	cw := csv.NewWriter(&buf)
+	cw := docs.NewCSVWriter(&buf)
 	_ = cw.Write(top50Header)
 	for _, e := range c.Top50 {
-		_ = cw.Write([]string{itoa(e.Rank), e.USCC, spreadsheetSafe(e.Name), e.County,
+		_ = cw.Write([]string{itoa(e.Rank), e.USCC, e.Name, e.County,
 			strconv.FormatInt(e.RevenueFen, 10), strconv.FormatInt(e.TaxFen, 10), strconv.FormatInt(e.Employees, 10)})
 	}
-	cw.Flush()
-	if err := cw.Error(); err != nil {
+	if err := cw.Flush(); err != nil {
 		return nil, fmt.Errorf("top50.csv: %w", err)
 	}
 	return buf.Bytes(), nil
-}
-
-// spreadsheetSafe keeps a spreadsheet from reading a text cell as a
-// formula (OWASP CSV injection): a leading = + - @ tab or CR gets a '.
-func spreadsheetSafe(s string) string {
-	if s != "" && strings.ContainsRune("=+-@\t\r", rune(s[0])) {
-		return "'" + s
-	}
-	return s
 }
 
 func render(name string, data any) ([]byte, error) {

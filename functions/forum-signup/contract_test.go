@@ -529,7 +529,12 @@ func TestWeeklyClose(t *testing.T) {
 	for i := 0; i < 3; i++ {
 		data := signupData("F1", uscc(t, i), "self")
 		data["problems"] = []any{map[string]any{"title": fmt.Sprintf("问题%d", i), "category": "land"}}
-		if i == 2 {
+		switch i {
+		case 0:
+			data["topic"] = "＠SUM(1)" // full-width @
+		case 1:
+			data["contact"].(map[string]any)["phone"] = "+86 572 2345678"
+		case 2:
 			data["topic"] = `=HYPERLINK("http://evil.example","点我")`
 		}
 		f.send(t, TypeSignupRequested, week, data)
@@ -558,6 +563,14 @@ func TestWeeklyClose(t *testing.T) {
 	}
 	if got := recs[3][9]; got != `'=HYPERLINK("http://evil.example","点我")` {
 		t.Fatalf("formula topic written as %q", got)
+	}
+	// One guard for every cell: full-width forms and "+86 …" phone
+	// numbers too ("+86-1" would be a formula).
+	if got := recs[1][9]; got != "'＠SUM(1)" {
+		t.Fatalf("full-width formula topic written as %q", got)
+	}
+	if got := recs[2][7]; got != "'+86 572 2345678" {
+		t.Fatalf("phone written as %q", got)
 	}
 	// Closed once: a later check closes nothing new, and the roster stays.
 	r = cron(asOf.Add(time.Hour))

@@ -3,7 +3,6 @@ package main
 import (
 	"bytes"
 	"context"
-	"encoding/csv"
 	"encoding/json"
 	"fmt"
 	"path"
@@ -12,6 +11,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/qinqing/qinqing/shared/docs"
 	"github.com/qinqing/qinqing/shared/runtime"
 )
 
@@ -62,7 +62,7 @@ func (f *Function) closeForum(ctx context.Context, tx pgx.Tx, forumID string, at
 	}
 	defer rows.Close()
 	var buf bytes.Buffer
-	w := csv.NewWriter(&buf)
+	w := docs.NewCSVWriter(&buf)
 	_ = w.Write(rosterHeader)
 	c := ClosedForum{ForumID: forumID, RosterKey: path.Join("forums", forumID, "roster.csv")}
 	for rows.Next() {
@@ -82,9 +82,6 @@ func (f *Function) closeForum(ctx context.Context, tx pgx.Tx, forumID string, at
 			titles[i] = p.Title
 		}
 		rec[10] = strings.Join(titles, "; ")
-		for i := range rec {
-			rec[i] = csvSafe(rec[i])
-		}
 		_ = w.Write(append(rec[:], requested.UTC().Format(time.RFC3339)))
 		switch rec[1] {
 		case StatusConfirmed:
@@ -96,7 +93,9 @@ func (f *Function) closeForum(ctx context.Context, tx pgx.Tx, forumID string, at
 	if err := rows.Err(); err != nil {
 		return ClosedForum{}, fmt.Errorf("roster: %w", err)
 	}
-	w.Flush()
+	if err := w.Flush(); err != nil {
+		return ClosedForum{}, fmt.Errorf("roster: %w", err)
+	}
 	// Written before the commit under a fixed key: a retry overwrites it.
 	if err := f.docs.Put(ctx, c.RosterKey, "text/csv; charset=utf-8", buf.Bytes()); err != nil {
 		return ClosedForum{}, err
@@ -106,25 +105,4 @@ func (f *Function) closeForum(ctx context.Context, tx pgx.Tx, forumID string, at
 		return ClosedForum{}, fmt.Errorf("close forum: %w", err)
 	}
 	return c, nil
-}
-
-// csvSafe keeps spreadsheet programs from reading text that enterprises
-// typed as a formula (CSV injection): a cell starting with = + - @ (or a
-// tab or carriage return) gets a leading apostrophe. Phone numbers in
-// international form ("+86 …") are kept as they are.
-func csvSafe(s string) string {
-	if s == "" {
-		return s
-	}
-	switch s[0] {
-	case '=', '-', '@', '\t', '\r':
-		return "'" + s
-	case '+':
-		for _, c := range s[1:] {
-			if !(c >= '0' && c <= '9' || c == ' ' || c == '-' || c == '(' || c == ')') {
-				return "'" + s
-			}
-		}
-	}
-	return s
 }
