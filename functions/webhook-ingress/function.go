@@ -76,7 +76,7 @@ func (f *Function) receive(w http.ResponseWriter, r *http.Request) {
 // body is reported before the signature is verified.
 func (f *Function) handle(w http.ResponseWriter, r *http.Request, portalName, id string) result {
 	p, ok := f.portals[portalName]
-	if !ok {
+	if !ok || !p.Inbound() {
 		return f.problem(w, result{status: http.StatusNotFound, outcome: "unknown_portal",
 			detail: fmt.Sprintf("unknown portal %q: POST to /webhooks/<portal> with the portal name you were given", portalName)})
 	}

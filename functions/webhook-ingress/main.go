@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/qinqing/qinqing/shared/portals"
 	"github.com/qinqing/qinqing/shared/postgres"
 	"github.com/qinqing/qinqing/shared/runtime"
 )
@@ -28,19 +29,19 @@ func main() {
 	var cfg Config
 	runtime.LoadConfig(name, &cfg)
 	runtime.Main(name, cfg.Base, postgres.Config{}, func(_ context.Context, env *runtime.Env) (*runtime.Function, error) {
-		portals := Portals{}
+		ps := Portals{}
 		if cfg.PortalsFile == "" {
 			env.Log.Warnw("PORTALS_FILE is unset: no portal is configured, every webhook is answered 404")
 		} else {
 			var err error
-			if portals, err = LoadPortals(cfg.PortalsFile); err != nil {
+			if ps, err = portals.Load(cfg.PortalsFile); err != nil {
 				return nil, err
 			}
 		}
-		if weak := portals.weakKeys(); len(weak) > 0 {
+		if weak := ps.WeakKeys(); len(weak) > 0 {
 			env.Log.Warnw("portal keys shorter than the 24 bytes Standard Webhooks asks for", "portals", weak)
 		}
-		env.Log.Infow("portals loaded", "portals", len(portals))
-		return New(env, portals, &http.Client{Timeout: cfg.SinkTimeout}), nil
+		env.Log.Infow("portals loaded", "portals", len(ps))
+		return New(env, ps, &http.Client{Timeout: cfg.SinkTimeout}), nil
 	})
 }

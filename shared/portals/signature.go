@@ -1,4 +1,4 @@
-package main
+package portals
 
 import (
 	"crypto/hmac"

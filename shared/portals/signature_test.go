@@ -1,4 +1,4 @@
-package main
+package portals
 
 import (
 	"encoding/base64"
@@ -41,7 +41,7 @@ func TestParseSignatures(t *testing.T) {
 func TestVerify(t *testing.T) {
 	t.Parallel()
 	// The worked example of docs/webhooks.md.
-	p, err := ParsePortals([]byte(`{"portals": {"enterprise": {"secrets": ["whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"], "allowedTypes": ["cn.huzhou.appeal.submitted"]}}}`))
+	p, err := Parse([]byte(`{"portals": {"enterprise": {"secrets": ["whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"], "allowedTypes": ["cn.huzhou.appeal.submitted"]}}}`))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -123,7 +123,7 @@ func FuzzVerify(f *testing.F) {
 	f.Add("msg_1", int64(0), []byte(`{"type":"t","data":{}}`), byte(0))
 	f.Add("", int64(299), []byte{}, byte(7))
 	f.Add("msg.with.dots", int64(-301), []byte("\x00\xff"), byte(255))
-	ps, err := ParsePortals([]byte(`{"portals": {"p": {"secrets": ["whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw", "whsec_c2Vjb25kIGtleQ=="], "allowedTypes": ["t"]}}}`))
+	ps, err := Parse([]byte(`{"portals": {"p": {"secrets": ["whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw", "whsec_c2Vjb25kIGtleQ=="], "allowedTypes": ["t"]}}}`))
 	if err != nil {
 		f.Fatal(err)
 	}
@@ -155,10 +155,12 @@ func FuzzVerify(f *testing.F) {
 	})
 }
 
-// FuzzParsePortals checks the PORTALS_FILE parser never panics, that
-// what it accepts is usable (every portal has a key and a type), and that
-// the error LoadPortals prints never shows anything shaped like a secret.
-func FuzzParsePortals(f *testing.F) {
+// FuzzParse checks the PORTALS_FILE parser never panics, that
+// what it accepts is usable (a portal that sends webhooks has a key and a
+// type, one that is notified has a URL, a key and a type, and every portal
+// does at least one of these or has API keys), and that the error Load
+// prints never shows anything shaped like a secret.
+func FuzzParse(f *testing.F) {
 	f.Add([]byte(`{"portals": {"p": {"secrets": ["whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"], "allowedTypes": ["t"]}}}`))
 	f.Add([]byte("portals:\n  p:\n    secrets: [whsec_c2Vjb25kIGtleQ]\n    allowedTypes: [a, b]\n"))
 	f.Add([]byte(`{"portals": {"p": {"secrets": ["whsec_secret-not-base64"], "allowedTypes": ["t"]}}}`))
@@ -168,16 +170,18 @@ func FuzzParsePortals(f *testing.F) {
 	f.Add([]byte(`{"portals": {"whsec_c2Vjb25kIGtleQ": {}}}`))
 	f.Add([]byte(`[]`))
 	f.Fuzz(func(t *testing.T, b []byte) {
-		ps, err := ParsePortals(b)
+		ps, err := Parse(b)
 		if err != nil {
-			// What LoadPortals prints: nothing shaped like a secret.
+			// What Load prints: nothing shaped like a secret.
 			if msg := redactSecrets(err.Error()); regexp.MustCompile(`whsec_[A-Za-z0-9+/=_-]`).MatchString(msg) {
 				t.Fatalf("error repeats a secret: %v", msg)
 			}
 			return
 		}
 		for name, p := range ps {
-			if p.Name != name || len(p.keys) == 0 || len(p.allowed) == 0 || !portalName.MatchString(name) {
+			inbound := len(p.keys) > 0 && len(p.allowed) > 0
+			notified := p.Notify != nil && p.Notify.URL != nil && len(p.Notify.keys) > 0 && len(p.Notify.types) > 0
+			if p.Name != name || !(inbound || notified || len(p.APIKeys) > 0) || (len(p.keys) > 0) != (len(p.allowed) > 0) || !portalName.MatchString(name) {
 				t.Fatalf("accepted unusable portal %q: %+v", name, p)
 			}
 			for _, k := range p.keys {
