@@ -180,7 +180,7 @@ func (s *Server) serveEvent(ctx context.Context, w http.ResponseWriter, r *http.
 		m.Time = s.now()
 	}
 	ctx = logging.WithLogger(ctx, s.log.With("type", m.Type, "id", m.ID, "source", m.Source))
-	run, err := h.Prepare(m, ev.Data())
+	run, err := s.prepare(ctx, h, m, ev.Data())
 	if err != nil {
 		return s.fail(w, err)
 	}
