@@ -117,7 +117,7 @@ func (f *Function) signup(ctx context.Context, tx pgx.Tx, m runtime.Meta, p *Sig
 		}
 		uploads = append(uploads, u)
 	}
-	if err := insertSignup(ctx, tx, signupID, p, status, m.Time); err != nil {
+	if err := insertSignup(ctx, tx, signupID, p, status, m.Time, m.Source); err != nil {
 		return runtime.Result{}, err
 	}
 	replyType := TypeSignupConfirmed

@@ -98,7 +98,7 @@ func liveSignup(ctx context.Context, tx pgx.Tx, forumID, uscc string) (string, e
 	return id, nil
 }
 
-func insertSignup(ctx context.Context, tx pgx.Tx, signupID string, p *SignupRequested, status string, at time.Time) error {
+func insertSignup(ctx context.Context, tx pgx.Tx, signupID string, p *SignupRequested, status string, at time.Time, source string) error {
 	problems, err := json.Marshal(nonNil(p.Problems))
 	if err != nil {
 		return err
@@ -112,10 +112,10 @@ func insertSignup(ctx context.Context, tx pgx.Tx, signupID string, p *SignupRequ
 		confirmedAt = &at
 	}
 	_, err = tx.Exec(ctx, `INSERT INTO forum.signups (signup_id, forum_id, uscc, enterprise_name, county, contact_name,
-			contact_phone, mode, nominated_by, topic, problems, documents, status, requested_at, confirmed_at)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, NULLIF($9, ''), $10, $11, $12, $13, $14, $15)`,
+			contact_phone, mode, nominated_by, topic, problems, documents, status, requested_at, confirmed_at, source)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, NULLIF($9, ''), $10, $11, $12, $13, $14, $15, $16)`,
 		signupID, p.ForumID, p.Enterprise.USCC, p.Enterprise.Name, p.Enterprise.County, p.Contact.Name,
-		p.Contact.Phone, p.Mode, p.NominatedBy, p.Topic, string(problems), string(documents), status, at, confirmedAt)
+		p.Contact.Phone, p.Mode, p.NominatedBy, p.Topic, string(problems), string(documents), status, at, confirmedAt, source)
 	if err != nil {
 		return fmt.Errorf("insert signup: %w", err)
 	}

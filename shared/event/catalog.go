@@ -14,8 +14,9 @@ type Subscription struct {
 }
 
 // Catalog lists every function and what it consumes. Reply and follow-up
-// types that no function consumes (e.g. cn.huzhou.forum.signup.confirmed)
-// go to the broker for portals and operators and are not listed here.
+// types that no function consumes go to the broker for operators and are
+// not listed here; the ones portals care about are consumed by
+// webhook-egress, which sends them on as signed webhooks.
 var Catalog = []Subscription{
 	{Function: "forum-signup", Types: []string{
 		"cn.huzhou.forum.scheduled",
@@ -48,6 +49,18 @@ var Catalog = []Subscription{
 		"cn.huzhou.award.nomination.submitted",
 		"cn.huzhou.award.score.recorded",
 	}, Jobs: []string{"award-ceremony"}},
+	{Function: "webhook-egress", Types: []string{
+		"cn.huzhou.appeal.assigned",
+		"cn.huzhou.appeal.updated",
+		"cn.huzhou.appeal.overdue",
+		"cn.huzhou.forum.signup.confirmed",
+		"cn.huzhou.forum.signup.waitlisted",
+		"cn.huzhou.forum.signup.rejected",
+		"cn.huzhou.forum.signup.cancelled.accepted",
+		"cn.huzhou.subsidy.decided",
+		"cn.huzhou.subsidy.payment.recorded",
+		"cn.huzhou.recycling.import.completed",
+	}},
 	// webhook-ingress is fed by portals over plain HTTP, not by the broker;
 	// dead-letter is every Trigger's deadLetterSink, not a subscriber.
 	{Function: "webhook-ingress"},

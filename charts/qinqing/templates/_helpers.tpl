@@ -81,6 +81,7 @@ subsidy-disbursal: {database: true, documents: false}
 recycling-trade: {database: true, documents: true}
 award-ceremony: {database: true, documents: true}
 webhook-ingress: {database: false, documents: false}
+webhook-egress: {database: true, documents: false}
 dead-letter: {database: true, documents: false}
 {{- end -}}
 

@@ -1,0 +1,150 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"go.uber.org/zap"
+
+	"github.com/qinqing/qinqing/shared/portals"
+	"github.com/qinqing/qinqing/shared/runtime"
+)
+
+const name = "webhook-egress"
+
+// Function delivers events to the portals as signed webhooks.
+type Function struct {
+	pool    *pgxpool.Pool
+	portals portals.Set
+	clients *Clients
+	lease   time.Duration
+	log     *zap.SugaredLogger
+	now     func() time.Time
+}
+
+// New returns the function: POST / for the events of Types, and GET
+// /deliveries for operators when adminToken is set. Each POST to a portal
+// is bounded by timeout.
+func New(env *runtime.Env, ps portals.Set, timeout time.Duration, adminToken string) *runtime.Function {
+	f := &Function{pool: env.Pool, portals: ps, clients: NewClients(timeout), lease: timeout + 30*time.Second,
+		log: env.Log, now: time.Now}
+	h := runtime.Staged(f.deliver)
+	handlers := make(map[string]runtime.Handler, len(Types))
+	for _, t := range Types {
+		handlers[t] = h
+	}
+	return &runtime.Function{Name: name, Handlers: handlers, Routes: func(mux *http.ServeMux) {
+		if adminToken != "" {
+			mux.HandleFunc("GET /deliveries", runtime.AdminOnly(adminToken, "qinqing-deliveries", f.list))
+		}
+	}}
+}
+
+// deliver is the stage of an event, run before its inbox transaction: it
+// finds the portals the event goes to and posts it to each (at once), each
+// attempt recorded in its own short transaction. A portal to be retried
+// makes it fail (503: Knative retries; the portals already served are
+// skipped then); otherwise the Run stores the reply.
+func (f *Function) deliver(ctx context.Context, m runtime.Meta, n *Notification) (runtime.Run, error) {
+	if err := n.validateFor(m.Type); err != nil {
+		return nil, err
+	}
+	o, err := caseOrigin(ctx, f.pool, m, n)
+	if err != nil {
+		return nil, err
+	}
+	targets, rule := f.targets(o, m.Type)
+	reply := Notified{WebhookID: m.ID, Type: m.Type, Rule: rule, Deliveries: make([]DeliveryResult, len(targets))}
+	errs := make([]error, len(targets))
+	body := Body(m, n.Raw)
+	var wg sync.WaitGroup
+	for i, p := range targets {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			reply.Deliveries[i], errs[i] = f.deliverTo(ctx, p, m, body)
+		}()
+	}
+	wg.Wait()
+	f.log.Infow("routed", "id", m.ID, "type", m.Type, "rule", rule, "origin", o.source, "via", o.via, "portals", len(targets))
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
+	}
+	return func(context.Context, pgx.Tx) (runtime.Result, error) {
+		return runtime.Reply(TypePortalsNotified, reply), nil
+	}, nil
+}
+
+// targets applies the routing rule: a case that came from a portal
+// (/portals/<name>…) goes to that portal alone, if it subscribed to the
+// type; a case from anywhere else to every portal subscribed to the type;
+// a case whose origin is not on record to nobody.
+func (f *Function) targets(o origin, typ string) ([]*portals.Portal, string) {
+	if !o.known {
+		return nil, RuleUnknown
+	}
+	rest, fromPortal := strings.CutPrefix(o.source, "/portals/")
+	if !fromPortal {
+		return f.portals.Subscribers(typ), RuleBroadcast
+	}
+	portalName, _, _ := strings.Cut(rest, "/")
+	if p, ok := f.portals[portalName]; ok && p.Notify != nil && p.Notify.Subscribes(typ) {
+		return []*portals.Portal{p}, RuleOwnPortal
+	}
+	return nil, RuleOwnPortal
+}
+
+// deliverTo posts the event to one portal unless that delivery is settled
+// already (delivered, or failed for good), recording the attempt.
+func (f *Function) deliverTo(ctx context.Context, p *portals.Portal, m runtime.Meta, body []byte) (DeliveryResult, error) {
+	attempt, state, httpStatus, err := claim(ctx, f.pool, p.Name, m, f.lease)
+	if err != nil {
+		return DeliveryResult{}, err
+	}
+	if attempt == 0 {
+		if state == "sending" {
+			return DeliveryResult{}, &portalUnavailable{portal: p.Name, detail: "another attempt is in flight"}
+		}
+		return DeliveryResult{Portal: p.Name, Status: state, HTTPStatus: httpStatus}, nil
+	}
+	res := post(ctx, f.clients.For(p.Notify), p.Notify, m.ID, body, f.now())
+	fields := []any{"portal", p.Name, "id", m.ID, "type", m.Type, "attempt", attempt, "status", res.status,
+		"ms", float64(res.latency.Microseconds()) / 1000}
+	if res.httpStatus != nil {
+		fields = append(fields, "httpStatus", *res.httpStatus)
+	}
+	if res.err != "" {
+		fields = append(fields, "error", res.err)
+	}
+	if res.status == StatusDelivered {
+		f.log.Infow("delivery", fields...)
+	} else {
+		f.log.Warnw("delivery", fields...)
+	}
+	// Recorded even when the event's request was cancelled meanwhile: the
+	// portal may have the update.
+	if err := record(context.WithoutCancel(ctx), f.pool, p.Name, m, attempt, res); err != nil {
+		return DeliveryResult{}, err
+	}
+	if res.status == StatusRetrying {
+		return DeliveryResult{}, &portalUnavailable{portal: p.Name, detail: res.err}
+	}
+	return DeliveryResult{Portal: p.Name, Status: res.status, HTTPStatus: res.httpStatus}, nil
+}
+
+// portalUnavailable is a portal to be tried again later. It is a
+// temporary net.Error, so the runtime answers 503 and Knative retries.
+type portalUnavailable struct{ portal, detail string }
+
+func (e *portalUnavailable) Error() string {
+	return fmt.Sprintf("portal %s: %s (retry)", e.portal, e.detail)
+}
+func (e *portalUnavailable) Timeout() bool   { return false }
+func (e *portalUnavailable) Temporary() bool { return true }
