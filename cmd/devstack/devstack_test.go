@@ -53,6 +53,20 @@ func TestSampleWeek(t *testing.T) {
 			t.Errorf("output lacks %q", want)
 		}
 	}
+	// The portals receive their updates, signed (webhook-egress): the
+	// enterprise portal its own appeal's, and no portal another's.
+	for _, want := range []string{
+		"✉ enterprise-portal ← cn.huzhou.appeal.assigned appealId=HZ-2026-1204",
+		"✉ enterprise-portal ← cn.huzhou.appeal.updated appealId=HZ-2026-1204 status=replied",
+		"Portal updates (webhook-egress, signed Standard Webhooks)",
+	} {
+		if !strings.Contains(text, want) {
+			t.Errorf("output lacks %q", want)
+		}
+	}
+	if strings.Contains(text, "signature NOT verified") || strings.Contains(text, "✉ hotline-12345 ← cn.huzhou.appeal.assigned appealId=HZ-2026-1204") {
+		t.Error("a portal received an update it should not have, or one that does not verify")
+	}
 	if strings.Contains(text, "refused") {
 		t.Error("a webhook was refused")
 	}

@@ -110,8 +110,18 @@ func run(ctx context.Context, dir, weekDir string, serve bool, brokerPort int) e
 	}
 	portalSecret := make([]byte, 24)
 	_, _ = rand.Read(portalSecret)
+	// The portals' own endpoints, where webhook-egress sends their updates.
+	notifyKeys := map[string][]byte{}
+	for _, name := range notifiedPortals {
+		notifyKeys[name] = make([]byte, 24)
+		_, _ = rand.Read(notifyKeys[name])
+	}
+	recv, err := startReceiver(notifyKeys)
+	if err != nil {
+		return err
+	}
 	portals := filepath.Join(dir, "portals.json")
-	if err := writePortals(portals, portalSecret); err != nil {
+	if err := writePortals(portals, portalSecret, recv, notifyKeys); err != nil {
 		return err
 	}
 	common := map[string]string{
@@ -162,12 +172,13 @@ func run(ctx context.Context, dir, weekDir string, serve bool, brokerPort int) e
 	}
 	fmt.Fprintf(stdout, "\n═══ The sample week: %d events from %s ═══\n", len(lines), weekDir)
 	pl := &player{broker: b, brokerURL: brokerURL, webhookURL: urls["webhook-ingress"], portalKey: portalSecret,
-		pool: pool, out: stdout, client: &http.Client{Timeout: 60 * time.Second}}
+		receiver: recv, pool: pool, out: stdout, client: &http.Client{Timeout: 60 * time.Second}}
 	if err := pl.play(ctx, lines); err != nil {
 		return err
 	}
 	fmt.Fprintln(stdout)
 	summarize(ctx, stdout, pool, b)
+	portalSummary(stdout, recv)
 
 	fmt.Fprintf(stdout, "\n═══ Serving on localhost ═══\n")
 	fmt.Fprintf(stdout, "  %-18s %s  (POST CloudEvents here; routed like the Knative broker)\n", "broker", brokerURL)
@@ -176,8 +187,12 @@ func run(ctx context.Context, dir, weekDir string, serve bool, brokerPort int) e
 	}
 	fmt.Fprintf(stdout, "  %-18s %s  (bucket %s)\n", "s3", s3.URL, s3.Bucket)
 	fmt.Fprintf(stdout, "  %-18s %s\n", "postgres", dbURL)
+	fmt.Fprintf(stdout, "  %-18s %s/portals/<name>  (the portals' endpoints: %s)\n", "portal receiver", recv.url, strings.Join(notifiedPortals, ", "))
 	if u, ok := urls["dead-letter"]; ok {
 		fmt.Fprintf(stdout, "  dead letters: go run ./cmd/qinqing deadletters list --url %s --token dev-admin-token\n", u)
+	}
+	if u, ok := urls["webhook-egress"]; ok {
+		fmt.Fprintf(stdout, "  portal deliveries: go run ./cmd/qinqing deliveries list --url %s --token dev-admin-token\n", u)
 	}
 	if !serve {
 		return nil
@@ -203,20 +218,47 @@ func step(format string, args ...any) {
 	fmt.Fprintf(stdout, "• "+format+"\n", args...)
 }
 
-// writePortals writes the local PORTALS_FILE: one portal, "enterprise-portal",
-// with a fresh secret per run, allowed every type a portal may send.
-func writePortals(path string, secret []byte) error {
-	var types []string
+// notifiedPortals receive their updates from webhook-egress in make run:
+// the enterprise portal (which also sends webhooks) and the hotline.
+var notifiedPortals = []string{"enterprise-portal", "hotline-12345"}
+
+// writePortals writes the local PORTALS_FILE: "enterprise-portal" sends
+// webhooks with a fresh secret per run, allowed every type a portal may
+// send (not the outbound updates webhook-egress consumes), and each
+// notified portal receives every update type at the local receiver (plain
+// http on loopback, so insecure and allowPrivate).
+func writePortals(path string, secret []byte, recv *receiver, notifyKeys map[string][]byte) error {
+	outbound := map[string]bool{}
 	for _, s := range event.Catalog {
-		types = append(types, s.Types...)
+		if s.Function == "webhook-egress" {
+			for _, t := range s.Types {
+				outbound[t] = true
+			}
+		}
 	}
-	cfg := map[string]any{"portals": map[string]any{
-		"enterprise-portal": map[string]any{
-			"secrets":      []string{"whsec_" + base64.StdEncoding.EncodeToString(secret)},
-			"allowedTypes": types,
-		},
-	}}
-	b, err := json.MarshalIndent(cfg, "", "  ")
+	var types, updates []string
+	for _, s := range event.Catalog {
+		for _, t := range s.Types {
+			if outbound[t] {
+				if s.Function == "webhook-egress" {
+					updates = append(updates, t)
+				}
+				continue
+			}
+			types = append(types, t)
+		}
+	}
+	ps := map[string]any{}
+	for _, name := range notifiedPortals {
+		ps[name] = map[string]any{"notify": map[string]any{
+			"url":     recv.url + "/portals/" + name,
+			"secrets": []string{"whsec_" + base64.StdEncoding.EncodeToString(notifyKeys[name])},
+			"types":   updates, "insecure": true, "allowPrivate": true,
+		}}
+	}
+	ps["enterprise-portal"].(map[string]any)["secrets"] = []string{"whsec_" + base64.StdEncoding.EncodeToString(secret)}
+	ps["enterprise-portal"].(map[string]any)["allowedTypes"] = types
+	b, err := json.MarshalIndent(map[string]any{"portals": ps}, "", "  ")
 	if err != nil {
 		return err
 	}

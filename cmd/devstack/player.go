@@ -49,6 +49,8 @@ type player struct {
 	brokerURL   string
 	webhookURL  string
 	portalKey   []byte
+	receiver    *receiver
+	seenUpdates int
 	pool        *pgxpool.Pool
 	out         io.Writer
 	client      *http.Client
@@ -201,6 +203,9 @@ func (p *player) report(l line) {
 			}
 			continue
 		}
+		if o.Event.Type() == "cn.huzhou.portals.notified" {
+			continue // webhook-egress's reply; its deliveries are shown below
+		}
 		follow = append(follow, o)
 	}
 	if input != p.runType {
@@ -217,6 +222,14 @@ func (p *player) report(l line) {
 			status = "  ✗ failed at " + strings.Join(o.Failed, ", ")
 		}
 		lines = append(lines, fmt.Sprintf("    ↳ %s %s%s", o.Event.Type(), shortJSON(o.Event.Data(), 150), status))
+	}
+	if p.receiver != nil {
+		updates := p.receiver.since(p.seenUpdates)
+		p.seenUpdates += len(updates)
+		for _, d := range updates {
+			p.runOutcomes["✉ "+d.Portal]++
+			lines = append(lines, "    "+d.String())
+		}
 	}
 	p.pendingRun = append(p.pendingRun, lines...)
 }

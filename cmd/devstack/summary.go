@@ -168,3 +168,42 @@ func listSummary(ctx context.Context, w io.Writer, pool *pgxpool.Pool, title, qu
 		fmt.Fprintln(w, "  (none)")
 	}
 }
+
+// portalSummary prints what each portal received from webhook-egress.
+func portalSummary(w io.Writer, r *receiver) {
+	got := r.since(0)
+	fmt.Fprintf(w, "\nPortal updates (webhook-egress, signed Standard Webhooks)\n")
+	if len(got) == 0 {
+		fmt.Fprintln(w, "  none")
+		return
+	}
+	byPortal := map[string]map[string]int{}
+	verified := 0
+	for _, d := range got {
+		if byPortal[d.Portal] == nil {
+			byPortal[d.Portal] = map[string]int{}
+		}
+		byPortal[d.Portal][d.Type]++
+		if d.Verified {
+			verified++
+		}
+	}
+	names := make([]string, 0, len(byPortal))
+	for n := range byPortal {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	for _, n := range names {
+		types := make([]string, 0, len(byPortal[n]))
+		for t := range byPortal[n] {
+			types = append(types, t)
+		}
+		sort.Strings(types)
+		parts := make([]string, len(types))
+		for i, t := range types {
+			parts[i] = fmt.Sprintf("%d × %s", byPortal[n][t], strings.TrimPrefix(t, "cn.huzhou."))
+		}
+		fmt.Fprintf(w, "  %s: %s\n", n, strings.Join(parts, ", "))
+	}
+	fmt.Fprintf(w, "  %d of %d signatures verified by the receiving portal\n", verified, len(got))
+}

@@ -195,6 +195,9 @@ func TestDefaultValues(t *testing.T) {
 		if fn == "award-ceremony" {
 			want = append(want, "AWARD_WINNERS_PER_CATEGORY")
 		}
+		if fn == "webhook-egress" {
+			want = append(want, "EGRESS_TIMEOUT")
+		}
 		for _, name := range want {
 			if _, ok := env[name]; !ok {
 				t.Errorf("%s: no %s", fn, name)

@@ -266,7 +266,8 @@ subscription table).
 {{- range $t := $p.allowedTypes -}}
 {{- $consumed := false -}}
 {{- range $subs.functions -}}
-{{- if has $t .types -}}{{- $consumed = true -}}{{- end -}}
+{{- /* webhook-egress consumes outbound updates; a portal never sends those */ -}}
+{{- if and (ne .name "webhook-egress") (has $t .types) -}}{{- $consumed = true -}}{{- end -}}
 {{- end -}}
 {{- if not $consumed -}}
 {{- $msgs = append $msgs (printf "webhookIngress.portals.%s.allowedTypes: no function consumes %s." $portal $t) -}}
