@@ -31,6 +31,9 @@ func New(env *runtime.Env, store *docs.Store, winners int) *runtime.Function {
 	f := &Function{docs: store, loc: env.Loc, winners: winners}
 	return &runtime.Function{
 		Name: name,
+		// Longer than the runtime's default: the ceremony renders its documents
+		// (the chart gives it timeoutSeconds 600).
+		RequestTimeout: runtime.LongRequestTimeout,
 		Handlers: map[string]runtime.Handler{
 			TypeMetricsReported:     runtime.On(f.metrics),
 			TypeNominationSubmitted: runtime.On(f.nominate),

@@ -31,6 +31,9 @@ func New(env *runtime.Env, store *docs.Store) *runtime.Function {
 	f.checks = []Check{f.appealsOverdue, f.paymentsOverdue}
 	return &runtime.Function{
 		Name: name,
+		// Longer than the runtime's default: the monthly review renders its reports
+		// (the chart gives it timeoutSeconds 600).
+		RequestTimeout: runtime.LongRequestTimeout,
 		Handlers: map[string]runtime.Handler{
 			event.PingType: runtime.Jobs(map[string]runtime.JobFunc{
 				"deadline-check": f.deadlineCheck,

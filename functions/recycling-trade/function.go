@@ -33,6 +33,9 @@ func New(env *runtime.Env, store *docs.Store, chunkRows int) *runtime.Function {
 	f := &Function{pool: env.Pool, docs: store, loc: env.Loc, chunkRows: chunkRows}
 	return &runtime.Function{
 		Name: name,
+		// Longer than the runtime's default: a bulk import of a million rows takes about a minute
+		// (the chart gives it timeoutSeconds 600).
+		RequestTimeout: runtime.LongRequestTimeout,
 		Handlers: map[string]runtime.Handler{
 			TypeLicenceRegistered: runtime.On(f.register),
 			TypeTradeRecorded:     onAt(f.record),

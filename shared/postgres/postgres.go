@@ -6,6 +6,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
+	"sync"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -19,6 +21,34 @@ type Config struct {
 	URL string `envconfig:"DATABASE_URL" required:"true"`
 	// MaxConns bounds the pool; Knative's container concurrency should not exceed it by much.
 	MaxConns int32 `envconfig:"DATABASE_MAX_CONNS" default:"10"`
+	// ConnectTimeout bounds establishing one connection (TCP, TLS and
+	// authentication); a connect_timeout in the URL wins over it.
+	ConnectTimeout time.Duration `envconfig:"DATABASE_CONNECT_TIMEOUT" default:"5s"`
+	// StatementTimeout is the statement_timeout of every statement in a
+	// transaction begun by InTx on the pool; 0 leaves the server's.
+	StatementTimeout time.Duration `envconfig:"DATABASE_STATEMENT_TIMEOUT" default:"30s"`
+	// LockTimeout is the lock_timeout of those transactions: how long a
+	// statement waits for a row, table or advisory lock; 0 leaves the server's.
+	LockTimeout time.Duration `envconfig:"DATABASE_LOCK_TIMEOUT" default:"10s"`
+}
+
+// beginQueries holds, per pool opened by Open, the statement that begins
+// InTx's transactions with their timeouts.
+var beginQueries sync.Map // *pgxpool.Pool → string
+
+// beginQuery is BEGIN followed by SET LOCAL of the configured timeouts, sent
+// as one simple-protocol query: no extra round trip, and the settings end
+// with the transaction, so they hold behind a transaction pooler too
+// (PgBouncer 1.18 refuses them as startup parameters).
+func (c Config) beginQuery() string {
+	q := []string{"BEGIN"}
+	if c.StatementTimeout > 0 {
+		q = append(q, fmt.Sprintf("SET LOCAL statement_timeout = %d", c.StatementTimeout.Milliseconds()))
+	}
+	if c.LockTimeout > 0 {
+		q = append(q, fmt.Sprintf("SET LOCAL lock_timeout = %d", c.LockTimeout.Milliseconds()))
+	}
+	return strings.Join(q, "; ")
 }
 
 // Open creates a pool. It does not connect: the first connection is made
@@ -32,8 +62,18 @@ func Open(ctx context.Context, c Config) (*pgxpool.Pool, error) {
 	if c.MaxConns > 0 {
 		pc.MaxConns = c.MaxConns
 	}
+	if pc.ConnConfig.ConnectTimeout == 0 && c.ConnectTimeout > 0 {
+		pc.ConnConfig.ConnectTimeout = c.ConnectTimeout
+	}
 	pc.MaxConnIdleTime = 5 * time.Minute
-	return pgxpool.NewWithConfig(ctx, pc)
+	pool, err := pgxpool.NewWithConfig(ctx, pc)
+	if err != nil {
+		return nil, err
+	}
+	if q := c.beginQuery(); q != "BEGIN" {
+		beginQueries.Store(pool, q)
+	}
+	return pool, nil
 }
 
 // Beginner is what InTx needs: a pool, a connection or a transaction
@@ -42,21 +82,22 @@ type Beginner interface {
 	Begin(ctx context.Context) (pgx.Tx, error)
 }
 
-// InTx runs fn in a transaction and commits when fn returns nil. The
-// rollback runs on a context that is not cancelled, so a cancelled request
-// never leaves a connection stuck in an open transaction
-// (after riverqueue/river rivershared/util/dbutil).
+// InTx runs fn in a transaction and commits when fn returns nil. It rolls
+// back when fn returns an error or panics (the panic then goes on up), on a
+// context that is not cancelled, so neither a cancelled request nor a
+// panicking handler leaves a connection stuck in an open transaction
+// (after riverqueue/river rivershared/util/dbutil WithTx). On a pool from
+// Open the transaction carries the configured statement and lock timeouts.
 func InTx(ctx context.Context, db Beginner, fn func(tx pgx.Tx) error) (err error) {
-	tx, err := db.Begin(ctx)
+	tx, err := begin(ctx, db)
 	if err != nil {
 		return fmt.Errorf("begin: %w", err)
 	}
+	// After a commit (successful or not) the rollback is a no-op.
 	defer func() {
-		if err != nil {
-			rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
-			defer cancel()
-			_ = tx.Rollback(rctx)
-		}
+		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		defer cancel()
+		_ = tx.Rollback(rctx)
 	}()
 	if err = fn(tx); err != nil {
 		return err
@@ -65,6 +106,15 @@ func InTx(ctx context.Context, db Beginner, fn func(tx pgx.Tx) error) (err error
 		return fmt.Errorf("commit: %w", err)
 	}
 	return nil
+}
+
+func begin(ctx context.Context, db Beginner) (pgx.Tx, error) {
+	if pool, ok := db.(*pgxpool.Pool); ok {
+		if q, ok := beginQueries.Load(pool); ok {
+			return pool.BeginTx(ctx, pgx.TxOptions{BeginQuery: q.(string)})
+		}
+	}
+	return db.Begin(ctx)
 }
 
 // InTxV is InTx for functions that return a value.

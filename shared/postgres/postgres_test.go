@@ -3,10 +3,13 @@ package postgres_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/qinqing/qinqing/shared/postgres"
 	"github.com/qinqing/qinqing/shared/postgres/pgtest"
@@ -88,5 +91,99 @@ func TestInTx(t *testing.T) {
 	}
 	if st := pool.Stat(); st.AcquiredConns() != 0 {
 		t.Fatalf("%d connections still acquired", st.AcquiredConns())
+	}
+}
+
+// TestInTxRollsBackOnPanic: a panic in fn rolls back and gives the
+// connection back to the pool, then goes on up; more panics than the pool
+// has connections leave it serving.
+func TestInTxRollsBackOnPanic(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	pool, err := postgres.Open(ctx, postgres.Config{URL: pgtest.URL(t), MaxConns: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(pool.Close)
+	if _, err := pool.Exec(ctx, `CREATE TABLE t (v int PRIMARY KEY)`); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 3 {
+		func() {
+			defer func() {
+				if r := recover(); r != "boom" {
+					t.Fatalf("panic %d: recovered %v, want the panic to go on up", i, r)
+				}
+			}()
+			_ = postgres.InTx(ctx, pool, func(tx pgx.Tx) error {
+				if _, err := tx.Exec(ctx, `INSERT INTO t VALUES (1)`); err != nil {
+					return err
+				}
+				panic("boom")
+			})
+		}()
+	}
+	if st := pool.Stat(); st.AcquiredConns() != 0 {
+		t.Fatalf("%d connections still acquired after the panics", st.AcquiredConns())
+	}
+	var n int
+	if err := pool.QueryRow(ctx, `SELECT count(*) FROM t`).Scan(&n); err != nil || n != 0 {
+		t.Fatalf("rows after panics = %d, %v; want 0", n, err)
+	}
+}
+
+// TestInTxTimeouts: transactions begun by InTx on a pool from Open carry
+// DATABASE_STATEMENT_TIMEOUT and DATABASE_LOCK_TIMEOUT.
+func TestInTxTimeouts(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	url := pgtest.URL(t)
+	pool, err := postgres.Open(ctx, postgres.Config{URL: url, MaxConns: 2,
+		StatementTimeout: 300 * time.Millisecond, LockTimeout: 200 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(pool.Close)
+	code := func(err error) string {
+		var pe *pgconn.PgError
+		if errors.As(err, &pe) {
+			return pe.Code
+		}
+		return fmt.Sprint(err)
+	}
+	var settings string
+	err = postgres.InTx(ctx, pool, func(tx pgx.Tx) error {
+		return tx.QueryRow(ctx, `SELECT current_setting('statement_timeout') || ' ' || current_setting('lock_timeout')`).Scan(&settings)
+	})
+	if err != nil || settings != "300ms 200ms" {
+		t.Fatalf("settings in InTx = %q, %v; want \"300ms 200ms\"", settings, err)
+	}
+	err = postgres.InTx(ctx, pool, func(tx pgx.Tx) error {
+		_, err := tx.Exec(ctx, `SELECT pg_sleep(5)`)
+		return err
+	})
+	if code(err) != "57014" {
+		t.Fatalf("a 5 s statement: %v, want SQLSTATE 57014 (statement timeout)", err)
+	}
+
+	holder := pgtest.PoolFor(t, url)
+	locked, err := holder.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer locked.Rollback(ctx)
+	if _, err := locked.Exec(ctx, `SELECT pg_advisory_xact_lock(4242)`); err != nil {
+		t.Fatal(err)
+	}
+	err = postgres.InTx(ctx, pool, func(tx pgx.Tx) error {
+		_, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock(4242)`)
+		return err
+	})
+	if code(err) != "55P03" {
+		t.Fatalf("waiting for a held lock: %v, want SQLSTATE 55P03 (lock timeout)", err)
+	}
+	// Outside InTx the session keeps the server's settings.
+	if err := pool.QueryRow(ctx, `SELECT current_setting('statement_timeout')`).Scan(&settings); err != nil || settings != "0" {
+		t.Fatalf("statement_timeout outside InTx = %q, %v; want the server's 0", settings, err)
 	}
 }

@@ -32,7 +32,23 @@ type Base struct {
 	// InboxRetention is how long handled events are remembered: a
 	// redelivery within it answers the stored reply.
 	InboxRetention time.Duration `envconfig:"INBOX_RETENTION" default:"2160h"`
+	// RequestTimeout is the deadline of one request over the whole pipeline
+	// (body, transaction, S3): on expiry the transaction rolls back and the
+	// answer is 503. Keep it below Knative's timeoutSeconds. Unset (or 0):
+	// the function's own default, else DefaultRequestTimeout.
+	RequestTimeout time.Duration `envconfig:"REQUEST_TIMEOUT"`
+	// BodyReadTimeout bounds reading a request's body: a client that stalls
+	// longer gets 408.
+	BodyReadTimeout time.Duration `envconfig:"BODY_READ_TIMEOUT" default:"15s"`
 }
+
+// DefaultRequestTimeout is REQUEST_TIMEOUT when neither the environment
+// nor the function sets one; LongRequestTimeout is the default of the
+// functions whose jobs take minutes (inside Knative's 600 s maximum).
+const (
+	DefaultRequestTimeout = 60 * time.Second
+	LongRequestTimeout    = 9 * time.Minute
+)
 
 // Location returns the business time zone.
 func (b Base) Location() (*time.Location, error) {

@@ -96,7 +96,7 @@ func Serve(ctx context.Context, env *Env, fn *Function) error {
 		return err
 	}
 	srv := &http.Server{
-		Handler:           NewServer(fn, env.Pool, env.Log),
+		Handler:           guard(NewServer(fn, env.Pool, env.Log), limits(env.Base, fn), env.Log),
 		ReadHeaderTimeout: 10 * time.Second,
 		BaseContext:       func(net.Listener) context.Context { return logging.WithLogger(context.Background(), env.Log) },
 	}

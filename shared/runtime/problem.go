@@ -26,6 +26,7 @@ type InvalidParam struct {
 const (
 	ProblemInvalid      = "urn:qinqing:problem:invalid-event"
 	ProblemTooLarge     = "urn:qinqing:problem:body-too-large"
+	ProblemTimeout      = "urn:qinqing:problem:body-timeout"
 	ProblemUnavailable  = "urn:qinqing:problem:temporarily-unavailable"
 	ProblemInternal     = "urn:qinqing:problem:internal"
 	ProblemUnauthorized = "urn:qinqing:problem:unauthorized"

@@ -37,6 +37,9 @@ type Function struct {
 	Name     string
 	Handlers map[string]Handler
 	Routes   func(mux *http.ServeMux)
+	// RequestTimeout is the function's default REQUEST_TIMEOUT (0: the
+	// runtime's DefaultRequestTimeout).
+	RequestTimeout time.Duration
 }
 
 // Server is the HTTP side of a function.
@@ -69,7 +72,8 @@ func NewServer(fn *Function, pool *pgxpool.Pool, log *zap.SugaredLogger) *Server
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.mux.ServeHTTP(w, r) }
 
 // ReadBody reads at most MaxBodyBytes of r's body, answering 413 itself
-// when it is larger (ok false then).
+// when it is larger and 408 when it stalls past BODY_READ_TIMEOUT (ok
+// false then).
 func ReadBody(w http.ResponseWriter, r *http.Request) ([]byte, bool) {
 	body, status := readBody(w, r)
 	return body, status == 0
@@ -78,13 +82,24 @@ func ReadBody(w http.ResponseWriter, r *http.Request) ([]byte, bool) {
 // readBody is ReadBody reporting the status it answered (0: none, the
 // body was read).
 func readBody(w http.ResponseWriter, r *http.Request) ([]byte, int) {
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, MaxBodyBytes))
+	var body []byte
+	var err error
+	if r.ContentLength > MaxBodyBytes { // declared too large: refused before a byte is read
+		err = &http.MaxBytesError{Limit: MaxBodyBytes}
+	} else {
+		body, err = io.ReadAll(http.MaxBytesReader(w, r.Body, MaxBodyBytes))
+	}
 	if err != nil {
 		var mbe *http.MaxBytesError
 		if errors.As(err, &mbe) {
 			WriteProblem(w, Problem{Type: ProblemTooLarge, Status: http.StatusRequestEntityTooLarge,
 				Detail: fmt.Sprintf("request body is over %d bytes", MaxBodyBytes)})
 			return nil, http.StatusRequestEntityTooLarge
+		}
+		if bodyTimedOut(err) {
+			WriteProblem(w, Problem{Type: ProblemTimeout, Status: http.StatusRequestTimeout,
+				Detail: "the request body did not arrive in time"})
+			return nil, http.StatusRequestTimeout
 		}
 		writeInvalid(w, "", "could not read request body: "+err.Error())
 		return nil, http.StatusBadRequest
@@ -152,6 +167,8 @@ func (s *Server) serveEvent(ctx context.Context, w http.ResponseWriter, r *http.
 	case 0:
 	case http.StatusRequestEntityTooLarge:
 		return outcome{status: status, result: "too_large"}
+	case http.StatusRequestTimeout:
+		return outcome{status: status, result: "body_timeout"}
 	default:
 		return outcome{status: status, result: "invalid"}
 	}
@@ -214,10 +231,18 @@ func (s *Server) fail(w http.ResponseWriter, err error) outcome {
 	return outcome{status: status, result: "error"}
 }
 
-// transient reports faults of the database or network (503 rather than 500).
+// transient reports faults of the database or network (503 rather than 500),
+// including a statement or lock timeout and a request past its deadline.
 func transient(err error) bool {
 	var ne net.Error
 	var ce *pgconn.ConnectError
+	var pe *pgconn.PgError
+	if errors.As(err, &pe) {
+		switch pe.Code {
+		case "57014", "55P03", "40001", "40P01": // statement timeout, lock timeout, serialization failure, deadlock
+			return true
+		}
+	}
 	return errors.As(err, &ce) || errors.As(err, &ne) || pgconn.Timeout(err) ||
 		errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled)
 }

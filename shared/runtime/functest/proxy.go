@@ -1,22 +1,23 @@
 package functest
 
 import (
-	"io"
 	"net"
 	"sync"
 	"testing"
 )
 
 // Proxy is a TCP proxy in front of a real server (Postgres, S3) that a
-// test can take down and bring back, to produce the transient faults the
-// contract says must end in a 5xx, nothing half-written, and a successful
-// retry.
+// test can take down and bring back, or freeze and thaw, to produce the
+// transient faults the contract says must end in a 5xx, nothing
+// half-written, and a successful retry.
 type Proxy struct {
 	Addr   string
 	target string
 	ln     net.Listener
 	mu     sync.Mutex
+	thawed *sync.Cond
 	down   bool
+	frozen bool
 	conns  map[net.Conn]struct{}
 }
 
@@ -28,6 +29,7 @@ func NewProxy(t testing.TB, target string) *Proxy {
 		t.Fatal(err)
 	}
 	p := &Proxy{Addr: ln.Addr().String(), target: target, ln: ln, conns: map[net.Conn]struct{}{}}
+	p.thawed = sync.NewCond(&p.mu)
 	go p.serve()
 	t.Cleanup(func() { ln.Close(); p.SetDown(true) })
 	return p
@@ -53,6 +55,7 @@ func (p *Proxy) serve() {
 
 func (p *Proxy) pipe(c net.Conn) {
 	defer p.forget(c)
+	p.waitThawed()
 	up, err := net.Dial("tcp", p.target)
 	if err != nil {
 		return
@@ -62,9 +65,34 @@ func (p *Proxy) pipe(c net.Conn) {
 	p.mu.Unlock()
 	defer p.forget(up)
 	done := make(chan struct{}, 2)
-	go func() { _, _ = io.Copy(up, c); done <- struct{}{} }()
-	go func() { _, _ = io.Copy(c, up); done <- struct{}{} }()
+	go func() { p.copy(up, c); done <- struct{}{} }()
+	go func() { p.copy(c, up); done <- struct{}{} }()
 	<-done
+}
+
+// copy forwards src to dst, holding what it read while the proxy is frozen.
+func (p *Proxy) copy(dst, src net.Conn) {
+	buf := make([]byte, 32<<10)
+	for {
+		n, err := src.Read(buf)
+		if n > 0 {
+			p.waitThawed()
+			if _, werr := dst.Write(buf[:n]); werr != nil {
+				return
+			}
+		}
+		if err != nil {
+			return
+		}
+	}
+}
+
+func (p *Proxy) waitThawed() {
+	p.mu.Lock()
+	for p.frozen && !p.down {
+		p.thawed.Wait()
+	}
+	p.mu.Unlock()
 }
 
 func (p *Proxy) forget(c net.Conn) {
@@ -84,5 +112,19 @@ func (p *Proxy) SetDown(down bool) {
 		for c := range p.conns {
 			c.Close()
 		}
+		p.thawed.Broadcast()
+	}
+}
+
+// SetFrozen stops forwarding in both directions without closing anything
+// (frozen), as a stalled server does: connections stay open, new ones are
+// accepted but get no answer, and bytes already sent wait in the proxy.
+// SetFrozen(false) forwards everything held and carries on.
+func (p *Proxy) SetFrozen(frozen bool) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.frozen = frozen
+	if !frozen {
+		p.thawed.Broadcast()
 	}
 }
