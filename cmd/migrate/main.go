@@ -3,10 +3,15 @@
 // lock); the Helm chart runs it as a pre-install/pre-upgrade hook Job.
 // `make run` (cmd/devstack) applies the same migrations in-process with
 // the same postgres.Migrate. Functions never migrate on start.
+//
+// With -create-login-roles it then creates (or updates) the login role of
+// each function whose DATABASE_PASSWORD_<FUNCTION> is set, as a member of
+// the function's group role (docs/deploy.md, "Roles and grants").
 package main
 
 import (
 	"context"
+	"flag"
 	"fmt"
 	"os"
 	"os/signal"
@@ -18,6 +23,8 @@ import (
 )
 
 func main() {
+	createLogins := flag.Bool("create-login-roles", false, "create or update the login role of each function whose DATABASE_PASSWORD_<FUNCTION> is set")
+	flag.Parse()
 	var cfg struct {
 		URL string `envconfig:"DATABASE_URL" required:"true"`
 	}
@@ -34,9 +41,21 @@ func main() {
 	}
 	if len(applied) == 0 {
 		fmt.Println("migrate: database is up to date")
-		return
 	}
 	for _, a := range applied {
 		fmt.Println("migrate: applied", a)
+	}
+	if *createLogins {
+		roles, err := postgres.CreateLoginRoles(ctx, cfg.URL, os.Getenv)
+		for _, r := range roles {
+			fmt.Println("migrate: login role", r)
+		}
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "migrate:", err)
+			os.Exit(1)
+		}
+		if len(roles) == 0 {
+			fmt.Println("migrate: -create-login-roles: no DATABASE_PASSWORD_<FUNCTION> is set")
+		}
 	}
 }

@@ -149,3 +149,67 @@ func PoolFor(t testing.TB, url string) *pgxpool.Pool {
 	t.Cleanup(pool.Close)
 	return pool
 }
+
+var logins sync.Map // function → *loginOnce
+
+type loginOnce struct {
+	once sync.Once
+	ok   bool
+	err  error
+}
+
+// FunctionURL returns dbURL (a URL from URL, possibly through a proxy)
+// connecting as the function's own login role instead of the owner:
+// postgres.LoginRole(function), created once per cluster without a
+// password (the test cluster trusts local connections) as a member of the
+// function's group role from migration 0090. ok is false, and dbURL is
+// returned unchanged, when the function has no group role (a function
+// without its grants yet, or a test-only binary).
+func FunctionURL(t testing.TB, dbURL, function string) (u string, ok bool) {
+	t.Helper()
+	once.Do(setupTemplate)
+	if initErr != nil {
+		t.Fatalf("pgtest: %v", initErr)
+	}
+	v, _ := logins.LoadOrStore(function, &loginOnce{})
+	l := v.(*loginOnce)
+	l.once.Do(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		conn, err := adminConn(ctx)
+		if err != nil {
+			l.err = err
+			return
+		}
+		defer conn.Close(ctx)
+		if err := conn.QueryRow(ctx, `SELECT EXISTS (SELECT FROM pg_roles WHERE rolname = $1)`,
+			postgres.FunctionRole(function)).Scan(&l.ok); err != nil || !l.ok {
+			l.err = err
+			return
+		}
+		l.err = postgres.EnsureLoginRole(ctx, conn, function, "")
+	})
+	if l.err != nil {
+		t.Fatalf("pgtest: login role of %s: %v", function, l.err)
+	}
+	if !l.ok {
+		return dbURL, false
+	}
+	parsed, err := url.Parse(dbURL)
+	if err != nil {
+		t.Fatalf("pgtest: %v", err)
+	}
+	parsed.User = url.User(postgres.LoginRole(function))
+	return parsed.String(), true
+}
+
+// IsOwnerURL reports whether dbURL connects as the owner role of the test
+// cluster (the user of TEST_DATABASE_URL), as URL's URLs do.
+func IsOwnerURL(dbURL string) bool {
+	once.Do(setupTemplate)
+	if initErr != nil {
+		return false
+	}
+	u, err := url.Parse(dbURL)
+	return err == nil && u.User.Username() == baseURL.User.Username()
+}

@@ -16,6 +16,8 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -25,6 +27,8 @@ import (
 	cloudevents "github.com/cloudevents/sdk-go/v2"
 	"github.com/cloudevents/sdk-go/v2/binding"
 	cehttp "github.com/cloudevents/sdk-go/v2/protocol/http"
+
+	"github.com/qinqing/qinqing/shared/postgres/pgtest"
 )
 
 // Build compiles the main package in dir (usually ".") into a temporary
@@ -80,11 +84,21 @@ func FreePort(t testing.TB) int {
 	return ln.Addr().(*net.TCPAddr).Port
 }
 
+// AsOwner, given among Start's env, keeps the database URLs connecting as
+// the owner role instead of the function's own role.
+const AsOwner = "FUNCTEST_AS_OWNER=true"
+
 // Start runs bin with env (plus PORT) and waits until GET /healthz is 200.
 // The process is stopped with SIGTERM in t.Cleanup; its log is printed
 // when the test fails.
+//
+// A DATABASE_URL (or DATABASE_LISTEN_URL) of the test cluster's owner is
+// changed to connect as the function's own login role (pgtest.FunctionURL;
+// the function is the binary's name), so every contract test runs with the
+// grants of migration 0090 as production does. AsOwner keeps the owner.
 func Start(t testing.TB, bin string, env ...string) *Instance {
 	t.Helper()
+	env = withFunctionRole(t, filepath.Base(bin), env)
 	port := FreePort(t)
 	i := &Instance{URL: fmt.Sprintf("http://127.0.0.1:%d", port), done: make(chan struct{})}
 	i.cmd = exec.Command(bin)
@@ -121,6 +135,28 @@ func Start(t testing.TB, bin string, env ...string) *Instance {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
+}
+
+// withFunctionRole rewrites the owner's database URLs in env to the
+// function's login role, unless env holds AsOwner.
+func withFunctionRole(t testing.TB, function string, env []string) []string {
+	t.Helper()
+	out := make([]string, 0, len(env))
+	for _, e := range env {
+		if e == AsOwner {
+			return slices.DeleteFunc(slices.Clone(env), func(e string) bool { return e == AsOwner })
+		}
+	}
+	for _, e := range env {
+		name, value, _ := strings.Cut(e, "=")
+		if (name == "DATABASE_URL" || name == "DATABASE_LISTEN_URL") && value != "" && pgtest.IsOwnerURL(value) {
+			if u, ok := pgtest.FunctionURL(t, value, function); ok {
+				e = name + "=" + u
+			}
+		}
+		out = append(out, e)
+	}
+	return out
 }
 
 // Stop sends SIGTERM, as Kubernetes does when it stops a pod, and waits
