@@ -145,7 +145,7 @@ func BenchmarkImport(b *testing.B) {
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
 		b.StopTimer()
-		key := fmt.Sprintf("bench/%d.csv", i)
+		key := fmt.Sprintf("imports/bench/%d.csv", i)
 		sum := uploadGenerated(b, store, g, key, rows, fmt.Sprintf("R%d", i))
 		ev := functest.Event(TypeTradesImported, portalSrc, fmt.Sprintf("bench-%d", i), week, importData(fmt.Sprintf("BENCH-%d", i), key))
 		cpu0, self0 := procCPU(pid), selfCPU()

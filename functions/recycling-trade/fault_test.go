@@ -46,12 +46,12 @@ func TestS3Down(t *testing.T) {
 	}
 	f := &fixture{fn: functest.Start(t, binary, env...), pool: pgtest.PoolFor(t, dbURL), s3: s3, store: store}
 	f.licence(t, "L-A", collectorA, 1000)
-	f.put(t, "uploads/batch.csv", csvFile(t, recycling.CSVHeader,
+	f.put(t, "imports/batch.csv", csvFile(t, recycling.CSVHeader,
 		row("I2", "M2", collectorA, "L-A", "10", "150.250", "2026-11-20T10:00:00+08:00"),
 		row("I3", "M3", collectorA, "L-A", "1", "1.2345", "2026-11-20T10:00:00+08:00")))
 
 	proxy.SetDown(true)
-	imp := functest.Event(TypeTradesImported, portalSrc, nextID(), week, importData("B1", "uploads/batch.csv"))
+	imp := functest.Event(TypeTradesImported, portalSrc, nextID(), week, importData("B1", "imports/batch.csv"))
 	if r := f.fn.Send(t, imp); r.Status < 500 {
 		t.Fatalf("import with S3 down: %d %s, want 5xx", r.Status, r.Body)
 	}

@@ -21,16 +21,15 @@ const name = "recycling-trade"
 
 // Function handles the recycling platform's events.
 type Function struct {
-	pool      *pgxpool.Pool
-	docs      *docs.Store
-	loc       *time.Location
-	chunkRows int
+	pool *pgxpool.Pool
+	docs *docs.Store
+	loc  *time.Location
+	imp  ImportConfig
 }
 
-// New returns the function's handlers. chunkRows is how many CSV rows an
-// import commits per transaction.
-func New(env *runtime.Env, store *docs.Store, chunkRows int) *runtime.Function {
-	f := &Function{pool: env.Pool, docs: store, loc: env.Loc, chunkRows: chunkRows}
+// New returns the function's handlers; imp configures the bulk import.
+func New(env *runtime.Env, store *docs.Store, imp ImportConfig) *runtime.Function {
+	f := &Function{pool: env.Pool, docs: store, loc: env.Loc, imp: imp}
 	return &runtime.Function{
 		Name: name,
 		// Longer than the runtime's default: a bulk import of a million rows takes about a minute
@@ -39,7 +38,7 @@ func New(env *runtime.Env, store *docs.Store, chunkRows int) *runtime.Function {
 		Handlers: map[string]runtime.Handler{
 			TypeLicenceRegistered: runtime.On(f.register),
 			TypeTradeRecorded:     onAt(f.record),
-			TypeTradesImported:    runtime.On(f.importTrades),
+			TypeTradesImported:    runtime.Staged(f.importTrades),
 			event.PingType:        runtime.Jobs(map[string]runtime.JobFunc{"recycling-stats": f.stats}),
 		},
 	}

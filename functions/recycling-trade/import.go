@@ -9,13 +9,13 @@ import (
 	"fmt"
 	"io"
 	"path"
-	"sort"
 	"strings"
 	"time"
 	"unicode/utf8"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/qinqing/qinqing/shared/docs"
 	"github.com/qinqing/qinqing/shared/event"
@@ -23,6 +23,57 @@ import (
 	"github.com/qinqing/qinqing/shared/recycling"
 	"github.com/qinqing/qinqing/shared/runtime"
 )
+
+// ImportConfig is the bulk import's part of the function's environment.
+type ImportConfig struct {
+	// ChunkRows is how many CSV rows a bulk import stores per
+	// transaction: the unit of progress a retry resumes from.
+	ChunkRows int `envconfig:"RECYCLING_IMPORT_CHUNK_ROWS" default:"10000"`
+	// Prefix confines import keys: an import reads only objects whose key
+	// starts with it.
+	Prefix string `envconfig:"IMPORT_PREFIX" default:"imports/"`
+}
+
+// Check reports a configuration the function must not start with.
+func (c ImportConfig) Check() error {
+	if c.ChunkRows < 1 {
+		return fmt.Errorf("RECYCLING_IMPORT_CHUNK_ROWS must be at least 1, got %d", c.ChunkRows)
+	}
+	if c.Prefix == "" || strings.HasPrefix(c.Prefix, "/") || !strings.HasSuffix(c.Prefix, "/") ||
+		path.Clean(c.Prefix)+"/" != c.Prefix || hasDotSegment(c.Prefix) {
+		return fmt.Errorf("IMPORT_PREFIX must be a relative folder ending in /, such as imports/, got %q", c.Prefix)
+	}
+	return nil
+}
+
+// confine refuses a key outside the import prefix: an absolute path, a
+// . or .. segment, an unclean path, another folder.
+func (c ImportConfig) confine(key string) error {
+	switch {
+	case !utf8.ValidString(key) || strings.ContainsFunc(key, func(r rune) bool { return r < 0x20 || r == 0x7f || r == '\\' }):
+		return event.Invalid("key", "must be valid UTF-8 without control characters or backslashes")
+	case len(key) > 1024:
+		return event.Invalid("key", "is longer than 1024 bytes (the S3 limit)")
+	case strings.HasPrefix(key, "/"):
+		return event.Invalid("key", "must be relative to the bucket (under %s), not an absolute path", c.Prefix)
+	case hasDotSegment(key):
+		return event.Invalid("key", "must not contain . or .. segments")
+	case path.Clean(key) != key:
+		return event.Invalid("key", "must be a clean path: no empty segments, no trailing /")
+	case !strings.HasPrefix(key, c.Prefix):
+		return event.Invalid("key", "must name an object under %s: imports read only that folder", c.Prefix)
+	}
+	return nil
+}
+
+func hasDotSegment(p string) bool {
+	for _, s := range strings.Split(p, "/") {
+		if s == "." || s == ".." {
+			return true
+		}
+	}
+	return false
+}
 
 // ImportCompleted is the data of import.completed.
 type ImportCompleted struct {
@@ -39,91 +90,137 @@ const ReasonInvalid = "invalid"
 // errorsHeader is the first row of imports/<batchId>/errors.csv.
 var errorsHeader = []string{"row", "tradeId", "manifestNo", "reason", "field", "detail"}
 
-// importTrades imports a CSV of trades from the bucket (see docs/recycling.md,
-// "Bulk import"). The runtime's transaction (tx) holds the inbox row and a
-// per-batch advisory lock; the rows are stored in chunks, each committed in
-// its own transaction on the pool together with the batch's progress, so a
-// crash leaves whole chunks and a retry resumes after the last one. The
-// batch completes in tx: its reply is stored with the inbox row and answers
-// every later run of the batch.
-func (f *Function) importTrades(ctx context.Context, tx pgx.Tx, m runtime.Meta, p *TradesImported) (runtime.Result, error) {
-	// Two runs of one batch at once (a rerun sent while the first is still
-	// going) queue here; the second then finds the batch complete.
-	if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock(hashtextextended($1, 0))`, "recycling.batch/"+p.BatchID); err != nil {
-		return runtime.Result{}, fmt.Errorf("lock batch: %w", err)
+// importTrades is the stage of a bulk import (see docs/recycling.md, "Bulk
+// import"): it runs before the event's transaction, stores the rows in
+// chunks, each committed on the pool together with the batch's progress,
+// writes errors.csv and completes the batch. The event's transaction then
+// only stores the reply. A failure after some chunks committed answers
+// 503 saying what is stored; the retry resumes after the last chunk.
+func (f *Function) importTrades(ctx context.Context, m runtime.Meta, p *TradesImported) (runtime.Run, error) {
+	if err := f.imp.confine(p.Key); err != nil {
+		return nil, err
 	}
-	b, err := loadBatch(ctx, tx, p.BatchID)
+	reply, err := f.runImport(ctx, m, p)
 	if err != nil {
-		return runtime.Result{}, err
+		return nil, err
+	}
+	return func(context.Context, pgx.Tx) (runtime.Result, error) {
+		return runtime.Reply(TypeImportCompleted, json.RawMessage(reply)), nil
+	}, nil
+}
+
+func (f *Function) runImport(ctx context.Context, m runtime.Meta, p *TradesImported) ([]byte, error) {
+	b, err := loadBatch(ctx, f.pool, p.BatchID)
+	if err != nil {
+		return nil, stopped(p.BatchID, nil, err)
 	}
 	if b != nil && b.key != p.Key {
-		return runtime.Result{}, event.Invalid("key", "batch %s is the file %q, not %q: a batch id names one file", p.BatchID, b.key, p.Key)
+		return nil, event.Invalid("key", "batch %s is the file %q, not %q: a batch id names one file", p.BatchID, b.key, p.Key)
 	}
 	if b != nil && b.reply != nil {
-		return runtime.Reply(TypeImportCompleted, json.RawMessage(b.reply)), nil
+		return b.reply, nil
 	}
-	body, err := f.docs.Open(ctx, p.Key)
-	if errors.Is(err, docs.ErrNotFound) {
-		return runtime.Result{}, event.Invalid("key", "no object %q in the bucket", p.Key)
+	known := b
+	if known == nil { // nothing stored yet
+		known = &batch{id: p.BatchID, rowsDone: 1}
 	}
+	body, err := f.openImport(ctx, p.Key, b)
 	if err != nil {
-		return runtime.Result{}, err
+		return nil, stopped(p.BatchID, known, err)
 	}
 	defer body.Close()
 	rows := newCSVRows(body)
 	if err := rows.header(); err != nil {
-		return runtime.Result{}, err
+		return nil, stopped(p.BatchID, known, err)
 	}
 	if b == nil {
-		b = &batch{id: p.BatchID, key: p.Key, asOf: m.Time, rowsDone: 1}
-		if err := createBatch(ctx, f.pool, b); err != nil {
-			return runtime.Result{}, err
+		if b, err = createBatch(ctx, f.pool, p.BatchID, p.Key, m.Time); err != nil {
+			return nil, stopped(p.BatchID, known, err)
+		}
+		if b.key != p.Key { // another event created the batch meanwhile
+			return nil, event.Invalid("key", "batch %s is the file %q, not %q: a batch id names one file", p.BatchID, b.key, p.Key)
 		}
 	}
-	// The runtime's transaction waits while the chunks are stored; a
-	// statement per chunk keeps it from counting as idle (a server's
-	// idle_in_transaction_session_timeout would end it).
-	keepAlive := func() error {
-		_, err := tx.Exec(ctx, `SELECT 1`)
-		return err
+	if err := f.importRows(ctx, b, rows); err != nil {
+		return nil, stopped(p.BatchID, b, err)
 	}
-	if err := f.importRows(ctx, b, rows, keepAlive); err != nil {
-		return runtime.Result{}, err
-	}
-	errorsKey := path.Join("imports", p.BatchID, "errors.csv")
-	if err := f.writeErrors(ctx, p.BatchID, errorsKey); err != nil {
-		return runtime.Result{}, err
-	}
-	reply := ImportCompleted{BatchID: p.BatchID, ErrorsKey: errorsKey}
-	if err := tx.QueryRow(ctx, `SELECT accepted, rejected FROM recycling.batches WHERE batch_id = $1`, p.BatchID).
-		Scan(&reply.Accepted, &reply.Rejected); err != nil {
-		return runtime.Result{}, fmt.Errorf("batch counts: %w", err)
-	}
-	data, err := json.Marshal(reply)
+	reply, err := f.complete(ctx, b)
 	if err != nil {
-		return runtime.Result{}, err
+		return nil, stopped(p.BatchID, b, err)
 	}
-	if _, err := tx.Exec(ctx, `UPDATE recycling.batches SET completed_at = $2, errors_key = $3, reply = $4 WHERE batch_id = $1`,
-		p.BatchID, m.Time, errorsKey, string(data)); err != nil {
-		return runtime.Result{}, fmt.Errorf("complete batch: %w", err)
-	}
-	return runtime.Reply(TypeImportCompleted, json.RawMessage(data)), nil
+	return reply, nil
 }
 
-// batch is a bulk import's progress.
+// openImport streams the import file. A missing object, or one the bucket
+// refuses with a 4xx that is the key's fault, is a 400 naming key.
+func (f *Function) openImport(ctx context.Context, key string, b *batch) (io.ReadCloser, error) {
+	body, err := f.docs.Open(ctx, key)
+	if err == nil {
+		return body, nil
+	}
+	stored := ""
+	if b != nil && b.rowsDone > 1 {
+		stored = fmt.Sprintf(" (rows 2–%d of batch %s are stored from an earlier delivery)", b.rowsDone, b.id)
+	}
+	if errors.Is(err, docs.ErrNotFound) {
+		return nil, event.Invalid("key", "no object %q in the bucket%s", key, stored)
+	}
+	var re interface{ HTTPStatusCode() int }
+	if errors.As(err, &re) && keyFault(re.HTTPStatusCode()) {
+		return nil, event.Invalid("key", "the bucket refuses to read %q (HTTP %d)%s", key, re.HTTPStatusCode(), stored)
+	}
+	return nil, err
+}
+
+// keyFault reports an S3 status that says the request for this key cannot
+// succeed however often it is retried: a 4xx other than the credentials'
+// (401, 403) and the transient ones (408, 429).
+func keyFault(status int) bool {
+	return status >= 400 && status < 500 && status != 401 && status != 403 && status != 408 && status != 429
+}
+
+// stopped turns a failure of the import into its answer: a 400 as it is,
+// anything else a Resumable 503 saying what is stored.
+func stopped(batchID string, b *batch, err error) error {
+	var e *event.Error
+	if errors.As(err, &e) && e.Code == event.EINVALID {
+		return err
+	}
+	var detail string
+	switch {
+	case b == nil:
+		detail = fmt.Sprintf("a transient fault stopped the import of batch %s before its progress was read; "+
+			"rows stored by earlier deliveries stay stored, and a retry resumes after them", batchID)
+	case b.rowsDone <= 1:
+		detail = fmt.Sprintf("a transient fault stopped the import of batch %s: no row is stored yet; a retry starts at row 2", batchID)
+	case b.allRead:
+		detail = fmt.Sprintf("a transient fault stopped the import of batch %s after all rows were stored "+
+			"(rows 2–%d: %d accepted, %d refused) but before errors.csv was written; a retry writes it and completes",
+			batchID, b.rowsDone, b.accepted, b.rejected)
+	default:
+		detail = fmt.Sprintf("a transient fault stopped the import of batch %s: rows 2–%d of the file are stored "+
+			"(%d accepted, %d refused); a retry resumes at row %d", batchID, b.rowsDone, b.accepted, b.rejected, b.rowsDone+1)
+	}
+	return &runtime.Resumable{Detail: detail, Err: err}
+}
+
+// batch is a bulk import's progress as last committed.
 type batch struct {
 	id       string
 	key      string
-	asOf     time.Time // the first run's event time: every row is judged as of it
+	asOf     time.Time // the first delivery's event time: every row is judged as of it
 	rowsDone int64     // last CSV row (header = 1) whose outcome is committed
-	reply    []byte    // set when complete
+	accepted int64
+	rejected int64
+	reply    []byte // set when complete
+	allRead  bool   // every row is committed; what remains is errors.csv
 }
 
-func loadBatch(ctx context.Context, tx pgx.Tx, id string) (*batch, error) {
+func loadBatch(ctx context.Context, db *pgxpool.Pool, id string) (*batch, error) {
 	b := &batch{id: id}
 	var reply *string
-	err := tx.QueryRow(ctx, `SELECT key, as_of, rows_done, reply::text FROM recycling.batches WHERE batch_id = $1`, id).
-		Scan(&b.key, &b.asOf, &b.rowsDone, &reply)
+	err := db.QueryRow(ctx, `SELECT key, as_of, rows_done, accepted, rejected, reply::text FROM recycling.batches WHERE batch_id = $1`, id).
+		Scan(&b.key, &b.asOf, &b.rowsDone, &b.accepted, &b.rejected, &reply)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return nil, nil
 	}
@@ -136,17 +233,18 @@ func loadBatch(ctx context.Context, tx pgx.Tx, id string) (*batch, error) {
 	return b, nil
 }
 
-// createBatch records the batch outside the runtime's transaction, so the
-// chunk transactions can advance it.
-func createBatch(ctx context.Context, db postgres.Beginner, b *batch) error {
-	return postgres.InTx(ctx, db, func(tx pgx.Tx) error {
-		_, err := tx.Exec(ctx, `INSERT INTO recycling.batches (batch_id, key, as_of, rows_done, started_at)
-			VALUES ($1, $2, $3, 1, now()) ON CONFLICT DO NOTHING`, b.id, b.key, b.asOf)
-		if err != nil {
-			return fmt.Errorf("create batch: %w", err)
-		}
-		return nil
-	})
+// createBatch records the batch (its key and as-of time), or loads the one
+// a concurrent delivery recorded first.
+func createBatch(ctx context.Context, db *pgxpool.Pool, id, key string, asOf time.Time) (*batch, error) {
+	if _, err := db.Exec(ctx, `INSERT INTO recycling.batches (batch_id, key, as_of, rows_done, started_at)
+		VALUES ($1, $2, $3, 1, now()) ON CONFLICT DO NOTHING`, id, key, asOf); err != nil {
+		return nil, fmt.Errorf("create batch: %w", err)
+	}
+	b, err := loadBatch(ctx, db, id)
+	if err == nil && b == nil {
+		err = fmt.Errorf("batch %s vanished after it was created", id)
+	}
+	return b, err
 }
 
 // csvRows reads an import file record by record, never holding more than
@@ -190,7 +288,7 @@ type importRow struct {
 	field, detail string
 	// Raw ids for errors.csv, whatever the row's state.
 	tradeID, manifestNo string
-	// Verdict of the last attempt to store the chunk: "" accepted.
+	// Verdict of the last judgement: "" accepted.
 	reason string
 }
 
@@ -203,28 +301,28 @@ type chunk struct {
 // importRows reads the rows after b.rowsDone and stores them chunk by
 // chunk. A reader goroutine parses the next chunk while the current one is
 // being stored.
-func (f *Function) importRows(ctx context.Context, b *batch, rows *csvRows, afterChunk func() error) error {
+func (f *Function) importRows(ctx context.Context, b *batch, rows *csvRows) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	chunks := make(chan *chunk, 1)
 	readErr := make(chan error, 1)
 	go func() {
 		defer close(chunks)
-		readErr <- rows.chunks(ctx, b.rowsDone, b.asOf, f.chunkRows, chunks)
+		readErr <- rows.chunks(ctx, b.rowsDone, b.asOf, f.imp.ChunkRows, chunks)
 	}()
 	for c := range chunks {
-		err := f.storeChunk(ctx, b, c)
-		if err == nil {
-			err = afterChunk()
-		}
-		if err != nil {
+		if err := f.storeChunk(ctx, b, c); err != nil {
 			cancel()
 			for range chunks { // let the reader finish
 			}
 			return err
 		}
 	}
-	return <-readErr
+	if err := <-readErr; err != nil {
+		return err
+	}
+	b.allRead = true
+	return nil
 }
 
 // chunks sends the rows after done in chunks of size rows.
@@ -246,7 +344,7 @@ func (c *csvRows) chunks(ctx context.Context, done int64, asOf time.Time, size i
 		}
 		var pe *csv.ParseError
 		if err != nil && !errors.As(err, &pe) {
-			return fmt.Errorf("read import file: %w", err)
+			return fmt.Errorf("read import file after row %d: %w", c.row, err)
 		}
 		c.row++
 		if c.row <= done {
@@ -288,13 +386,17 @@ func field(rec []string, i int) string {
 }
 
 // storeChunk stores one chunk in one transaction, retried when a
-// concurrent writer got in the way (a manifest recorded meanwhile, a
-// deadlock with another import): the retry sees what that writer committed.
+// concurrent writer got in the way (a deadlock with another import): the
+// retry sees what that writer committed.
 func (f *Function) storeChunk(ctx context.Context, b *batch, c *chunk) error {
 	for attempt := 1; ; attempt++ {
-		err := postgres.InTx(ctx, f.pool, func(tx pgx.Tx) error { return f.judgeAndStore(ctx, tx, b, c) })
+		var p progress
+		err := postgres.InTx(ctx, f.pool, func(tx pgx.Tx) (err error) {
+			p, err = f.judgeAndStore(ctx, tx, b, c)
+			return err
+		})
 		if err == nil {
-			b.rowsDone = c.last
+			b.rowsDone, b.accepted, b.rejected = p.rowsDone, p.accepted, p.rejected
 			return nil
 		}
 		if !retryable(err) || attempt == 10 {
@@ -315,209 +417,49 @@ type yearKey struct {
 	year int
 }
 
-// judgeAndStore judges the chunk's rows in file order with the rules of a
-// single trade, against the database as committed plus the rows accepted
-// before them in the chunk, then stores the accepted trades (COPY), the
-// collectors' new totals, the refused rows and the batch's progress.
-func (f *Function) judgeAndStore(ctx context.Context, tx pgx.Tx, b *batch, c *chunk) error {
-	var manifests, tradeIDs, licenceNos []string
-	seenLicence := map[string]bool{}
-	keys := map[yearKey]int64{}
-	for i := range c.rows {
-		r := &c.rows[i]
-		if r.invalid {
-			continue
-		}
-		manifests = append(manifests, r.trade.ManifestNo)
-		tradeIDs = append(tradeIDs, r.trade.TradeID)
-		if !seenLicence[r.trade.LicenceNo] {
-			seenLicence[r.trade.LicenceNo] = true
-			licenceNos = append(licenceNos, r.trade.LicenceNo)
-		}
-	}
-	takenManifests, takenTradeIDs, err := takenIDs(ctx, tx, manifests, tradeIDs)
-	if err != nil {
-		return err
-	}
-	licences, err := getLicences(ctx, tx, licenceNos)
-	if err != nil {
-		return err
-	}
-	// The year rows of collectors whose licence may accept the row.
-	for i := range c.rows {
-		r := &c.rows[i]
-		if lic := licences[r.trade.LicenceNo]; !r.invalid && lic != nil && lic.CollectorUSCC == r.trade.CollectorUSCC {
-			keys[yearKey{r.trade.CollectorUSCC, r.trade.Year(f.loc)}] = 0
-		}
-	}
-	if err := lockYears(ctx, tx, keys); err != nil {
-		return err
-	}
-	start := make(map[yearKey]int64, len(keys))
-	for k, v := range keys {
-		start[k] = v
-	}
-	var accepted, rejected int64
-	var trades [][]any
-	for i := range c.rows {
-		r := &c.rows[i]
-		t := &r.trade
-		switch {
-		case r.invalid:
-			r.reason = ReasonInvalid
-		case takenManifests[t.ManifestNo] || takenTradeIDs[t.TradeID]:
-			r.reason, r.detail = recycling.ReasonDuplicateManifest, "manifest or trade id already on record"
-		default:
-			lic := licences[t.LicenceNo]
-			r.reason = recycling.Judge(t, lic, f.loc)
-			k := yearKey{t.CollectorUSCC, t.Year(f.loc)}
-			switch r.reason {
-			case recycling.ReasonUnknownLicence:
-				r.detail = fmt.Sprintf("no licence %s held by collector %s", t.LicenceNo, t.CollectorUSCC)
-			case recycling.ReasonLicenceNotValid:
-				r.detail = fmt.Sprintf("licence valid %s to %s", lic.ValidFrom, lic.ValidTo)
-			case recycling.ReasonImplausibleWeight:
-				r.detail = fmt.Sprintf("%s kg for %d sets (1–100 kg per set)", recycling.FormatWeight(t.WeightGrams), t.BatterySets)
-			case "":
-				if keys[k]+t.WeightGrams > lic.CapacityGrams {
-					r.reason = recycling.ReasonCapacityExceeded
-					r.detail = fmt.Sprintf("%d total would be %s kg, capacity %s kg", k.year,
-						recycling.FormatWeight(keys[k]+t.WeightGrams), recycling.FormatWeight(lic.CapacityGrams))
-				}
-			}
-			if r.reason == "" {
-				keys[k] += t.WeightGrams
-				takenManifests[t.ManifestNo], takenTradeIDs[t.TradeID] = true, true
-				trades = append(trades, []any{t.ManifestNo, t.TradeID, t.ProducerUSCC, t.ProducerName, t.ProducerCounty,
-					t.CollectorUSCC, t.LicenceNo, t.WasteCode, t.BatterySets, t.WeightGrams, t.AmountFen, t.OccurredAt,
-					b.asOf, b.id})
-			}
-		}
-		if r.reason == "" {
-			accepted++
-		} else {
-			rejected++
-		}
-	}
-	if len(trades) > 0 {
-		if _, err := tx.CopyFrom(ctx, pgx.Identifier{"recycling", "trades"}, []string{"manifest_no", "trade_id",
-			"producer_uscc", "producer_name", "producer_county", "collector_uscc", "licence_no", "waste_code",
-			"battery_sets", "weight_g", "amount_fen", "occurred_at", "recorded_at", "batch_id"},
-			pgx.CopyFromRows(trades)); err != nil {
-			return fmt.Errorf("copy trades: %w", err)
-		}
-	}
-	if err := addToYears(ctx, tx, start, keys); err != nil {
-		return err
-	}
-	if rejected > 0 {
-		errs := make([][]any, 0, rejected)
-		for _, r := range c.rows {
-			if r.reason != "" {
-				errs = append(errs, []any{b.id, r.no, clean(r.tradeID), clean(r.manifestNo), r.reason, r.field, clean(r.detail)})
-			}
-		}
-		if _, err := tx.CopyFrom(ctx, pgx.Identifier{"recycling", "import_errors"},
-			[]string{"batch_id", "row_no", "trade_id", "manifest_no", "reason", "field", "detail"}, pgx.CopyFromRows(errs)); err != nil {
-			return fmt.Errorf("copy import errors: %w", err)
-		}
-	}
-	tag, err := tx.Exec(ctx, `UPDATE recycling.batches SET rows_done = $2, accepted = accepted + $3, rejected = rejected + $4
-		WHERE batch_id = $1 AND rows_done = $5`, b.id, c.last, accepted, rejected, b.rowsDone)
-	if err != nil {
-		return fmt.Errorf("batch progress: %w", err)
-	}
-	if tag.RowsAffected() != 1 {
-		return fmt.Errorf("batch %s: progress is not at row %d any more", b.id, b.rowsDone)
-	}
-	return nil
+// progress is a batch's committed state, as a chunk transaction leaves it.
+type progress struct {
+	rowsDone, accepted, rejected int64
 }
 
-// takenIDs returns which of the manifests and trade ids are on record.
-func takenIDs(ctx context.Context, tx pgx.Tx, manifests, tradeIDs []string) (map[string]bool, map[string]bool, error) {
-	m, t := make(map[string]bool), make(map[string]bool)
-	if len(manifests) == 0 {
-		return m, t, nil
+// judgeAndStore stores the chunk's rows after the batch's committed
+// progress (a concurrent delivery of the same batch may have stored some
+// or all of them: the batch row's lock orders the two). The rows are
+// judged in file order with the rules of a single trade, against the
+// database as committed plus the rows accepted before them; the accepted
+// trades, the collectors' new totals, the refused rows and the batch's
+// progress commit together.
+func (f *Function) judgeAndStore(ctx context.Context, tx pgx.Tx, b *batch, c *chunk) (progress, error) {
+	var p progress
+	if err := tx.QueryRow(ctx, `SELECT rows_done, accepted, rejected FROM recycling.batches WHERE batch_id = $1 FOR UPDATE`, b.id).
+		Scan(&p.rowsDone, &p.accepted, &p.rejected); err != nil {
+		return p, fmt.Errorf("lock batch: %w", err)
 	}
-	rows, err := tx.Query(ctx, `SELECT manifest_no, trade_id FROM recycling.trades
-		WHERE manifest_no = ANY($1) OR trade_id = ANY($2)`, manifests, tradeIDs)
+	if p.rowsDone >= c.last {
+		return p, nil // stored by a concurrent delivery
+	}
+	rows := c.rows
+	for len(rows) > 0 && rows[0].no <= p.rowsDone {
+		rows = rows[1:]
+	}
+	if len(rows) == 0 || rows[0].no != p.rowsDone+1 {
+		return p, fmt.Errorf("batch %s is at row %d, the chunk starts at row %d", b.id, p.rowsDone, c.rows[0].no)
+	}
+	j, err := f.newJudge(ctx, tx, rows)
 	if err != nil {
-		return nil, nil, fmt.Errorf("find trades: %w", err)
+		return p, err
 	}
-	defer rows.Close()
-	for rows.Next() {
-		var mn, id string
-		if err := rows.Scan(&mn, &id); err != nil {
-			return nil, nil, fmt.Errorf("find trades: %w", err)
-		}
-		m[mn], t[id] = true, true
-	}
-	return m, t, rows.Err()
-}
-
-// lockYears creates the collectors' year rows that are missing, locks them
-// all (in key order, so two chunks never deadlock on them) and fills keys
-// with their totals. Single trades wait for the chunk's commit.
-func lockYears(ctx context.Context, tx pgx.Tx, keys map[yearKey]int64) error {
-	if len(keys) == 0 {
-		return nil
-	}
-	sorted := make([]yearKey, 0, len(keys))
-	for k := range keys {
-		sorted = append(sorted, k)
-	}
-	sort.Slice(sorted, func(i, j int) bool {
-		if sorted[i].uscc != sorted[j].uscc {
-			return sorted[i].uscc < sorted[j].uscc
-		}
-		return sorted[i].year < sorted[j].year
-	})
-	usccs, years := make([]string, len(sorted)), make([]int32, len(sorted))
-	for i, k := range sorted {
-		usccs[i], years[i] = k.uscc, int32(k.year)
-	}
-	if _, err := tx.Exec(ctx, `INSERT INTO recycling.collector_years (collector_uscc, year)
-		SELECT * FROM unnest($1::text[], $2::int[]) ON CONFLICT DO NOTHING`, usccs, years); err != nil {
-		return fmt.Errorf("collector years: %w", err)
-	}
-	rows, err := tx.Query(ctx, `SELECT y.collector_uscc, y.year, y.total_g FROM recycling.collector_years y
-		JOIN unnest($1::text[], $2::int[]) AS k(uscc, year) ON y.collector_uscc = k.uscc AND y.year = k.year
-		ORDER BY y.collector_uscc, y.year FOR UPDATE OF y`, usccs, years)
+	accepted, rejected, err := j.store(ctx, tx, b)
 	if err != nil {
-		return fmt.Errorf("lock collector years: %w", err)
+		return p, err
 	}
-	defer rows.Close()
-	for rows.Next() {
-		var k yearKey
-		var total int64
-		if err := rows.Scan(&k.uscc, &k.year, &total); err != nil {
-			return fmt.Errorf("lock collector years: %w", err)
-		}
-		keys[k] = total
+	p.accepted += accepted
+	p.rejected += rejected
+	p.rowsDone = c.last
+	if err := j.finish(ctx, tx, b, rows, p); err != nil {
+		return p, err
 	}
-	return rows.Err()
-}
-
-// addToYears adds what the chunk accepted to the locked year rows.
-func addToYears(ctx context.Context, tx pgx.Tx, start, end map[yearKey]int64) error {
-	var usccs []string
-	var years []int32
-	var deltas []int64
-	for k, v := range end {
-		if d := v - start[k]; d != 0 {
-			usccs, years, deltas = append(usccs, k.uscc), append(years, int32(k.year)), append(deltas, d)
-		}
-	}
-	if len(usccs) == 0 {
-		return nil
-	}
-	_, err := tx.Exec(ctx, `UPDATE recycling.collector_years y SET total_g = y.total_g + d.delta
-		FROM unnest($1::text[], $2::int[], $3::bigint[]) AS d(uscc, year, delta)
-		WHERE y.collector_uscc = d.uscc AND y.year = d.year`, usccs, years, deltas)
-	if err != nil {
-		return fmt.Errorf("add to collector years: %w", err)
-	}
-	return nil
+	return p, nil
 }
 
 // clean makes a value from a file storable and printable: valid UTF-8,
@@ -528,6 +470,36 @@ func clean(s string) string {
 		s = string([]rune(s)[:200]) + "…"
 	}
 	return s
+}
+
+// complete writes errors.csv from the batch's refused rows and marks the
+// batch complete with its reply, or returns the reply a concurrent
+// delivery stored first.
+func (f *Function) complete(ctx context.Context, b *batch) ([]byte, error) {
+	errorsKey := path.Join("imports", b.id, "errors.csv")
+	if err := f.writeErrors(ctx, b.id, errorsKey); err != nil {
+		return nil, err
+	}
+	return postgres.InTxV(ctx, f.pool, func(tx pgx.Tx) ([]byte, error) {
+		rep := ImportCompleted{BatchID: b.id, ErrorsKey: errorsKey}
+		var stored *string
+		if err := tx.QueryRow(ctx, `SELECT accepted, rejected, reply::text FROM recycling.batches WHERE batch_id = $1 FOR UPDATE`, b.id).
+			Scan(&rep.Accepted, &rep.Rejected, &stored); err != nil {
+			return nil, fmt.Errorf("complete batch: %w", err)
+		}
+		if stored != nil {
+			return []byte(*stored), nil
+		}
+		data, err := json.Marshal(rep)
+		if err != nil {
+			return nil, err
+		}
+		if _, err := tx.Exec(ctx, `UPDATE recycling.batches SET completed_at = now(), errors_key = $2, reply = $3 WHERE batch_id = $1`,
+			b.id, errorsKey, string(data)); err != nil {
+			return nil, fmt.Errorf("complete batch: %w", err)
+		}
+		return data, nil
+	})
 }
 
 // writeErrors streams the batch's refused rows, in row order, to
@@ -550,6 +522,9 @@ func (f *Function) writeErrors(ctx context.Context, batchID, errorsKey string) e
 			return fmt.Errorf("read import errors: %w", err)
 		}
 		rec[0] = fmt.Sprint(no)
+		for i := 1; i < len(rec); i++ {
+			rec[i] = cell(rec[i])
+		}
 		if err := cw.Write(rec); err != nil {
 			w.Abort()
 			return err
@@ -567,6 +542,203 @@ func (f *Function) writeErrors(ctx context.Context, batchID, errorsKey string) e
 	if err := w.Close(); err != nil {
 		w.Abort()
 		return err
+	}
+	return nil
+}
+
+// cell keeps a spreadsheet from reading a text cell of errors.csv as a
+// formula (CSV injection): a cell starting with = + - @, a tab or a
+// carriage return, or their full-width forms (＝ ＋ － ＠), gets a leading
+// apostrophe.
+func cell(s string) string {
+	r, _ := utf8.DecodeRuneInString(s)
+	switch r {
+	case '=', '+', '-', '@', '\t', '\r', '＝', '＋', '－', '＠':
+		return "'" + s
+	}
+	return s
+}
+
+// chunkJudge judges a chunk's rows in file order and stores them. It
+// judges against the licences (share-locked), the collectors' year totals
+// (locked for update) and the trades on record, which it does not look up
+// beforehand: the insert of the accepted rows finds them (below).
+type chunkJudge struct {
+	loc      *time.Location
+	rows     []importRow
+	licences map[string]*recycling.Licence
+	base     map[yearKey]int64 // totals as locked
+	totals   map[yearKey]int64 // totals after the accepted rows
+	// Keys of the chunk found on record; empty until an insert tells.
+	onRecordManifests, onRecordTradeIDs map[string]bool
+	accepted                            int64
+}
+
+func (f *Function) newJudge(ctx context.Context, tx pgx.Tx, rows []importRow) (*chunkJudge, error) {
+	j := &chunkJudge{loc: f.loc, rows: rows, base: map[yearKey]int64{},
+		onRecordManifests: map[string]bool{}, onRecordTradeIDs: map[string]bool{}}
+	var licenceNos []string
+	seen := map[string]bool{}
+	for i := range rows {
+		if r := &rows[i]; !r.invalid && !seen[r.trade.LicenceNo] {
+			seen[r.trade.LicenceNo] = true
+			licenceNos = append(licenceNos, r.trade.LicenceNo)
+		}
+	}
+	var err error
+	if j.licences, err = getLicences(ctx, tx, licenceNos); err != nil {
+		return nil, err
+	}
+	// The year rows of collectors whose licence may accept the row.
+	for i := range rows {
+		r := &rows[i]
+		if lic := j.licences[r.trade.LicenceNo]; !r.invalid && lic != nil && lic.CollectorUSCC == r.trade.CollectorUSCC {
+			j.base[yearKey{r.trade.CollectorUSCC, r.trade.Year(f.loc)}] = 0
+		}
+	}
+	if err := lockYears(ctx, tx, j.base); err != nil {
+		return nil, err
+	}
+	j.judge()
+	return j, nil
+}
+
+// judge sets each row's verdict, in file order, as a single trade event
+// would get it at that point.
+func (j *chunkJudge) judge() {
+	j.totals = make(map[yearKey]int64, len(j.base))
+	for k, v := range j.base {
+		j.totals[k] = v
+	}
+	j.accepted = 0
+	manifests := make(map[string]bool, len(j.rows))
+	tradeIDs := make(map[string]bool, len(j.rows))
+	for i := range j.rows {
+		r := &j.rows[i]
+		t := &r.trade
+		if r.invalid {
+			r.reason = ReasonInvalid
+			continue
+		}
+		r.detail = ""
+		if manifests[t.ManifestNo] || tradeIDs[t.TradeID] || j.onRecordManifests[t.ManifestNo] || j.onRecordTradeIDs[t.TradeID] {
+			r.reason, r.detail = recycling.ReasonDuplicateManifest, "manifest or trade id already on record"
+			continue
+		}
+		lic := j.licences[t.LicenceNo]
+		r.reason = recycling.Judge(t, lic, j.loc)
+		k := yearKey{t.CollectorUSCC, t.Year(j.loc)}
+		switch r.reason {
+		case recycling.ReasonUnknownLicence:
+			r.detail = fmt.Sprintf("no licence %s held by collector %s", t.LicenceNo, t.CollectorUSCC)
+		case recycling.ReasonLicenceNotValid:
+			r.detail = fmt.Sprintf("licence valid %s to %s", lic.ValidFrom, lic.ValidTo)
+		case recycling.ReasonImplausibleWeight:
+			r.detail = fmt.Sprintf("%s kg for %d sets (1–100 kg per set)", recycling.FormatWeight(t.WeightGrams), t.BatterySets)
+		case "":
+			if j.totals[k]+t.WeightGrams > lic.CapacityGrams {
+				r.reason = recycling.ReasonCapacityExceeded
+				r.detail = fmt.Sprintf("%d total would be %s kg, capacity %s kg", k.year,
+					recycling.FormatWeight(j.totals[k]+t.WeightGrams), recycling.FormatWeight(lic.CapacityGrams))
+			}
+		}
+		if r.reason == "" {
+			j.totals[k] += t.WeightGrams
+			manifests[t.ManifestNo], tradeIDs[t.TradeID] = true, true
+			j.accepted++
+		}
+	}
+}
+
+// Verdicts of staged rows.
+const (
+	stageAccepted  = 0
+	stageDuplicate = 1
+	stageRefused   = 2 // for another reason, which a duplicate would take precedence over
+)
+
+func verdict(r *importRow) int {
+	switch r.reason {
+	case "":
+		return stageAccepted
+	case recycling.ReasonDuplicateManifest:
+		return stageDuplicate
+	}
+	return stageRefused
+}
+
+// store stages the chunk's well-formed rows with their verdicts (COPY into
+// a temporary table dropped at commit) and inserts the accepted ones into
+// recycling.trades in one statement that also tells whether any staged row
+// duplicates a trade on record: the insert's conflicts (ON CONFLICT DO
+// NOTHING) for accepted rows, a look-up for the few rows refused for
+// another reason (duplicate_manifest comes first in the contract's order).
+// When it finds one, the insert is rolled back to its savepoint, the keys
+// on record are read, the chunk is judged again and inserted again. It
+// returns the chunk's accepted and refused counts.
+func (j *chunkJudge) store(ctx context.Context, tx pgx.Tx, b *batch) (int64, int64, error) {
+	if err := stageRows(ctx, tx, j.rows); err != nil {
+		return 0, 0, err
+	}
+	for attempt := 1; ; attempt++ {
+		inserted, dups, err := insertStaged(ctx, tx, b)
+		if err != nil {
+			return 0, 0, err
+		}
+		if inserted == j.accepted && !dups {
+			return j.accepted, int64(len(j.rows)) - j.accepted, nil
+		}
+		if attempt == 10 {
+			return 0, 0, fmt.Errorf("chunk ending at row %d: trades on record keep changing while it is judged", j.rows[len(j.rows)-1].no)
+		}
+		if _, err := tx.Exec(ctx, `ROLLBACK TO SAVEPOINT chunk`); err != nil {
+			return 0, 0, fmt.Errorf("roll back chunk: %w", err)
+		}
+		if err := stagedOnRecord(ctx, tx, j.onRecordManifests, j.onRecordTradeIDs); err != nil {
+			return 0, 0, err
+		}
+		j.judge()
+		if err := restage(ctx, tx, j.rows); err != nil {
+			return 0, 0, err
+		}
+	}
+}
+
+// finish adds the accepted weights to the locked year rows, records the
+// refused rows for errors.csv and advances the batch to p, in one round trip.
+func (j *chunkJudge) finish(ctx context.Context, tx pgx.Tx, b *batch, rows []importRow, p progress) error {
+	q := &pgx.Batch{}
+	var usccs []string
+	var years []int32
+	var deltas []int64
+	for k, v := range j.totals {
+		if d := v - j.base[k]; d != 0 {
+			usccs, years, deltas = append(usccs, k.uscc), append(years, int32(k.year)), append(deltas, d)
+		}
+	}
+	if len(usccs) > 0 {
+		q.Queue(`UPDATE recycling.collector_years y SET total_g = y.total_g + d.delta
+			FROM unnest($1::text[], $2::int[], $3::bigint[]) AS d(uscc, year, delta)
+			WHERE y.collector_uscc = d.uscc AND y.year = d.year`, usccs, years, deltas)
+	}
+	var nos []int64
+	var tradeIDs, manifests, reasons, fields, details []string
+	for i := range rows {
+		if r := &rows[i]; r.reason != "" {
+			nos = append(nos, r.no)
+			tradeIDs, manifests = append(tradeIDs, clean(r.tradeID)), append(manifests, clean(r.manifestNo))
+			reasons, fields, details = append(reasons, r.reason), append(fields, r.field), append(details, clean(r.detail))
+		}
+	}
+	if len(nos) > 0 {
+		q.Queue(`INSERT INTO recycling.import_errors (batch_id, row_no, trade_id, manifest_no, reason, field, detail)
+			SELECT $1, * FROM unnest($2::bigint[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[])`,
+			b.id, nos, tradeIDs, manifests, reasons, fields, details)
+	}
+	q.Queue(`UPDATE recycling.batches SET rows_done = $2, accepted = $3, rejected = $4 WHERE batch_id = $1`,
+		b.id, p.rowsDone, p.accepted, p.rejected)
+	if err := tx.SendBatch(ctx, q).Close(); err != nil {
+		return fmt.Errorf("store chunk outcome: %w", err)
 	}
 	return nil
 }

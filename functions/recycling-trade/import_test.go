@@ -75,8 +75,8 @@ func TestImport(t *testing.T) {
 		row("I2", "M18", collectorA, "L-A", "1", "10.000", at),  // 18 repeats trade id I2
 		row("I19", "M19", collectorA, "L-A", "0", "10.000", at), // 19 invalid batterySets
 	)
-	f.put(t, "uploads/2026-11/batch-1.csv", file)
-	ev := functest.Event(TypeTradesImported, portalSrc, "import-1", week, importData("B1", "uploads/2026-11/batch-1.csv"))
+	f.put(t, "imports/2026-11/batch-1.csv", file)
+	ev := functest.Event(TypeTradesImported, portalSrc, "import-1", week, importData("B1", "imports/2026-11/batch-1.csv"))
 	r := f.fn.Send(t, ev)
 	if r.Status != 200 || r.Type() != TypeImportCompleted {
 		t.Fatalf("got %d %s %s", r.Status, r.Type(), r.Body)
@@ -137,7 +137,7 @@ func TestImport(t *testing.T) {
 		// The same batch announced again by a new event, after more trades
 		// arrived: nothing changes and the reply is the same.
 		wantAccepted(t, f.trade(t, tradeData("T-NEW", "M-NEW", collectorA, "L-A", 1, "10.000", at)))
-		rerun := f.send(t, TypeTradesImported, week.Add(time.Hour), importData("B1", "uploads/2026-11/batch-1.csv"))
+		rerun := f.send(t, TypeTradesImported, week.Add(time.Hour), importData("B1", "imports/2026-11/batch-1.csv"))
 		if rerun.Status != 200 || rerun.Type() != TypeImportCompleted || !bytes.Equal(rerun.Event.Data(), r.Event.Data()) {
 			t.Fatalf("rerun: %d %s, want %s", rerun.Status, rerun.Body, r.Event.Data())
 		}
@@ -149,15 +149,15 @@ func TestImport(t *testing.T) {
 		}
 	})
 	t.Run("ErrSameBatchOtherFile", func(t *testing.T) {
-		f.put(t, "uploads/other.csv", csvFile(t, recycling.CSVHeader))
-		r := f.send(t, TypeTradesImported, week, importData("B1", "uploads/other.csv"))
+		f.put(t, "imports/other.csv", csvFile(t, recycling.CSVHeader))
+		r := f.send(t, TypeTradesImported, week, importData("B1", "imports/other.csv"))
 		if r.Status != 400 || r.Problem()["field"] != "key" {
 			t.Fatalf("got %d %s", r.Status, r.Body)
 		}
 	})
 	t.Run("HeaderOnly", func(t *testing.T) {
-		f.put(t, "uploads/empty.csv", []byte("\ufeff"+strings.Join(recycling.CSVHeader, ",")+"\r\n"))
-		r := f.send(t, TypeTradesImported, week, importData("B-EMPTY", "uploads/empty.csv"))
+		f.put(t, "imports/empty.csv", []byte("\ufeff"+strings.Join(recycling.CSVHeader, ",")+"\r\n"))
+		r := f.send(t, TypeTradesImported, week, importData("B-EMPTY", "imports/empty.csv"))
 		var rep ImportCompleted
 		r.DataInto(t, &rep)
 		if rep != (ImportCompleted{BatchID: "B-EMPTY", ErrorsKey: "imports/B-EMPTY/errors.csv"}) {
@@ -172,18 +172,18 @@ func TestImport(t *testing.T) {
 func TestImportRefused(t *testing.T) {
 	t.Parallel()
 	f := setup(t)
-	f.put(t, "bad-header.csv", csvFile(t, []string{"tradeId", "manifestNo"}, []string{"T1", "M1"}))
-	f.put(t, "empty.csv", nil)
+	f.put(t, "imports/bad-header.csv", csvFile(t, []string{"tradeId", "manifestNo"}, []string{"T1", "M1"}))
+	f.put(t, "imports/empty.csv", nil)
 	cases := []struct {
 		name  string
 		data  map[string]any
 		field string
 	}{
-		{"MissingKey", importData("B1", "uploads/nothing-here.csv"), "key"},
-		{"BadHeader", importData("B2", "bad-header.csv"), "key"},
-		{"EmptyFile", importData("B3", "empty.csv"), "key"},
-		{"NoBatchID", importData("", "empty.csv"), "batchId"},
-		{"BatchIDSlash", importData("a/b", "empty.csv"), "batchId"},
+		{"MissingKey", importData("B1", "imports/nothing-here.csv"), "key"},
+		{"BadHeader", importData("B2", "imports/bad-header.csv"), "key"},
+		{"EmptyFile", importData("B3", "imports/empty.csv"), "key"},
+		{"NoBatchID", importData("", "imports/empty.csv"), "batchId"},
+		{"BatchIDSlash", importData("a/b", "imports/empty.csv"), "batchId"},
 		{"NoKey", importData("B4", ""), "key"},
 	}
 	for _, tc := range cases {
@@ -220,7 +220,7 @@ func TestImportResume(t *testing.T) {
 		recs = append(recs, row(fmt.Sprintf("B%d", i), fmt.Sprintf("MB%d", i), collectorB, "L-B", "2", "30.500", at))
 	}
 	recs = append(recs, row("A0", "MA0-again", collectorA, "L-A", "2", "30.500", at)) // a repeated trade id
-	f.put(t, "big.csv", csvFile(t, recs...))
+	f.put(t, "imports/big.csv", csvFile(t, recs...))
 
 	// Hold collector B's year row so the chunk with the first B rows waits.
 	ctx := context.Background()
@@ -235,7 +235,7 @@ func TestImportResume(t *testing.T) {
 	if _, err := hold.Exec(ctx, `SELECT 1 FROM recycling.collector_years WHERE collector_uscc = $1 FOR UPDATE`, collectorB); err != nil {
 		t.Fatal(err)
 	}
-	ev := functest.Event(TypeTradesImported, portalSrc, "import-big", week, importData("B-BIG", "big.csv"))
+	ev := functest.Event(TypeTradesImported, portalSrc, "import-big", week, importData("B-BIG", "imports/big.csv"))
 	go func() {
 		// Not functest.Send: the request fails when the process is killed.
 		req, _ := http.NewRequest(http.MethodPost, f.fn.URL+"/", nil)
@@ -298,8 +298,8 @@ func TestImportStreams(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	f.put(t, "gen.csv", buf.Bytes())
-	r := f.send(t, TypeTradesImported, week, importData("GEN", "gen.csv"))
+	f.put(t, "imports/gen.csv", buf.Bytes())
+	r := f.send(t, TypeTradesImported, week, importData("GEN", "imports/gen.csv"))
 	var rep ImportCompleted
 	r.DataInto(t, &rep)
 	if rep.Accepted != sum.accepted || rep.Rejected != sum.rejected {

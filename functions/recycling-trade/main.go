@@ -17,22 +17,20 @@ type Config struct {
 	runtime.Base
 	postgres.Config
 	docs.S3
-	// ImportChunkRows is how many CSV rows a bulk import stores per
-	// transaction: the unit of progress a retry resumes from.
-	ImportChunkRows int `envconfig:"RECYCLING_IMPORT_CHUNK_ROWS" default:"10000"`
+	ImportConfig
 }
 
 func main() {
 	var cfg Config
 	runtime.LoadConfig(name, &cfg)
-	if cfg.ImportChunkRows < 1 {
-		runtime.Fatalf(name, "RECYCLING_IMPORT_CHUNK_ROWS must be at least 1, got %d", cfg.ImportChunkRows)
+	if err := cfg.ImportConfig.Check(); err != nil {
+		runtime.Fatalf(name, "%v", err)
 	}
 	runtime.Main(name, cfg.Base, cfg.Config, func(ctx context.Context, env *runtime.Env) (*runtime.Function, error) {
 		store, err := docs.Open(ctx, cfg.S3)
 		if err != nil {
 			return nil, err
 		}
-		return New(env, store, cfg.ImportChunkRows), nil
+		return New(env, store, cfg.ImportConfig), nil
 	})
 }

@@ -1,10 +1,13 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"sort"
+	"strconv"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -112,4 +115,192 @@ func insertTrade(ctx context.Context, tx pgx.Tx, t *recycling.Trade, documents [
 		return false, fmt.Errorf("insert trade: %w", err)
 	}
 	return tag.RowsAffected() == 1, nil
+}
+
+// Bulk import: the SQL of a chunk.
+
+// lockYears creates the collectors' year rows that are missing, locks them
+// all (in key order, so two chunks never deadlock on them) and fills keys
+// with their totals. Single trades wait for the chunk's commit.
+func lockYears(ctx context.Context, tx pgx.Tx, keys map[yearKey]int64) error {
+	if len(keys) == 0 {
+		return nil
+	}
+	sorted := make([]yearKey, 0, len(keys))
+	for k := range keys {
+		sorted = append(sorted, k)
+	}
+	sort.Slice(sorted, func(i, j int) bool {
+		if sorted[i].uscc != sorted[j].uscc {
+			return sorted[i].uscc < sorted[j].uscc
+		}
+		return sorted[i].year < sorted[j].year
+	})
+	usccs, years := make([]string, len(sorted)), make([]int32, len(sorted))
+	for i, k := range sorted {
+		usccs[i], years[i] = k.uscc, int32(k.year)
+	}
+	if _, err := tx.Exec(ctx, `INSERT INTO recycling.collector_years (collector_uscc, year)
+		SELECT * FROM unnest($1::text[], $2::int[]) ON CONFLICT DO NOTHING`, usccs, years); err != nil {
+		return fmt.Errorf("collector years: %w", err)
+	}
+	rows, err := tx.Query(ctx, `SELECT y.collector_uscc, y.year, y.total_g FROM recycling.collector_years y
+		JOIN unnest($1::text[], $2::int[]) AS k(uscc, year) ON y.collector_uscc = k.uscc AND y.year = k.year
+		ORDER BY y.collector_uscc, y.year FOR UPDATE OF y`, usccs, years)
+	if err != nil {
+		return fmt.Errorf("lock collector years: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var k yearKey
+		var total int64
+		if err := rows.Scan(&k.uscc, &k.year, &total); err != nil {
+			return fmt.Errorf("lock collector years: %w", err)
+		}
+		keys[k] = total
+	}
+	return rows.Err()
+}
+
+// stageTable holds a chunk's well-formed rows and their verdicts for the
+// length of the chunk's transaction (ON COMMIT DROP: nothing outlives the
+// transaction, as PgBouncer's transaction mode requires).
+const stageTable = `CREATE TEMP TABLE import_stage (
+	row_no bigint NOT NULL, verdict smallint NOT NULL,
+	manifest_no text NOT NULL, trade_id text NOT NULL, producer_uscc text NOT NULL, producer_name text NOT NULL,
+	producer_county text NOT NULL, collector_uscc text NOT NULL, licence_no text NOT NULL, waste_code text NOT NULL,
+	battery_sets bigint NOT NULL, weight_g bigint NOT NULL, amount_fen bigint NOT NULL, occurred_at timestamptz NOT NULL
+) ON COMMIT DROP`
+
+// stageRows creates the stage table and COPYs the well-formed rows into it,
+// encoded in COPY's text format into one buffer: no value per field is
+// boxed or allocated.
+func stageRows(ctx context.Context, tx pgx.Tx, rows []importRow) error {
+	if _, err := tx.Exec(ctx, stageTable); err != nil {
+		return fmt.Errorf("stage table: %w", err)
+	}
+	buf := make([]byte, 0, len(rows)*256)
+	for i := range rows {
+		r := &rows[i]
+		if r.invalid {
+			continue
+		}
+		t := &r.trade
+		buf = strconv.AppendInt(buf, r.no, 10)
+		buf = append(buf, '\t')
+		buf = strconv.AppendInt(buf, int64(verdict(r)), 10)
+		for _, s := range [...]string{t.ManifestNo, t.TradeID, t.ProducerUSCC, t.ProducerName, t.ProducerCounty,
+			t.CollectorUSCC, t.LicenceNo, t.WasteCode} {
+			buf = append(buf, '\t')
+			buf = appendCopyText(buf, s)
+		}
+		for _, n := range [...]int64{t.BatterySets, t.WeightGrams, t.AmountFen} {
+			buf = append(buf, '\t')
+			buf = strconv.AppendInt(buf, n, 10)
+		}
+		buf = append(buf, '\t')
+		buf = t.OccurredAt.UTC().AppendFormat(buf, "2006-01-02 15:04:05.999999+00")
+		buf = append(buf, '\n')
+	}
+	if len(buf) == 0 {
+		return nil
+	}
+	if _, err := tx.Conn().PgConn().CopyFrom(ctx, bytes.NewReader(buf), `COPY import_stage FROM STDIN`); err != nil {
+		return fmt.Errorf("copy to stage: %w", err)
+	}
+	return nil
+}
+
+// appendCopyText appends s escaped for COPY's text format.
+func appendCopyText(buf []byte, s string) []byte {
+	for i := 0; i < len(s); i++ {
+		switch c := s[i]; c {
+		case '\\':
+			buf = append(buf, '\\', '\\')
+		case '\t':
+			buf = append(buf, '\\', 't')
+		case '\n':
+			buf = append(buf, '\\', 'n')
+		case '\r':
+			buf = append(buf, '\\', 'r')
+		default:
+			buf = append(buf, c)
+		}
+	}
+	return buf
+}
+
+// insertStaged inserts the accepted staged rows into recycling.trades
+// after a savepoint, and reports how many went in (fewer than accepted: one
+// conflicted with a trade on record) and whether a row refused for another
+// reason duplicates a trade on record. The look-up sees the trades as they
+// were before the insert (one statement, one snapshot).
+func insertStaged(ctx context.Context, tx pgx.Tx, b *batch) (int64, bool, error) {
+	q := &pgx.Batch{}
+	q.Queue(`SAVEPOINT chunk`)
+	q.Queue(`WITH ins AS (
+			INSERT INTO recycling.trades (manifest_no, trade_id, producer_uscc, producer_name, producer_county, collector_uscc,
+				licence_no, waste_code, battery_sets, weight_g, amount_fen, occurred_at, recorded_at, batch_id)
+			SELECT manifest_no, trade_id, producer_uscc, producer_name, producer_county, collector_uscc,
+				licence_no, waste_code, battery_sets, weight_g, amount_fen, occurred_at, $1, $2
+			FROM import_stage WHERE verdict = 0
+			ON CONFLICT DO NOTHING RETURNING 1)
+		SELECT (SELECT count(*) FROM ins), EXISTS (SELECT 1 FROM import_stage s WHERE s.verdict = 2 AND (
+			EXISTS (SELECT 1 FROM recycling.trades t WHERE t.manifest_no = s.manifest_no) OR
+			EXISTS (SELECT 1 FROM recycling.trades t WHERE t.trade_id = s.trade_id)))`, b.asOf, b.id)
+	res := tx.SendBatch(ctx, q)
+	defer res.Close()
+	if _, err := res.Exec(); err != nil {
+		return 0, false, fmt.Errorf("savepoint: %w", err)
+	}
+	var n int64
+	var dups bool
+	if err := res.QueryRow().Scan(&n, &dups); err != nil {
+		return 0, false, fmt.Errorf("insert trades: %w", err)
+	}
+	return n, dups, res.Close()
+}
+
+// stagedOnRecord adds the staged rows' manifests and trade ids that are on
+// record to the two sets.
+func stagedOnRecord(ctx context.Context, tx pgx.Tx, manifests, tradeIDs map[string]bool) error {
+	rows, err := tx.Query(ctx, `SELECT s.manifest_no, s.trade_id,
+			EXISTS (SELECT 1 FROM recycling.trades t WHERE t.manifest_no = s.manifest_no),
+			EXISTS (SELECT 1 FROM recycling.trades t WHERE t.trade_id = s.trade_id)
+		FROM import_stage s`)
+	if err != nil {
+		return fmt.Errorf("find trades on record: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var m, t string
+		var hasM, hasT bool
+		if err := rows.Scan(&m, &t, &hasM, &hasT); err != nil {
+			return fmt.Errorf("find trades on record: %w", err)
+		}
+		if hasM {
+			manifests[m] = true
+		}
+		if hasT {
+			tradeIDs[t] = true
+		}
+	}
+	return rows.Err()
+}
+
+// restage writes the rows' new verdicts into the stage table.
+func restage(ctx context.Context, tx pgx.Tx, rows []importRow) error {
+	var nos []int64
+	var verdicts []int16
+	for i := range rows {
+		if r := &rows[i]; !r.invalid {
+			nos, verdicts = append(nos, r.no), append(verdicts, int16(verdict(r)))
+		}
+	}
+	if _, err := tx.Exec(ctx, `UPDATE import_stage s SET verdict = v.verdict
+		FROM unnest($1::bigint[], $2::smallint[]) AS v(row_no, verdict)
+		WHERE s.row_no = v.row_no AND s.verdict <> v.verdict`, nos, verdicts); err != nil {
+		return fmt.Errorf("restage: %w", err)
+	}
+	return nil
 }

@@ -221,6 +221,9 @@ func (s *Server) fail(w http.ResponseWriter, err error) outcome {
 		writeInvalid(w, e.Field, err.Error())
 		return outcome{status: http.StatusBadRequest, result: "invalid"}
 	}
+	if r := (*Resumable)(nil); errors.As(err, &r) {
+		return s.failResumable(w, r)
+	}
 	status := http.StatusInternalServerError
 	if transient(err) {
 		status = http.StatusServiceUnavailable
