@@ -5,15 +5,20 @@ import (
 	"context"
 	"encoding/csv"
 	"fmt"
+	"io"
 	"net/http"
+	"net/url"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
+	cloudevents "github.com/cloudevents/sdk-go/v2"
 	"github.com/cloudevents/sdk-go/v2/binding"
 	cehttp "github.com/cloudevents/sdk-go/v2/protocol/http"
 
 	"github.com/qinqing/qinqing/shared/docs/s3test"
+	"github.com/qinqing/qinqing/shared/postgres/pgtest"
 	"github.com/qinqing/qinqing/shared/recycling"
 	"github.com/qinqing/qinqing/shared/runtime/functest"
 )
@@ -336,5 +341,421 @@ func TestObjectWriter(t *testing.T) {
 		if err != nil || !bytes.Equal(got, data) {
 			t.Fatalf("size %d: got %d bytes, %v", size, len(got), err)
 		}
+	}
+}
+
+// TestImportKeyConfined refuses keys outside IMPORT_PREFIX with a 400
+// naming key, before anything is read or written.
+func TestImportKeyConfined(t *testing.T) {
+	t.Parallel()
+	f := setup(t)
+	good := csvFile(t, recycling.CSVHeader)
+	f.put(t, "forum/roster.csv", good)
+	f.put(t, "imports/ok.csv", good)
+	for _, key := range []string{
+		"forum/roster.csv",            // another folder
+		"imports/../forum/roster.csv", // climbs out
+		"imports/a/../ok.csv",         // .. inside
+		"imports/./ok.csv",            // . segment
+		"..",                          //
+		"/imports/ok.csv",             // absolute
+		"imports//ok.csv",             // empty segment
+		"imports/",                    // the folder itself
+		"imports\\..\\x.csv",          // backslashes
+		"importsX/ok.csv",             // a sibling folder sharing the prefix's letters
+	} {
+		t.Run("Err"+key, func(t *testing.T) {
+			r := f.send(t, TypeTradesImported, week, importData("B-KEY", key))
+			if r.Status != 400 || r.Problem()["field"] != "key" {
+				t.Fatalf("key %q: got %d %s, want 400 naming key", key, r.Status, r.Body)
+			}
+			if strings.Contains(string(r.Body), "tradeId") {
+				t.Fatalf("key %q: the answer quotes the object: %s", key, r.Body)
+			}
+		})
+	}
+	if n := f.count(t, `SELECT count(*) FROM recycling.batches`); n != 0 {
+		t.Fatalf("%d batches recorded by refused keys", n)
+	}
+	t.Run("OtherPrefix", func(t *testing.T) {
+		g := setup(t, "IMPORT_PREFIX=uploads/recycling/")
+		g.put(t, "uploads/recycling/ok.csv", good)
+		g.put(t, "imports/ok.csv", good)
+		if r := g.send(t, TypeTradesImported, week, importData("B-OK", "uploads/recycling/ok.csv")); r.Status != 200 {
+			t.Fatalf("under the prefix: %d %s", r.Status, r.Body)
+		}
+		if r := g.send(t, TypeTradesImported, week, importData("B-NO", "imports/ok.csv")); r.Status != 400 || r.Problem()["field"] != "key" {
+			t.Fatalf("outside the prefix: %d %s", r.Status, r.Body)
+		}
+	})
+	t.Run("ErrBadPrefix", func(t *testing.T) {
+		for _, p := range []string{"", "/imports/", "imports", "imports/../"} {
+			out, err := functest.RunConfigOnly(t, binary, "DATABASE_URL=postgres://x/y", "S3_BUCKET=b", "IMPORT_PREFIX="+p)
+			if err == nil || !strings.Contains(string(out), "IMPORT_PREFIX") {
+				t.Fatalf("IMPORT_PREFIX=%q: %v %s", p, err, out)
+			}
+		}
+	})
+}
+
+// TestImportErrorsFormulas checks that errors.csv cells cannot be read
+// as spreadsheet formulas.
+func TestImportErrorsFormulas(t *testing.T) {
+	t.Parallel()
+	f := setup(t)
+	f.licence(t, "L-A", collectorA, 1000)
+	at := "2026-11-20T10:00:00+08:00"
+	hyper := row(`=HYPERLINK("http://x")`, "M-1", collectorA, "L-A", "1", "10.000", at) // invalid trade id
+	calc := row("T-2", "+cmd|calc", collectorA, "L-A", "1", "10.000", at)
+	calcAgain := row("T-3", "+cmd|calc", collectorA, "L-A", "1", "10.000", at) // duplicate manifest
+	sum := row("T-4", "@SUM(1)", collectorA, "L-A", "1", "1.2345", at)         // invalid weight
+	wide := row("T-5", "－1+1", collectorA, "L-A", "1", "1.2345", at)           // full-width minus
+	f.put(t, "imports/formulas.csv", csvFile(t, recycling.CSVHeader, hyper, calc, calcAgain, sum, wide))
+	r := f.send(t, TypeTradesImported, week, importData("B-F", "imports/formulas.csv"))
+	var rep ImportCompleted
+	r.DataInto(t, &rep)
+	body, err := f.store.Get(context.Background(), rep.ErrorsKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	recs := readCSV(t, body)
+	if len(recs) != 5 {
+		t.Fatalf("errors.csv:\n%s", body)
+	}
+	for _, rec := range recs[1:] {
+		for i, c := range rec {
+			if c != "" && strings.ContainsRune("=+-@\t\r", rune(c[0])) || strings.HasPrefix(c, "－") {
+				t.Fatalf("errors.csv row %s column %d = %q reads as a formula:\n%s", rec[0], i, c, body)
+			}
+		}
+	}
+	if recs[1][1] != `'=HYPERLINK("http://x")` || recs[2][2] != "'+cmd|calc" || recs[3][2] != "'@SUM(1)" || recs[4][2] != "'－1+1" {
+		t.Fatalf("errors.csv:\n%s", body)
+	}
+}
+
+// proxied is a fixture whose function reaches Postgres and S3 through
+// proxies the test can take down; the fixture's own pool and store go
+// direct.
+type proxied struct {
+	*fixture
+	db, s3 *functest.Proxy
+}
+
+func setupProxied(t *testing.T, extra ...string) *proxied {
+	t.Helper()
+	dbURL := pgtest.URL(t)
+	s3, store := s3test.New(t)
+	du, err := url.Parse(dbURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	su, _ := url.Parse(s3.URL)
+	p := &proxied{db: functest.NewProxy(t, du.Host), s3: functest.NewProxy(t, su.Host)}
+	viaProxy := *du
+	viaProxy.Host = p.db.Addr
+	env := []string{"DATABASE_URL=" + viaProxy.String()}
+	for _, kv := range s3.Env() {
+		if strings.HasPrefix(kv, "S3_ENDPOINT=") {
+			kv = "S3_ENDPOINT=http://" + p.s3.Addr
+		}
+		env = append(env, kv)
+	}
+	env = append(env, extra...)
+	p.fixture = &fixture{fn: functest.Start(t, binary, env...), pool: pgtest.PoolFor(t, dbURL), s3: s3, store: store, env: env}
+	return p
+}
+
+// faultFile is an import of 40 rows in chunks of 5: rows 2–36 of
+// collector A (with a malformed row, a repeated manifest and, at the end,
+// rows past A's capacity), rows 37–41 (the last chunk) of collector B.
+func faultFile(t *testing.T) []byte {
+	recs := [][]string{recycling.CSVHeader}
+	at := "2026-11-20T10:00:00+08:00"
+	for i := 2; i <= 36; i++ {
+		r := row(fmt.Sprintf("A%d", i), fmt.Sprintf("MA%d", i), collectorA, "L-A", "2", "30.500", at)
+		switch i {
+		case 9:
+			r[9] = "30.5001"
+		case 17:
+			r[1] = "MA12"
+		}
+		recs = append(recs, r)
+	}
+	for i := 37; i <= 41; i++ {
+		recs = append(recs, row(fmt.Sprintf("B%d", i), fmt.Sprintf("MB%d", i), collectorB, "L-B", "2", "30.500", at))
+	}
+	return csvFile(t, recs...)
+}
+
+// faultLicences registers the licences of faultFile: A's capacity ends
+// the accepted rows at 1,000 kg (32 rows of 30.5 kg).
+func faultLicences(t *testing.T, f *fixture) {
+	f.licence(t, "L-A", collectorA, 1000)
+	f.licence(t, "L-B", collectorB, 100000)
+}
+
+// importOnce imports a file in one go on a fresh fixture: the reference
+// the interrupted imports must equal.
+func importOnce(t *testing.T, file []byte, licences func(*testing.T, *fixture), extra ...string) (ImportCompleted, []byte) {
+	t.Helper()
+	f := setup(t, extra...)
+	licences(t, f)
+	f.put(t, "imports/file.csv", file)
+	r := f.send(t, TypeTradesImported, week, importData("B-F", "imports/file.csv"))
+	var rep ImportCompleted
+	r.DataInto(t, &rep)
+	body, err := f.store.Get(context.Background(), rep.ErrorsKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return rep, body
+}
+
+// holdYear locks a collector's 2026 row, so the import's chunk with that
+// collector's rows waits; the returned function lets it go.
+func holdYear(t *testing.T, f *fixture, collector string) func() {
+	t.Helper()
+	ctx := context.Background()
+	if _, err := f.pool.Exec(ctx, `INSERT INTO recycling.collector_years (collector_uscc, year) VALUES ($1, 2026)
+		ON CONFLICT DO NOTHING`, collector); err != nil {
+		t.Fatal(err)
+	}
+	hold, err := f.pool.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := hold.Exec(ctx, `SELECT 1 FROM recycling.collector_years WHERE collector_uscc = $1 FOR UPDATE`, collector); err != nil {
+		t.Fatal(err)
+	}
+	var once sync.Once
+	release := func() { once.Do(func() { _ = hold.Rollback(ctx) }) }
+	t.Cleanup(release)
+	return release
+}
+
+// sendAsync sends ev and delivers the answer on the channel.
+func sendAsync(t *testing.T, fn *functest.Instance, ev cloudevents.Event) <-chan *functest.Response {
+	out := make(chan *functest.Response, 1)
+	go func() {
+		req, _ := http.NewRequest(http.MethodPost, fn.URL+"/", nil)
+		if err := cehttp.WriteRequest(context.Background(), binding.ToMessage(&ev), req); err != nil {
+			out <- &functest.Response{Body: []byte(err.Error())}
+			return
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			out <- &functest.Response{Body: []byte(err.Error())}
+			return
+		}
+		defer resp.Body.Close()
+		body, _ := io.ReadAll(resp.Body)
+		out <- &functest.Response{Status: resp.StatusCode, Header: resp.Header, Body: body}
+	}()
+	return out
+}
+
+func waitRowsDone(t *testing.T, f *fixture, batchID string, n int64) {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for f.count(t, `SELECT coalesce((SELECT rows_done FROM recycling.batches WHERE batch_id = $1), 0)`, batchID) != n {
+		if time.Now().After(deadline) {
+			t.Fatalf("the import did not get to row %d", n)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// TestImportFaults fails Postgres and S3 at chosen points of an import:
+// the answer is 503 saying how many rows are stored, what is stored is
+// exactly that, and the retry ends with the reply and errors.csv of an
+// import that ran in one go.
+func TestImportFaults(t *testing.T) {
+	t.Parallel()
+	file := faultFile(t)
+	wantRep, wantErrors := importOnce(t, file, faultLicences, "RECYCLING_IMPORT_CHUNK_ROWS=5")
+	if wantRep.Accepted != 37 || wantRep.Rejected != 3 {
+		t.Fatalf("reference import: %+v\n%s", wantRep, wantErrors)
+	}
+	check := func(t *testing.T, p *proxied, ev cloudevents.Event) {
+		t.Helper()
+		r := retry(t, p.fn, ev)
+		var rep ImportCompleted
+		r.DataInto(t, &rep)
+		if rep != wantRep {
+			t.Fatalf("reply after the retry = %+v, want %+v", rep, wantRep)
+		}
+		body, err := p.store.Get(context.Background(), rep.ErrorsKey)
+		if err != nil || !bytes.Equal(body, wantErrors) {
+			t.Fatalf("errors.csv after the retry (%v):\n%s\nwant:\n%s", err, body, wantErrors)
+		}
+		if n := p.count(t, `SELECT count(*) FROM recycling.trades`); n != 37 {
+			t.Fatalf("%d trades, want 37", n)
+		}
+		if g := p.yearTotal(t, collectorA, 2026); g != 32*30500 {
+			t.Fatalf("collector A total %d g", g)
+		}
+	}
+	stored := func(t *testing.T, p *proxied, r *functest.Response, rowsDone int64) {
+		t.Helper()
+		if r.Status != 503 {
+			t.Fatalf("got %d %s, want 503", r.Status, r.Body)
+		}
+		detail, _ := r.Problem()["detail"].(string)
+		if !strings.Contains(detail, fmt.Sprintf("rows 2–%d", rowsDone)) || !strings.Contains(detail, "a retry") ||
+			strings.Contains(detail, "nothing was written") {
+			t.Fatalf("503 detail %q, want rows 2–%d stored and a retry resuming", detail, rowsDone)
+		}
+		if n := p.count(t, `SELECT rows_done FROM recycling.batches WHERE batch_id = 'B-F'`); n != rowsDone {
+			t.Fatalf("rows_done %d, the answer said %d", n, rowsDone)
+		}
+		if n := p.count(t, `SELECT count(*) FROM recycling.trades`) + p.count(t, `SELECT count(*) FROM recycling.import_errors`); n != rowsDone-1 {
+			t.Fatalf("%d rows stored, the answer said %d", n, rowsDone-1)
+		}
+	}
+
+	t.Run("PostgresAtChunk8", func(t *testing.T) {
+		t.Parallel()
+		p := setupProxied(t, "RECYCLING_IMPORT_CHUNK_ROWS=5")
+		faultLicences(t, p.fixture)
+		p.put(t, "imports/file.csv", file)
+		release := holdYear(t, p.fixture, collectorB)
+		ev := functest.Event(TypeTradesImported, portalSrc, nextID(), week, importData("B-F", "imports/file.csv"))
+		answer := sendAsync(t, p.fn, ev)
+		waitRowsDone(t, p.fixture, "B-F", 36) // seven chunks stored, the eighth waits
+		p.db.SetDown(true)
+		r := <-answer
+		release()
+		stored(t, p, r, 36)
+		if !strings.Contains(r.Problem()["detail"].(string), "32 accepted, 3 refused") {
+			t.Fatalf("detail %q", r.Problem()["detail"])
+		}
+		p.db.SetDown(false)
+		check(t, p, ev)
+	})
+	t.Run("S3AtErrorsCSV", func(t *testing.T) {
+		t.Parallel()
+		p := setupProxied(t, "RECYCLING_IMPORT_CHUNK_ROWS=5")
+		faultLicences(t, p.fixture)
+		p.put(t, "imports/file.csv", file)
+		release := holdYear(t, p.fixture, collectorB)
+		ev := functest.Event(TypeTradesImported, portalSrc, nextID(), week, importData("B-F", "imports/file.csv"))
+		answer := sendAsync(t, p.fn, ev)
+		waitRowsDone(t, p.fixture, "B-F", 36) // the whole (small) file is read by now
+		p.s3.SetDown(true)
+		release()
+		r := <-answer
+		stored(t, p, r, 41)
+		if d := r.Problem()["detail"].(string); !strings.Contains(d, "errors.csv") {
+			t.Fatalf("detail %q", d)
+		}
+		p.s3.SetDown(false)
+		check(t, p, ev)
+	})
+	t.Run("DuplicateDeliveries", func(t *testing.T) {
+		// Three deliveries of one event and two events of the same batch,
+		// all at once: one import.
+		t.Parallel()
+		f := setup(t, "RECYCLING_IMPORT_CHUNK_ROWS=5")
+		faultLicences(t, f)
+		f.put(t, "imports/file.csv", file)
+		release := holdYear(t, f, collectorA)
+		ev := functest.Event(TypeTradesImported, portalSrc, nextID(), week, importData("B-F", "imports/file.csv"))
+		other := functest.Event(TypeTradesImported, portalSrc, nextID(), week.Add(time.Minute), importData("B-F", "imports/file.csv"))
+		var answers []<-chan *functest.Response
+		for _, e := range []cloudevents.Event{ev, ev, other, ev, other} {
+			answers = append(answers, sendAsync(t, f.fn, e))
+		}
+		time.Sleep(300 * time.Millisecond) // let them all queue on the held row
+		release()
+		var first []byte
+		for i, a := range answers {
+			r := <-a
+			if r.Status != 200 {
+				t.Fatalf("delivery %d: %d %s", i, r.Status, r.Body)
+			}
+			if first == nil {
+				first = r.Body
+			}
+		}
+		rep, body := ImportCompleted{}, []byte(nil)
+		r := f.fn.Send(t, ev)
+		r.DataInto(t, &rep)
+		if rep != wantRep {
+			t.Fatalf("reply %+v, want %+v", rep, wantRep)
+		}
+		body, _ = f.store.Get(context.Background(), rep.ErrorsKey)
+		if !bytes.Equal(body, wantErrors) {
+			t.Fatalf("errors.csv:\n%s", body)
+		}
+		if n := f.count(t, `SELECT count(*) FROM recycling.trades`); n != 37 {
+			t.Fatalf("%d trades, want 37", n)
+		}
+		if g := f.yearTotal(t, collectorA, 2026); g != 32*30500 {
+			t.Fatalf("collector A total %d g", g)
+		}
+		if n := f.count(t, `SELECT count(*) FROM recycling.import_errors`); n != 3 {
+			t.Fatalf("%d refused rows recorded, want 3", n)
+		}
+	})
+}
+
+// TestImportS3Stream cuts S3 while a larger file is still streaming: the
+// rows read before the cut are stored, the answer says how many, and the
+// retry (reopening the object and skipping the stored rows) ends as an
+// import in one go would.
+func TestImportS3Stream(t *testing.T) {
+	t.Parallel()
+	g := newGenerator()
+	var buf bytes.Buffer
+	if _, err := g.write(&buf, 60000, "S"); err != nil { // about 9 MiB
+		t.Fatal(err)
+	}
+	file := buf.Bytes()
+	licences := func(t *testing.T, f *fixture) {
+		for i, l := range g.licences {
+			capacity := 1_000_000_000
+			if i == 0 {
+				capacity = 1_000_000 // reached in the middle of the file
+			}
+			f.licence(t, l.no, l.uscc, capacity)
+		}
+	}
+	wantRep, wantErrors := importOnce(t, file, licences, "RECYCLING_IMPORT_CHUNK_ROWS=2000")
+
+	p := setupProxied(t, "RECYCLING_IMPORT_CHUNK_ROWS=2000")
+	licences(t, p.fixture)
+	p.put(t, "imports/file.csv", file)
+	release := holdYear(t, p.fixture, g.licences[1].uscc)
+	ev := functest.Event(TypeTradesImported, portalSrc, nextID(), week, importData("B-F", "imports/file.csv"))
+	answer := sendAsync(t, p.fn, ev)
+	waitRowsDone(t, p.fixture, "B-F", 1) // the first chunk waits
+	time.Sleep(200 * time.Millisecond)   // for the reader to fill what buffers it has
+	p.s3.SetDown(true)
+	release()
+	r := <-answer
+	if r.Status != 503 {
+		t.Fatalf("got %d %s, want 503", r.Status, r.Body)
+	}
+	done := p.count(t, `SELECT rows_done FROM recycling.batches WHERE batch_id = 'B-F'`)
+	if done <= 1 || done >= 60001 {
+		t.Fatalf("rows_done %d: the cut was not in the middle of the file", done)
+	}
+	t.Logf("S3 cut after row %d of 60001: %s", done, r.Body)
+	detail, _ := r.Problem()["detail"].(string)
+	if !strings.Contains(detail, fmt.Sprintf("rows 2–%d of the file are stored", done)) ||
+		!strings.Contains(detail, fmt.Sprintf("a retry resumes at row %d", done+1)) {
+		t.Fatalf("detail %q, rows_done %d", detail, done)
+	}
+	p.s3.SetDown(false)
+	r = retry(t, p.fn, ev)
+	var rep ImportCompleted
+	r.DataInto(t, &rep)
+	if rep != wantRep {
+		t.Fatalf("reply after the retry = %+v, want %+v", rep, wantRep)
+	}
+	body, err := p.store.Get(context.Background(), rep.ErrorsKey)
+	if err != nil || !bytes.Equal(body, wantErrors) {
+		t.Fatalf("errors.csv after the retry differs from the one-go import (%v)", err)
 	}
 }
