@@ -18,6 +18,7 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/jackc/pgx/v5"
 
 	"github.com/qinqing/qinqing/shared/docs"
 	"github.com/qinqing/qinqing/shared/docs/s3test"
@@ -50,6 +51,39 @@ func newGenerator() *generator {
 	return g
 }
 
+// record fills rec with row i (1-based) of a file whose ids start with
+// prefix, and says whether an import into an empty table accepts it and
+// with how many grams. lastAccepted is the manifest of the last accepted
+// row before it, updated.
+func (g *generator) record(rec []string, i int, prefix string, lastAccepted *string) (bool, int64) {
+	base := time.Date(2026, 1, 1, 8, 0, 0, 0, time.FixedZone("CST", 8*3600))
+	lic := g.licences[i%len(g.licences)]
+	sets := int64(1 + i%20)
+	grams := sets * int64(10000+(i*7919)%20000) // 10–30 kg a set
+	manifest := fmt.Sprintf("%s-%07d", prefix, i)
+	rec[0] = fmt.Sprintf("%s-T%07d", prefix, i)
+	rec[1] = manifest
+	rec[2] = g.producers[i%len(g.producers)]
+	rec[3] = "湖州产废单位" + strconv.Itoa(i%len(g.producers))
+	rec[4] = countyOrder[i%len(countyOrder)]
+	rec[5], rec[6] = lic.uscc, lic.no
+	rec[7] = recycling.WasteCode
+	rec[8] = strconv.FormatInt(sets, 10)
+	rec[9] = recycling.FormatWeight(grams)
+	rec[10] = strconv.FormatInt(sets*850, 10)
+	rec[11] = base.Add(time.Duration(i%300000) * time.Minute).Format(time.RFC3339)
+	switch {
+	case i%97 == 0:
+		rec[9] = "12.3456"
+		return false, 0
+	case i%211 == 0 && *lastAccepted != "":
+		rec[1] = *lastAccepted
+		return false, 0
+	}
+	*lastAccepted = manifest
+	return true, grams
+}
+
 // write writes a header and n rows whose ids start with prefix, and
 // returns what an import of them into an empty table must give.
 func (g *generator) write(w io.Writer, n int, prefix string) (genSum, error) {
@@ -58,35 +92,13 @@ func (g *generator) write(w io.Writer, n int, prefix string) (genSum, error) {
 	var sum genSum
 	_ = cw.Write(recycling.CSVHeader)
 	lastAccepted := ""
-	base := time.Date(2026, 1, 1, 8, 0, 0, 0, time.FixedZone("CST", 8*3600))
 	rec := make([]string, len(recycling.CSVHeader))
 	for i := 1; i <= n; i++ {
-		lic := g.licences[i%len(g.licences)]
-		sets := int64(1 + i%20)
-		grams := sets * int64(10000+(i*7919)%20000) // 10–30 kg a set
-		manifest := fmt.Sprintf("%s-%07d", prefix, i)
-		rec[0] = fmt.Sprintf("%s-T%07d", prefix, i)
-		rec[1] = manifest
-		rec[2] = g.producers[i%len(g.producers)]
-		rec[3] = "湖州产废单位" + strconv.Itoa(i%len(g.producers))
-		rec[4] = countyOrder[i%len(countyOrder)]
-		rec[5], rec[6] = lic.uscc, lic.no
-		rec[7] = recycling.WasteCode
-		rec[8] = strconv.FormatInt(sets, 10)
-		rec[9] = recycling.FormatWeight(grams)
-		rec[10] = strconv.FormatInt(sets*850, 10)
-		rec[11] = base.Add(time.Duration(i%300000) * time.Minute).Format(time.RFC3339)
-		switch {
-		case i%97 == 0:
-			rec[9] = "12.3456"
-			sum.rejected++
-		case i%211 == 0 && lastAccepted != "":
-			rec[1] = lastAccepted
-			sum.rejected++
-		default:
+		if ok, grams := g.record(rec, i, prefix, &lastAccepted); ok {
 			sum.accepted++
 			sum.grams += grams
-			lastAccepted = manifest
+		} else {
+			sum.rejected++
 		}
 		if err := cw.Write(rec); err != nil {
 			return sum, err
@@ -99,19 +111,91 @@ func (g *generator) write(w io.Writer, n int, prefix string) (genSum, error) {
 	return sum, bw.Flush()
 }
 
+// copySource is the baseline's pgx.CopyFromSource: the rows of a
+// generated file that an import accepts, as typed values, the way a
+// program that had them in hand would copy them.
+type copySource struct {
+	g            *generator
+	n, i         int
+	prefix       string
+	lastAccepted string
+	rec          []string
+	vals         []any
+	err          error
+	asOf         time.Time
+}
+
+func (c *copySource) Next() bool {
+	for c.i < c.n {
+		c.i++
+		if ok, _ := c.g.record(c.rec, c.i, c.prefix, &c.lastAccepted); !ok {
+			continue
+		}
+		t, err := recycling.ParseRow(c.rec, c.asOf)
+		if err != nil {
+			c.err = err
+			return false
+		}
+		c.vals = []any{t.ManifestNo, t.TradeID, t.ProducerUSCC, t.ProducerName, t.ProducerCounty, t.CollectorUSCC,
+			t.LicenceNo, t.WasteCode, t.BatterySets, t.WeightGrams, t.AmountFen, t.OccurredAt, c.asOf, "COPY"}
+		return true
+	}
+	return false
+}
+
+func (c *copySource) Values() ([]any, error) { return c.vals, nil }
+func (c *copySource) Err() error             { return c.err }
+
+// copyBaseline copies the accepted rows of a generated file with pgx
+// CopyFrom into a fresh plain table with the columns and the unique keys
+// of recycling.trades, and returns how long the COPY took.
+func copyBaseline(b *testing.B, dbURL string, g *generator, rows int, prefix string) time.Duration {
+	b.Helper()
+	ctx := context.Background()
+	conn, err := pgx.Connect(ctx, dbURL)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	table := "copy_" + strings.ToLower(prefix)
+	if _, err := conn.Exec(ctx, `CREATE TABLE `+table+` (LIKE recycling.trades INCLUDING DEFAULTS,
+		PRIMARY KEY (manifest_no), UNIQUE (trade_id))`); err != nil {
+		b.Fatal(err)
+	}
+	src := &copySource{g: g, n: rows, prefix: prefix, rec: make([]string, len(recycling.CSVHeader)), asOf: week}
+	start := time.Now()
+	n, err := conn.CopyFrom(ctx, pgx.Identifier{table}, []string{"manifest_no", "trade_id", "producer_uscc", "producer_name",
+		"producer_county", "collector_uscc", "licence_no", "waste_code", "battery_sets", "weight_g", "amount_fen",
+		"occurred_at", "recorded_at", "batch_id"}, src)
+	elapsed := time.Since(start)
+	if err != nil {
+		b.Fatal(err)
+	}
+	if _, err := conn.Exec(ctx, `DROP TABLE `+table); err != nil {
+		b.Fatal(err)
+	}
+	b.Logf("baseline: %d rows copied in %v", n, elapsed)
+	return elapsed
+}
+
 // BenchmarkImport imports a generated file through the built binary over
 // HTTP, as the broker would deliver the event: S3 (gofakes3 on files) →
-// CSV → Postgres. RECYCLING_BENCH_ROWS sets the rows per import (default
-// 100,000); RECYCLING_BENCH_CHUNK_ROWS the chunk size. It reports rows/s,
-// the function's peak resident memory, and the CPU seconds per import of
-// the function and of this process (the S3 server and the HTTP client).
+// CSV → Postgres, at 200,000 and 1,000,000 rows (RECYCLING_BENCH_ROWS
+// sets one other size; RECYCLING_BENCH_CHUNK_ROWS the chunk size). Beside
+// each import it runs the baseline: pgx CopyFrom of the rows the import
+// accepts into a plain table with the same unique keys, in the same
+// database. It reports both rows/s (of the accepted rows, which both
+// sides store), their ratio (the goal is ≥ 0.5), the function's peak resident memory, and the CPU seconds per
+// import of the function and of this process (the S3 server and the HTTP
+// client).
 func BenchmarkImport(b *testing.B) {
-	rows := 100000
+	sizes := []int{200000, 1000000}
 	if v := os.Getenv("RECYCLING_BENCH_ROWS"); v != "" {
-		var err error
-		if rows, err = strconv.Atoi(v); err != nil {
+		n, err := strconv.Atoi(v)
+		if err != nil {
 			b.Fatal(err)
 		}
+		sizes = []int{n}
 	}
 	ctx := context.Background()
 	dir := b.TempDir()
@@ -128,7 +212,8 @@ func BenchmarkImport(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	env := append([]string{"DATABASE_URL=" + pgtest.URL(b)}, srv.Env()...)
+	dbURL := pgtest.URL(b)
+	env := append([]string{"DATABASE_URL=" + dbURL}, srv.Env()...)
 	if v := os.Getenv("RECYCLING_BENCH_CHUNK_ROWS"); v != "" {
 		env = append(env, "RECYCLING_IMPORT_CHUNK_ROWS="+v)
 	}
@@ -141,30 +226,46 @@ func BenchmarkImport(b *testing.B) {
 			b.Fatalf("licence: %s", r.Body)
 		}
 	}
-	var fnCPU, testCPU time.Duration
-	b.ResetTimer()
-	for i := 0; i < b.N; i++ {
-		b.StopTimer()
-		key := fmt.Sprintf("imports/bench/%d.csv", i)
-		sum := uploadGenerated(b, store, g, key, rows, fmt.Sprintf("R%d", i))
-		ev := functest.Event(TypeTradesImported, portalSrc, fmt.Sprintf("bench-%d", i), week, importData(fmt.Sprintf("BENCH-%d", i), key))
-		cpu0, self0 := procCPU(pid), selfCPU()
-		b.StartTimer()
-		r := fn.Send(b, ev)
-		b.StopTimer()
-		fnCPU += procCPU(pid) - cpu0
-		testCPU += selfCPU() - self0
-		var rep ImportCompleted
-		r.DataInto(b, &rep)
-		if rep.Accepted != sum.accepted || rep.Rejected != sum.rejected {
-			b.Fatalf("reply %+v, want %d accepted %d rejected", rep, sum.accepted, sum.rejected)
-		}
-		b.StartTimer()
+	run := 0
+	for _, rows := range sizes {
+		b.Run(fmt.Sprintf("rows=%d", rows), func(b *testing.B) {
+			var fnCPU, testCPU, importTime, copyTime time.Duration
+			var copied int64
+			for i := 0; i < b.N; i++ {
+				b.StopTimer()
+				run++
+				prefix := fmt.Sprintf("R%d", run)
+				key := fmt.Sprintf("imports/bench/%d.csv", run)
+				sum := uploadGenerated(b, store, g, key, rows, prefix)
+				ev := functest.Event(TypeTradesImported, portalSrc, fmt.Sprintf("bench-%d", run), week, importData("BENCH-"+prefix, key))
+				cpu0, self0 := procCPU(pid), selfCPU()
+				b.StartTimer()
+				start := time.Now()
+				r := fn.Send(b, ev)
+				importTime += time.Since(start)
+				b.StopTimer()
+				fnCPU += procCPU(pid) - cpu0
+				testCPU += selfCPU() - self0
+				var rep ImportCompleted
+				r.DataInto(b, &rep)
+				if rep.Accepted != sum.accepted || rep.Rejected != sum.rejected {
+					b.Fatalf("reply %+v, want %d accepted %d rejected", rep, sum.accepted, sum.rejected)
+				}
+				b.StartTimer()
+				copyTime += copyBaseline(b, dbURL, g, rows, prefix)
+				copied += sum.accepted
+			}
+			importRate := float64(copied) / importTime.Seconds()
+			copyRate := float64(copied) / copyTime.Seconds()
+			b.ReportMetric(importRate, "import-rows/s")
+			b.ReportMetric(copyRate, "copy-rows/s")
+			b.ReportMetric(importRate/copyRate, "ratio")
+			b.ReportMetric(float64(peakRSS(b, pid))/(1<<20), "peak-RSS-MiB")
+			b.ReportMetric(fnCPU.Seconds()/float64(b.N), "fn-cpu-s/op")
+			b.ReportMetric(testCPU.Seconds()/float64(b.N), "s3-cpu-s/op")
+			b.Logf("%d rows: import %.0f rows/s, pgx CopyFrom %.0f rows/s, ratio %.2f (goal ≥ 0.5)", rows, importRate, copyRate, importRate/copyRate)
+		})
 	}
-	b.ReportMetric(float64(rows*b.N)/b.Elapsed().Seconds(), "rows/s")
-	b.ReportMetric(float64(peakRSS(b, pid))/(1<<20), "peak-RSS-MiB")
-	b.ReportMetric(fnCPU.Seconds()/float64(b.N), "fn-cpu-s/op")
-	b.ReportMetric(testCPU.Seconds()/float64(b.N), "s3-cpu-s/op")
 }
 
 // uploadGenerated writes a generated file to disk and uploads it from

@@ -650,57 +650,50 @@ func (j *chunkJudge) judge() {
 	}
 }
 
-// Verdicts of staged rows.
-const (
-	stageAccepted  = 0
-	stageDuplicate = 1
-	stageRefused   = 2 // for another reason, which a duplicate would take precedence over
-)
-
-func verdict(r *importRow) int {
-	switch r.reason {
-	case "":
-		return stageAccepted
-	case recycling.ReasonDuplicateManifest:
-		return stageDuplicate
-	}
-	return stageRefused
-}
-
-// store stages the chunk's well-formed rows with their verdicts (COPY into
-// a temporary table dropped at commit) and inserts the accepted ones into
-// recycling.trades in one statement that also tells whether any staged row
-// duplicates a trade on record: the insert's conflicts (ON CONFLICT DO
-// NOTHING) for accepted rows, a look-up for the few rows refused for
-// another reason (duplicate_manifest comes first in the contract's order).
-// When it finds one, the insert is rolled back to its savepoint, the keys
-// on record are read, the chunk is judged again and inserted again. It
-// returns the chunk's accepted and refused counts.
+// store inserts the accepted rows into recycling.trades without looking
+// their keys up first: a COPY (after a savepoint) that fails with a
+// unique violation when one is on record. Then it rolls back to the
+// savepoint, reads which of the chunk's keys are on record, judges the
+// chunk again and copies again. Beforehand, the few rows refused for
+// another reason are looked up, as duplicate_manifest comes first in the
+// contract's order. It returns the chunk's accepted and refused counts.
 func (j *chunkJudge) store(ctx context.Context, tx pgx.Tx, b *batch) (int64, int64, error) {
-	if err := stageRows(ctx, tx, j.rows); err != nil {
-		return 0, 0, err
+	var refused []importRow
+	for i := range j.rows {
+		if r := &j.rows[i]; !r.invalid && r.reason != "" && r.reason != recycling.ReasonDuplicateManifest {
+			refused = append(refused, *r)
+		}
 	}
-	for attempt := 1; ; attempt++ {
-		inserted, dups, err := insertStaged(ctx, tx, b)
-		if err != nil {
+	if len(refused) > 0 {
+		if err := onRecord(ctx, tx, refused, j.onRecordManifests, j.onRecordTradeIDs); err != nil {
 			return 0, 0, err
 		}
-		if inserted == j.accepted && !dups {
+		j.judge()
+	}
+	for attempt := 1; ; attempt++ {
+		err := copyTrades(ctx, tx, b, j.rows)
+		if err == nil {
 			return j.accepted, int64(len(j.rows)) - j.accepted, nil
 		}
+		if !postgres.IsUniqueViolation(err, "") {
+			return 0, 0, err
+		}
 		if attempt == 10 {
-			return 0, 0, fmt.Errorf("chunk ending at row %d: trades on record keep changing while it is judged", j.rows[len(j.rows)-1].no)
+			return 0, 0, fmt.Errorf("chunk ending at row %d: trades on record keep changing while it is judged: %w", j.rows[len(j.rows)-1].no, err)
 		}
 		if _, err := tx.Exec(ctx, `ROLLBACK TO SAVEPOINT chunk`); err != nil {
 			return 0, 0, fmt.Errorf("roll back chunk: %w", err)
 		}
-		if err := stagedOnRecord(ctx, tx, j.onRecordManifests, j.onRecordTradeIDs); err != nil {
+		var valid []importRow
+		for i := range j.rows {
+			if !j.rows[i].invalid {
+				valid = append(valid, j.rows[i])
+			}
+		}
+		if err := onRecord(ctx, tx, valid, j.onRecordManifests, j.onRecordTradeIDs); err != nil {
 			return 0, 0, err
 		}
 		j.judge()
-		if err := restage(ctx, tx, j.rows); err != nil {
-			return 0, 0, err
-		}
 	}
 }
 

@@ -759,3 +759,45 @@ func TestImportS3Stream(t *testing.T) {
 		t.Fatalf("errors.csv after the retry differs from the one-go import (%v)", err)
 	}
 }
+
+// TestImportDuplicatesFirst checks that rows duplicating trades on record
+// are refused as duplicate_manifest whatever else is wrong with them, and
+// that their weight never counts toward the capacity of the rows after
+// them (the import does not look keys up before it inserts).
+func TestImportDuplicatesFirst(t *testing.T) {
+	t.Parallel()
+	f := setup(t, "RECYCLING_IMPORT_CHUNK_ROWS=3")
+	f.licence(t, "L-A", collectorA, 100)
+	at := "2026-11-20T10:00:00+08:00"
+	wantAccepted(t, f.trade(t, tradeData("T-OLD", "M-OLD", collectorA, "L-A", 1, "10.000", "2026-11-01T10:00:00+08:00")))
+	f.put(t, "imports/dups.csv", csvFile(t, recycling.CSVHeader,
+		row("T-A", "M-OLD", collectorA, "L-A", "1", "30.000", at),  // 2 duplicate (manifest on record)
+		row("T-B", "M-B", collectorA, "L-A", "1", "75.000", at),    // 3 ok: 85 kg
+		row("T-C", "M-C", collectorA, "L-A", "1", "20.000", at),    // 4 capacity: 105 kg
+		row("T-D", "M-D", collectorA, "L-A", "1", "15.000", at),    // 5 ok: exactly 100 kg
+		row("T-OLD", "M-E", collectorA, "L-404", "1", "1.000", at), // 6 duplicate (trade id), though the licence is unknown
+		row("T-F", "M-OLD", collectorA, "L-A", "1", "500.000", at), // 7 duplicate, though implausible
+		row("T-A", "M-G", collectorA, "L-A", "1", "1.000", at),     // 8 capacity: T-A's row 2 was refused, so this is judged on its own
+	))
+	r := f.send(t, TypeTradesImported, week, importData("B-D", "imports/dups.csv"))
+	var rep ImportCompleted
+	r.DataInto(t, &rep)
+	if rep.Accepted != 2 || rep.Rejected != 5 {
+		t.Fatalf("reply %+v", rep)
+	}
+	body, _ := f.store.Get(context.Background(), rep.ErrorsKey)
+	recs := readCSV(t, body)
+	want := [][2]string{{"2", "duplicate_manifest"}, {"4", "capacity_exceeded"}, {"6", "duplicate_manifest"},
+		{"7", "duplicate_manifest"}, {"8", "capacity_exceeded"}}
+	if len(recs) != len(want)+1 {
+		t.Fatalf("errors.csv:\n%s", body)
+	}
+	for i, w := range want {
+		if recs[i+1][0] != w[0] || recs[i+1][3] != w[1] {
+			t.Fatalf("errors.csv row %d = %v, want %v\n%s", i+1, recs[i+1], w, body)
+		}
+	}
+	if g := f.yearTotal(t, collectorA, 2026); g != 100000 {
+		t.Fatalf("collector A total %d g, want 100000", g)
+	}
+}

@@ -162,54 +162,54 @@ func lockYears(ctx context.Context, tx pgx.Tx, keys map[yearKey]int64) error {
 	return rows.Err()
 }
 
-// stageTable holds a chunk's well-formed rows and their verdicts for the
-// length of the chunk's transaction (ON COMMIT DROP: nothing outlives the
-// transaction, as PgBouncer's transaction mode requires).
-const stageTable = `CREATE TEMP TABLE import_stage (
-	row_no bigint NOT NULL, verdict smallint NOT NULL,
-	manifest_no text NOT NULL, trade_id text NOT NULL, producer_uscc text NOT NULL, producer_name text NOT NULL,
-	producer_county text NOT NULL, collector_uscc text NOT NULL, licence_no text NOT NULL, waste_code text NOT NULL,
-	battery_sets bigint NOT NULL, weight_g bigint NOT NULL, amount_fen bigint NOT NULL, occurred_at timestamptz NOT NULL
-) ON COMMIT DROP`
-
-// stageRows creates the stage table and COPYs the well-formed rows into it,
-// encoded in COPY's text format into one buffer: no value per field is
-// boxed or allocated.
-func stageRows(ctx context.Context, tx pgx.Tx, rows []importRow) error {
-	if _, err := tx.Exec(ctx, stageTable); err != nil {
-		return fmt.Errorf("stage table: %w", err)
+// copyTrades COPYs the accepted rows into recycling.trades after a
+// savepoint, encoded in COPY's text format into one buffer: no value per
+// field is boxed or allocated. A row whose manifest or trade id is on
+// record fails the COPY with a unique violation; the caller rolls back
+// to the savepoint.
+func copyTrades(ctx context.Context, tx pgx.Tx, b *batch, rows []importRow) error {
+	if _, err := tx.Exec(ctx, `SAVEPOINT chunk`); err != nil {
+		return fmt.Errorf("savepoint: %w", err)
 	}
+	recordedAt := b.asOf.UTC().AppendFormat(nil, copyTime)
 	buf := make([]byte, 0, len(rows)*256)
+	n := 0
 	for i := range rows {
 		r := &rows[i]
-		if r.invalid {
+		if r.invalid || r.reason != "" {
 			continue
 		}
+		n++
 		t := &r.trade
-		buf = strconv.AppendInt(buf, r.no, 10)
-		buf = append(buf, '\t')
-		buf = strconv.AppendInt(buf, int64(verdict(r)), 10)
 		for _, s := range [...]string{t.ManifestNo, t.TradeID, t.ProducerUSCC, t.ProducerName, t.ProducerCounty,
 			t.CollectorUSCC, t.LicenceNo, t.WasteCode} {
-			buf = append(buf, '\t')
 			buf = appendCopyText(buf, s)
+			buf = append(buf, '\t')
 		}
 		for _, n := range [...]int64{t.BatterySets, t.WeightGrams, t.AmountFen} {
-			buf = append(buf, '\t')
 			buf = strconv.AppendInt(buf, n, 10)
+			buf = append(buf, '\t')
 		}
+		buf = t.OccurredAt.UTC().AppendFormat(buf, copyTime)
 		buf = append(buf, '\t')
-		buf = t.OccurredAt.UTC().AppendFormat(buf, "2006-01-02 15:04:05.999999+00")
+		buf = append(buf, recordedAt...)
+		buf = append(buf, '\t')
+		buf = appendCopyText(buf, b.id)
 		buf = append(buf, '\n')
 	}
-	if len(buf) == 0 {
+	if n == 0 {
 		return nil
 	}
-	if _, err := tx.Conn().PgConn().CopyFrom(ctx, bytes.NewReader(buf), `COPY import_stage FROM STDIN`); err != nil {
-		return fmt.Errorf("copy to stage: %w", err)
+	if _, err := tx.Conn().PgConn().CopyFrom(ctx, bytes.NewReader(buf), `COPY recycling.trades (manifest_no, trade_id,
+		producer_uscc, producer_name, producer_county, collector_uscc, licence_no, waste_code, battery_sets, weight_g,
+		amount_fen, occurred_at, recorded_at, batch_id) FROM STDIN`); err != nil {
+		return fmt.Errorf("copy trades: %w", err)
 	}
 	return nil
 }
+
+// copyTime is how a timestamptz is written in COPY's text format (UTC).
+const copyTime = "2006-01-02 15:04:05.999999+00"
 
 // appendCopyText appends s escaped for COPY's text format.
 func appendCopyText(buf []byte, s string) []byte {
@@ -230,52 +230,25 @@ func appendCopyText(buf []byte, s string) []byte {
 	return buf
 }
 
-// insertStaged inserts the accepted staged rows into recycling.trades
-// after a savepoint, and reports how many went in (fewer than accepted: one
-// conflicted with a trade on record) and whether a row refused for another
-// reason duplicates a trade on record. The look-up sees the trades as they
-// were before the insert (one statement, one snapshot).
-func insertStaged(ctx context.Context, tx pgx.Tx, b *batch) (int64, bool, error) {
-	q := &pgx.Batch{}
-	q.Queue(`SAVEPOINT chunk`)
-	q.Queue(`WITH ins AS (
-			INSERT INTO recycling.trades (manifest_no, trade_id, producer_uscc, producer_name, producer_county, collector_uscc,
-				licence_no, waste_code, battery_sets, weight_g, amount_fen, occurred_at, recorded_at, batch_id)
-			SELECT manifest_no, trade_id, producer_uscc, producer_name, producer_county, collector_uscc,
-				licence_no, waste_code, battery_sets, weight_g, amount_fen, occurred_at, $1, $2
-			FROM import_stage WHERE verdict = 0
-			ON CONFLICT DO NOTHING RETURNING 1)
-		SELECT (SELECT count(*) FROM ins), EXISTS (SELECT 1 FROM import_stage s WHERE s.verdict = 2 AND (
-			EXISTS (SELECT 1 FROM recycling.trades t WHERE t.manifest_no = s.manifest_no) OR
-			EXISTS (SELECT 1 FROM recycling.trades t WHERE t.trade_id = s.trade_id)))`, b.asOf, b.id)
-	res := tx.SendBatch(ctx, q)
-	defer res.Close()
-	if _, err := res.Exec(); err != nil {
-		return 0, false, fmt.Errorf("savepoint: %w", err)
+// onRecord adds to the two sets those of the rows' manifests and trade
+// ids that are on record (one set-wise look-up).
+func onRecord(ctx context.Context, tx pgx.Tx, rows []importRow, manifests, tradeIDs map[string]bool) error {
+	ms, ts := make([]string, len(rows)), make([]string, len(rows))
+	for i := range rows {
+		ms[i], ts[i] = rows[i].trade.ManifestNo, rows[i].trade.TradeID
 	}
-	var n int64
-	var dups bool
-	if err := res.QueryRow().Scan(&n, &dups); err != nil {
-		return 0, false, fmt.Errorf("insert trades: %w", err)
-	}
-	return n, dups, res.Close()
-}
-
-// stagedOnRecord adds the staged rows' manifests and trade ids that are on
-// record to the two sets.
-func stagedOnRecord(ctx context.Context, tx pgx.Tx, manifests, tradeIDs map[string]bool) error {
-	rows, err := tx.Query(ctx, `SELECT s.manifest_no, s.trade_id,
-			EXISTS (SELECT 1 FROM recycling.trades t WHERE t.manifest_no = s.manifest_no),
-			EXISTS (SELECT 1 FROM recycling.trades t WHERE t.trade_id = s.trade_id)
-		FROM import_stage s`)
+	res, err := tx.Query(ctx, `SELECT k.m, k.t,
+			EXISTS (SELECT 1 FROM recycling.trades t WHERE t.manifest_no = k.m),
+			EXISTS (SELECT 1 FROM recycling.trades t WHERE t.trade_id = k.t)
+		FROM unnest($1::text[], $2::text[]) AS k(m, t)`, ms, ts)
 	if err != nil {
 		return fmt.Errorf("find trades on record: %w", err)
 	}
-	defer rows.Close()
-	for rows.Next() {
+	defer res.Close()
+	for res.Next() {
 		var m, t string
 		var hasM, hasT bool
-		if err := rows.Scan(&m, &t, &hasM, &hasT); err != nil {
+		if err := res.Scan(&m, &t, &hasM, &hasT); err != nil {
 			return fmt.Errorf("find trades on record: %w", err)
 		}
 		if hasM {
@@ -285,22 +258,5 @@ func stagedOnRecord(ctx context.Context, tx pgx.Tx, manifests, tradeIDs map[stri
 			tradeIDs[t] = true
 		}
 	}
-	return rows.Err()
-}
-
-// restage writes the rows' new verdicts into the stage table.
-func restage(ctx context.Context, tx pgx.Tx, rows []importRow) error {
-	var nos []int64
-	var verdicts []int16
-	for i := range rows {
-		if r := &rows[i]; !r.invalid {
-			nos, verdicts = append(nos, r.no), append(verdicts, int16(verdict(r)))
-		}
-	}
-	if _, err := tx.Exec(ctx, `UPDATE import_stage s SET verdict = v.verdict
-		FROM unnest($1::bigint[], $2::smallint[]) AS v(row_no, verdict)
-		WHERE s.row_no = v.row_no AND s.verdict <> v.verdict`, nos, verdicts); err != nil {
-		return fmt.Errorf("restage: %w", err)
-	}
-	return nil
+	return res.Err()
 }
