@@ -800,4 +800,13 @@ func TestImportDuplicatesFirst(t *testing.T) {
 	if g := f.yearTotal(t, collectorA, 2026); g != 100000 {
 		t.Fatalf("collector A total %d g, want 100000", g)
 	}
+	var occurred, recorded time.Time
+	var batchID string
+	if err := f.pool.QueryRow(context.Background(), `SELECT occurred_at, recorded_at, batch_id FROM recycling.trades
+		WHERE manifest_no = 'M-B'`).Scan(&occurred, &recorded, &batchID); err != nil {
+		t.Fatal(err)
+	}
+	if want, _ := time.Parse(time.RFC3339, at); !occurred.Equal(want) || !recorded.Equal(week) || batchID != "B-D" {
+		t.Fatalf("stored occurred_at %v, recorded_at %v, batch %q", occurred, recorded, batchID)
+	}
 }

@@ -3,11 +3,11 @@ package main
 import (
 	"bytes"
 	"context"
+	endian "encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"sort"
-	"strconv"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -163,16 +163,18 @@ func lockYears(ctx context.Context, tx pgx.Tx, keys map[yearKey]int64) error {
 }
 
 // copyTrades COPYs the accepted rows into recycling.trades after a
-// savepoint, encoded in COPY's text format into one buffer: no value per
-// field is boxed or allocated. A row whose manifest or trade id is on
-// record fails the COPY with a unique violation; the caller rolls back
-// to the savepoint.
+// savepoint, encoded in COPY's binary format into one buffer: no value
+// per field is boxed or allocated, and the server parses no text. A row
+// whose manifest or trade id is on record fails the COPY with a unique
+// violation; the caller rolls back to the savepoint.
 func copyTrades(ctx context.Context, tx pgx.Tx, b *batch, rows []importRow) error {
 	if _, err := tx.Exec(ctx, `SAVEPOINT chunk`); err != nil {
 		return fmt.Errorf("savepoint: %w", err)
 	}
-	recordedAt := b.asOf.UTC().AppendFormat(nil, copyTime)
-	buf := make([]byte, 0, len(rows)*256)
+	buf := make([]byte, 0, 32+len(rows)*224)
+	buf = append(buf, "PGCOPY\n\xff\r\n\x00"...)
+	buf = endian.BigEndian.AppendUint32(buf, 0) // flags
+	buf = endian.BigEndian.AppendUint32(buf, 0) // header extension length
 	n := 0
 	for i := range rows {
 		r := &rows[i]
@@ -181,54 +183,36 @@ func copyTrades(ctx context.Context, tx pgx.Tx, b *batch, rows []importRow) erro
 		}
 		n++
 		t := &r.trade
+		buf = endian.BigEndian.AppendUint16(buf, 14)
 		for _, s := range [...]string{t.ManifestNo, t.TradeID, t.ProducerUSCC, t.ProducerName, t.ProducerCounty,
 			t.CollectorUSCC, t.LicenceNo, t.WasteCode} {
-			buf = appendCopyText(buf, s)
-			buf = append(buf, '\t')
+			buf = endian.BigEndian.AppendUint32(buf, uint32(len(s)))
+			buf = append(buf, s...)
 		}
-		for _, n := range [...]int64{t.BatterySets, t.WeightGrams, t.AmountFen} {
-			buf = strconv.AppendInt(buf, n, 10)
-			buf = append(buf, '\t')
+		for _, v := range [...]int64{t.BatterySets, t.WeightGrams, t.AmountFen, pgMicros(t.OccurredAt), pgMicros(b.asOf)} {
+			buf = endian.BigEndian.AppendUint32(buf, 8)
+			buf = endian.BigEndian.AppendUint64(buf, uint64(v))
 		}
-		buf = t.OccurredAt.UTC().AppendFormat(buf, copyTime)
-		buf = append(buf, '\t')
-		buf = append(buf, recordedAt...)
-		buf = append(buf, '\t')
-		buf = appendCopyText(buf, b.id)
-		buf = append(buf, '\n')
+		buf = endian.BigEndian.AppendUint32(buf, uint32(len(b.id)))
+		buf = append(buf, b.id...)
 	}
 	if n == 0 {
 		return nil
 	}
+	buf = endian.BigEndian.AppendUint16(buf, 0xffff) // end of data
 	if _, err := tx.Conn().PgConn().CopyFrom(ctx, bytes.NewReader(buf), `COPY recycling.trades (manifest_no, trade_id,
 		producer_uscc, producer_name, producer_county, collector_uscc, licence_no, waste_code, battery_sets, weight_g,
-		amount_fen, occurred_at, recorded_at, batch_id) FROM STDIN`); err != nil {
+		amount_fen, occurred_at, recorded_at, batch_id) FROM STDIN (FORMAT binary)`); err != nil {
 		return fmt.Errorf("copy trades: %w", err)
 	}
 	return nil
 }
 
-// copyTime is how a timestamptz is written in COPY's text format (UTC).
-const copyTime = "2006-01-02 15:04:05.999999+00"
+// pgEpoch is where Postgres counts timestamps from, in Unix microseconds.
+var pgEpoch = time.Date(2000, 1, 1, 0, 0, 0, 0, time.UTC).UnixMicro()
 
-// appendCopyText appends s escaped for COPY's text format.
-func appendCopyText(buf []byte, s string) []byte {
-	for i := 0; i < len(s); i++ {
-		switch c := s[i]; c {
-		case '\\':
-			buf = append(buf, '\\', '\\')
-		case '\t':
-			buf = append(buf, '\\', 't')
-		case '\n':
-			buf = append(buf, '\\', 'n')
-		case '\r':
-			buf = append(buf, '\\', 'r')
-		default:
-			buf = append(buf, c)
-		}
-	}
-	return buf
-}
+// pgMicros is t as a binary timestamptz: microseconds since 2000-01-01 UTC.
+func pgMicros(t time.Time) int64 { return t.UnixMicro() - pgEpoch }
 
 // onRecord adds to the two sets those of the rows' manifests and trade
 // ids that are on record (one set-wise look-up).
