@@ -342,8 +342,8 @@ func (c *csvRows) chunks(ctx context.Context, done int64, asOf time.Time, size i
 		if errors.Is(err, io.EOF) {
 			break
 		}
-		var pe *csv.ParseError
-		if err != nil && !errors.As(err, &pe) {
+		malformed, isCSV := csvFault(err)
+		if err != nil && !isCSV {
 			return fmt.Errorf("read import file after row %d: %w", c.row, err)
 		}
 		c.row++
@@ -352,7 +352,7 @@ func (c *csvRows) chunks(ctx context.Context, done int64, asOf time.Time, size i
 		}
 		r := importRow{no: c.row}
 		if err != nil {
-			r.invalid, r.detail = true, "malformed CSV: "+pe.Err.Error()
+			r.invalid, r.detail = true, "malformed CSV: "+malformed
 		} else {
 			r.tradeID, r.manifestNo = field(rec, 0), field(rec, 1)
 			t, err := recycling.ParseRow(rec, asOf)
@@ -376,6 +376,19 @@ func (c *csvRows) chunks(ctx context.Context, done int64, asOf time.Time, size i
 		return ctx.Err()
 	}
 	return nil
+}
+
+// csvFault reports whether err is the CSV reader's complaint about one
+// record (the row is malformed, the file goes on), and what it says.
+func csvFault(err error) (string, bool) {
+	if err == nil {
+		return "", false
+	}
+	var pe *csv.ParseError
+	if !errors.As(err, &pe) {
+		return "", false
+	}
+	return pe.Err.Error(), true
 }
 
 func field(rec []string, i int) string {
