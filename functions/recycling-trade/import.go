@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"path"
+	"strconv"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -525,7 +526,7 @@ func (f *Function) writeErrors(ctx context.Context, batchID, errorsKey string) e
 	}
 	defer rows.Close()
 	w := newObjectWriter(ctx, f.docs, errorsKey, "text/csv; charset=utf-8")
-	cw := csv.NewWriter(w)
+	cw := docs.NewCSVWriter(w) // no cell reads as a formula
 	_ = cw.Write(errorsHeader)
 	rec := make([]string, 6)
 	for rows.Next() {
@@ -534,10 +535,7 @@ func (f *Function) writeErrors(ctx context.Context, batchID, errorsKey string) e
 			w.Abort()
 			return fmt.Errorf("read import errors: %w", err)
 		}
-		rec[0] = fmt.Sprint(no)
-		for i := 1; i < len(rec); i++ {
-			rec[i] = cell(rec[i])
-		}
+		rec[0] = strconv.FormatInt(no, 10)
 		if err := cw.Write(rec); err != nil {
 			w.Abort()
 			return err
@@ -547,8 +545,7 @@ func (f *Function) writeErrors(ctx context.Context, batchID, errorsKey string) e
 		w.Abort()
 		return fmt.Errorf("read import errors: %w", err)
 	}
-	cw.Flush()
-	if err := cw.Error(); err != nil {
+	if err := cw.Flush(); err != nil {
 		w.Abort()
 		return err
 	}
@@ -557,19 +554,6 @@ func (f *Function) writeErrors(ctx context.Context, batchID, errorsKey string) e
 		return err
 	}
 	return nil
-}
-
-// cell keeps a spreadsheet from reading a text cell of errors.csv as a
-// formula (CSV injection): a cell starting with = + - @, a tab or a
-// carriage return, or their full-width forms (＝ ＋ － ＠), gets a leading
-// apostrophe.
-func cell(s string) string {
-	r, _ := utf8.DecodeRuneInString(s)
-	switch r {
-	case '=', '+', '-', '@', '\t', '\r', '＝', '＋', '－', '＠':
-		return "'" + s
-	}
-	return s
 }
 
 // chunkJudge judges a chunk's rows in file order and stores them. It
