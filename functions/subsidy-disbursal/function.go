@@ -7,7 +7,6 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
-	"knative.dev/pkg/logging"
 
 	"github.com/qinqing/qinqing/shared/postgres"
 	"github.com/qinqing/qinqing/shared/runtime"
@@ -181,11 +180,11 @@ func (f *Function) settled(ctx context.Context, tx pgx.Tx, m runtime.Meta, p *Pa
 	}
 	switch {
 	case !found:
-		logging.FromContext(ctx).Warnw("settlement of an unknown disbursement", "disbursementId", p.DisbursementID, "bankRef", p.BankRef)
+		runtime.Logger(ctx).Warnw("settlement of an unknown disbursement", "disbursementId", p.DisbursementID, "bankRef", p.BankRef)
 		return recorded(p.DisbursementID, StatusUnknown), nil
 	case d.settled:
 		if d.bankRef != p.BankRef {
-			logging.FromContext(ctx).Warnw("second settlement with another bank reference", "disbursementId", d.id,
+			runtime.Logger(ctx).Warnw("second settlement with another bank reference", "disbursementId", d.id,
 				"bankRef", p.BankRef, "settledBankRef", d.bankRef)
 		}
 		return recorded(d.id, StatusPaid), nil
@@ -206,10 +205,10 @@ func (f *Function) failed(ctx context.Context, tx pgx.Tx, m runtime.Meta, p *Pay
 	}
 	switch {
 	case !found:
-		logging.FromContext(ctx).Warnw("payment failure of an unknown disbursement", "disbursementId", p.DisbursementID)
+		runtime.Logger(ctx).Warnw("payment failure of an unknown disbursement", "disbursementId", p.DisbursementID)
 		return recorded(p.DisbursementID, StatusUnknown), nil
 	case d.settled:
-		logging.FromContext(ctx).Warnw("payment failure after settlement ignored", "disbursementId", d.id, "reason", p.Reason)
+		runtime.Logger(ctx).Warnw("payment failure after settlement ignored", "disbursementId", d.id, "reason", p.Reason)
 		return recorded(d.id, StatusPaid), nil
 	}
 	if err := recordFailure(ctx, tx, d, p.Reason, eventRef{m.Type, m.Source, m.ID}, m.Time); err != nil {

@@ -12,8 +12,6 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
-	"knative.dev/pkg/logging"
-	"knative.dev/pkg/signals"
 
 	"github.com/qinqing/qinqing/shared/calendar"
 	"github.com/qinqing/qinqing/shared/postgres"
@@ -61,7 +59,7 @@ func Main(name string, base Base, db postgres.Config, build func(ctx context.Con
 	if err != nil {
 		Fatalf(name, "%v", err)
 	}
-	ctx := logging.WithLogger(signals.NewContext(), log)
+	ctx := WithLogger(SignalContext(), log)
 	env := &Env{Name: name, Base: base, Log: log, Loc: loc, Calendar: calendar.NewCache(loc)}
 	if db.URL != "" {
 		if env.Pool, err = postgres.Open(ctx, db); err != nil {
@@ -98,7 +96,7 @@ func Serve(ctx context.Context, env *Env, fn *Function) error {
 	srv := &http.Server{
 		Handler:           guard(NewServer(fn, env.Pool, env.Log), limits(env.Base, fn), env.Log),
 		ReadHeaderTimeout: 10 * time.Second,
-		BaseContext:       func(net.Listener) context.Context { return logging.WithLogger(context.Background(), env.Log) },
+		BaseContext:       func(net.Listener) context.Context { return WithLogger(context.Background(), env.Log) },
 	}
 	relayCtx, stopRelay := context.WithCancel(context.WithoutCancel(ctx))
 	relayDone := make(chan struct{})

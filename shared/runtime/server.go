@@ -21,10 +21,8 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"go.uber.org/zap"
-	"knative.dev/pkg/logging"
 
 	"github.com/qinqing/qinqing/shared/event"
-	"github.com/qinqing/qinqing/shared/postgres"
 )
 
 // MaxBodyBytes is the largest request body accepted (contract: 1 MiB → 413).
@@ -196,7 +194,7 @@ func (s *Server) serveEvent(ctx context.Context, w http.ResponseWriter, r *http.
 	if !m.HasTime {
 		m.Time = s.now()
 	}
-	ctx = logging.WithLogger(ctx, s.log.With("type", m.Type, "id", m.ID, "source", m.Source))
+	ctx = WithLogger(ctx, s.log.With("type", m.Type, "id", m.ID, "source", m.Source))
 	run, err := s.prepare(ctx, h, m, ev.Data())
 	if err != nil {
 		return s.fail(w, err)
@@ -250,83 +248,147 @@ func transient(err error) bool {
 		errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled)
 }
 
-// handle runs one event in one transaction: inbox insert (a conflict means
-// a redelivery: answer the stored reply), the handler, the outbox rows and
-// the stored reply, committed together. A concurrent second delivery
-// waits on the inbox's unique index until the first commits, then sees the
-// conflict.
-func (s *Server) handle(ctx context.Context, m Meta, run Run) (*cloudevents.Event, bool, error) {
-	var reply *cloudevents.Event
-	var dup bool
-	var afterCommit func()
-	err := postgres.InTx(ctx, s.pool, func(tx pgx.Tx) error {
-		dup, afterCommit = false, nil
-		var receivedAt time.Time
-		err := tx.QueryRow(ctx, `INSERT INTO qinqing.inbox (function, source, id, type) VALUES ($1, $2, $3, $4)
-			ON CONFLICT DO NOTHING RETURNING received_at`, m.Function, m.Source, m.ID, m.Type).Scan(&receivedAt)
-		if err != nil && !errors.Is(err, pgx.ErrNoRows) {
-			return fmt.Errorf("inbox: %w", err)
-		}
+// inboxInsert claims the event: a conflict means a redelivery, or a second
+// delivery that waited on the inbox's primary key until the first one
+// committed.
+const inboxInsert = `INSERT INTO qinqing.inbox (function, source, id, type) VALUES ($1, $2, $3, $4)
+	ON CONFLICT DO NOTHING RETURNING received_at`
+
+// handle runs one event in one transaction in three round trips: BEGIN and
+// the inbox insert (a conflict means a redelivery: answer the stored
+// reply); the handler; the outbox rows, the stored reply and COMMIT. A
+// concurrent second delivery waits on the inbox's primary key until the
+// first commits, then sees the conflict. Whatever stops the transaction
+// before its commit (an error, a panic, a cancelled request) rolls it back
+// on a context that is not cancelled.
+func (s *Server) handle(ctx context.Context, m Meta, run Run) (reply *cloudevents.Event, dup bool, err error) {
+	conn, err := s.pool.Acquire(ctx)
+	if err != nil {
+		return nil, false, fmt.Errorf("begin: %w", err)
+	}
+	// Release hands the connection back only when it is outside a
+	// transaction; one left in a transaction is closed instead.
+	defer conn.Release()
+	b := &pgx.Batch{}
+	b.BeginTx(pgx.TxOptions{})
+	var receivedAt time.Time
+	b.Queue(inboxInsert, m.Function, m.Source, m.ID, m.Type).QueryRow(func(row pgx.Row) error {
+		err := row.Scan(&receivedAt)
 		if errors.Is(err, pgx.ErrNoRows) {
 			dup = true
-			var id, typ, subject string
-			var data []byte
-			var at time.Time
-			if err := tx.QueryRow(ctx, `SELECT reply_id, reply_type, coalesce(reply_subject, ''), reply_data::text, received_at
-				FROM qinqing.inbox WHERE function = $1 AND source = $2 AND id = $3`,
-				m.Function, m.Source, m.ID).Scan(&id, &typ, &subject, &data, &at); err != nil {
-				return fmt.Errorf("inbox reply: %w", err)
-			}
-			reply = newEvent(id, SourceOf(m.Function), typ, subject, at, data)
 			return nil
 		}
-		res, err := run(ctx, tx)
-		if err != nil {
-			return err
-		}
-		afterCommit = res.AfterCommit
-		if res.Reply.Type == "" {
-			return fmt.Errorf("handler for %s returned no reply", m.Type)
-		}
-		data, err := json.Marshal(res.Reply.Data)
-		if err != nil {
-			return fmt.Errorf("encode reply: %w", err)
-		}
-		rid := replyID(m)
-		b := &pgx.Batch{}
-		if err := queueOutbox(b, m, res.FollowUps); err != nil {
-			return err
-		}
-		b.Queue(`UPDATE qinqing.inbox SET reply_id = $4, reply_type = $5, reply_data = $6, reply_subject = NULLIF($7, '')
-			WHERE function = $1 AND source = $2 AND id = $3`, m.Function, m.Source, m.ID, rid, res.Reply.Type, string(data), res.Reply.Subject)
-		if err := tx.SendBatch(ctx, b).Close(); err != nil {
-			return fmt.Errorf("outbox and reply: %w", err)
-		}
-		reply = newEvent(rid, SourceOf(m.Function), res.Reply.Type, res.Reply.Subject, receivedAt, data)
-		return nil
+		return err
 	})
-	if err == nil && afterCommit != nil {
-		afterCommit()
+	br := conn.SendBatch(ctx, b)
+	tx := br.Tx()
+	committed := false
+	defer func() {
+		if !committed {
+			rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+			defer cancel()
+			_ = tx.Rollback(rctx)
+		}
+	}()
+	if err := br.Close(); err != nil {
+		return nil, false, fmt.Errorf("inbox: %w", err)
 	}
-	return reply, dup, err
+	if dup {
+		reply, err := s.storedReply(ctx, tx, m)
+		committed = err == nil
+		return reply, true, err
+	}
+	res, err := run(ctx, tx)
+	if err != nil {
+		return nil, false, err
+	}
+	if res.Reply.Type == "" {
+		return nil, false, fmt.Errorf("handler for %s returned no reply", m.Type)
+	}
+	data, err := json.Marshal(res.Reply.Data)
+	if err != nil {
+		return nil, false, fmt.Errorf("encode reply: %w", err)
+	}
+	rid := replyID(m)
+	b = &pgx.Batch{}
+	if err := queueOutbox(b, m, res.FollowUps); err != nil {
+		return nil, false, err
+	}
+	b.Queue(`UPDATE qinqing.inbox SET reply_id = $4, reply_type = $5, reply_data = $6, reply_subject = NULLIF($7, '')
+		WHERE function = $1 AND source = $2 AND id = $3`, m.Function, m.Source, m.ID, rid, res.Reply.Type, string(data), res.Reply.Subject)
+	if err := commitBatch(ctx, tx, b); err != nil {
+		return nil, false, fmt.Errorf("outbox, reply and commit: %w", err)
+	}
+	committed = true
+	if res.AfterCommit != nil {
+		res.AfterCommit()
+	}
+	return newEvent(rid, SourceOf(m.Function), res.Reply.Type, res.Reply.Subject, receivedAt, data), false, nil
 }
 
-// queueOutbox adds the follow-ups (and a NOTIFY waking the relays) to b.
-// A follow-up's time is the handled event's time: when its occurrence
+// storedReply reads the reply stored with a handled event and ends the
+// transaction, in one round trip.
+func (s *Server) storedReply(ctx context.Context, tx pgx.Tx, m Meta) (*cloudevents.Event, error) {
+	var reply *cloudevents.Event
+	b := &pgx.Batch{}
+	b.Queue(`SELECT reply_id, reply_type, coalesce(reply_subject, ''), reply_data::text, received_at
+		FROM qinqing.inbox WHERE function = $1 AND source = $2 AND id = $3`, m.Function, m.Source, m.ID).QueryRow(func(row pgx.Row) error {
+		var id, typ, subject string
+		var data []byte
+		var at time.Time
+		if err := row.Scan(&id, &typ, &subject, &data, &at); err != nil {
+			return err
+		}
+		reply = newEvent(id, SourceOf(m.Function), typ, subject, at, data)
+		return nil
+	})
+	if err := commitBatch(ctx, tx, b); err != nil {
+		return nil, fmt.Errorf("inbox reply: %w", err)
+	}
+	return reply, nil
+}
+
+// commitBatch sends b with COMMIT at its end, on tx's connection: the
+// statements and the commit cost one round trip. An error in any of them
+// skips the rest, COMMIT included, and leaves the transaction for the
+// caller to roll back.
+func commitBatch(ctx context.Context, tx pgx.Tx, b *pgx.Batch) error {
+	var tag pgconn.CommandTag
+	b.Queue("COMMIT").Exec(func(ct pgconn.CommandTag) error { tag = ct; return nil })
+	if err := tx.SendBatch(ctx, b).Close(); err != nil {
+		return err
+	}
+	if tag.String() != "COMMIT" {
+		return pgx.ErrTxCommitRollback
+	}
+	return nil
+}
+
+// outboxInsert writes every follow-up of an event in one statement. A
+// follow-up's time is the handled event's time: when its occurrence
 // happened.
+const outboxInsert = `INSERT INTO qinqing.outbox (id, producer, source, type, subject, data, event_time)
+	SELECT f.id, $1, $2, f.type, NULLIF(f.subject, ''), f.data::json, $3
+	FROM unnest($4::text[], $5::text[], $6::text[], $7::text[]) WITH ORDINALITY AS f(id, type, subject, data, n)
+	ORDER BY f.n
+	ON CONFLICT (id) DO NOTHING`
+
+// queueOutbox adds the follow-ups, as one set-wise insert, and a NOTIFY
+// waking the relays to b.
 func queueOutbox(b *pgx.Batch, m Meta, fs []Outgoing) error {
+	if len(fs) == 0 {
+		return nil
+	}
+	ids, types, subjects, datas := make([]string, len(fs)), make([]string, len(fs)), make([]string, len(fs)), make([]string, len(fs))
 	for i, f := range fs {
 		data, err := json.Marshal(f.Data)
 		if err != nil {
 			return fmt.Errorf("encode follow-up %s: %w", f.Type, err)
 		}
-		b.Queue(`INSERT INTO qinqing.outbox (id, producer, source, type, subject, data, event_time)
-			VALUES ($1, $2, $3, $4, NULLIF($5, ''), $6, $7)
-			ON CONFLICT (id) DO NOTHING`, followUpID(m, f, i), m.Function, SourceOf(m.Function), f.Type, f.Subject, string(data), m.Time)
+		ids[i], types[i], subjects[i], datas[i] = followUpID(m, f, i), f.Type, f.Subject, string(data)
 	}
-	if len(fs) > 0 {
-		b.Queue(`SELECT pg_notify('qinqing_outbox', '')`)
-	}
+	b.Queue(outboxInsert, m.Function, SourceOf(m.Function), m.Time, ids, types, subjects, datas)
+	b.Queue(`SELECT pg_notify('qinqing_outbox', '')`)
 	return nil
 }
 

@@ -1,0 +1,44 @@
+package runtime_test
+
+import (
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// No function binary links a Kubernetes or Knative package: they cost
+// start-up time and memory in every pod (logging and signals come from
+// this package instead). The list is what the linker is given for each
+// function's main package.
+func TestFunctionsLinkNoKubernetes(t *testing.T) {
+	t.Parallel()
+	root, err := exec.Command("go", "list", "-m", "-f", "{{.Dir}}").Output()
+	if err != nil {
+		t.Fatalf("go list -m: %v", err)
+	}
+	dir := strings.TrimSpace(string(root))
+	mains, err := exec.Command("go", "list", "-C", dir, "-f", `{{if eq .Name "main"}}{{.ImportPath}}{{end}}`, "./functions/...").Output()
+	if err != nil {
+		t.Fatalf("go list ./functions/...: %v", err)
+	}
+	fns := strings.Fields(string(mains))
+	if len(fns) < 8 {
+		t.Fatalf("found %d function main packages, want at least 8: %v", len(fns), fns)
+	}
+	for _, fn := range fns {
+		out, err := exec.Command("go", "list", "-C", dir, "-deps", "-f", "{{.ImportPath}}", fn).Output()
+		if err != nil {
+			t.Fatalf("go list -deps %s: %v", fn, err)
+		}
+		var bad []string
+		for _, p := range strings.Fields(string(out)) {
+			if strings.HasPrefix(p, "k8s.io/") || strings.HasPrefix(p, "knative.dev/") {
+				bad = append(bad, p)
+			}
+		}
+		if len(bad) > 0 {
+			t.Errorf("%s links %d Kubernetes/Knative packages: %s", filepath.Base(fn), len(bad), strings.Join(bad, " "))
+		}
+	}
+}

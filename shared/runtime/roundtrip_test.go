@@ -1,0 +1,199 @@
+package runtime_test
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/jackc/pgx/v5"
+	"go.uber.org/zap"
+
+	"github.com/qinqing/qinqing/shared/postgres"
+	"github.com/qinqing/qinqing/shared/postgres/pgtest"
+	"github.com/qinqing/qinqing/shared/runtime"
+)
+
+// tripCounter is a TCP proxy in front of Postgres that counts round
+// trips: a round trip begins each time the client sends after the server
+// has answered (or first). Postgres answers a pipelined batch only at its
+// Sync, so a batch is one round trip however many statements it holds.
+type tripCounter struct {
+	addr  string
+	mu    sync.Mutex
+	trips int
+}
+
+func newTripCounter(t *testing.T, target string) *tripCounter {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	c := &tripCounter{addr: ln.Addr().String()}
+	go func() {
+		for {
+			client, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			server, err := net.Dial("tcp", target)
+			if err != nil {
+				client.Close()
+				continue
+			}
+			go c.pipe(client, server)
+		}
+	}()
+	return c
+}
+
+func (c *tripCounter) pipe(client, server net.Conn) {
+	defer client.Close()
+	defer server.Close()
+	var mu sync.Mutex
+	clientSpoke := false // the last bytes seen came from the client
+	go func() {
+		buf := make([]byte, 64<<10)
+		for {
+			n, err := server.Read(buf)
+			if n > 0 {
+				mu.Lock()
+				clientSpoke = false
+				mu.Unlock()
+				if _, werr := client.Write(buf[:n]); werr != nil {
+					return
+				}
+			}
+			if err != nil {
+				client.Close()
+				return
+			}
+		}
+	}()
+	buf := make([]byte, 64<<10)
+	for {
+		n, err := client.Read(buf)
+		if n > 0 {
+			mu.Lock()
+			if !clientSpoke {
+				c.mu.Lock()
+				c.trips++
+				c.mu.Unlock()
+			}
+			clientSpoke = true
+			mu.Unlock()
+			if _, werr := server.Write(buf[:n]); werr != nil {
+				return
+			}
+		}
+		if err != nil {
+			return
+		}
+	}
+}
+
+func (c *tripCounter) take() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	n := c.trips
+	c.trips = 0
+	return n
+}
+
+// The pipeline costs three round trips per event for a one-statement
+// handler (BEGIN + inbox insert; the handler; outbox + reply + COMMIT),
+// follow-ups included, and two for a redelivery (BEGIN + inbox insert;
+// stored reply + COMMIT). Counted at the wire, on one warm connection.
+func TestPipelineRoundTrips(t *testing.T) {
+	t.Parallel()
+	u, err := url.Parse(pgtest.URL(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	counter := newTripCounter(t, u.Host)
+	u.Host = counter.addr
+	pool, err := postgres.Open(context.Background(), postgres.Config{URL: u.String(), MaxConns: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pool.Close()
+	ctx := context.Background()
+	if _, err := pool.Exec(ctx, `CREATE TABLE trips (source text, id text, n int)`); err != nil {
+		t.Fatal(err)
+	}
+	fn := &runtime.Function{Name: "trips", Handlers: map[string]runtime.Handler{
+		"one": runtime.On(func(ctx context.Context, tx pgx.Tx, m runtime.Meta, p *benchPayload) (runtime.Result, error) {
+			_, err := tx.Exec(ctx, `INSERT INTO trips VALUES ($1, $2, $3)`, m.Source, m.ID, p.N)
+			return runtime.Reply("one.done", map[string]int{"n": p.N}), err
+		}),
+		"fanout": runtime.On(func(ctx context.Context, tx pgx.Tx, m runtime.Meta, p *benchPayload) (runtime.Result, error) {
+			_, err := tx.Exec(ctx, `INSERT INTO trips VALUES ($1, $2, $3)`, m.Source, m.ID, p.N)
+			res := runtime.Reply("fanout.done", nil)
+			for i := 0; i < p.N; i++ {
+				res.FollowUps = append(res.FollowUps, runtime.Outgoing{Type: "fanout.next", Data: map[string]int{"i": i}})
+			}
+			return res, err
+		}),
+	}}
+	srv := httptest.NewServer(runtime.NewServer(fn, pool, zap.NewNop().Sugar()))
+	defer srv.Close()
+	send := func(typ, id string, n int) {
+		t.Helper()
+		req, _ := http.NewRequest(http.MethodPost, srv.URL+"/", strings.NewReader(fmt.Sprintf(`{"n":%d}`, n)))
+		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set("Ce-Specversion", "1.0")
+		req.Header.Set("Ce-Type", typ)
+		req.Header.Set("Ce-Source", "/trips")
+		req.Header.Set("Ce-Id", id)
+		resp, err := srv.Client().Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, _ = io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != 200 {
+			t.Fatalf("%s %s: status %d", typ, id, resp.StatusCode)
+		}
+	}
+	// Warm up: the connection is made and pgx prepares each statement once.
+	send("one", "warm-1", 1)
+	send("one", "warm-1", 1)
+	send("fanout", "warm-2", 3)
+	counter.take()
+
+	const events = 10
+	for i := 0; i < events; i++ {
+		send("one", fmt.Sprint("one-", i), i)
+	}
+	if got := counter.take(); got != 3*events {
+		t.Errorf("one-statement handler: %d round trips for %d events, want %d", got, events, 3*events)
+	}
+	for i := 0; i < events; i++ {
+		send("fanout", fmt.Sprint("fanout-", i), 1+i%4)
+	}
+	if got := counter.take(); got != 3*events {
+		t.Errorf("handler with follow-ups: %d round trips for %d events, want %d", got, events, 3*events)
+	}
+	for i := 0; i < events; i++ {
+		send("one", fmt.Sprint("one-", i), i)
+	}
+	if got := counter.take(); got != 2*events {
+		t.Errorf("redeliveries: %d round trips for %d events, want %d", got, events, 2*events)
+	}
+	var rows, outbox int
+	if err := pool.QueryRow(ctx, `SELECT (SELECT count(*) FROM trips), (SELECT count(*) FROM qinqing.outbox)`).Scan(&rows, &outbox); err != nil {
+		t.Fatal(err)
+	}
+	// warm-1 once, warm-2 with 3 follow-ups, then 10 + 10 events with 23 follow-ups.
+	if rows != 22 || outbox != 3+23 {
+		t.Fatalf("%d rows and %d outbox rows, want 22 and 26", rows, outbox)
+	}
+}
