@@ -58,14 +58,8 @@ func (f *Function) schedule(ctx context.Context, tx pgx.Tx, m runtime.Meta, p *S
 	if err != nil {
 		return runtime.Result{}, err
 	}
-	if found {
-		seats, err := countSeats(ctx, tx, p.ForumID)
-		if err != nil {
-			return runtime.Result{}, err
-		}
-		if p.Capacity < seats.total() {
-			return runtime.Reply(TypeScheduledRejected, Rejection{ForumID: p.ForumID, Reason: "capacity_below_confirmed"}), nil
-		}
+	if found && p.Capacity < fm.seats.total() {
+		return runtime.Reply(TypeScheduledRejected, Rejection{ForumID: p.ForumID, Reason: "capacity_below_confirmed"}), nil
 	}
 	if err := upsertForum(ctx, tx, p, m.Time); err != nil {
 		return runtime.Result{}, err
@@ -73,39 +67,20 @@ func (f *Function) schedule(ctx context.Context, tx pgx.Tx, m runtime.Meta, p *S
 	res := runtime.Reply(TypeScheduledAccepted, map[string]string{"forumId": p.ForumID})
 	if found && !fm.closed {
 		// More seats (or fewer reserved) may let waitlisted signups in.
-		if res.FollowUps, err = fillSeats(ctx, tx, p.ForumID, m.Time); err != nil {
+		fm.capacity, fm.reserved = p.Capacity, p.ReservedForNominated
+		if res.FollowUps, err = fillSeats(ctx, tx, p.ForumID, fm, m.Time); err != nil {
 			return runtime.Result{}, err
 		}
 	}
 	return res, nil
 }
 
+// signup decides a signup in one statement (decideSignup), which takes the
+// forum's row lock; the upload URLs are presigned before it, so the lock
+// is held only until the commit that follows.
 func (f *Function) signup(ctx context.Context, tx pgx.Tx, m runtime.Meta, p *SignupRequested) (runtime.Result, error) {
 	reject := func(reason, signupID string) (runtime.Result, error) {
 		return runtime.Reply(TypeSignupRejected, Rejection{ForumID: p.ForumID, USCC: p.Enterprise.USCC, Reason: reason, SignupID: signupID}), nil
-	}
-	fm, found, err := lockForum(ctx, tx, p.ForumID)
-	if err != nil {
-		return runtime.Result{}, err
-	}
-	if !found {
-		return reject("forum_not_found", "")
-	}
-	if fm.closed || m.Time.After(fm.deadline) {
-		return reject("signup_closed", "")
-	}
-	if existing, err := liveSignup(ctx, tx, p.ForumID, p.Enterprise.USCC); err != nil {
-		return runtime.Result{}, err
-	} else if existing != "" {
-		return reject("already_registered", existing)
-	}
-	seats, err := countSeats(ctx, tx, p.ForumID)
-	if err != nil {
-		return runtime.Result{}, err
-	}
-	status, position := StatusWaitlisted, seats.waitlisted+1
-	if fm.mayTake(seats, p.Mode) {
-		status, position = StatusConfirmed, 0
 	}
 	signupID := runtime.DeriveID("signup", m.Source, m.ID)
 	uploads := make([]docs.Upload, 0, len(p.Documents))
@@ -117,9 +92,27 @@ func (f *Function) signup(ctx context.Context, tx pgx.Tx, m runtime.Meta, p *Sig
 		}
 		uploads = append(uploads, u)
 	}
-	if err := insertSignup(ctx, tx, signupID, p, status, m.Time, m.Source); err != nil {
+	o, err := decideSignup(ctx, tx, signupID, p, m.Time)
+	if err != nil {
 		return runtime.Result{}, err
 	}
+	switch {
+	case !o.found:
+		return reject("forum_not_found", "")
+	case !o.open:
+		return reject("signup_closed", "")
+	case o.status == "":
+		existing := o.existing
+		if existing == "" {
+			// Committed while this statement waited for the lock, so
+			// not in its snapshot: a new statement sees it.
+			if existing, err = liveSignup(ctx, tx, p.ForumID, p.Enterprise.USCC); err != nil {
+				return runtime.Result{}, err
+			}
+		}
+		return reject("already_registered", existing)
+	}
+	status, position := o.status, o.position
 	replyType := TypeSignupConfirmed
 	if status == StatusWaitlisted {
 		replyType = TypeSignupWaitlisted
@@ -149,15 +142,24 @@ func (f *Function) signup(ctx context.Context, tx pgx.Tx, m runtime.Meta, p *Sig
 
 func (f *Function) cancel(ctx context.Context, tx pgx.Tx, m runtime.Meta, p *SignupCancelled) (runtime.Result, error) {
 	notRegistered := runtime.Reply(TypeSignupRejected, Rejection{ForumID: p.ForumID, USCC: p.USCC, Reason: "not_registered"})
-	if _, found, err := lockForum(ctx, tx, p.ForumID); err != nil || !found {
+	fm, found, err := lockForum(ctx, tx, p.ForumID)
+	if err != nil || !found {
 		return notRegistered, err
 	}
-	signupID, err := cancelSignup(ctx, tx, p.ForumID, p.USCC, m.Time)
+	signupID, status, mode, err := cancelSignup(ctx, tx, p.ForumID, p.USCC, m.Time)
 	if err != nil || signupID == "" {
 		return notRegistered, err
 	}
+	switch {
+	case status == StatusWaitlisted:
+		fm.seats.waitlisted--
+	case mode == ModeSelf:
+		fm.seats.self--
+	default:
+		fm.seats.nominated--
+	}
 	res := runtime.Reply(TypeCancelAccepted, map[string]string{"signupId": signupID})
-	if res.FollowUps, err = fillSeats(ctx, tx, p.ForumID, m.Time); err != nil {
+	if res.FollowUps, err = fillSeats(ctx, tx, p.ForumID, fm, m.Time); err != nil {
 		return runtime.Result{}, err
 	}
 	return res, nil

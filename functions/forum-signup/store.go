@@ -13,15 +13,18 @@ import (
 	"github.com/qinqing/qinqing/shared/runtime"
 )
 
-// forum is what seat decisions need of a locked forum row.
+// forum is what seat decisions need of a locked forum row, its seat
+// counters included.
 type forum struct {
 	capacity int
 	reserved int
 	deadline time.Time
 	closed   bool
+	seats    seats
 }
 
-// seats counts a forum's live signups.
+// seats are a forum's live signups, as counted on its row
+// (confirmed_self, confirmed_nominated, waitlisted).
 type seats struct {
 	self, nominated, waitlisted int
 }
@@ -30,21 +33,24 @@ func (s seats) total() int { return s.self + s.nominated }
 
 // mayTake applies the seat rule: self signups may take capacity −
 // reservedForNominated seats, nominated signups any free seat, and never
-// more confirmed than capacity.
-func (f forum) mayTake(s seats, mode string) bool {
-	if s.total() >= f.capacity {
+// more confirmed than capacity. signupDecision is the same rule in SQL.
+func (f forum) mayTake(mode string) bool {
+	if f.seats.total() >= f.capacity {
 		return false
 	}
-	return mode == ModeNominated || s.self < f.capacity-f.reserved
+	return mode == ModeNominated || f.seats.self < f.capacity-f.reserved
 }
 
-// lockForum reads a forum and locks its row until the transaction ends:
-// every seat decision for the forum happens under this lock.
+// lockForum reads a forum with its seat counters and locks its row until
+// the transaction ends: every seat decision for the forum happens under
+// this lock.
 func lockForum(ctx context.Context, tx pgx.Tx, forumID string) (forum, bool, error) {
 	var f forum
 	var closedAt *time.Time
-	err := tx.QueryRow(ctx, `SELECT capacity, reserved_for_nominated, signup_deadline, closed_at
-		FROM forum.forums WHERE forum_id = $1 FOR UPDATE`, forumID).Scan(&f.capacity, &f.reserved, &f.deadline, &closedAt)
+	err := tx.QueryRow(ctx, `SELECT capacity, reserved_for_nominated, signup_deadline, closed_at,
+			confirmed_self, confirmed_nominated, waitlisted
+		FROM forum.forums WHERE forum_id = $1 FOR NO KEY UPDATE`, forumID).Scan(&f.capacity, &f.reserved, &f.deadline, &closedAt,
+		&f.seats.self, &f.seats.nominated, &f.seats.waitlisted)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return f, false, nil
 	}
@@ -55,17 +61,15 @@ func lockForum(ctx context.Context, tx pgx.Tx, forumID string) (forum, bool, err
 	return f, true, nil
 }
 
-func countSeats(ctx context.Context, tx pgx.Tx, forumID string) (seats, error) {
-	var s seats
-	err := tx.QueryRow(ctx, `SELECT
-			count(*) FILTER (WHERE status = 'confirmed' AND mode = 'self'),
-			count(*) FILTER (WHERE status = 'confirmed' AND mode = 'nominated'),
-			count(*) FILTER (WHERE status = 'waitlisted')
-		FROM forum.signups WHERE forum_id = $1`, forumID).Scan(&s.self, &s.nominated, &s.waitlisted)
+// storeSeats writes the counters of a forum whose row the transaction has
+// locked.
+func storeSeats(ctx context.Context, tx pgx.Tx, forumID string, s seats) error {
+	_, err := tx.Exec(ctx, `UPDATE forum.forums SET confirmed_self = $2, confirmed_nominated = $3, waitlisted = $4
+		WHERE forum_id = $1`, forumID, s.self, s.nominated, s.waitlisted)
 	if err != nil {
-		return s, fmt.Errorf("count seats: %w", err)
+		return fmt.Errorf("seat counters: %w", err)
 	}
-	return s, nil
+	return nil
 }
 
 func upsertForum(ctx context.Context, tx pgx.Tx, p *Scheduled, at time.Time) error {
@@ -98,28 +102,75 @@ func liveSignup(ctx context.Context, tx pgx.Tx, forumID, uscc string) (string, e
 	return id, nil
 }
 
-func insertSignup(ctx context.Context, tx pgx.Tx, signupID string, p *SignupRequested, status string, at time.Time, source string) error {
+// signupDecision is the whole seat decision of a signup in one statement.
+// It locks the forum row (FOR NO KEY UPDATE: the signup's foreign key
+// check still passes), decides from the row's counters whether the signup
+// is open and which status it gets (the seat rule of forum.mayTake),
+// inserts the signup unless the enterprise already has a live one (the
+// partial unique index decides, also against a signup committed while
+// this one waited for the lock), and moves the counters by what was
+// inserted. The lock is taken in the last statement before the commit.
+const signupDecision = `WITH f AS (
+		SELECT capacity, reserved_for_nominated AS reserved, confirmed_self, confirmed_nominated,
+			closed_at IS NULL AND $13::timestamptz <= signup_deadline AS open
+		FROM forum.forums WHERE forum_id = $2 FOR NO KEY UPDATE
+	), d AS (
+		SELECT CASE WHEN confirmed_self + confirmed_nominated < capacity
+				AND ($8::text = 'nominated' OR confirmed_self < capacity - reserved)
+			THEN 'confirmed' ELSE 'waitlisted' END AS status
+		FROM f WHERE open
+	), ins AS (
+		INSERT INTO forum.signups (signup_id, forum_id, uscc, enterprise_name, county, contact_name,
+			contact_phone, mode, nominated_by, topic, problems, documents, status, requested_at, confirmed_at)
+		SELECT $1::text, $2::text, $3::text, $4::text, $5::text, $6::text, $7::text, $8::text, NULLIF($9::text, ''), $10::text,
+			$11::jsonb, $12::jsonb, d.status, $13::timestamptz, CASE WHEN d.status = 'confirmed' THEN $13::timestamptz END
+		FROM d
+		ON CONFLICT (forum_id, uscc) WHERE status <> 'cancelled' DO NOTHING
+		RETURNING status
+	), upd AS (
+		UPDATE forum.forums SET
+			confirmed_self = confirmed_self + (ins.status = 'confirmed' AND $8 = 'self')::int,
+			confirmed_nominated = confirmed_nominated + (ins.status = 'confirmed' AND $8 = 'nominated')::int,
+			waitlisted = waitlisted + (ins.status = 'waitlisted')::int
+		FROM ins WHERE forum_id = $2
+		RETURNING waitlisted
+	)
+	SELECT EXISTS (SELECT FROM f), coalesce((SELECT open FROM f), false),
+		coalesce((SELECT status FROM ins), ''), coalesce((SELECT waitlisted FROM upd), 0),
+		coalesce((SELECT signup_id FROM forum.signups WHERE forum_id = $2 AND uscc = $3 AND status <> 'cancelled'), '')`
+
+// signupOutcome is what signupDecision decided.
+type signupOutcome struct {
+	found, open bool
+	// status is confirmed or waitlisted, or "" when the enterprise already
+	// had a live signup (existing, when this statement could see it).
+	status   string
+	position int // the waitlist position, when waitlisted
+	existing string
+}
+
+// decideSignup runs signupDecision for the signup signupID.
+func decideSignup(ctx context.Context, tx pgx.Tx, signupID string, p *SignupRequested, at time.Time) (signupOutcome, error) {
+	var o signupOutcome
 	problems, err := json.Marshal(nonNil(p.Problems))
 	if err != nil {
-		return err
+		return o, err
 	}
 	documents, err := json.Marshal(nonNil(p.Documents))
 	if err != nil {
-		return err
+		return o, err
 	}
-	var confirmedAt *time.Time
-	if status == StatusConfirmed {
-		confirmedAt = &at
-	}
-	_, err = tx.Exec(ctx, `INSERT INTO forum.signups (signup_id, forum_id, uscc, enterprise_name, county, contact_name,
-			contact_phone, mode, nominated_by, topic, problems, documents, status, requested_at, confirmed_at, source)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, NULLIF($9, ''), $10, $11, $12, $13, $14, $15, $16)`,
+	err = tx.QueryRow(ctx, signupDecision,
 		signupID, p.ForumID, p.Enterprise.USCC, p.Enterprise.Name, p.Enterprise.County, p.Contact.Name,
-		p.Contact.Phone, p.Mode, p.NominatedBy, p.Topic, string(problems), string(documents), status, at, confirmedAt, source)
+		p.Contact.Phone, p.Mode, p.NominatedBy, p.Topic, string(problems), string(documents), at,
+	).Scan(&o.found, &o.open, &o.status, &o.position, &o.existing)
 	if err != nil {
-		return fmt.Errorf("insert signup: %w", err)
+		return o, fmt.Errorf("signup: %w", err)
 	}
-	return nil
+	if o.status != StatusWaitlisted {
+		o.position = 0
+	}
+	return o, nil
 }
 
 func nonNil[T any](s []T) []T {
@@ -129,36 +180,29 @@ func nonNil[T any](s []T) []T {
 	return s
 }
 
-// cancelSignup cancels the enterprise's live signup and returns its id, or
-// "" when it has none.
-func cancelSignup(ctx context.Context, tx pgx.Tx, forumID, uscc string, at time.Time) (string, error) {
-	var id string
-	err := tx.QueryRow(ctx, `UPDATE forum.signups SET status = 'cancelled', cancelled_at = $3
-		WHERE forum_id = $1 AND uscc = $2 AND status <> 'cancelled' RETURNING signup_id`, forumID, uscc, at).Scan(&id)
+// cancelSignup cancels the enterprise's live signup and returns its id
+// and the status and mode it had, or "" when it has none.
+func cancelSignup(ctx context.Context, tx pgx.Tx, forumID, uscc string, at time.Time) (id, status, mode string, err error) {
+	err = tx.QueryRow(ctx, `UPDATE forum.signups s SET status = 'cancelled', cancelled_at = $3
+		FROM (SELECT signup_id, status FROM forum.signups WHERE forum_id = $1 AND uscc = $2 AND status <> 'cancelled') old
+		WHERE s.signup_id = old.signup_id RETURNING s.signup_id, old.status, s.mode`, forumID, uscc, at).Scan(&id, &status, &mode)
 	if errors.Is(err, pgx.ErrNoRows) {
-		return "", nil
+		return "", "", "", nil
 	}
 	if err != nil {
-		return "", fmt.Errorf("cancel signup: %w", err)
+		return "", "", "", fmt.Errorf("cancel signup: %w", err)
 	}
-	return id, nil
+	return id, status, mode, nil
 }
 
 // fillSeats gives free seats to the waitlist, first come first served,
 // skipping signups whose mode may not take the seat (a self signup when the
-// self seats are all taken), and returns a signup.confirmed follow-up per
-// promotion. The caller holds the forum's row lock.
-func fillSeats(ctx context.Context, tx pgx.Tx, forumID string, at time.Time) ([]runtime.Outgoing, error) {
-	f, _, err := lockForum(ctx, tx, forumID)
-	if err != nil {
-		return nil, err
-	}
-	s, err := countSeats(ctx, tx, forumID)
-	if err != nil {
-		return nil, err
-	}
-	if s.waitlisted == 0 || s.total() >= f.capacity {
-		return nil, nil
+// self seats are all taken), stores the forum's counters, and returns a
+// signup.confirmed follow-up per promotion. The caller holds the forum's
+// row lock; f carries its counters as they are now.
+func fillSeats(ctx context.Context, tx pgx.Tx, forumID string, f forum, at time.Time) ([]runtime.Outgoing, error) {
+	if f.seats.waitlisted == 0 || f.seats.total() >= f.capacity {
+		return nil, storeSeats(ctx, tx, forumID, f.seats)
 	}
 	rows, err := tx.Query(ctx, `SELECT signup_id, uscc, mode FROM forum.signups
 		WHERE forum_id = $1 AND status = 'waitlisted' ORDER BY seq`, forumID)
@@ -179,26 +223,32 @@ func fillSeats(ctx context.Context, tx pgx.Tx, forumID string, at time.Time) ([]
 		return nil, err
 	}
 	var out []runtime.Outgoing
+	var promoted []string
 	for _, w := range queue {
-		if !f.mayTake(s, w.mode) {
+		if !f.mayTake(w.mode) {
 			continue
 		}
-		if _, err := tx.Exec(ctx, `UPDATE forum.signups SET status = 'confirmed', confirmed_at = $2 WHERE signup_id = $1`, w.id, at); err != nil {
-			return nil, fmt.Errorf("promote signup: %w", err)
-		}
+		promoted = append(promoted, w.id)
 		if w.mode == ModeSelf {
-			s.self++
+			f.seats.self++
 		} else {
-			s.nominated++
+			f.seats.nominated++
 		}
+		f.seats.waitlisted--
 		out = append(out, runtime.Outgoing{
 			Key:  "promoted/" + w.id,
 			Type: TypeSignupConfirmed,
 			Data: SignupReply{SignupID: w.id, ForumID: forumID, USCC: w.uscc, Status: StatusConfirmed, Uploads: []docs.Upload{}},
 		})
-		if s.total() >= f.capacity {
+		if f.seats.total() >= f.capacity {
 			break
 		}
 	}
-	return out, nil
+	if len(promoted) > 0 {
+		if _, err := tx.Exec(ctx, `UPDATE forum.signups SET status = 'confirmed', confirmed_at = $2 WHERE signup_id = ANY($1)`,
+			promoted, at); err != nil {
+			return nil, fmt.Errorf("promote signups: %w", err)
+		}
+	}
+	return out, storeSeats(ctx, tx, forumID, f.seats)
 }
