@@ -27,7 +27,7 @@ func New(env *runtime.Env, store *docs.Store) *runtime.Function {
 		Name: name,
 		Handlers: map[string]runtime.Handler{
 			TypeScheduled:       runtime.On(f.schedule),
-			TypeSignupRequested: runtime.On(f.signup),
+			TypeSignupRequested: runtime.OnStatement(signupStatement, f.signup),
 			TypeSignupCancelled: runtime.On(f.cancel),
 			event.PingType:      runtime.Jobs(map[string]runtime.JobFunc{"forum-weekly": f.weekly}),
 		},
@@ -75,27 +75,20 @@ func (f *Function) schedule(ctx context.Context, tx pgx.Tx, m runtime.Meta, p *S
 	return res, nil
 }
 
-// signup decides a signup in one statement (decideSignup), which takes the
-// forum's row lock; the upload URLs are presigned before it, so the lock
-// is held only until the commit that follows.
-func (f *Function) signup(ctx context.Context, tx pgx.Tx, m runtime.Meta, p *SignupRequested) (runtime.Result, error) {
+// signupStatement is a signup's decision (signupDecision, which takes the
+// forum's row lock), sent by the runtime with BEGIN and the inbox insert:
+// the lock is held from that round trip to the commit in the next.
+func signupStatement(m runtime.Meta, p *SignupRequested, o *signupOutcome) runtime.Statement {
+	return decideSignup(runtime.DeriveID("signup", m.Source, m.ID), p, m.Time, o)
+}
+
+// signup answers what signupStatement decided. The upload URLs are
+// presigned here (no network: a signature).
+func (f *Function) signup(ctx context.Context, tx pgx.Tx, m runtime.Meta, p *SignupRequested, o *signupOutcome) (runtime.Result, error) {
 	reject := func(reason, signupID string) (runtime.Result, error) {
 		return runtime.Reply(TypeSignupRejected, Rejection{ForumID: p.ForumID, USCC: p.Enterprise.USCC, Reason: reason, SignupID: signupID}), nil
 	}
 	signupID := runtime.DeriveID("signup", m.Source, m.ID)
-	uploads := make([]docs.Upload, 0, len(p.Documents))
-	for i, d := range p.Documents {
-		key := path.Join("forums", p.ForumID, "signups", signupID, strconv.Itoa(i+1)+"-"+d.FileName)
-		u, err := f.docs.PresignPut(ctx, key, d.ContentType, d.FileName)
-		if err != nil {
-			return runtime.Result{}, err
-		}
-		uploads = append(uploads, u)
-	}
-	o, err := decideSignup(ctx, tx, signupID, p, m.Time)
-	if err != nil {
-		return runtime.Result{}, err
-	}
 	switch {
 	case !o.found:
 		return reject("forum_not_found", "")
@@ -104,13 +97,23 @@ func (f *Function) signup(ctx context.Context, tx pgx.Tx, m runtime.Meta, p *Sig
 	case o.status == "":
 		existing := o.existing
 		if existing == "" {
-			// Committed while this statement waited for the lock, so
-			// not in its snapshot: a new statement sees it.
+			// Committed while the statement waited for the lock, so not
+			// in its snapshot: a new statement sees it.
+			var err error
 			if existing, err = liveSignup(ctx, tx, p.ForumID, p.Enterprise.USCC); err != nil {
 				return runtime.Result{}, err
 			}
 		}
 		return reject("already_registered", existing)
+	}
+	uploads := make([]docs.Upload, 0, len(p.Documents))
+	for i, d := range p.Documents {
+		key := path.Join("forums", p.ForumID, "signups", signupID, strconv.Itoa(i+1)+"-"+d.FileName)
+		u, err := f.docs.PresignPut(ctx, key, d.ContentType, d.FileName)
+		if err != nil {
+			return runtime.Result{}, err
+		}
+		uploads = append(uploads, u)
 	}
 	status, position := o.status, o.position
 	replyType := TypeSignupConfirmed

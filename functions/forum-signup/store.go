@@ -149,28 +149,24 @@ type signupOutcome struct {
 	existing string
 }
 
-// decideSignup runs signupDecision for the signup signupID.
-func decideSignup(ctx context.Context, tx pgx.Tx, signupID string, p *SignupRequested, at time.Time) (signupOutcome, error) {
-	var o signupOutcome
-	problems, err := json.Marshal(nonNil(p.Problems))
-	if err != nil {
-		return o, err
+// decideSignup is signupDecision for the signup signupID, scanning into o.
+func decideSignup(signupID string, p *SignupRequested, at time.Time, o *signupOutcome) runtime.Statement {
+	problems, _ := json.Marshal(nonNil(p.Problems)) // plain structs: cannot fail
+	documents, _ := json.Marshal(nonNil(p.Documents))
+	return runtime.Statement{
+		SQL: signupDecision,
+		Args: []any{signupID, p.ForumID, p.Enterprise.USCC, p.Enterprise.Name, p.Enterprise.County, p.Contact.Name,
+			p.Contact.Phone, p.Mode, p.NominatedBy, p.Topic, string(problems), string(documents), at},
+		Scan: func(row pgx.Row) error {
+			if err := row.Scan(&o.found, &o.open, &o.status, &o.position, &o.existing); err != nil {
+				return fmt.Errorf("signup: %w", err)
+			}
+			if o.status != StatusWaitlisted {
+				o.position = 0
+			}
+			return nil
+		},
 	}
-	documents, err := json.Marshal(nonNil(p.Documents))
-	if err != nil {
-		return o, err
-	}
-	err = tx.QueryRow(ctx, signupDecision,
-		signupID, p.ForumID, p.Enterprise.USCC, p.Enterprise.Name, p.Enterprise.County, p.Contact.Name,
-		p.Contact.Phone, p.Mode, p.NominatedBy, p.Topic, string(problems), string(documents), at,
-	).Scan(&o.found, &o.open, &o.status, &o.position, &o.existing)
-	if err != nil {
-		return o, fmt.Errorf("signup: %w", err)
-	}
-	if o.status != StatusWaitlisted {
-		o.position = 0
-	}
-	return o, nil
 }
 
 func nonNil[T any](s []T) []T {

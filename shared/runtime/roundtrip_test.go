@@ -110,8 +110,9 @@ func (c *tripCounter) take() int {
 
 // The pipeline costs three round trips per event for a one-statement
 // handler (BEGIN + inbox insert; the handler; outbox + reply + COMMIT),
-// follow-ups included, and two for a redelivery (BEGIN + inbox insert;
-// stored reply + COMMIT). Counted at the wire, on one warm connection.
+// follow-ups included, two when the statement is given with OnStatement
+// (it joins the first), and two for a redelivery (BEGIN + inbox insert;
+// ROLLBACK + stored reply). Counted at the wire, on one warm connection.
 func TestPipelineRoundTrips(t *testing.T) {
 	t.Parallel()
 	u, err := url.Parse(pgtest.URL(t))
@@ -142,6 +143,13 @@ func TestPipelineRoundTrips(t *testing.T) {
 			}
 			return res, err
 		}),
+		// The decision is its first statement: pipelined with the inbox insert.
+		"stmt": runtime.OnStatement(func(m runtime.Meta, p *benchPayload, n *int) runtime.Statement {
+			return runtime.Statement{SQL: `INSERT INTO trips VALUES ($1, $2, $3) RETURNING n`, Args: []any{m.Source, m.ID, p.N},
+				Scan: func(row pgx.Row) error { return row.Scan(n) }}
+		}, func(ctx context.Context, tx pgx.Tx, m runtime.Meta, p *benchPayload, n *int) (runtime.Result, error) {
+			return runtime.Reply("stmt.done", map[string]int{"n": *n}), nil
+		}),
 	}}
 	srv := httptest.NewServer(runtime.NewServer(fn, pool, zap.NewNop().Sugar()))
 	defer srv.Close()
@@ -167,6 +175,8 @@ func TestPipelineRoundTrips(t *testing.T) {
 	send("one", "warm-1", 1)
 	send("one", "warm-1", 1)
 	send("fanout", "warm-2", 3)
+	send("stmt", "warm-3", 1)
+	send("stmt", "warm-3", 1)
 	counter.take()
 
 	const events = 10
@@ -188,12 +198,25 @@ func TestPipelineRoundTrips(t *testing.T) {
 	if got := counter.take(); got != 2*events {
 		t.Errorf("redeliveries: %d round trips for %d events, want %d", got, events, 2*events)
 	}
+	for i := 0; i < events; i++ {
+		send("stmt", fmt.Sprint("stmt-", i), i)
+	}
+	if got := counter.take(); got != 2*events {
+		t.Errorf("handler with its first statement pipelined: %d round trips for %d events, want %d", got, events, 2*events)
+	}
+	for i := 0; i < events; i++ {
+		send("stmt", fmt.Sprint("stmt-", i), i)
+	}
+	if got := counter.take(); got != 2*events {
+		t.Errorf("redeliveries to it: %d round trips for %d events, want %d", got, events, 2*events)
+	}
 	var rows, outbox int
 	if err := pool.QueryRow(ctx, `SELECT (SELECT count(*) FROM trips), (SELECT count(*) FROM qinqing.outbox)`).Scan(&rows, &outbox); err != nil {
 		t.Fatal(err)
 	}
-	// warm-1 once, warm-2 with 3 follow-ups, then 10 + 10 events with 23 follow-ups.
-	if rows != 22 || outbox != 3+23 {
-		t.Fatalf("%d rows and %d outbox rows, want 22 and 26", rows, outbox)
+	// warm-1 once, warm-2 with 3 follow-ups, warm-3 once (its redelivery's
+	// statement rolled back), then 10 + 10 + 10 events with 23 follow-ups.
+	if rows != 33 || outbox != 3+23 {
+		t.Fatalf("%d rows and %d outbox rows, want 33 and 26", rows, outbox)
 	}
 }

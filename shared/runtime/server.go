@@ -195,11 +195,17 @@ func (s *Server) serveEvent(ctx context.Context, w http.ResponseWriter, r *http.
 		m.Time = s.now()
 	}
 	ctx = WithLogger(ctx, s.log.With("type", m.Type, "id", m.ID, "source", m.Source))
-	run, err := s.prepare(ctx, h, m, ev.Data())
+	var first *Statement
+	var run Run
+	if sh, ok := h.(statementHandler); ok {
+		first, run, err = sh(m, ev.Data())
+	} else {
+		run, err = s.prepare(ctx, h, m, ev.Data())
+	}
 	if err != nil {
 		return s.fail(w, err)
 	}
-	reply, dup, err := s.handle(ctx, m, run)
+	reply, dup, err := s.handle(ctx, m, first, run)
 	if err != nil {
 		return s.fail(w, err)
 	}
@@ -257,11 +263,13 @@ const inboxInsert = `INSERT INTO qinqing.inbox (function, source, id, type) VALU
 // handle runs one event in one transaction in three round trips: BEGIN and
 // the inbox insert (a conflict means a redelivery: answer the stored
 // reply); the handler; the outbox rows, the stored reply and COMMIT. A
-// concurrent second delivery waits on the inbox's primary key until the
-// first commits, then sees the conflict. Whatever stops the transaction
-// before its commit (an error, a panic, a cancelled request) rolls it back
-// on a context that is not cancelled.
-func (s *Server) handle(ctx context.Context, m Meta, run Run) (reply *cloudevents.Event, dup bool, err error) {
+// handler's first statement (OnStatement) goes in the first round trip,
+// after the inbox insert: two round trips then. A concurrent second
+// delivery waits on the inbox's primary key until the first commits, then
+// sees the conflict. Whatever stops the transaction before its end (an
+// error, a panic, a cancelled request) rolls it back on a context that is
+// not cancelled.
+func (s *Server) handle(ctx context.Context, m Meta, first *Statement, run Run) (reply *cloudevents.Event, dup bool, err error) {
 	conn, err := s.pool.Acquire(ctx)
 	if err != nil {
 		return nil, false, fmt.Errorf("begin: %w", err)
@@ -280,22 +288,39 @@ func (s *Server) handle(ctx context.Context, m Meta, run Run) (reply *cloudevent
 		}
 		return err
 	})
+	if first != nil {
+		b.Queue(first.SQL, first.Args...).Query(func(rows pgx.Rows) error {
+			defer rows.Close()
+			if dup {
+				return nil
+			}
+			if !rows.Next() {
+				if err := rows.Err(); err != nil {
+					return err
+				}
+				return pgx.ErrNoRows
+			}
+			return first.Scan(rows)
+		})
+	}
 	br := conn.SendBatch(ctx, b)
 	tx := br.Tx()
-	committed := false
+	ended := false
 	defer func() {
-		if !committed {
+		if !ended {
 			rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 			defer cancel()
 			_ = tx.Rollback(rctx)
 		}
 	}()
-	if err := br.Close(); err != nil {
+	if err := br.Close(); err != nil && !dup {
 		return nil, false, fmt.Errorf("inbox: %w", err)
 	}
 	if dup {
-		reply, err := s.storedReply(ctx, tx, m)
-		committed = err == nil
+		// A redelivery writes nothing: whatever the first statement did
+		// is rolled back.
+		reply, err := s.storedReply(ctx, conn.Conn(), m)
+		ended = err == nil
 		return reply, true, err
 	}
 	res, err := run(ctx, tx)
@@ -319,18 +344,19 @@ func (s *Server) handle(ctx context.Context, m Meta, run Run) (reply *cloudevent
 	if err := commitBatch(ctx, tx, b); err != nil {
 		return nil, false, fmt.Errorf("outbox, reply and commit: %w", err)
 	}
-	committed = true
+	ended = true
 	if res.AfterCommit != nil {
 		res.AfterCommit()
 	}
 	return newEvent(rid, SourceOf(m.Function), res.Reply.Type, res.Reply.Subject, receivedAt, data), false, nil
 }
 
-// storedReply reads the reply stored with a handled event and ends the
-// transaction, in one round trip.
-func (s *Server) storedReply(ctx context.Context, tx pgx.Tx, m Meta) (*cloudevents.Event, error) {
+// storedReply ends the transaction of a redelivery and reads the reply
+// stored with the event, in one round trip.
+func (s *Server) storedReply(ctx context.Context, conn *pgx.Conn, m Meta) (*cloudevents.Event, error) {
 	var reply *cloudevents.Event
 	b := &pgx.Batch{}
+	b.Queue("ROLLBACK")
 	b.Queue(`SELECT reply_id, reply_type, coalesce(reply_subject, ''), reply_data::text, received_at
 		FROM qinqing.inbox WHERE function = $1 AND source = $2 AND id = $3`, m.Function, m.Source, m.ID).QueryRow(func(row pgx.Row) error {
 		var id, typ, subject string
@@ -342,7 +368,7 @@ func (s *Server) storedReply(ctx context.Context, tx pgx.Tx, m Meta) (*cloudeven
 		reply = newEvent(id, SourceOf(m.Function), typ, subject, at, data)
 		return nil
 	})
-	if err := commitBatch(ctx, tx, b); err != nil {
+	if err := conn.SendBatch(ctx, b).Close(); err != nil {
 		return nil, fmt.Errorf("inbox reply: %w", err)
 	}
 	return reply, nil
