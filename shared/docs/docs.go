@@ -9,12 +9,14 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"sync"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/aws-sdk-go-v2/service/s3/types"
+	"github.com/aws/smithy-go/middleware"
 )
 
 // S3 is the S3 part of a function's configuration (contract section 1).
@@ -31,45 +33,65 @@ type S3 struct {
 
 // Store puts, gets and presigns objects in one bucket.
 type Store struct {
-	Bucket  string
-	client  *s3.Client
-	presign *s3.PresignClient
+	Bucket string
+	cfg    S3
+	once   sync.Once
+	client *s3.Client
+	signer *s3.PresignClient
+	err    error
 }
 
-// Open builds the client the production way: the default AWS credential
+// Open checks the configuration and returns the store. The client is
+// built the production way on first use (so a start-up, or an event that
+// needs no document, does not pay for it): the default AWS credential
 // chain (AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, web identity, …), then
 // the endpoint and addressing options. Checksums are computed and checked
 // only when an operation requires them: the SDK's default aws-chunked
 // uploads with CRC trailers are stored as garbage by some S3-compatible
 // servers. It makes no network call.
-func Open(ctx context.Context, c S3) (*Store, error) {
+func Open(_ context.Context, c S3) (*Store, error) {
 	if c.Bucket == "" {
 		return nil, errors.New("required key S3_BUCKET missing value")
 	}
-	awsCfg, err := config.LoadDefaultConfig(ctx,
-		config.WithRegion(c.Region),
-		config.WithRequestChecksumCalculation(aws.RequestChecksumCalculationWhenRequired),
-		config.WithResponseChecksumValidation(aws.ResponseChecksumValidationWhenRequired),
-	)
-	if err != nil {
-		return nil, fmt.Errorf("s3 config: %w", err)
-	}
-	client := s3.NewFromConfig(awsCfg, func(o *s3.Options) {
-		if c.Endpoint != "" {
-			o.BaseEndpoint = aws.String(c.Endpoint)
+	return &Store{Bucket: c.Bucket, cfg: c}, nil
+}
+
+// build makes the client once. A configuration the SDK cannot load gives
+// a client whose every call fails with that error.
+func (s *Store) build() {
+	s.once.Do(func() {
+		awsCfg, err := config.LoadDefaultConfig(context.Background(),
+			config.WithRegion(s.cfg.Region),
+			config.WithRequestChecksumCalculation(aws.RequestChecksumCalculationWhenRequired),
+			config.WithResponseChecksumValidation(aws.ResponseChecksumValidationWhenRequired),
+		)
+		if err != nil {
+			s.err = fmt.Errorf("s3 config: %w", err)
+			s.client = s3.New(s3.Options{Region: s.cfg.Region, APIOptions: []func(*middleware.Stack) error{
+				func(*middleware.Stack) error { return s.err },
+			}})
+		} else {
+			s.client = s3.NewFromConfig(awsCfg, func(o *s3.Options) {
+				if s.cfg.Endpoint != "" {
+					o.BaseEndpoint = aws.String(s.cfg.Endpoint)
+				}
+				o.UsePathStyle = s.cfg.ForcePathStyle
+			})
 		}
-		o.UsePathStyle = c.ForcePathStyle
+		s.signer = s3.NewPresignClient(s.client)
 	})
-	return &Store{Bucket: c.Bucket, client: client, presign: s3.NewPresignClient(client)}, nil
 }
 
 // Client exposes the S3 client for what the store does not wrap.
-func (s *Store) Client() *s3.Client { return s.client }
+func (s *Store) Client() *s3.Client {
+	s.build()
+	return s.client
+}
 
 // Put writes an object. Keys are deterministic in qinqing, so a retried
 // event overwrites the same object instead of leaving orphans.
 func (s *Store) Put(ctx context.Context, key, contentType string, body []byte) error {
-	_, err := s.client.PutObject(ctx, &s3.PutObjectInput{
+	_, err := s.Client().PutObject(ctx, &s3.PutObjectInput{
 		Bucket:        aws.String(s.Bucket),
 		Key:           aws.String(key),
 		Body:          bytes.NewReader(body),
@@ -87,7 +109,7 @@ var ErrNotFound = errors.New("document not found")
 
 // Open streams an object; the caller closes it.
 func (s *Store) Open(ctx context.Context, key string) (io.ReadCloser, error) {
-	out, err := s.client.GetObject(ctx, &s3.GetObjectInput{Bucket: aws.String(s.Bucket), Key: aws.String(key)})
+	out, err := s.Client().GetObject(ctx, &s3.GetObjectInput{Bucket: aws.String(s.Bucket), Key: aws.String(key)})
 	if err != nil {
 		var nsk *types.NoSuchKey
 		if errors.As(err, &nsk) {
@@ -127,7 +149,8 @@ const UploadTTL = 15 * time.Minute
 // Presigning is local computation, no network call.
 func (s *Store) PresignPut(ctx context.Context, key, contentType, fileName string) (Upload, error) {
 	now := time.Now().UTC().Truncate(time.Second)
-	req, err := s.presign.PresignPutObject(ctx, &s3.PutObjectInput{
+	s.build()
+	req, err := s.signer.PresignPutObject(ctx, &s3.PutObjectInput{
 		Bucket:      aws.String(s.Bucket),
 		Key:         aws.String(key),
 		ContentType: aws.String(contentType),

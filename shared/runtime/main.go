@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"sync"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -25,6 +26,8 @@ type Env struct {
 	Log      *zap.SugaredLogger
 	Loc      *time.Location
 	Calendar *calendar.Cache
+
+	warm chan struct{} // closed once the first connection is made (or failed)
 }
 
 // NewLogger builds the JSON zap logger Knative components use, tagged with
@@ -65,6 +68,11 @@ func Main(name string, base Base, db postgres.Config, build func(ctx context.Con
 		if env.Pool, err = postgres.Open(ctx, db); err != nil {
 			Fatalf(name, "%v", err)
 		}
+		// The first connection is made while the server starts, not when
+		// the first event needs it; start-up does not wait for it, and a
+		// database that is down only shows when an event needs it.
+		env.warm = make(chan struct{})
+		go warmUp(ctx, env.Pool, env.warm)
 	}
 	fn, err := build(ctx, env)
 	if err != nil {
@@ -86,6 +94,22 @@ func Main(name string, base Base, db postgres.Config, build func(ctx context.Con
 	_ = log.Sync()
 }
 
+// RelayStartDelay is how long after start the outbox relay begins when no
+// event has come in yet; after the first request it begins at once.
+const RelayStartDelay = 2 * time.Second
+
+// warmUp opens one pooled connection, then closes done. Events wait for
+// done before they take a connection: otherwise the pool would open a
+// second one for the first event, and two new backends compete.
+func warmUp(ctx context.Context, pool *pgxpool.Pool, done chan<- struct{}) {
+	defer close(done)
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	if c, err := pool.Acquire(ctx); err == nil {
+		c.Release()
+	}
+}
+
 // Serve listens on the configured port and relays the outbox until ctx is
 // done, then shuts down gracefully.
 func Serve(ctx context.Context, env *Env, fn *Function) error {
@@ -93,8 +117,22 @@ func Serve(ctx context.Context, env *Env, fn *Function) error {
 	if err != nil {
 		return err
 	}
+	// The relay waits for the first request after /healthz (or
+	// RelayStartDelay): its connections would otherwise compete with the
+	// first event's on a cold start.
+	server := NewServer(fn, env.Pool, env.Log)
+	server.warm = env.warm
+	served := make(chan struct{})
+	var once sync.Once
+	guarded := guard(server, limits(env.Base, fn), env.Log)
+	handler := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		guarded.ServeHTTP(w, r)
+		if r.URL.Path != "/healthz" {
+			once.Do(func() { close(served) })
+		}
+	})
 	srv := &http.Server{
-		Handler:           guard(NewServer(fn, env.Pool, env.Log), limits(env.Base, fn), env.Log),
+		Handler:           handler,
 		ReadHeaderTimeout: 10 * time.Second,
 		BaseContext:       func(net.Listener) context.Context { return WithLogger(context.Background(), env.Log) },
 	}
@@ -103,7 +141,16 @@ func Serve(ctx context.Context, env *Env, fn *Function) error {
 	if env.Pool != nil { // without K_SINK it only prunes
 		r := &Relay{Pool: env.Pool, Sink: env.Base.Sink, Log: env.Log, Interval: env.Base.RelayInterval,
 			OutboxRetention: env.Base.OutboxRetention, InboxRetention: env.Base.InboxRetention}
-		go func() { defer close(relayDone); r.Run(relayCtx) }()
+		go func() {
+			defer close(relayDone)
+			select {
+			case <-served:
+			case <-time.After(RelayStartDelay):
+			case <-relayCtx.Done():
+				return
+			}
+			r.Run(relayCtx)
+		}()
 	} else {
 		close(relayDone)
 	}

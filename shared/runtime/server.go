@@ -47,6 +47,7 @@ type Server struct {
 	log  *zap.SugaredLogger
 	mux  *http.ServeMux
 	now  func() time.Time
+	warm <-chan struct{} // when set, events wait for it before taking a connection
 }
 
 // NewServer wires fn to the database. pool may be nil for functions
@@ -270,6 +271,12 @@ const inboxInsert = `INSERT INTO qinqing.inbox (function, source, id, type) VALU
 // error, a panic, a cancelled request) rolls it back on a context that is
 // not cancelled.
 func (s *Server) handle(ctx context.Context, m Meta, first *Statement, run Run) (reply *cloudevents.Event, dup bool, err error) {
+	if s.warm != nil {
+		select {
+		case <-s.warm:
+		case <-ctx.Done():
+		}
+	}
 	conn, err := s.pool.Acquire(ctx)
 	if err != nil {
 		return nil, false, fmt.Errorf("begin: %w", err)
