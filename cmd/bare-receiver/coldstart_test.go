@@ -55,6 +55,9 @@ var coldEvents = map[string]firstEvent{
 		return map[string]any{"uscc": event.SampleUSCC(n), "name": "湖州恒达新材料有限公司", "county": "wuxing", "year": 2026, "private": true,
 			"revenueFen": 100, "taxFen": 10, "employees": 120}
 	}},
+	"webhook-egress": {typ: "cn.huzhou.forum.signup.confirmed", data: func(n int) any {
+		return map[string]any{"signupId": fmt.Sprint("S-cold-", n), "forumId": "F-cold", "uscc": event.SampleUSCC(n), "status": "confirmed"}
+	}},
 	"dead-letter": {typ: "cn.huzhou.forum.signup.requested", data: func(n int) any { return map[string]any{"n": n} }},
 	"webhook-ingress": {path: "/webhooks/enterprise", data: func(n int) any {
 		return map[string]any{"type": "cn.huzhou.forum.signup.requested", "data": map[string]any{"forumId": "F-cold", "n": n}}

@@ -46,9 +46,9 @@ const bareSignup = `WITH dd AS (
 		FROM f WHERE open
 	), ins AS (
 		INSERT INTO forum.signups (signup_id, forum_id, uscc, enterprise_name, county, contact_name,
-			contact_phone, mode, nominated_by, topic, problems, documents, status, requested_at, confirmed_at)
+			contact_phone, mode, nominated_by, topic, problems, documents, status, requested_at, confirmed_at, source)
 		SELECT $1::text, $2::text, $3::text, $4::text, $5::text, $6::text, $7::text, $8::text, NULLIF($9::text, ''), $10::text,
-			$11::jsonb, $12::jsonb, d.status, $13::timestamptz, CASE WHEN d.status = 'confirmed' THEN $13::timestamptz END
+			$11::jsonb, $12::jsonb, d.status, $13::timestamptz, CASE WHEN d.status = 'confirmed' THEN $13::timestamptz END, $14::text
 		FROM d
 		ON CONFLICT (forum_id, uscc) WHERE status <> 'cancelled' DO NOTHING
 		RETURNING status

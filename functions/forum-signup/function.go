@@ -79,7 +79,7 @@ func (f *Function) schedule(ctx context.Context, tx pgx.Tx, m runtime.Meta, p *S
 // forum's row lock), sent by the runtime with BEGIN and the inbox insert:
 // the lock is held from that round trip to the commit in the next.
 func signupStatement(m runtime.Meta, p *SignupRequested, o *signupOutcome) runtime.Statement {
-	return decideSignup(runtime.DeriveID("signup", m.Source, m.ID), p, m.Time, o)
+	return decideSignup(runtime.DeriveID("signup", m.Source, m.ID), p, m.Time, m.Source, o)
 }
 
 // signup answers what signupStatement decided. The upload URLs are

@@ -121,9 +121,9 @@ const signupDecision = `WITH f AS (
 		FROM f WHERE open
 	), ins AS (
 		INSERT INTO forum.signups (signup_id, forum_id, uscc, enterprise_name, county, contact_name,
-			contact_phone, mode, nominated_by, topic, problems, documents, status, requested_at, confirmed_at)
+			contact_phone, mode, nominated_by, topic, problems, documents, status, requested_at, confirmed_at, source)
 		SELECT $1::text, $2::text, $3::text, $4::text, $5::text, $6::text, $7::text, $8::text, NULLIF($9::text, ''), $10::text,
-			$11::jsonb, $12::jsonb, d.status, $13::timestamptz, CASE WHEN d.status = 'confirmed' THEN $13::timestamptz END
+			$11::jsonb, $12::jsonb, d.status, $13::timestamptz, CASE WHEN d.status = 'confirmed' THEN $13::timestamptz END, $14::text
 		FROM d
 		ON CONFLICT (forum_id, uscc) WHERE status <> 'cancelled' DO NOTHING
 		RETURNING status
@@ -149,14 +149,15 @@ type signupOutcome struct {
 	existing string
 }
 
-// decideSignup is signupDecision for the signup signupID, scanning into o.
-func decideSignup(signupID string, p *SignupRequested, at time.Time, o *signupOutcome) runtime.Statement {
+// decideSignup is signupDecision for the signup signupID of the event
+// from source, scanning into o.
+func decideSignup(signupID string, p *SignupRequested, at time.Time, source string, o *signupOutcome) runtime.Statement {
 	problems, _ := json.Marshal(nonNil(p.Problems)) // plain structs: cannot fail
 	documents, _ := json.Marshal(nonNil(p.Documents))
 	return runtime.Statement{
 		SQL: signupDecision,
 		Args: []any{signupID, p.ForumID, p.Enterprise.USCC, p.Enterprise.Name, p.Enterprise.County, p.Contact.Name,
-			p.Contact.Phone, p.Mode, p.NominatedBy, p.Topic, string(problems), string(documents), at},
+			p.Contact.Phone, p.Mode, p.NominatedBy, p.Topic, string(problems), string(documents), at, source},
 		Scan: func(row pgx.Row) error {
 			if err := row.Scan(&o.found, &o.open, &o.status, &o.position, &o.existing); err != nil {
 				return fmt.Errorf("signup: %w", err)
