@@ -72,6 +72,7 @@ func Open(ctx context.Context, c Config) (*pgxpool.Pool, error) {
 	}
 	if q := c.beginQuery(); q != "BEGIN" {
 		beginQueries.Store(pool, q)
+		batchSettings.Store(pool, c.settingsQuery())
 	}
 	return pool, nil
 }
@@ -106,6 +107,33 @@ func InTx(ctx context.Context, db Beginner, fn func(tx pgx.Tx) error) (err error
 		return fmt.Errorf("commit: %w", err)
 	}
 	return nil
+}
+
+// batchSettings holds, per pool opened by Open, the one statement that
+// sets the configured timeouts for the transaction (QueueBegin).
+var batchSettings sync.Map // *pgxpool.Pool → string
+
+// settingsQuery is the SET LOCALs of beginQuery as one statement that the
+// extended protocol accepts in a batch.
+func (c Config) settingsQuery() string {
+	var q []string
+	if c.StatementTimeout > 0 {
+		q = append(q, fmt.Sprintf("set_config('statement_timeout', '%d', true)", c.StatementTimeout.Milliseconds()))
+	}
+	if c.LockTimeout > 0 {
+		q = append(q, fmt.Sprintf("set_config('lock_timeout', '%d', true)", c.LockTimeout.Milliseconds()))
+	}
+	return "SELECT " + strings.Join(q, ", ")
+}
+
+// QueueBegin makes b begin a transaction (pgx.Batch.BeginTx: no round trip
+// of its own) with the statement and lock timeouts InTx gives transactions
+// on pool. It must be called before anything else is queued.
+func QueueBegin(b *pgx.Batch, pool *pgxpool.Pool) {
+	b.BeginTx(pgx.TxOptions{})
+	if q, ok := batchSettings.Load(pool); ok {
+		b.Queue(q.(string))
+	}
 }
 
 func begin(ctx context.Context, db Beginner) (pgx.Tx, error) {

@@ -11,6 +11,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 	"go.uber.org/zap"
@@ -121,7 +122,10 @@ func TestPipelineRoundTrips(t *testing.T) {
 	}
 	counter := newTripCounter(t, u.Host)
 	u.Host = counter.addr
-	pool, err := postgres.Open(context.Background(), postgres.Config{URL: u.String(), MaxConns: 1})
+	// With the timeouts every event's transaction carries (set in the
+	// first batch, no round trip of their own).
+	pool, err := postgres.Open(context.Background(), postgres.Config{URL: u.String(), MaxConns: 1,
+		StatementTimeout: 3 * time.Second, LockTimeout: 2 * time.Second})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -143,6 +147,11 @@ func TestPipelineRoundTrips(t *testing.T) {
 			}
 			return res, err
 		}),
+		"settings": runtime.On(func(ctx context.Context, tx pgx.Tx, m runtime.Meta, p *benchPayload) (runtime.Result, error) {
+			var got string
+			err := tx.QueryRow(ctx, `SELECT current_setting('statement_timeout') || ' ' || current_setting('lock_timeout')`).Scan(&got)
+			return runtime.Reply("settings.done", map[string]string{"settings": got}), err
+		}),
 		// The decision is its first statement: pipelined with the inbox insert.
 		"stmt": runtime.OnStatement(func(m runtime.Meta, p *benchPayload, n *int) runtime.Statement {
 			return runtime.Statement{SQL: `INSERT INTO trips VALUES ($1, $2, $3) RETURNING n`, Args: []any{m.Source, m.ID, p.N},
@@ -153,7 +162,7 @@ func TestPipelineRoundTrips(t *testing.T) {
 	}}
 	srv := httptest.NewServer(runtime.NewServer(fn, pool, zap.NewNop().Sugar()))
 	defer srv.Close()
-	send := func(typ, id string, n int) {
+	send := func(typ, id string, n int) string {
 		t.Helper()
 		req, _ := http.NewRequest(http.MethodPost, srv.URL+"/", strings.NewReader(fmt.Sprintf(`{"n":%d}`, n)))
 		req.Header.Set("Content-Type", "application/json")
@@ -165,11 +174,12 @@ func TestPipelineRoundTrips(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		_, _ = io.Copy(io.Discard, resp.Body)
+		body, _ := io.ReadAll(resp.Body)
 		resp.Body.Close()
 		if resp.StatusCode != 200 {
 			t.Fatalf("%s %s: status %d", typ, id, resp.StatusCode)
 		}
+		return string(body)
 	}
 	// Warm up: the connection is made and pgx prepares each statement once.
 	send("one", "warm-1", 1)
@@ -209,6 +219,9 @@ func TestPipelineRoundTrips(t *testing.T) {
 	}
 	if got := counter.take(); got != 2*events {
 		t.Errorf("redeliveries to it: %d round trips for %d events, want %d", got, events, 2*events)
+	}
+	if got := send("settings", "settings-1", 0); got != `{"settings":"3s 2s"}` {
+		t.Errorf("statement and lock timeouts in an event's transaction: %s, want 3s 2s", got)
 	}
 	var rows, outbox int
 	if err := pool.QueryRow(ctx, `SELECT (SELECT count(*) FROM trips), (SELECT count(*) FROM qinqing.outbox)`).Scan(&rows, &outbox); err != nil {

@@ -23,6 +23,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/qinqing/qinqing/shared/event"
+	"github.com/qinqing/qinqing/shared/postgres"
 )
 
 // MaxBodyBytes is the largest request body accepted (contract: 1 MiB → 413).
@@ -285,7 +286,7 @@ func (s *Server) handle(ctx context.Context, m Meta, first *Statement, run Run) 
 	// transaction; one left in a transaction is closed instead.
 	defer conn.Release()
 	b := &pgx.Batch{}
-	b.BeginTx(pgx.TxOptions{})
+	postgres.QueueBegin(b, s.pool) // with the pool's statement and lock timeouts
 	var receivedAt time.Time
 	b.Queue(inboxInsert, m.Function, m.Source, m.ID, m.Type).QueryRow(func(row pgx.Row) error {
 		err := row.Scan(&receivedAt)
