@@ -17,11 +17,11 @@ const name = "appeal-router"
 type Function struct {
 	loc   *time.Location
 	cache *calendar.Cache
-	rules *Rules
+	rules *appeal.Rules
 }
 
 // New returns the function's handlers.
-func New(env *runtime.Env, rules *Rules) *runtime.Function {
+func New(env *runtime.Env, rules *appeal.Rules) *runtime.Function {
 	f := &Function{loc: env.Loc, cache: env.Calendar, rules: rules}
 	return &runtime.Function{
 		Name: name,

@@ -8,6 +8,7 @@ package main
 import (
 	"context"
 
+	"github.com/qinqing/qinqing/shared/appeal"
 	"github.com/qinqing/qinqing/shared/postgres"
 	"github.com/qinqing/qinqing/shared/runtime"
 )
@@ -25,7 +26,7 @@ func main() {
 	var cfg Config
 	runtime.LoadConfig(name, &cfg)
 	runtime.Main(name, cfg.Base, cfg.Config, func(ctx context.Context, env *runtime.Env) (*runtime.Function, error) {
-		rules, err := LoadRules(cfg.RoutingRulesFile)
+		rules, err := appeal.LoadRules(cfg.RoutingRulesFile)
 		if err != nil {
 			return nil, err
 		}

@@ -1,4 +1,4 @@
-package main
+package appeal
 
 import (
 	"fmt"
@@ -8,7 +8,6 @@ import (
 
 	"sigs.k8s.io/yaml"
 
-	"github.com/qinqing/qinqing/shared/appeal"
 	"github.com/qinqing/qinqing/shared/event"
 )
 
@@ -75,7 +74,7 @@ func ParseRules(data []byte) (*Rules, error) {
 		return nil, fmt.Errorf("%s", oneLine(err.Error()))
 	}
 	if r.DefaultDepartment == "" {
-		r.DefaultDepartment = appeal.DefaultDepartment
+		r.DefaultDepartment = DefaultDepartment
 	}
 	if err := r.check(); err != nil {
 		return nil, err
@@ -131,7 +130,7 @@ func DefaultRules() *Rules {
 		}
 		return m
 	}
-	r := &Rules{DefaultDepartment: appeal.DefaultDepartment, Rules: []Rule{
+	r := &Rules{DefaultDepartment: DefaultDepartment, Rules: []Rule{
 		{Category: "land", Department: "natural-resources", Counties: countyBureaus("natural-resources")},
 		{Category: "planning", Department: "natural-resources", Counties: countyBureaus("natural-resources")},
 		{Category: "construction", Department: "housing-construction"},
