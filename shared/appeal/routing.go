@@ -21,12 +21,28 @@ type Rules struct {
 	byCategory map[string]Rule
 }
 
-// Rule routes one category.
+// Rule routes one category. Name, Description, Keywords and Group are
+// optional and describe the category as an Open311 service
+// (functions/open311); without them the service is named by
+// CategoryName.
 type Rule struct {
-	Category   string            `json:"category"`
-	Department string            `json:"department"`
-	Counties   map[string]string `json:"counties,omitempty"`
+	Category    string            `json:"category"`
+	Department  string            `json:"department"`
+	Counties    map[string]string `json:"counties,omitempty"`
+	Name        string            `json:"name,omitempty"`
+	Description string            `json:"description,omitempty"`
+	Keywords    []string          `json:"keywords,omitempty"`
+	Group       string            `json:"group,omitempty"`
 }
+
+// Lookup returns the rule of a category, matched as Route matches it.
+func (r *Rules) Lookup(category string) (Rule, bool) {
+	rule, ok := r.byCategory[normCategory(category)]
+	return rule, ok
+}
+
+// Code is the rule's category as a service code: trimmed, lower case.
+func (rule Rule) Code() string { return normCategory(rule.Category) }
 
 // Route returns the department for an appeal's category and county.
 // Categories match case-insensitively after trimming spaces.

@@ -1,0 +1,469 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	cloudevents "github.com/cloudevents/sdk-go/v2"
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"go.uber.org/zap"
+
+	"github.com/qinqing/qinqing/shared/appeal"
+	"github.com/qinqing/qinqing/shared/event"
+	"github.com/qinqing/qinqing/shared/runtime"
+)
+
+const name = "open311"
+
+// Jurisdiction is the only jurisdiction_id served.
+const Jurisdiction = "huzhou"
+
+// Limits of the API.
+const (
+	maxRange      = 90 * 24 * time.Hour // start_date … end_date
+	maxIDs        = 100                 // ids in one service_request_id list
+	maxResults    = 1000                // requests in one list answer
+	maxTitle      = 200                 // appeal-router's limits
+	maxText       = 4000
+	maxTitleGuess = 60 // characters of the description used as title
+)
+
+// ServiceNotice is the promise shown with every request (the closed loop
+// of contract section 4).
+const ServiceNotice = "交办2个工作日、答复10个工作日、100%回访: handed to a department within 2 working days, answered within 10 working days of receipt, every answer followed up."
+
+// Function is the Open311 API.
+type Function struct {
+	rules  *appeal.Rules
+	keys   Keys
+	pool   *pgxpool.Pool
+	sink   string
+	client *http.Client
+	loc    *time.Location
+	log    *zap.SugaredLogger
+	now    func() time.Time
+}
+
+// New returns the function: the GeoReport v2 routes under /open311/v2.
+func New(env *runtime.Env, rules *appeal.Rules, keys Keys, client *http.Client) *runtime.Function {
+	f := &Function{rules: rules, keys: keys, pool: env.Pool, sink: env.Base.Sink, client: client,
+		loc: env.Loc, log: env.Log, now: time.Now}
+	return &runtime.Function{
+		Name: name,
+		Routes: func(mux *http.ServeMux) {
+			mux.HandleFunc("GET /open311/v2/{file}", f.logged(f.get))
+			mux.HandleFunc("POST /open311/v2/{file}", f.logged(f.post))
+			mux.HandleFunc("GET /open311/v2/requests/{file}", f.logged(f.getOne))
+		},
+	}
+}
+
+// answer is what one call answered, for its log line.
+type answer struct {
+	status int
+	portal string
+	n      int
+}
+
+// logged logs one line per call: path, portal, status, results and ms.
+func (f *Function) logged(h func(w http.ResponseWriter, r *http.Request) answer) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		start := time.Now()
+		a := h(w, r)
+		fields := []any{"method", r.Method, "path", r.URL.Path, "status", a.status, "results", a.n,
+			"ms", float64(time.Since(start).Microseconds()) / 1000}
+		if a.portal != "" {
+			fields = append(fields, "portal", a.portal)
+		}
+		if a.status >= 500 {
+			f.log.Warnw("open311", fields...)
+		} else {
+			f.log.Infow("open311", fields...)
+		}
+	}
+}
+
+func failed(w http.ResponseWriter, format Format, status int, portal, description string) answer {
+	fail(w, format, status, description)
+	return answer{status: status, portal: portal}
+}
+
+// common checks the format and jurisdiction_id of every call.
+func common(w http.ResponseWriter, r *http.Request, want string) (Format, *answer) {
+	base, format, ok := splitFormat(r.PathValue("file"))
+	if !ok || base != want {
+		a := failed(w, format, http.StatusNotFound, "", fmt.Sprintf("unknown resource %q: use %s.json or %s.xml", r.PathValue("file"), want, want))
+		return format, &a
+	}
+	if j := r.FormValue("jurisdiction_id"); j != "" && j != Jurisdiction {
+		a := failed(w, format, http.StatusNotFound, "", fmt.Sprintf("unknown jurisdiction_id %q: this endpoint serves %q", j, Jurisdiction))
+		return format, &a
+	}
+	return format, nil
+}
+
+// portal authenticates the api_key (query or form): missing → 401,
+// unknown → 403.
+func (f *Function) portal(w http.ResponseWriter, r *http.Request, format Format) (string, *answer) {
+	key := r.FormValue("api_key")
+	if key == "" {
+		a := failed(w, format, http.StatusUnauthorized, "", "api_key is required")
+		return "", &a
+	}
+	p, ok := f.keys.Portal(key)
+	if !ok {
+		a := failed(w, format, http.StatusForbidden, "", "api_key is not valid")
+		return "", &a
+	}
+	return p, nil
+}
+
+// get serves GET services.{fmt} and requests.{fmt}.
+func (f *Function) get(w http.ResponseWriter, r *http.Request) answer {
+	if strings.HasPrefix(r.PathValue("file"), "services") {
+		return f.services(w, r)
+	}
+	return f.list(w, r)
+}
+
+// services lists the appeal categories of the routing rules; it needs no
+// api_key.
+func (f *Function) services(w http.ResponseWriter, r *http.Request) answer {
+	format, a := common(w, r, "services")
+	if a != nil {
+		return *a
+	}
+	out := make([]Service, 0, len(f.rules.Rules))
+	for _, rule := range f.rules.Rules {
+		out = append(out, service(rule))
+	}
+	write(w, format, http.StatusOK, out)
+	return answer{status: http.StatusOK, n: len(out)}
+}
+
+func service(rule appeal.Rule) Service {
+	s := Service{ServiceCode: rule.Code(), ServiceName: rule.Name, Description: rule.Description,
+		Metadata: false, Type: "realtime", Keywords: strings.Join(rule.Keywords, ","), Group: rule.Group}
+	if s.ServiceName == "" {
+		s.ServiceName = appeal.CategoryName(s.ServiceCode)
+	}
+	if s.Description == "" {
+		s.Description = fmt.Sprintf("%s (%s): appeals handed to %s", s.ServiceName, s.ServiceCode, appeal.DepartmentName(rule.Department))
+	}
+	if s.Keywords == "" {
+		s.Keywords = s.ServiceCode
+		if n := appeal.CategoryName(s.ServiceCode); n != s.ServiceCode {
+			s.Keywords += "," + n
+		}
+	}
+	return s
+}
+
+// post submits a new request: the appeal goes to the broker as a
+// cn.huzhou.appeal.submitted event from the portal's source, and the
+// answer is its appealId. With attribute[request_token] the event id is
+// derived from the portal and the token, so a retried POST is the same
+// request (the same id, and appeal-router handles the event once).
+func (f *Function) post(w http.ResponseWriter, r *http.Request) answer {
+	r.Body = http.MaxBytesReader(w, r.Body, runtime.MaxBodyBytes)
+	format, a := common(w, r, "requests")
+	if a != nil {
+		return *a
+	}
+	if err := r.ParseForm(); err != nil {
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			return failed(w, format, http.StatusRequestEntityTooLarge, "", fmt.Sprintf("the request body is over %d bytes", runtime.MaxBodyBytes))
+		}
+		return failed(w, format, http.StatusBadRequest, "", "the body is not form-encoded: "+err.Error())
+	}
+	portal, a := f.portal(w, r, format)
+	if a != nil {
+		return *a
+	}
+	sub, token, err := f.submission(r.PostForm)
+	if err != nil {
+		return failed(w, format, http.StatusBadRequest, portal, err.Error())
+	}
+	if f.sink == "" {
+		w.Header().Set("Retry-After", "30")
+		return failed(w, format, http.StatusServiceUnavailable, portal, "requests cannot be accepted right now (no event sink is configured); retry later")
+	}
+	source := "/portals/" + portal
+	id := uuid.NewString()
+	if token != "" {
+		id = runtime.DeriveID("open311", portal, token)
+	}
+	sub.AppealID = runtime.DeriveID("appeal", source, id) // what appeal-router derives for this event
+	ev := cloudevents.NewEvent()
+	ev.SetID(id)
+	ev.SetSource(source)
+	ev.SetType(appeal.TypeSubmitted)
+	ev.SetTime(f.now().UTC())
+	if err := ev.SetData(cloudevents.ApplicationJSON, sub); err != nil {
+		return failed(w, format, http.StatusInternalServerError, portal, "could not encode the request")
+	}
+	if err := runtime.Send(r.Context(), f.client, f.sink, &ev); err != nil {
+		f.log.Warnw("sink refused a request", "portal", portal, "error", err)
+		w.Header().Set("Retry-After", "30")
+		return failed(w, format, http.StatusServiceUnavailable, portal,
+			"the request could not be handed on right now; nothing was accepted, retry later with the same attribute[request_token]")
+	}
+	write(w, format, http.StatusCreated, []Created{{ServiceRequestID: sub.AppealID}})
+	return answer{status: http.StatusCreated, portal: portal, n: 1}
+}
+
+// submitted is the cn.huzhou.appeal.submitted data (contract section 4).
+type submitted struct {
+	AppealID   string `json:"appealId"`
+	Enterprise struct {
+		USCC string `json:"uscc"`
+		Name string `json:"name"`
+	} `json:"enterprise"`
+	County   string `json:"county"`
+	Title    string `json:"title"`
+	Detail   string `json:"detail"`
+	Category string `json:"category"`
+	Channel  string `json:"channel"`
+}
+
+// submission checks the form of a POST against what appeal-router
+// accepts, so that an id answered 201 always becomes an appeal. email and
+// phone are accepted as the spec allows but not passed on or stored.
+func (f *Function) submission(form url.Values) (*submitted, string, error) {
+	var s submitted
+	code := strings.TrimSpace(form.Get("service_code"))
+	if code == "" {
+		return nil, "", errors.New("service_code is required (see services.json)")
+	}
+	rule, ok := f.rules.Lookup(code)
+	if !ok {
+		return nil, "", fmt.Errorf("service_code %q is not a service (see services.json)", code)
+	}
+	s.Category = rule.Code()
+	s.Channel = "portal"
+	s.Detail = form.Get("description")
+	s.Enterprise.USCC = form.Get("attribute[uscc]")
+	s.Enterprise.Name = form.Get("attribute[enterprise_name]")
+	s.County = form.Get("attribute[county]")
+	s.Title = form.Get("attribute[title]")
+	token := form.Get("attribute[request_token]")
+	for field, v := range map[string]string{"description": s.Detail, "attribute[enterprise_name]": s.Enterprise.Name,
+		"attribute[title]": s.Title, "attribute[request_token]": token, "email": form.Get("email"), "phone": form.Get("phone")} {
+		if err := text(field, v); err != nil {
+			return nil, "", err
+		}
+	}
+	if strings.TrimSpace(s.Detail) == "" {
+		return nil, "", errors.New("description is required")
+	}
+	if s.Title == "" {
+		s.Title = guessTitle(s.Detail)
+	}
+	if err := event.FirstError(
+		event.ValidateUSCC("attribute[uscc]", s.Enterprise.USCC),
+		event.Required("attribute[enterprise_name]", s.Enterprise.Name),
+		event.MaxLen("attribute[enterprise_name]", s.Enterprise.Name, maxTitle),
+		event.ValidateCounty("attribute[county]", s.County),
+		event.Required("attribute[title]", s.Title),
+		event.MaxLen("attribute[title]", s.Title, maxTitle),
+		event.MaxLen("description", s.Detail, maxText),
+		event.MaxLen("attribute[request_token]", token, 100),
+	); err != nil {
+		return nil, "", err
+	}
+	return &s, token, nil
+}
+
+// text refuses what no text field may hold: invalid UTF-8 and control
+// characters other than tab and line breaks.
+func text(field, v string) error {
+	if !utf8.ValidString(v) {
+		return fmt.Errorf("%s is not valid UTF-8", field)
+	}
+	for _, c := range v {
+		if c < 0x20 && c != '\t' && c != '\n' && c != '\r' || c == 0x7f {
+			return fmt.Errorf("%s contains a control character (U+%04X)", field, c)
+		}
+	}
+	return nil
+}
+
+// guessTitle is the first line of the description, shortened.
+func guessTitle(d string) string {
+	line, _, _ := strings.Cut(strings.TrimSpace(d), "\n")
+	line = strings.TrimSpace(line)
+	if r := []rune(line); len(r) > maxTitleGuess {
+		line = string(r[:maxTitleGuess]) + "…"
+	}
+	return line
+}
+
+// getOne serves GET requests/<id>.{fmt}: one request of the caller's
+// portal, 404 for an id unknown to that portal (another portal's request
+// is unknown to it).
+func (f *Function) getOne(w http.ResponseWriter, r *http.Request) answer {
+	id, format, ok := splitFormat(r.PathValue("file"))
+	if !ok {
+		return failed(w, format, http.StatusNotFound, "", fmt.Sprintf("unknown resource %q: use requests/<id>.json or .xml", r.PathValue("file")))
+	}
+	if j := r.FormValue("jurisdiction_id"); j != "" && j != Jurisdiction {
+		return failed(w, format, http.StatusNotFound, "", fmt.Sprintf("unknown jurisdiction_id %q: this endpoint serves %q", j, Jurisdiction))
+	}
+	portal, a := f.portal(w, r, format)
+	if a != nil {
+		return *a
+	}
+	if event.ValidateID("service_request_id", id) != nil {
+		return failed(w, format, http.StatusNotFound, portal, fmt.Sprintf("no service request %q", id))
+	}
+	reqs, err := f.find(r.Context(), query{source: "/portals/" + portal, ids: []string{id}})
+	if err != nil {
+		return f.unavailable(w, format, portal, err)
+	}
+	if len(reqs) == 0 {
+		return failed(w, format, http.StatusNotFound, portal,
+			fmt.Sprintf("no service request %q for this api_key (a request just submitted is listed once it has been routed)", id))
+	}
+	write(w, format, http.StatusOK, reqs)
+	return answer{status: http.StatusOK, portal: portal, n: 1}
+}
+
+// list serves GET requests.{fmt}: the portal's requests, filtered.
+// service_request_id (a comma list) overrides every other filter, as the
+// spec says; otherwise start_date … end_date (at most 90 days apart;
+// default the 90 days up to end_date or now), service_code and status.
+// At most 1000, newest first.
+func (f *Function) list(w http.ResponseWriter, r *http.Request) answer {
+	format, a := common(w, r, "requests")
+	if a != nil {
+		return *a
+	}
+	portal, a := f.portal(w, r, format)
+	if a != nil {
+		return *a
+	}
+	q, err := f.parseQuery(r.Form)
+	if err != nil {
+		return failed(w, format, http.StatusBadRequest, portal, err.Error())
+	}
+	q.source = "/portals/" + portal
+	reqs, err := f.find(r.Context(), q)
+	if err != nil {
+		return f.unavailable(w, format, portal, err)
+	}
+	write(w, format, http.StatusOK, reqs)
+	return answer{status: http.StatusOK, portal: portal, n: len(reqs)}
+}
+
+func (f *Function) parseQuery(form url.Values) (query, error) {
+	var q query
+	if ids := form.Get("service_request_id"); ids != "" {
+		for _, id := range strings.Split(ids, ",") {
+			id = strings.TrimSpace(id)
+			if err := event.ValidateID("service_request_id", id); err != nil {
+				return q, fmt.Errorf("service_request_id: %q is not a request id", id)
+			}
+			q.ids = append(q.ids, id)
+		}
+		if len(q.ids) > maxIDs {
+			return q, fmt.Errorf("service_request_id: at most %d ids, got %d", maxIDs, len(q.ids))
+		}
+		return q, nil
+	}
+	if code := form.Get("service_code"); code != "" {
+		rule, ok := f.rules.Lookup(code)
+		if !ok {
+			return q, fmt.Errorf("service_code %q is not a service (see services.json)", code)
+		}
+		q.category = rule.Code()
+	}
+	switch s := form.Get("status"); s {
+	case "", "open", "closed":
+		q.status = s
+	default:
+		return q, fmt.Errorf("status must be open or closed, got %q", s)
+	}
+	end := f.now()
+	if s := form.Get("end_date"); s != "" {
+		t, err := time.Parse(time.RFC3339, s)
+		if err != nil {
+			return q, fmt.Errorf("end_date must be a W3C datetime (RFC 3339), got %q", s)
+		}
+		end = t
+	}
+	start := end.Add(-maxRange)
+	if s := form.Get("start_date"); s != "" {
+		t, err := time.Parse(time.RFC3339, s)
+		if err != nil {
+			return q, fmt.Errorf("start_date must be a W3C datetime (RFC 3339), got %q", s)
+		}
+		start = t
+		if form.Get("end_date") == "" && end.Sub(start) > maxRange {
+			end = start.Add(maxRange)
+		}
+	}
+	if end.Before(start) {
+		return q, errors.New("end_date is before start_date")
+	}
+	if end.Sub(start) > maxRange {
+		return q, fmt.Errorf("start_date and end_date may be at most 90 days apart (got %.1f days)", end.Sub(start).Hours()/24)
+	}
+	q.start, q.end = start, end
+	return q, nil
+}
+
+func (f *Function) unavailable(w http.ResponseWriter, format Format, portal string, err error) answer {
+	f.log.Errorw("read requests", "error", err)
+	w.Header().Set("Retry-After", "10")
+	return failed(w, format, http.StatusServiceUnavailable, portal, "requests cannot be read right now; retry later")
+}
+
+// find reads the matching appeals and words their latest step.
+func (f *Function) find(ctx context.Context, q query) ([]Request, error) {
+	rows, err := readAppeals(ctx, f.pool, q)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]Request, 0, len(rows))
+	for _, a := range rows {
+		out = append(out, f.request(a))
+	}
+	return out, nil
+}
+
+func (f *Function) request(a appealRow) Request {
+	status := "open"
+	if a.status == string(appeal.Closed) {
+		status = "closed"
+	}
+	name := appeal.CategoryName(a.category)
+	if rule, ok := f.rules.Lookup(a.category); ok && rule.Name != "" {
+		name = rule.Name
+	}
+	address := "浙江省湖州市"
+	if a.county != "city" {
+		address += event.Counties[a.county]
+	}
+	return Request{
+		ServiceRequestID:  a.id,
+		Status:            status,
+		StatusNotes:       a.notes(f.loc),
+		ServiceName:       name,
+		ServiceCode:       a.category,
+		Description:       a.detail,
+		AgencyResponsible: appeal.DepartmentName(a.department),
+		ServiceNotice:     ServiceNotice,
+		RequestedDatetime: a.receivedAt.In(f.loc).Format(time.RFC3339),
+		UpdatedDatetime:   a.updatedAt.In(f.loc).Format(time.RFC3339),
+		ExpectedDatetime:  a.replyDue.In(f.loc).Format(time.RFC3339),
+		Address:           address,
+	}
+}
