@@ -64,6 +64,22 @@ func TestSampleWeek(t *testing.T) {
 			t.Errorf("output lacks %q", want)
 		}
 	}
+	// Open311: the enterprise portal lists its case of the week, the
+	// hotline submits one and reads it back, and neither sees the other's.
+	for _, want := range []string{
+		"enterprise-portal: GET requests.json (the week) → 1 request(s)",
+		"HZ-2026-1204  open   transport",
+		"Answered: 夜间配送通行证有效期已延长至一年",
+		"hotline-12345: POST requests.json (service_code energy) → 201",
+		"(another portal's request is unknown to it)",
+	} {
+		if !strings.Contains(text, want) {
+			t.Errorf("output lacks %q", want)
+		}
+	}
+	if strings.Contains(text, "(another portal's request is unknown to it)") && !strings.Contains(text, "json → 404 (another portal's") {
+		t.Error("another portal's Open311 request was visible")
+	}
 	if strings.Contains(text, "signature NOT verified") || strings.Contains(text, "✉ hotline-12345 ← cn.huzhou.appeal.assigned appealId=HZ-2026-1204") {
 		t.Error("a portal received an update it should not have, or one that does not verify")
 	}

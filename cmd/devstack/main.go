@@ -179,6 +179,9 @@ func run(ctx context.Context, dir, weekDir string, serve bool, brokerPort int) e
 	fmt.Fprintln(stdout)
 	summarize(ctx, stdout, pool, b)
 	portalSummary(stdout, recv)
+	if u, ok := urls["open311"]; ok {
+		open311Story(ctx, stdout, u, pl.client)
+	}
 
 	fmt.Fprintf(stdout, "\n═══ Serving on localhost ═══\n")
 	fmt.Fprintf(stdout, "  %-18s %s  (POST CloudEvents here; routed like the Knative broker)\n", "broker", brokerURL)
@@ -258,6 +261,9 @@ func writePortals(path string, secret []byte, recv *receiver, notifyKeys map[str
 	}
 	ps["enterprise-portal"].(map[string]any)["secrets"] = []string{"whsec_" + base64.StdEncoding.EncodeToString(secret)}
 	ps["enterprise-portal"].(map[string]any)["allowedTypes"] = types
+	for name, key := range open311Keys {
+		ps[name].(map[string]any)["apiKeys"] = []string{key}
+	}
 	b, err := json.MarshalIndent(map[string]any{"portals": ps}, "", "  ")
 	if err != nil {
 		return err

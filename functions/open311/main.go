@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/qinqing/qinqing/shared/appeal"
+	"github.com/qinqing/qinqing/shared/portals"
 	"github.com/qinqing/qinqing/shared/postgres"
 	"github.com/qinqing/qinqing/shared/runtime"
 )
@@ -43,8 +44,12 @@ func main() {
 		keys := Keys{}
 		if cfg.PortalsFile == "" {
 			env.Log.Warnw("PORTALS_FILE is unset: no portal has an api_key, only services answers")
-		} else if keys, err = LoadKeys(cfg.PortalsFile); err != nil {
-			return nil, err
+		} else {
+			set, err := portals.Load(cfg.PortalsFile)
+			if err != nil {
+				return nil, err
+			}
+			keys = KeysOf(set)
 		}
 		env.Log.Infow("open311 configured", "portals", keys.Portals(), "services", len(rules.Rules))
 		return New(env, rules, keys, &http.Client{Timeout: cfg.SinkTimeout}), nil

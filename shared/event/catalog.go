@@ -61,10 +61,12 @@ var Catalog = []Subscription{
 		"cn.huzhou.subsidy.payment.recorded",
 		"cn.huzhou.recycling.import.completed",
 	}},
-	// webhook-ingress is fed by portals over plain HTTP, not by the broker;
-	// dead-letter is every Trigger's deadLetterSink, not a subscriber.
+	// webhook-ingress and open311 are fed by portals over plain HTTP, not
+	// by the broker; dead-letter is every Trigger's deadLetterSink, not a
+	// subscriber.
 	{Function: "webhook-ingress"},
 	{Function: "dead-letter"},
+	{Function: "open311"},
 }
 
 // Functions returns the names of all functions in catalogue order.

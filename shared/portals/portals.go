@@ -150,6 +150,10 @@ type notifyEntry struct {
 	AllowPrivate bool     `json:"allowPrivate"`
 }
 
+// MinAPIKeyLen is the shortest Open311 api_key accepted: keys are bearer
+// secrets sent with every call.
+const MinAPIKeyLen = 16
+
 // portalName keeps names usable as one URL path segment.
 var portalName = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$`)
 
@@ -220,8 +224,8 @@ func Parse(b []byte) (Set, error) {
 				return nil, fmt.Errorf("%s.apiKeys: give at least one key or leave apiKeys out", field)
 			}
 			for i, k := range e.APIKeys {
-				if k == "" || strings.ContainsAny(k, " \t\r\n") || len(k) > 256 {
-					return nil, fmt.Errorf("%s.apiKeys[%d]: must be 1-256 characters without spaces", field, i)
+				if len(k) < MinAPIKeyLen || strings.ContainsAny(k, " \t\r\n") || len(k) > 256 {
+					return nil, fmt.Errorf("%s.apiKeys[%d]: must be %d-256 characters without spaces", field, i, MinAPIKeyLen)
 				}
 				if other, dup := owner[k]; dup {
 					return nil, fmt.Errorf("%s.apiKeys[%d]: the same key is also given to portal %q; each key must identify one portal", field, i, other)

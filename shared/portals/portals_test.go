@@ -82,9 +82,10 @@ func TestParseErrors(t *testing.T) {
 		"ErrNoTypes":       {n(`{"url": "https://example.com/", "secrets": [S]}`), "notify.types"},
 		"ErrFlagsNoNotify": {`{"portals": {"p": {"insecure": true, "apiKeys": ["k"]}}}`, "has no notify"},
 		"ErrEmptyPortal":   {`{"portals": {"p": {}}}`, "portals.p.secrets"},
-		"ErrSharedAPIKey":  {`{"portals": {"a": {"apiKeys": ["k1"]}, "b": {"apiKeys": ["k1"]}}}`, "also given to portal"},
+		"ErrSharedAPIKey":  {`{"portals": {"a": {"apiKeys": ["k1-0123456789abcdef"]}, "b": {"apiKeys": ["k1-0123456789abcdef"]}}}`, "also given to portal"},
+		"ErrShortAPIKey":   {`{"portals": {"a": {"apiKeys": ["k1"]}}}`, "apiKeys[0]: must be 16-256"},
 		"ErrEmptyAPIKeys":  {`{"portals": {"a": {"apiKeys": []}}}`, "apiKeys"},
-		"ErrSpaceInAPIKey": {`{"portals": {"a": {"apiKeys": ["a b"]}}}`, "apiKeys[0]"},
+		"ErrSpaceInAPIKey": {`{"portals": {"a": {"apiKeys": ["a b-0123456789abcdef"]}}}`, "apiKeys[0]"},
 	} {
 		t.Run(name, func(t *testing.T) {
 			_, err := Parse([]byte(tc.file))

@@ -178,8 +178,8 @@ func TestDefaultValues(t *testing.T) {
 			t.Errorf("%s: min-scale %s, want 0 (scale to zero)", fn, got)
 		}
 		local := s.Labels["networking.knative.dev/visibility"] == "cluster-local"
-		if local == (fn == "webhook-ingress") {
-			t.Errorf("%s: cluster-local = %v; only webhook-ingress is reachable from outside", fn, local)
+		if public := fn == "webhook-ingress" || fn == "open311"; local == public {
+			t.Errorf("%s: cluster-local = %v; only webhook-ingress and open311 are reachable from outside", fn, local)
 		}
 		env := map[string]corev1.EnvVar{}
 		for _, e := range c.Env {

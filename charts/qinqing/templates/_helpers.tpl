@@ -82,6 +82,7 @@ recycling-trade: {database: true, documents: true}
 award-ceremony: {database: true, documents: true}
 webhook-ingress: {database: false, documents: false}
 webhook-egress: {database: true, documents: false}
+open311: {database: true, documents: false}
 dead-letter: {database: true, documents: false}
 {{- end -}}
 
