@@ -71,7 +71,7 @@ func TestRejectsBadValues(t *testing.T) {
 	}, {
 		name:   "ValidateConnectionBudget",
 		values: "functionDefaults:\n  maxScale: 20\n",
-		want:   []string{"VALUES VALIDATION", "database.maxConnections", "640 connections"},
+		want:   []string{"VALUES VALIDATION", "database.maxConnections", "644 connections"},
 	}, {
 		name:   "ValidateUnboundedDatabaseFunction",
 		values: "functions:\n  appeal-router:\n    maxScale: 0\n",
