@@ -67,7 +67,7 @@ func TestSampleWeek(t *testing.T) {
 	// Open311: the enterprise portal lists its case of the week, the
 	// hotline submits one and reads it back, and neither sees the other's.
 	for _, want := range []string{
-		"enterprise-portal: GET requests.json (the week) → 1 request(s)",
+		"enterprise-portal: GET requests.json (the week) → 2 request(s)",
 		"HZ-2026-1204  open   transport",
 		"Answered: 夜间配送通行证有效期已延长至一年",
 		"hotline-12345: POST requests.json (service_code energy) → 201",

@@ -14,9 +14,9 @@ import (
 )
 
 // DatabaseFunctions are the functions that connect to the database, each
-// with its own group role (migration 0090_roles.sql).
+// with its own group role (migration 0090_roles.sql; open311's is 0092).
 var DatabaseFunctions = []string{"forum-signup", "appeal-router", "deadline-check", "subsidy-disbursal",
-	"recycling-trade", "award-ceremony", "dead-letter"}
+	"recycling-trade", "award-ceremony", "dead-letter", "open311"}
 
 // FunctionRole is the NOLOGIN group role holding a function's grants:
 // "forum-signup" → "qinqing_forum_signup".

@@ -99,6 +99,20 @@ func TestFunctionRolesLeastPrivilege(t *testing.T) {
 	if _, err := dc.Exec(ctx, `UPDATE appeal.appeals SET status = status`); sqlstate(err) != "42501" {
 		t.Errorf("deadline-check updating appeals: %v, want SQLSTATE 42501", err)
 	}
+	// open311 reads appeals, their history and escalations, and nothing else.
+	o := connectAs(t, "open311")
+	for _, ok := range []string{`SELECT count(*) FROM appeal.appeals`, `SELECT count(*) FROM appeal.history`,
+		`SELECT count(*) FROM appeal.overdue_announcements`} {
+		if _, err := o.Exec(ctx, ok); err != nil {
+			t.Errorf("%s as open311: %v, want allowed", ok, err)
+		}
+	}
+	for _, denied := range []string{`UPDATE appeal.appeals SET status = status`, `DELETE FROM appeal.history`,
+		`SELECT count(*) FROM appeal.reviews`, `SELECT count(*) FROM forum.signups`, `SELECT count(*) FROM subsidy.disbursements`} {
+		if _, err := o.Exec(ctx, denied); sqlstate(err) != "42501" {
+			t.Errorf("%s as open311: %v, want permission denied (SQLSTATE 42501)", denied, err)
+		}
+	}
 	for _, fn := range postgres.DatabaseFunctions {
 		c := connectAs(t, fn)
 		if _, err := c.Exec(ctx, `CREATE TABLE qinqing.extra (id int)`); sqlstate(err) != "42501" {
