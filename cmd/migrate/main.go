@@ -1,6 +1,9 @@
-// Command migrate applies every qinqing database migration to DATABASE_URL
-// and exits 0. It is idempotent and safe to run twice at once (advisory
-// lock); the Helm chart runs it as a pre-install/pre-upgrade hook Job.
+// Command migrate applies every qinqing database migration to
+// MIGRATIONS_DATABASE_URL (a direct connection with the owner role), or to
+// DATABASE_URL when that is unset, and exits 0. It is idempotent and safe
+// to run twice at once, also through PgBouncer in transaction pooling mode
+// (goose's table lock, see postgres.Migrate); the Helm chart runs it as a
+// pre-install/pre-upgrade hook Job.
 // `make run` (cmd/devstack) applies the same migrations in-process with
 // the same postgres.Migrate. Functions never migrate on start.
 //
@@ -26,15 +29,24 @@ func main() {
 	createLogins := flag.Bool("create-login-roles", false, "create or update the login role of each function whose DATABASE_PASSWORD_<FUNCTION> is set")
 	flag.Parse()
 	var cfg struct {
-		URL string `envconfig:"DATABASE_URL" required:"true"`
+		MigrationsURL string `envconfig:"MIGRATIONS_DATABASE_URL"`
+		URL           string `envconfig:"DATABASE_URL"`
 	}
 	if err := envconfig.Process("", &cfg); err != nil {
 		fmt.Fprintln(os.Stderr, "migrate:", err)
 		os.Exit(2)
 	}
+	url := cfg.MigrationsURL
+	if url == "" {
+		url = cfg.URL
+	}
+	if url == "" {
+		fmt.Fprintln(os.Stderr, "migrate: MIGRATIONS_DATABASE_URL or DATABASE_URL must be set")
+		os.Exit(2)
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	applied, err := postgres.Migrate(ctx, cfg.URL)
+	applied, err := postgres.Migrate(ctx, url)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "migrate:", err)
 		os.Exit(1)

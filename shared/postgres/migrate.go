@@ -2,12 +2,13 @@ package postgres
 
 import (
 	"context"
-	"database/sql"
 	"embed"
 	"fmt"
 	"io/fs"
+	"time"
 
-	_ "github.com/jackc/pgx/v5/stdlib" // database/sql driver "pgx" for goose
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/stdlib"
 	"github.com/pressly/goose/v3"
 	"github.com/pressly/goose/v3/lock"
 )
@@ -21,26 +22,34 @@ import (
 //go:embed migrations/*.sql
 var migrations embed.FS
 
-// Migrate applies every pending migration to the database at url. It holds
-// a Postgres advisory lock for the duration, so two runs at once (two Helm
-// hook pods, or make run beside a test) serialise instead of racing; a
-// second run is a no-op.
+// Migrate applies every pending migration to the database at url and
+// returns the files it applied. Two runs at once (two Helm hook pods, or
+// make run beside a test) serialise on goose's table lock, a row in
+// goose_lock leased for 30 s and renewed while the run lasts, so the
+// second waits and then finds nothing to do; a run that dies holding it
+// is taken over when the lease ends. Unlike a session advisory lock this
+// also holds through PgBouncer in transaction pooling mode, and the
+// connections use the pooler-safe query mode (PoolerSafe), so url may be
+// direct or pooled.
 func Migrate(ctx context.Context, url string) ([]string, error) {
-	db, err := sql.Open("pgx", url)
+	cc, err := pgx.ParseConfig(url)
 	if err != nil {
 		return nil, err
 	}
+	PoolerSafe(cc)
+	db := stdlib.OpenDB(*cc)
 	defer db.Close()
 	sub, err := fs.Sub(migrations, "migrations")
 	if err != nil {
 		return nil, err
 	}
-	locker, err := lock.NewPostgresSessionLocker()
+	// Ask for the lock every second (jittered) for up to ten minutes.
+	locker, err := lock.NewPostgresTableLocker(lock.WithTableLockTimeout(time.Second, 600))
 	if err != nil {
 		return nil, err
 	}
 	p, err := goose.NewProvider(goose.DialectPostgres, db, sub,
-		goose.WithSessionLocker(locker),
+		goose.WithLocker(locker),
 		goose.WithAllowOutofOrder(true),
 	)
 	if err != nil {

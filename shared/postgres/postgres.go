@@ -30,6 +30,13 @@ type Config struct {
 	// LockTimeout is the lock_timeout of those transactions: how long a
 	// statement waits for a row, table or advisory lock; 0 leaves the server's.
 	LockTimeout time.Duration `envconfig:"DATABASE_LOCK_TIMEOUT" default:"10s"`
+	// Pooler says what URL points at: PoolerNone (Postgres itself),
+	// PoolerPgBouncerTransaction or PoolerPgBouncerSession.
+	Pooler string `envconfig:"DATABASE_POOLER" default:"none"`
+	// ListenURL is a direct (or session-pooled) URL for the outbox relay's
+	// LISTEN. Empty: the relay listens through URL, except behind a
+	// transaction pooler, where it polls.
+	ListenURL string `envconfig:"DATABASE_LISTEN_URL"`
 }
 
 // beginQueries holds, per pool opened by Open, the statement that begins
@@ -51,13 +58,66 @@ func (c Config) beginQuery() string {
 	return strings.Join(q, "; ")
 }
 
+// The values of DATABASE_POOLER.
+const (
+	PoolerNone                 = "none"
+	PoolerPgBouncerTransaction = "pgbouncer-transaction"
+	PoolerPgBouncerSession     = "pgbouncer-session"
+)
+
+// Check refuses a DATABASE_POOLER value it does not know and a
+// DATABASE_LISTEN_URL that is not a Postgres URL.
+func (c Config) Check() error {
+	if c.ListenURL != "" {
+		if _, err := pgx.ParseConfig(c.ListenURL); err != nil {
+			return fmt.Errorf("DATABASE_LISTEN_URL: %w", err)
+		}
+	}
+	switch c.Pooler {
+	case "", PoolerNone, PoolerPgBouncerTransaction, PoolerPgBouncerSession:
+		return nil
+	}
+	return fmt.Errorf("DATABASE_POOLER: unknown value %q (want %s, %s or %s)",
+		c.Pooler, PoolerNone, PoolerPgBouncerTransaction, PoolerPgBouncerSession)
+}
+
+// TransactionPooled reports whether a server connection is only ours for
+// one transaction: no session state, no named statements, no LISTEN and
+// no session advisory locks survive it.
+func (c Config) TransactionPooled() bool { return c.Pooler == PoolerPgBouncerTransaction }
+
+// PoolerSafe makes cc work through a transaction pooler. No statement
+// outlives the message sequence that created it: a query's argument and
+// result types are described once with the unnamed statement (cached per
+// connection), and every execution parses the SQL again in the same round
+// trip as its Bind and Execute, so it never depends on which server
+// connection the pooler hands out. Measured through PgBouncer 1.18: the
+// exec and simple-protocol modes cannot encode a Go struct or map into a
+// jsonb parameter (they do not know its type); this mode can.
+func PoolerSafe(cc *pgx.ConnConfig) {
+	cc.DefaultQueryExecMode = pgx.QueryExecModeCacheDescribe
+	cc.StatementCacheCapacity = 0
+	if cc.DescriptionCacheCapacity == 0 {
+		cc.DescriptionCacheCapacity = 512
+	}
+}
+
 // Open creates a pool. It does not connect: the first connection is made
 // when the first event needs one, so a cold start is not slowed and a
 // database outage turns into 5xx answers rather than a crash loop.
+//
+// Behind a transaction pooler (DATABASE_POOLER=pgbouncer-transaction) the
+// pool uses PoolerSafe's query mode.
 func Open(ctx context.Context, c Config) (*pgxpool.Pool, error) {
+	if err := c.Check(); err != nil {
+		return nil, err
+	}
 	pc, err := pgxpool.ParseConfig(c.URL)
 	if err != nil {
 		return nil, fmt.Errorf("DATABASE_URL: %w", err)
+	}
+	if c.TransactionPooled() {
+		PoolerSafe(pc.ConnConfig)
 	}
 	if c.MaxConns > 0 {
 		pc.MaxConns = c.MaxConns

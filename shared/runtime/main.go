@@ -23,6 +23,7 @@ type Env struct {
 	Name     string
 	Base     Base
 	Pool     *pgxpool.Pool // nil for functions without a database
+	DB       postgres.Config
 	Log      *zap.SugaredLogger
 	Loc      *time.Location
 	Calendar *calendar.Cache
@@ -63,7 +64,7 @@ func Main(name string, base Base, db postgres.Config, build func(ctx context.Con
 		Fatalf(name, "%v", err)
 	}
 	ctx := WithLogger(SignalContext(), log)
-	env := &Env{Name: name, Base: base, Log: log, Loc: loc, Calendar: calendar.NewCache(loc)}
+	env := &Env{Name: name, Base: base, DB: db, Log: log, Loc: loc, Calendar: calendar.NewCache(loc)}
 	if db.URL != "" {
 		if env.Pool, err = postgres.Open(ctx, db); err != nil {
 			Fatalf(name, "%v", err)
@@ -140,7 +141,8 @@ func Serve(ctx context.Context, env *Env, fn *Function) error {
 	relayDone := make(chan struct{})
 	if env.Pool != nil { // without K_SINK it only prunes
 		r := &Relay{Pool: env.Pool, Sink: env.Base.Sink, Log: env.Log, Interval: env.Base.RelayInterval,
-			OutboxRetention: env.Base.OutboxRetention, InboxRetention: env.Base.InboxRetention}
+			OutboxRetention: env.Base.OutboxRetention, InboxRetention: env.Base.InboxRetention,
+			ListenURL: env.DB.ListenURL, TransactionPooled: env.DB.TransactionPooled()}
 		go func() {
 			defer close(relayDone)
 			select {

@@ -2,6 +2,7 @@ package runtime
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"math/rand/v2"
@@ -12,8 +13,11 @@ import (
 	cloudevents "github.com/cloudevents/sdk-go/v2"
 	"github.com/cloudevents/sdk-go/v2/binding"
 	cehttp "github.com/cloudevents/sdk-go/v2/protocol/http"
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"go.uber.org/zap"
+
+	"github.com/qinqing/qinqing/shared/postgres"
 )
 
 // Relay delivers the outbox to the sink. Every running function runs one;
@@ -42,6 +46,13 @@ type Relay struct {
 	// zero between bursts may never stay up for a whole interval.
 	PruneAfter time.Duration
 	PruneEvery time.Duration
+	// ListenURL, when set, is a direct (or session-pooled) Postgres URL
+	// the relay LISTENs on instead of a connection taken from Pool.
+	ListenURL string
+	// TransactionPooled says Pool goes through a transaction pooler, where
+	// LISTEN never hears a notification: without ListenURL the relay then
+	// polls every Interval and says so once in the log.
+	TransactionPooled bool
 }
 
 // defaults fills the settings left zero.
@@ -108,23 +119,18 @@ func (r *Relay) Run(ctx context.Context) {
 // pruneBatch bounds one DELETE, so pruning never holds long locks.
 const pruneBatch = 5000
 
+// errPruneBusy ends a prune when another relay holds the prune lock.
+var errPruneBusy = errors.New("another relay is pruning")
+
 // Prune deletes delivered outbox rows older than OutboxRetention and inbox
-// rows older than InboxRetention, in batches. One relay prunes at a time
-// (an advisory lock); the others skip. It returns the rows deleted.
+// rows older than InboxRetention, in batches, each in its own transaction
+// that takes a transaction-scoped advisory lock first: when another relay
+// holds it, this one stops and leaves the rest to it. The lock ends with
+// the transaction, so it also holds behind a transaction pooler, where a
+// session lock would be taken on one server connection and released on
+// another. It returns the rows deleted.
 func (r *Relay) Prune(ctx context.Context) (outbox, inbox int64, err error) {
 	r.defaults()
-	conn, err := r.Pool.Acquire(ctx)
-	if err != nil {
-		return 0, 0, err
-	}
-	defer conn.Release()
-	var locked bool
-	if err := conn.QueryRow(ctx, `SELECT pg_try_advisory_lock(hashtext('qinqing.prune'))`).Scan(&locked); err != nil || !locked {
-		return 0, 0, err
-	}
-	defer func() {
-		_, _ = conn.Exec(context.WithoutCancel(ctx), `SELECT pg_advisory_unlock(hashtext('qinqing.prune'))`)
-	}()
 	for _, step := range []struct {
 		n   *int64
 		sql string
@@ -136,12 +142,25 @@ func (r *Relay) Prune(ctx context.Context) (outbox, inbox int64, err error) {
 			WHERE received_at < now() - $1 * interval '1 microsecond' LIMIT $2)`, r.InboxRetention},
 	} {
 		for ctx.Err() == nil {
-			tag, err := conn.Exec(ctx, step.sql, step.age.Microseconds(), pruneBatch)
+			n, err := postgres.InTxV(ctx, r.Pool, func(tx pgx.Tx) (int64, error) {
+				var locked bool
+				if err := tx.QueryRow(ctx, `SELECT pg_try_advisory_xact_lock(hashtext('qinqing.prune'))`).Scan(&locked); err != nil {
+					return 0, err
+				}
+				if !locked {
+					return 0, errPruneBusy
+				}
+				tag, err := tx.Exec(ctx, step.sql, step.age.Microseconds(), pruneBatch)
+				return tag.RowsAffected(), err
+			})
+			if errors.Is(err, errPruneBusy) {
+				return outbox, inbox, nil
+			}
 			if err != nil {
 				return outbox, inbox, err
 			}
-			*step.n += tag.RowsAffected()
-			if tag.RowsAffected() < pruneBatch {
+			*step.n += n
+			if n < pruneBatch {
 				break
 			}
 		}
@@ -149,15 +168,25 @@ func (r *Relay) Prune(ctx context.Context) (outbox, inbox int64, err error) {
 	return outbox, inbox, ctx.Err()
 }
 
-// listen turns NOTIFY qinqing_outbox into wake-ups, reconnecting on error.
+// listen turns NOTIFY qinqing_outbox into wake-ups, reconnecting on
+// error. It listens on ListenURL when given, else on a connection taken
+// out of the pool; behind a transaction pooler without ListenURL it
+// returns at once and the relay polls.
 func (r *Relay) listen(ctx context.Context, wake chan<- struct{}) {
+	if r.ListenURL == "" && r.TransactionPooled {
+		r.Log.Infow("outbox relay polls without LISTEN: DATABASE_POOLER is pgbouncer-transaction and DATABASE_LISTEN_URL is unset",
+			"interval", r.Interval.String())
+		return
+	}
 	for ctx.Err() == nil {
-		conn, err := r.Pool.Acquire(ctx)
+		pc, err := r.listenConn(ctx)
 		if err != nil {
+			if r.ListenURL != "" && ctx.Err() == nil {
+				r.Log.Warnw("outbox relay: connect to DATABASE_LISTEN_URL", "error", err)
+			}
 			sleep(ctx, 2*time.Second)
 			continue
 		}
-		pc := conn.Hijack()
 		if _, err := pc.Exec(ctx, "LISTEN qinqing_outbox"); err == nil {
 			for {
 				if _, err := pc.WaitForNotification(ctx); err != nil {
@@ -174,6 +203,20 @@ func (r *Relay) listen(ctx context.Context, wake chan<- struct{}) {
 		cancel()
 		sleep(ctx, time.Second)
 	}
+}
+
+// listenConn returns a connection of its own for LISTEN.
+func (r *Relay) listenConn(ctx context.Context) (*pgx.Conn, error) {
+	if r.ListenURL != "" {
+		cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		defer cancel()
+		return pgx.Connect(cctx, r.ListenURL)
+	}
+	conn, err := r.Pool.Acquire(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return conn.Hijack(), nil
 }
 
 func sleep(ctx context.Context, d time.Duration) {

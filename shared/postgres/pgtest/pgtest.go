@@ -4,6 +4,11 @@
 // TEMPLATE), dropped when the test ends (after exposure-notifications-server
 // and river's riverdbtest). Run tests through hack/with-postgres.sh (make
 // test does) to get a throwaway server when TEST_DATABASE_URL is unset.
+//
+// hack/with-postgres.sh also starts a PgBouncer in transaction pooling mode
+// in front of that server (TEST_PGBOUNCER_URL). PgBouncerURL routes one
+// test's database through it; AlsoThroughPgBouncer runs a whole package a
+// second time that way.
 package pgtest
 
 import (
@@ -14,6 +19,7 @@ import (
 	"net/url"
 	"os"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -28,7 +34,24 @@ var (
 	template string
 	baseURL  *url.URL
 	initErr  error
+
+	// through makes URL hand out URLs through PgBouncer (the second pass
+	// of AlsoThroughPgBouncer).
+	through atomic.Bool
 )
+
+// bouncerHost is the host:port of TEST_PGBOUNCER_URL, "" when unset.
+func bouncerHost() string {
+	raw := os.Getenv("TEST_PGBOUNCER_URL")
+	if raw == "" {
+		return ""
+	}
+	u, err := url.Parse(raw)
+	if err != nil {
+		return ""
+	}
+	return u.Host
+}
 
 func adminConn(ctx context.Context) (*pgx.Conn, error) {
 	return pgx.Connect(ctx, baseURL.String())
@@ -82,7 +105,81 @@ func URL(t testing.TB) string {
 	if initErr != nil {
 		t.Fatalf("pgtest: %v", initErr)
 	}
-	return create(t, template)
+	u := create(t, template)
+	if through.Load() {
+		return PgBouncerURL(t, u)
+	}
+	return u
+}
+
+// PgBouncerURL returns u (a URL from URL or EmptyURL) routed through the
+// PgBouncer at TEST_PGBOUNCER_URL, which reaches every database of the
+// test server. Without TEST_PGBOUNCER_URL the test is skipped: make test
+// always starts one, TEST_DATABASE_URL given by hand may come without.
+func PgBouncerURL(t testing.TB, u string) string {
+	t.Helper()
+	host := bouncerHost()
+	if host == "" {
+		t.Skip("pgtest: TEST_PGBOUNCER_URL is unset (no PgBouncer beside TEST_DATABASE_URL); run through make test or hack/with-postgres.sh")
+	}
+	pu, err := url.Parse(u)
+	if err != nil {
+		t.Fatalf("pgtest: %v", err)
+	}
+	pu.Host = host
+	return pu.String()
+}
+
+// IsPgBouncer reports whether u goes through the PgBouncer of
+// TEST_PGBOUNCER_URL.
+func IsPgBouncer(u string) bool {
+	pu, err := url.Parse(u)
+	return err == nil && pu.Host != "" && pu.Host == bouncerHost()
+}
+
+// ThroughPgBouncer reports whether this is the second pass of
+// AlsoThroughPgBouncer, where URL and Pool go through PgBouncer.
+func ThroughPgBouncer() bool { return through.Load() }
+
+// Runner is what a TestMain runs: a *testing.M, or AlsoThroughPgBouncer's
+// wrapper of one.
+type Runner interface{ Run() int }
+
+type bothWays struct{ m Runner }
+
+// AlsoThroughPgBouncer wraps m so that Run runs the package's tests twice:
+// first against Postgres directly, then — when TEST_PGBOUNCER_URL is set —
+// again with URL and Pool going through PgBouncer in transaction pooling
+// mode and DATABASE_POOLER=pgbouncer-transaction in the environment, which
+// the function processes the tests start inherit. Run fails when either
+// pass fails.
+//
+//	func TestMain(m *testing.M) { os.Exit(pgtest.AlsoThroughPgBouncer(m).Run()) }
+func AlsoThroughPgBouncer(m Runner) Runner { return bothWays{m} }
+
+func (b bothWays) Run() int {
+	code := b.m.Run()
+	if bouncerHost() == "" {
+		fmt.Fprintln(os.Stderr, "pgtest: TEST_PGBOUNCER_URL is unset: the second pass through PgBouncer is skipped")
+		return code
+	}
+	fmt.Fprintln(os.Stderr, "pgtest: second pass, through PgBouncer (transaction pooling) with DATABASE_POOLER=pgbouncer-transaction")
+	through.Store(true)
+	prev, had := os.LookupEnv("DATABASE_POOLER")
+	_ = os.Setenv("DATABASE_POOLER", postgres.PoolerPgBouncerTransaction)
+	defer func() {
+		through.Store(false)
+		if had {
+			_ = os.Setenv("DATABASE_POOLER", prev)
+		} else {
+			_ = os.Unsetenv("DATABASE_POOLER")
+		}
+	}()
+	if c := b.m.Run(); c != 0 {
+		fmt.Fprintln(os.Stderr, "pgtest: FAIL through PgBouncer")
+		return c
+	}
+	return code
 }
 
 // EmptyURL returns the URL of a new database without migrations (for
@@ -139,10 +236,15 @@ func Pool(t testing.TB) *pgxpool.Pool {
 	return PoolFor(t, URL(t))
 }
 
-// PoolFor opens a pool on url, closed in t.Cleanup.
+// PoolFor opens a pool on url, closed in t.Cleanup. A URL through
+// PgBouncer gets the pooler query mode (DATABASE_POOLER=pgbouncer-transaction).
 func PoolFor(t testing.TB, url string) *pgxpool.Pool {
 	t.Helper()
-	pool, err := postgres.Open(context.Background(), postgres.Config{URL: url, MaxConns: 20})
+	cfg := postgres.Config{URL: url, MaxConns: 20}
+	if IsPgBouncer(url) {
+		cfg.Pooler = postgres.PoolerPgBouncerTransaction
+	}
+	pool, err := postgres.Open(context.Background(), cfg)
 	if err != nil {
 		t.Fatalf("pgtest: %v", err)
 	}

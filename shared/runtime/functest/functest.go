@@ -404,7 +404,9 @@ func (s *Sink) WaitFor(t testing.TB, typ string, n int, timeout time.Duration) [
 // not per test), runs the tests and removes the binaries.
 //
 //	func TestMain(m *testing.M) { functest.Main(m, map[string]*string{".": &binary}) }
-func Main(m *testing.M, builds map[string]*string) {
+//
+// m may also be wrapped, e.g. by pgtest.AlsoThroughPgBouncer.
+func Main(m interface{ Run() int }, builds map[string]*string) {
 	var dirs []string
 	for dir, dst := range builds {
 		bin, err := Build(dir)
