@@ -15,6 +15,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"flag"
 	"fmt"
 	"net/url"
 	"os"
@@ -152,13 +153,16 @@ type bothWays struct{ m Runner }
 // again with URL and Pool going through PgBouncer in transaction pooling
 // mode and DATABASE_POOLER=pgbouncer-transaction in the environment, which
 // the function processes the tests start inherit. Run fails when either
-// pass fails.
+// pass fails. With -test.bench (make bench) there is one pass only.
 //
 //	func TestMain(m *testing.M) { os.Exit(pgtest.AlsoThroughPgBouncer(m).Run()) }
 func AlsoThroughPgBouncer(m Runner) Runner { return bothWays{m} }
 
 func (b bothWays) Run() int {
 	code := b.m.Run()
+	if f := flag.Lookup("test.bench"); f != nil && f.Value.String() != "" {
+		return code // benchmarks compare the ways themselves; run them once
+	}
 	if bouncerHost() == "" {
 		fmt.Fprintln(os.Stderr, "pgtest: TEST_PGBOUNCER_URL is unset: the second pass through PgBouncer is skipped")
 		return code
