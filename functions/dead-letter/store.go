@@ -20,7 +20,14 @@ const (
 // failing again after a replay reopens the row (status pending, the new
 // error, failures + 1) so it is never lost. A replay in progress holds the
 // row lock, so this waits for it and then sees its outcome.
+//
+// Two first deliveries at once would both pass ON CONFLICT's check and one
+// would then fail on the other unique index (the primary key), so they
+// first serialise on a transaction-scoped advisory lock of the id.
 func insertDeadLetter(ctx context.Context, tx pgx.Tx, d *DeadLetter) (string, error) {
+	if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock(hashtextextended($1, 0))`, "deadletter/"+d.ID); err != nil {
+		return "", fmt.Errorf("lock dead letter: %w", err)
+	}
 	var inserted bool
 	err := tx.QueryRow(ctx, `INSERT INTO deadletter.dead_letters AS dl
 		(id, source, event_id, error_dest, spec_version, type, subject, event_time, data_content_type, data_schema,
