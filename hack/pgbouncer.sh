@@ -45,7 +45,9 @@ start)
   tries=0
   while :; do
     port=$((20000 + RANDOM % 20000))
-    # auth_type = trust still looks the user up in auth_file.
+    # auth_type = trust still looks the user up: in auth_file for the
+    # owner, through auth_query (run as the owner) for every other role,
+    # such as the functions' login roles the tests create.
     echo '"postgres" ""' >"$dir/userlist.txt"
     cat >"$dir/pgbouncer.ini" <<EOF
 [databases]
@@ -57,6 +59,8 @@ listen_port = $port
 unix_socket_dir =
 auth_type = trust
 auth_file = $dir/userlist.txt
+auth_user = postgres
+auth_query = SELECT usename, passwd FROM pg_catalog.pg_shadow WHERE usename = \$1
 admin_users = postgres
 pool_mode = transaction
 default_pool_size = 20

@@ -58,7 +58,7 @@ func main() {
 		fmt.Println("migrate: applied", a)
 	}
 	if *createLogins {
-		roles, err := postgres.CreateLoginRoles(ctx, cfg.URL, os.Getenv)
+		roles, err := postgres.CreateLoginRoles(ctx, url, os.Getenv)
 		for _, r := range roles {
 			fmt.Println("migrate: login role", r)
 		}

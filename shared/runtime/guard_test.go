@@ -19,7 +19,12 @@ import (
 // probe is the test-only function of testdata/probe.
 var probe string
 
-func TestMain(m *testing.M) { functest.Main(m, map[string]*string{"testdata/probe": &probe}) }
+// TestMain builds the probe and runs the package's tests twice: against
+// Postgres, then through PgBouncer in transaction pooling mode
+// (pgbouncer_test.go).
+func TestMain(m *testing.M) {
+	functest.Main(pgtest.AlsoThroughPgBouncer(m), map[string]*string{"testdata/probe": &probe})
+}
 
 // TestPanicsRollBackAndTheFunctionKeepsServing: more panicking handlers than
 // the pool has connections each answer 500 problem+json with their

@@ -2,7 +2,6 @@ package runtime_test
 
 import (
 	"context"
-	"os"
 	"strings"
 	"sync"
 	"testing"
@@ -15,10 +14,6 @@ import (
 	"github.com/qinqing/qinqing/shared/runtime"
 	"github.com/qinqing/qinqing/shared/runtime/functest"
 )
-
-// The relay and pipeline tests run twice: against Postgres, then through
-// PgBouncer in transaction pooling mode.
-func TestMain(m *testing.M) { os.Exit(pgtest.AlsoThroughPgBouncer(m).Run()) }
 
 // viaPgBouncer returns a new migrated database's direct URL and a pool on
 // it through PgBouncer in transaction pooling mode.
