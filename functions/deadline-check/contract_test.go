@@ -26,8 +26,10 @@ import (
 // production does, appeal-router: both built binaries, over HTTP.
 var binary, router string
 
+// TestMain runs the tests twice: against Postgres, then through PgBouncer
+// in transaction pooling mode with DATABASE_POOLER=pgbouncer-transaction.
 func TestMain(m *testing.M) {
-	functest.Main(m, map[string]*string{".": &binary, "../appeal-router": &router})
+	functest.Main(pgtest.AlsoThroughPgBouncer(m), map[string]*string{".": &binary, "../appeal-router": &router})
 }
 
 type fixture struct {

@@ -27,8 +27,10 @@ import (
 
 var binary, routerBin, checkBin string
 
+// TestMain runs the tests twice: against Postgres, then through PgBouncer
+// in transaction pooling mode with DATABASE_POOLER=pgbouncer-transaction.
 func TestMain(m *testing.M) {
-	functest.Main(m, map[string]*string{".": &binary, "../appeal-router": &routerBin, "../deadline-check": &checkBin})
+	functest.Main(pgtest.AlsoThroughPgBouncer(m), map[string]*string{".": &binary, "../appeal-router": &routerBin, "../deadline-check": &checkBin})
 }
 
 // Two portals, each with its own api_key; the file also carries the

@@ -16,7 +16,11 @@ import (
 
 var binary string
 
-func TestMain(m *testing.M) { functest.Main(m, map[string]*string{".": &binary}) }
+// TestMain runs the tests twice: against Postgres, then through PgBouncer
+// in transaction pooling mode with DATABASE_POOLER=pgbouncer-transaction.
+func TestMain(m *testing.M) {
+	functest.Main(pgtest.AlsoThroughPgBouncer(m), map[string]*string{".": &binary})
+}
 
 // testPolicies is the POLICIES_FILE of most tests (YAML; other tests use
 // JSON and the built-in defaults).

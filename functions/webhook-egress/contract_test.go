@@ -26,7 +26,11 @@ import (
 
 var binary string
 
-func TestMain(m *testing.M) { functest.Main(m, map[string]*string{".": &binary}) }
+// TestMain runs the tests twice: against Postgres, then through PgBouncer
+// in transaction pooling mode with DATABASE_POOLER=pgbouncer-transaction.
+func TestMain(m *testing.M) {
+	functest.Main(pgtest.AlsoThroughPgBouncer(m), map[string]*string{".": &binary})
+}
 
 const adminToken = "egress-admin-token-0123456789"
 
