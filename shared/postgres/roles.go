@@ -14,9 +14,10 @@ import (
 )
 
 // DatabaseFunctions are the functions that connect to the database, each
-// with its own group role (migration 0090_roles.sql; open311's is 0092).
+// with its own group role (migrations 0090_roles.sql, 0091_egress_role.sql,
+// 0092_open311_role.sql).
 var DatabaseFunctions = []string{"forum-signup", "appeal-router", "deadline-check", "subsidy-disbursal",
-	"recycling-trade", "award-ceremony", "dead-letter", "open311"}
+	"recycling-trade", "award-ceremony", "dead-letter", "webhook-egress", "open311"}
 
 // FunctionRole is the NOLOGIN group role holding a function's grants:
 // "forum-signup" → "qinqing_forum_signup".

@@ -113,6 +113,18 @@ func TestFunctionRolesLeastPrivilege(t *testing.T) {
 			t.Errorf("%s as open311: %v, want permission denied (SQLSTATE 42501)", denied, err)
 		}
 	}
+	// webhook-egress sees only the columns naming a case's origin.
+	eg := connectAs(t, "webhook-egress")
+	if _, err := eg.Exec(ctx, `SELECT a.source, s.source FROM appeal.appeals a
+		LEFT JOIN forum.signups s ON s.signup_id = a.signup_id WHERE a.appeal_id = 'A-1'`); err != nil {
+		t.Errorf("webhook-egress reading an appeal's origin: %v", err)
+	}
+	for _, denied := range []string{`SELECT title FROM appeal.appeals`, `SELECT uscc FROM forum.signups`,
+		`SELECT amount_fen FROM subsidy.disbursements`, `SELECT * FROM forum.forums`} {
+		if _, err := eg.Exec(ctx, denied); sqlstate(err) != "42501" {
+			t.Errorf("%s as webhook-egress: %v, want SQLSTATE 42501", denied, err)
+		}
+	}
 	for _, fn := range postgres.DatabaseFunctions {
 		c := connectAs(t, fn)
 		if _, err := c.Exec(ctx, `CREATE TABLE qinqing.extra (id int)`); sqlstate(err) != "42501" {
