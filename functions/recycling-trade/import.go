@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bufio"
 	"context"
 	"encoding/csv"
 	"encoding/json"
@@ -248,36 +247,40 @@ func createBatch(ctx context.Context, db *pgxpool.Pool, id, key string, asOf tim
 	return b, err
 }
 
-// csvRows reads an import file record by record, never holding more than
-// the current record: the object is streamed from S3.
+// csvRows reads an import file chunk by chunk, never holding more than
+// the chunk: the object is streamed from S3.
 type csvRows struct {
-	r   *csv.Reader
+	r   *csvReader
 	row int64 // number of the last record read; the header is row 1
 }
 
-func newCSVRows(body io.Reader) *csvRows {
-	r := csv.NewReader(bufio.NewReaderSize(body, 256<<10))
-	r.FieldsPerRecord = -1 // a row with the wrong number of fields is that row's error
-	r.ReuseRecord = true
-	return &csvRows{r: r}
-}
+func newCSVRows(body io.Reader) *csvRows { return &csvRows{r: newCSVReader(body)} }
 
 func (c *csvRows) header() error {
-	rec, err := c.r.Read()
-	var pe *csv.ParseError
+	buf, ends, err := c.r.readRecord(nil, nil)
 	switch {
 	case errors.Is(err, io.EOF):
 		return event.Invalid("key", "the file is empty; want the header row %s", strings.Join(recycling.CSVHeader, ","))
-	case errors.As(err, &pe):
+	case err == csv.ErrBareQuote || err == csv.ErrQuote:
 		return event.Invalid("key", "the header row is not CSV: %v", err)
 	case err != nil:
 		return fmt.Errorf("read import file: %w", err)
 	}
 	c.row = 1
-	if err := recycling.CheckHeader(rec); err != nil {
+	if err := recycling.CheckHeader(fields(nil, string(buf), 0, ends)); err != nil {
 		return event.Invalid("key", "%v", err)
 	}
 	return nil
+}
+
+// fields appends to rec the fields of a record that starts at start in s
+// and whose fields end at ends.
+func fields(rec []string, s string, start int, ends []int) []string {
+	for _, e := range ends {
+		rec = append(rec, s[start:e])
+		start = e
+	}
+	return rec
 }
 
 // importRow is one data row and its verdict.
@@ -328,68 +331,81 @@ func (f *Function) importRows(ctx context.Context, b *batch, rows *csvRows) erro
 
 // chunks sends the rows after done in chunks of size rows.
 func (c *csvRows) chunks(ctx context.Context, done int64, asOf time.Time, size int, out chan<- *chunk) error {
-	cur := &chunk{rows: make([]importRow, 0, size)}
-	send := func() bool {
-		select {
-		case out <- cur:
-			cur = &chunk{rows: make([]importRow, 0, size)}
-			return true
-		case <-ctx.Done():
-			return false
-		}
-	}
 	for {
-		rec, err := c.r.Read()
-		if errors.Is(err, io.EOF) {
-			break
+		ch, err := c.chunk(done, asOf, size)
+		if err != nil || ch == nil {
+			return err
 		}
-		malformed, isCSV := csvFault(err)
-		if err != nil && !isCSV {
-			return fmt.Errorf("read import file after row %d: %w", c.row, err)
-		}
-		c.row++
-		if c.row <= done {
-			continue
-		}
-		r := importRow{no: c.row}
-		if err != nil {
-			r.invalid, r.detail = true, "malformed CSV: "+malformed
-		} else {
-			r.tradeID, r.manifestNo = field(rec, 0), field(rec, 1)
-			t, err := recycling.ParseRow(rec, asOf)
-			if err != nil {
-				var e *event.Error
-				if errors.As(err, &e) {
-					r.invalid, r.field, r.detail = true, e.Field, e.Message
-				} else {
-					r.invalid, r.detail = true, err.Error()
-				}
-			}
-			r.trade = t
-		}
-		cur.rows = append(cur.rows, r)
-		cur.last = c.row
-		if len(cur.rows) == size && !send() {
+		select {
+		case out <- ch:
+		case <-ctx.Done():
 			return ctx.Err()
 		}
 	}
-	if len(cur.rows) > 0 && !send() {
-		return ctx.Err()
-	}
-	return nil
 }
 
-// csvFault reports whether err is the CSV reader's complaint about one
-// record (the row is malformed, the file goes on), and what it says.
-func csvFault(err error) (string, bool) {
-	if err == nil {
-		return "", false
+// chunk reads the next size rows after done (fewer at the end of the
+// file, nil after it) and parses them. The records are read into one
+// buffer that becomes one string: the rows' fields are slices of it, so
+// a chunk costs a few allocations whatever its number of rows.
+func (c *csvRows) chunk(done int64, asOf time.Time, size int) (*chunk, error) {
+	type span struct {
+		no       int64
+		start    int // offset of the record in buf
+		from, to int // its fields' ends in ends
+		bad      error
 	}
-	var pe *csv.ParseError
-	if !errors.As(err, &pe) {
-		return "", false
+	buf := make([]byte, 0, size*160)
+	ends := make([]int, 0, size*len(recycling.CSVHeader))
+	spans := make([]span, 0, size)
+	for len(spans) < size {
+		start, from := len(buf), len(ends)
+		var err error
+		buf, ends, err = c.r.readRecord(buf, ends)
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		var bad error
+		switch {
+		case err == csv.ErrBareQuote || err == csv.ErrQuote:
+			bad, buf, ends = err, buf[:start], ends[:from]
+		case err != nil:
+			return nil, fmt.Errorf("read import file after row %d: %w", c.row, err)
+		}
+		c.row++
+		if c.row <= done {
+			buf, ends = buf[:start], ends[:from]
+			continue
+		}
+		spans = append(spans, span{no: c.row, start: start, from: from, to: len(ends), bad: bad})
 	}
-	return pe.Err.Error(), true
+	if len(spans) == 0 {
+		return nil, nil
+	}
+	s := string(buf)
+	ch := &chunk{rows: make([]importRow, len(spans)), last: spans[len(spans)-1].no}
+	rec := make([]string, 0, 2*len(recycling.CSVHeader))
+	for i, sp := range spans {
+		r := &ch.rows[i]
+		r.no = sp.no
+		if sp.bad != nil {
+			r.invalid, r.detail = true, "malformed CSV: "+sp.bad.Error()
+			continue
+		}
+		rec = fields(rec[:0], s, sp.start, ends[sp.from:sp.to])
+		r.tradeID, r.manifestNo = field(rec, 0), field(rec, 1)
+		t, err := recycling.ParseRow(rec, asOf)
+		if err != nil {
+			var e *event.Error
+			if errors.As(err, &e) {
+				r.invalid, r.field, r.detail = true, e.Field, e.Message
+			} else {
+				r.invalid, r.detail = true, err.Error()
+			}
+		}
+		r.trade = t
+	}
+	return ch, nil
 }
 
 func field(rec []string, i int) string {
