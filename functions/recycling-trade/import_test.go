@@ -6,10 +6,15 @@ import (
 	"encoding/csv"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -18,6 +23,7 @@ import (
 	cehttp "github.com/cloudevents/sdk-go/v2/protocol/http"
 
 	"github.com/qinqing/qinqing/shared/docs/s3test"
+	"github.com/qinqing/qinqing/shared/postgres"
 	"github.com/qinqing/qinqing/shared/postgres/pgtest"
 	"github.com/qinqing/qinqing/shared/recycling"
 	"github.com/qinqing/qinqing/shared/runtime/functest"
@@ -808,5 +814,143 @@ func TestImportDuplicatesFirst(t *testing.T) {
 	}
 	if want, _ := time.Parse(time.RFC3339, at); !occurred.Equal(want) || !recorded.Equal(week) || batchID != "B-D" {
 		t.Fatalf("stored occurred_at %v, recorded_at %v, batch %q", occurred, recorded, batchID)
+	}
+}
+
+// startPgBouncer runs PgBouncer in transaction mode in front of the test
+// cluster of dbURL, with few server connections so the function's
+// transactions share them, and returns the URL through it (statements
+// unnamed, as behind any transaction pooler). It skips the test where
+// pgbouncer is not installed.
+func startPgBouncer(t *testing.T, dbURL string) string {
+	t.Helper()
+	bin, err := exec.LookPath("pgbouncer")
+	if err != nil {
+		t.Skip("pgbouncer is not installed")
+	}
+	u, err := url.Parse(dbURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir, err := os.MkdirTemp("", "qinqing-pgbouncer-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	if err := os.Chmod(dir, 0o777); err != nil {
+		t.Fatal(err)
+	}
+	port := functest.FreePort(t)
+	users := fmt.Sprintf("%q \"\"\n%q \"\"\n", u.User.Username(), postgres.LoginRole(name))
+	ini := fmt.Sprintf(`[databases]
+* = host=%s port=%s
+[pgbouncer]
+listen_addr = 127.0.0.1
+listen_port = %d
+unix_socket_dir =
+auth_type = trust
+auth_file = %s/users.txt
+pool_mode = transaction
+default_pool_size = 3
+max_client_conn = 100
+ignore_startup_parameters = extra_float_digits
+logfile = %s/pgbouncer.log
+`, u.Hostname(), u.Port(), port, dir, dir)
+	for file, body := range map[string]string{"users.txt": users, "pgbouncer.ini": ini} {
+		if err := os.WriteFile(filepath.Join(dir, file), []byte(body), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	args := []string{bin, filepath.Join(dir, "pgbouncer.ini")}
+	if os.Geteuid() == 0 { // pgbouncer refuses to run as root
+		args = append([]string{"runuser", "-u", "postgres", "--"}, args...)
+	}
+	cmd := exec.Command(args[0], args[1:]...) // it logs to pgbouncer.log, shown when the test fails
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if t.Failed() {
+			log, _ := os.ReadFile(filepath.Join(dir, "pgbouncer.log"))
+			t.Logf("pgbouncer.log:\n%s", log)
+		}
+	})
+	t.Cleanup(func() { // SIGTERM is PgBouncer's immediate shutdown
+		_ = cmd.Process.Signal(syscall.SIGTERM)
+		done := make(chan struct{})
+		go func() { _ = cmd.Wait(); close(done) }()
+		select {
+		case <-done:
+		case <-time.After(5 * time.Second):
+			_ = cmd.Process.Kill()
+		}
+	})
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		if c, err := net.Dial("tcp", fmt.Sprintf("127.0.0.1:%d", port)); err == nil {
+			c.Close()
+			break
+		}
+		if time.Now().After(deadline) {
+			log, _ := os.ReadFile(filepath.Join(dir, "pgbouncer.log"))
+			t.Fatalf("pgbouncer did not listen:\n%s", log)
+		}
+	}
+	u.Host = fmt.Sprintf("127.0.0.1:%d", port)
+	q := u.Query()
+	q.Set("default_query_exec_mode", "exec")
+	u.RawQuery = q.Encode()
+	return u.String()
+}
+
+// TestImportBehindPgBouncer imports behind PgBouncer in transaction mode:
+// an interrupted import resumes, and concurrent deliveries import once,
+// with the same reply and errors.csv as a direct import in one go. The
+// stage takes no session lock, LISTENs to nothing and keeps nothing past
+// a transaction, so sharing server connections changes nothing.
+func TestImportBehindPgBouncer(t *testing.T) {
+	t.Parallel()
+	file := faultFile(t)
+	wantRep, wantErrors := importOnce(t, file, faultLicences, "RECYCLING_IMPORT_CHUNK_ROWS=5")
+	dbURL := pgtest.URL(t)
+	s3, store := s3test.New(t)
+	env := append([]string{"DATABASE_URL=" + startPgBouncer(t, dbURL), "RECYCLING_IMPORT_CHUNK_ROWS=5"}, s3.Env()...)
+	f := &fixture{fn: functest.Start(t, binary, env...), pool: pgtest.PoolFor(t, dbURL), s3: s3, store: store, env: env}
+	faultLicences(t, f)
+	f.put(t, "imports/file.csv", file)
+
+	// The process dies while the last chunk waits; a new one gets the
+	// event four times at once and they finish the import together.
+	release := holdYear(t, f, collectorB)
+	ev := functest.Event(TypeTradesImported, portalSrc, nextID(), week, importData("B-F", "imports/file.csv"))
+	_ = sendAsync(t, f.fn, ev)
+	waitRowsDone(t, f, "B-F", 36)
+	f.fn.Kill()
+	f.fn = functest.Start(t, binary, env...)
+	var answers []<-chan *functest.Response
+	for i := 0; i < 4; i++ {
+		answers = append(answers, sendAsync(t, f.fn, ev))
+	}
+	time.Sleep(200 * time.Millisecond) // let them queue on the held row
+	release()
+	for i, a := range answers {
+		if r := <-a; r.Status != 200 {
+			t.Fatalf("delivery %d: %d %s", i, r.Status, r.Body)
+		}
+	}
+	r := f.fn.Send(t, ev)
+	var rep ImportCompleted
+	r.DataInto(t, &rep)
+	if rep != wantRep {
+		t.Fatalf("reply %+v, want %+v", rep, wantRep)
+	}
+	body, _ := f.store.Get(context.Background(), rep.ErrorsKey)
+	if !bytes.Equal(body, wantErrors) {
+		t.Fatalf("errors.csv:\n%s\nwant:\n%s", body, wantErrors)
+	}
+	if n := f.count(t, `SELECT count(*) FROM recycling.trades`); n != 37 {
+		t.Fatalf("%d trades, want 37", n)
+	}
+	if g := f.yearTotal(t, collectorA, 2026); g != 32*30500 {
+		t.Fatalf("collector A total %d g", g)
 	}
 }
