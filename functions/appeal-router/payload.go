@@ -92,18 +92,14 @@ var channels = map[string]bool{"forum": true, "portal": true, "hotline": true, "
 // Validate checks the payload. appealId is optional (derived from the
 // event when absent); forumId is required for forum appeals.
 func (p *Submitted) Validate() error {
-	if p.AppealID != "" {
-		if err := event.ValidateID("appealId", p.AppealID); err != nil {
-			return err
-		}
-	}
 	if err := event.FirstError(
+		event.OptionalID("appealId", p.AppealID),
 		event.ValidateUSCC("enterprise.uscc", p.Enterprise.USCC),
-		event.Required("enterprise.name", p.Enterprise.Name), event.MaxLen("enterprise.name", p.Enterprise.Name, maxTitle),
+		event.RequiredText("enterprise.name", p.Enterprise.Name, maxTitle),
 		event.ValidateCounty("county", p.County),
-		event.Required("title", p.Title), event.MaxLen("title", p.Title, maxTitle),
-		event.MaxLen("detail", p.Detail, maxText),
-		event.MaxLen("category", p.Category, maxID),
+		event.RequiredText("title", p.Title, maxTitle),
+		event.Text("detail", p.Detail, maxText),
+		event.Text("category", p.Category, maxID),
 	); err != nil {
 		return err
 	}
@@ -115,7 +111,7 @@ func (p *Submitted) Validate() error {
 	case p.Channel == "forum" && p.ForumID == "":
 		return event.Invalid("forumId", "is required when channel is forum")
 	}
-	return event.FirstError(event.MaxLen("forumId", p.ForumID, maxID), event.MaxLen("signupId", p.SignupID, maxID))
+	return event.FirstError(event.OptionalID("forumId", p.ForumID), event.OptionalID("signupId", p.SignupID))
 }
 
 // Accepted is cn.huzhou.appeal.accepted: the department signs for the
@@ -140,7 +136,7 @@ type Returned struct {
 // Validate checks the payload.
 func (p *Returned) Validate() error {
 	return event.FirstError(event.ValidateID("appealId", p.AppealID), event.ValidateID("department", p.Department),
-		event.Required("reason", p.Reason), event.MaxLen("reason", p.Reason, maxText))
+		event.RequiredText("reason", p.Reason, maxText))
 }
 
 // Replied is cn.huzhou.appeal.replied: the department's answer.
@@ -153,7 +149,7 @@ type Replied struct {
 // Validate checks the payload.
 func (p *Replied) Validate() error {
 	return event.FirstError(event.ValidateID("appealId", p.AppealID), event.ValidateID("department", p.Department),
-		event.Required("reply", p.Reply), event.MaxLen("reply", p.Reply, maxText))
+		event.RequiredText("reply", p.Reply, maxText))
 }
 
 // Revisited is cn.huzhou.appeal.revisited: the follow-up visit (回访).
@@ -174,5 +170,5 @@ func (p *Revisited) Validate() error {
 	case !s.Valid():
 		return event.Invalid("satisfaction", "unknown satisfaction %q (want satisfied, basically_satisfied or unsatisfied)", p.Satisfaction)
 	}
-	return event.MaxLen("comment", p.Comment, maxText)
+	return event.Text("comment", p.Comment, maxText)
 }

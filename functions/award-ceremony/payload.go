@@ -62,7 +62,7 @@ type MetricsReported struct {
 func (p *MetricsReported) Validate() error {
 	if err := event.FirstError(
 		event.ValidateUSCC("uscc", p.USCC),
-		event.Required("name", p.Name), event.MaxLen("name", p.Name, maxName),
+		event.RequiredText("name", p.Name, maxName),
 		event.ValidateCounty("county", p.County),
 		validYear("year", p.Year),
 	); err != nil {
@@ -118,8 +118,8 @@ func (p *NominationSubmitted) Validate() error {
 	}
 	n := p.Nominee
 	if err := event.FirstError(
-		event.Required("nominee.name", n.Name), event.MaxLen("nominee.name", n.Name, maxName),
-		event.MaxLen("nominee.department", n.Department, maxName),
+		event.RequiredText("nominee.name", n.Name, maxName),
+		event.Text("nominee.department", n.Department, maxName),
 	); err != nil {
 		return err
 	}
@@ -148,8 +148,8 @@ func (p *NominationSubmitted) Validate() error {
 		}
 	}
 	return event.FirstError(
-		event.Required("nominatedBy", p.NominatedBy), event.MaxLen("nominatedBy", p.NominatedBy, maxName),
-		event.MaxLen("citation", p.Citation, maxCitation),
+		event.RequiredText("nominatedBy", p.NominatedBy, maxName),
+		event.Text("citation", p.Citation, maxCitation),
 	)
 }
 
@@ -168,7 +168,7 @@ type ScoreRecorded struct {
 func (p *ScoreRecorded) Validate() error {
 	if err := event.FirstError(
 		event.ValidateID("nominationId", p.NominationID),
-		event.Required("judge", p.Judge), event.MaxLen("judge", p.Judge, maxName),
+		judgeKey("judge", &p.Judge),
 	); err != nil {
 		return err
 	}
@@ -232,6 +232,12 @@ func formatScore(centi int64) string {
 	}
 	return s
 }
+
+// judgeKey puts a judge's name in its key form (one score per judge and
+// nomination): NFKC, lower case, the name rule of shared/event, so
+// "Judge-01", "ｊｕｄｇｅ-01" and "judge-01" are one judge and
+// "judge-01 " or "judge\u200b-01" are refused.
+func judgeKey(field string, v *string) error { return event.Name(field, v, maxName, event.LowerCase) }
 
 func validYear(field string, year int) error {
 	if year == 0 {

@@ -7,6 +7,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"net/url"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -260,7 +262,7 @@ func TestSignupFlow(t *testing.T) {
 			map[string]any{"title": "用地指标不足", "detail": "扩建需要20亩", "category": "land"},
 			map[string]any{"title": "融资难", "detail": "贷款审批慢", "category": "finance"},
 		}
-		data["documents"] = []any{map[string]any{"fileName": "plan.pdf", "contentType": "application/pdf", "sizeBytes": 12}}
+		data["documents"] = []any{map[string]any{"fileName": "plan.pdf", "contentType": "application/pdf", "sizeBytes": 13}}
 		r := f.send(t, TypeSignupRequested, week, data)
 		if r.Type() != TypeSignupConfirmed {
 			t.Fatalf("got %d %s %s", r.Status, r.Type(), r.Body)
@@ -274,6 +276,11 @@ func TestSignupFlow(t *testing.T) {
 			t.Fatalf("expiresAt = %v, want ~15 minutes from now", exp)
 		}
 		// The presigned PUT really stores the object.
+		// The URL signs the declared size: an S3 server that checks SigV4
+		// (AWS, MinIO, versitygw) refuses a body of any other length.
+		if u, err := url.Parse(rep.Uploads[0].URL); err != nil || !strings.Contains(";"+u.Query().Get("X-Amz-SignedHeaders")+";", ";content-length;") {
+			t.Fatalf("upload URL %s does not sign content-length", rep.Uploads[0].URL)
+		}
 		req, _ := http.NewRequest(http.MethodPut, rep.Uploads[0].URL, bytes.NewReader([]byte("%PDF-1.4 test")))
 		req.Header.Set("Content-Type", "application/pdf")
 		resp, err := http.DefaultClient.Do(req)

@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"path"
-	"strconv"
 
 	"github.com/jackc/pgx/v5"
 
@@ -106,14 +105,9 @@ func (f *Function) signup(ctx context.Context, tx pgx.Tx, m runtime.Meta, p *Sig
 		}
 		return reject("already_registered", existing)
 	}
-	uploads := make([]docs.Upload, 0, len(p.Documents))
-	for i, d := range p.Documents {
-		key := path.Join("forums", p.ForumID, "signups", signupID, strconv.Itoa(i+1)+"-"+d.FileName)
-		u, err := f.docs.PresignPut(ctx, key, d.ContentType, d.FileName)
-		if err != nil {
-			return runtime.Result{}, err
-		}
-		uploads = append(uploads, u)
+	uploads, err := f.docs.PresignUploads(ctx, path.Join("forums", p.ForumID, "signups", signupID), p.Documents)
+	if err != nil {
+		return runtime.Result{}, err
 	}
 	status, position := o.status, o.position
 	replyType := TypeSignupConfirmed

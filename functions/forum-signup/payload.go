@@ -38,6 +38,7 @@ const (
 	maxCapacity = 10000
 	maxProblems = 10
 	maxText     = 2000
+	maxName     = 200
 )
 
 // Scheduled schedules (or reschedules) a forum.
@@ -69,9 +70,9 @@ func (p *Scheduled) Validate() error {
 		return err
 	}
 	return event.FirstError(
-		event.Required("theme", p.Theme), event.MaxLen("theme", p.Theme, 200),
-		event.Required("hostLeader", p.HostLeader), event.MaxLen("hostLeader", p.HostLeader, 100),
-		event.Required("venue", p.Venue), event.MaxLen("venue", p.Venue, 200),
+		event.RequiredText("theme", p.Theme, 200),
+		event.RequiredText("hostLeader", p.HostLeader, 100),
+		event.RequiredText("venue", p.Venue, 200),
 		event.ValidateCounty("county", p.County),
 		between("capacity", p.Capacity, 1, maxCapacity),
 		between("reservedForNominated", p.ReservedForNominated, 0, p.Capacity),
@@ -116,11 +117,12 @@ func (p *SignupRequested) Validate() error {
 	if err := event.FirstError(
 		event.ValidateID("forumId", p.ForumID),
 		event.ValidateUSCC("enterprise.uscc", p.Enterprise.USCC),
-		event.Required("enterprise.name", p.Enterprise.Name), event.MaxLen("enterprise.name", p.Enterprise.Name, 200),
+		event.RequiredText("enterprise.name", p.Enterprise.Name, 200),
 		event.ValidateCounty("enterprise.county", p.Enterprise.County),
-		event.Required("contact.name", p.Contact.Name), event.MaxLen("contact.name", p.Contact.Name, 100),
+		event.RequiredText("contact.name", p.Contact.Name, 100),
 		validPhone("contact.phone", p.Contact.Phone),
-		event.Required("topic", p.Topic), event.MaxLen("topic", p.Topic, 500),
+		event.RequiredText("topic", p.Topic, 500),
+		event.Text("nominatedBy", p.NominatedBy, maxName),
 	); err != nil {
 		return err
 	}
@@ -141,8 +143,8 @@ func (p *SignupRequested) Validate() error {
 	for i, pr := range p.Problems {
 		f := "problems[" + strconv.Itoa(i) + "]"
 		if err := event.FirstError(
-			event.Required(f+".title", pr.Title), event.MaxLen(f+".title", pr.Title, 200),
-			event.MaxLen(f+".detail", pr.Detail, maxText), event.MaxLen(f+".category", pr.Category, 100),
+			event.RequiredText(f+".title", pr.Title, 200),
+			event.Text(f+".detail", pr.Detail, maxText), event.Text(f+".category", pr.Category, 100),
 		); err != nil {
 			return err
 		}

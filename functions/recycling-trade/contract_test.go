@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"net/url"
 	"strings"
 	"sync"
 	"testing"
@@ -45,6 +46,23 @@ func TestLicence(t *testing.T) {
 			t.Fatalf("%d licences, want 1", n)
 		}
 	})
+	t.Run("TimestampDatesAndKeyForm", func(t *testing.T) {
+		// RFC 3339 timestamps are read as their calendar date in Huzhou;
+		// the licence number is stored (and quoted) in its key form.
+		d := licenceData("ｚｊ-hw-ts", collectorA, "2025-12-31T16:00:00Z", "2026-12-31T23:59:59+08:00", 1000)
+		r := f.send(t, TypeLicenceRegistered, week, d)
+		if r.Status != 200 || r.Data()["licenceNo"] != "ZJ-HW-TS" {
+			t.Fatalf("got %d %s, want 200 with licenceNo ZJ-HW-TS", r.Status, r.Body)
+		}
+		var from, to string
+		if err := f.pool.QueryRow(context.Background(), `SELECT valid_from::text, valid_to::text
+			FROM recycling.licences WHERE licence_no = 'ZJ-HW-TS'`).Scan(&from, &to); err != nil {
+			t.Fatal(err)
+		}
+		if from != "2026-01-01" || to != "2026-12-31" {
+			t.Fatalf("stored %s…%s, want 2026-01-01…2026-12-31", from, to)
+		}
+	})
 	cases := []struct {
 		name  string
 		edit  func(d map[string]any)
@@ -54,7 +72,10 @@ func TestLicence(t *testing.T) {
 		{"BadUSCC", func(d map[string]any) { d["collector"].(map[string]any)["uscc"] = "91330500MA2B3C4D5C" }, "collector.uscc"},
 		{"NoName", func(d map[string]any) { delete(d["collector"].(map[string]any), "name") }, "collector.name"},
 		{"ValidFromNotADate", func(d map[string]any) { d["validFrom"] = "2026/01/01" }, "validFrom"},
-		{"ValidFromTimestamp", func(d map[string]any) { d["validFrom"] = "2026-01-01T00:00:00+08:00" }, "validFrom"},
+		{"ValidFromBadOffset", func(d map[string]any) { d["validFrom"] = "2026-01-01T00:00:00+24:00" }, "validFrom"},
+		{"LicenceNoZeroWidthSpace", func(d map[string]any) { d["licenceNo"] = "ZJ-HW-BAD\u200b" }, "licenceNo"},
+		{"LicenceNoTrailingSpace", func(d map[string]any) { d["licenceNo"] = "ZJ-HW-BAD " }, "licenceNo"},
+		{"NameNUL", func(d map[string]any) { d["collector"].(map[string]any)["name"] = "长兴\x00回收" }, "collector.name"},
 		{"NoValidTo", func(d map[string]any) { delete(d, "validTo") }, "validTo"},
 		{"ValidToBeforeFrom", func(d map[string]any) { d["validTo"] = "2025-12-31" }, "validTo"},
 		{"NoCapacity", func(d map[string]any) { delete(d, "annualCapacityKg") }, "annualCapacityKg"},
@@ -168,7 +189,7 @@ func TestTradeFlow(t *testing.T) {
 
 	t.Run("OK", func(t *testing.T) {
 		d := tradeData("T1", "HW-2026-0001", collectorA, "L1", 10, "150.257", "2026-11-20T10:00:00+08:00")
-		d["documents"] = []any{map[string]any{"fileName": "manifest.pdf", "contentType": "application/pdf", "sizeBytes": 12}}
+		d["documents"] = []any{map[string]any{"fileName": "manifest.pdf", "contentType": "application/pdf", "sizeBytes": 17}}
 		r := f.trade(t, d)
 		wantAccepted(t, r)
 		var rep TradeAccepted
@@ -181,6 +202,11 @@ func TestTradeFlow(t *testing.T) {
 		}
 		if exp := rep.Uploads[0].ExpiresAt; exp.Before(time.Now().Add(14*time.Minute)) || exp.After(time.Now().Add(16*time.Minute)) {
 			t.Fatalf("expiresAt = %v, want ~15 minutes from now", exp)
+		}
+		// The URL signs the declared size: an S3 server that checks SigV4
+		// (AWS, MinIO, versitygw) refuses a body of any other length.
+		if u, err := url.Parse(rep.Uploads[0].URL); err != nil || !strings.Contains(";"+u.Query().Get("X-Amz-SignedHeaders")+";", ";content-length;") {
+			t.Fatalf("upload URL %s does not sign content-length", rep.Uploads[0].URL)
 		}
 		req, _ := http.NewRequest(http.MethodPut, rep.Uploads[0].URL, bytes.NewReader([]byte("%PDF-1.4 manifest")))
 		req.Header.Set("Content-Type", "application/pdf")

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"path"
-	"strconv"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -36,8 +35,8 @@ func New(env *runtime.Env, store *docs.Store, imp ImportConfig) *runtime.Functio
 		// (the chart gives it timeoutSeconds 600).
 		RequestTimeout: runtime.LongRequestTimeout,
 		Handlers: map[string]runtime.Handler{
-			TypeLicenceRegistered: runtime.On(f.register),
-			TypeTradeRecorded:     onAt(f.record),
+			TypeLicenceRegistered: onAt(f.loc, f.register),
+			TypeTradeRecorded:     onAt(f.loc, f.record),
 			TypeTradesImported:    runtime.Staged(f.importTrades),
 			event.PingType:        runtime.Jobs(map[string]runtime.JobFunc{"recycling-stats": f.stats}),
 		},
@@ -93,14 +92,9 @@ func (f *Function) record(ctx context.Context, tx pgx.Tx, m runtime.Meta, p *Tra
 	if reason := recycling.Judge(t, lic, f.loc); reason != "" {
 		return reject(reason)
 	}
-	uploads := make([]docs.Upload, 0, len(p.Documents))
-	for i, d := range p.Documents {
-		key := path.Join("recycling", "trades", t.TradeID, strconv.Itoa(i+1)+"-"+d.FileName)
-		u, err := f.docs.PresignPut(ctx, key, d.ContentType, d.FileName)
-		if err != nil {
-			return runtime.Result{}, err
-		}
-		uploads = append(uploads, u)
+	uploads, err := f.docs.PresignUploads(ctx, path.Join("recycling", "trades", t.TradeID), p.Documents)
+	if err != nil {
+		return runtime.Result{}, err
 	}
 	err = postgres.InTx(ctx, tx, func(sp pgx.Tx) error {
 		ok, err := addToYear(ctx, sp, t.CollectorUSCC, t.Year(f.loc), t.WeightGrams, lic.CapacityGrams)

@@ -32,7 +32,9 @@ type LicenceRegistered struct {
 		USCC string `json:"uscc"`
 		Name string `json:"name"`
 	} `json:"collector"`
-	// ValidFrom and ValidTo are calendar dates, both inclusive.
+	// ValidFrom and ValidTo are calendar dates, both inclusive, given as a
+	// date ("2026-01-01") or an RFC 3339 timestamp read as its calendar
+	// date in the business time zone.
 	ValidFrom string `json:"validFrom"`
 	ValidTo   string `json:"validTo"`
 	// AnnualCapacityKg is a JSON number or a decimal string, in kilograms
@@ -42,20 +44,21 @@ type LicenceRegistered struct {
 	licence recycling.Licence
 }
 
-// Validate checks the payload and builds the licence.
-func (p *LicenceRegistered) Validate() error {
+// ValidateAt checks the payload and builds the licence; loc is the
+// business time zone the validity dates are days of.
+func (p *LicenceRegistered) ValidateAt(_ time.Time, loc *time.Location) error {
 	if err := event.FirstError(
-		recycling.Text("licenceNo", p.LicenceNo, 100, true),
+		recycling.LicenceKey("licenceNo", &p.LicenceNo),
 		event.ValidateUSCC("collector.uscc", p.Collector.USCC),
-		recycling.Text("collector.name", p.Collector.Name, 200, false),
+		event.RequiredText("collector.name", p.Collector.Name, 200),
 	); err != nil {
 		return err
 	}
-	from, err := event.ParseDate("validFrom", p.ValidFrom)
+	from, err := event.ParseDay("validFrom", p.ValidFrom, loc)
 	if err != nil {
 		return err
 	}
-	to, err := event.ParseDate("validTo", p.ValidTo)
+	to, err := event.ParseDay("validTo", p.ValidTo, loc)
 	if err != nil {
 		return err
 	}
@@ -127,8 +130,8 @@ type TradeRecorded struct {
 }
 
 // ValidateAt checks the payload against the event time asOf and builds
-// the trade.
-func (p *TradeRecorded) ValidateAt(asOf time.Time) error {
+// the trade (in canonical form: manifestNo and licenceNo normalised).
+func (p *TradeRecorded) ValidateAt(asOf time.Time, _ *time.Location) error {
 	t := recycling.Trade{
 		TradeID: p.TradeID, ManifestNo: p.ManifestNo,
 		ProducerUSCC: p.Producer.USCC, ProducerName: p.Producer.Name, ProducerCounty: p.Producer.County,
@@ -153,6 +156,8 @@ func (p *TradeRecorded) ValidateAt(asOf time.Time) error {
 	if err := event.ValidateDocuments("documents", p.Documents); err != nil {
 		return err
 	}
+	// The reply quotes the keys in the form they are stored in.
+	p.ManifestNo, p.Collector.LicenceNo = t.ManifestNo, t.LicenceNo
 	p.trade = t
 	return nil
 }
@@ -168,21 +173,23 @@ func (p *TradesImported) Validate() error {
 	return event.FirstError(event.ValidateID("batchId", p.BatchID), recycling.Text("key", p.Key, 1024, true))
 }
 
-// atValidator is a payload whose validity depends on the event time.
+// atValidator is a payload whose validity depends on the event time or
+// the business time zone.
 type atValidator[T any] interface {
 	*T
-	ValidateAt(asOf time.Time) error
+	ValidateAt(asOf time.Time, loc *time.Location) error
 }
 
-// onAt is runtime.On for payloads validated against the event time: the
-// check happens before any transaction, so a 400 writes nothing.
-func onAt[T any, P atValidator[T]](fn func(ctx context.Context, tx pgx.Tx, m runtime.Meta, p P) (runtime.Result, error)) runtime.Handler {
+// onAt is runtime.On for payloads validated against the event time and
+// the business time zone loc: the check happens before any transaction,
+// so a 400 writes nothing.
+func onAt[T any, P atValidator[T]](loc *time.Location, fn func(ctx context.Context, tx pgx.Tx, m runtime.Meta, p P) (runtime.Result, error)) runtime.Handler {
 	return runtime.HandlerFunc(func(m runtime.Meta, data []byte) (runtime.Run, error) {
 		p := P(new(T))
 		if err := runtime.DecodeJSON(data, p); err != nil {
 			return nil, err
 		}
-		if err := p.ValidateAt(m.Time); err != nil {
+		if err := p.ValidateAt(m.Time, loc); err != nil {
 			return nil, err
 		}
 		return func(ctx context.Context, tx pgx.Tx) (runtime.Result, error) { return fn(ctx, tx, m, p) }, nil

@@ -48,8 +48,8 @@ type HonourAwarded struct {
 func (p *HonourAwarded) Validate() error {
 	return event.FirstError(
 		event.ValidateUSCC("uscc", p.USCC),
-		event.Required("enterpriseName", p.EnterpriseName), event.MaxLen("enterpriseName", p.EnterpriseName, 200),
-		event.Required("honour", p.Honour), event.MaxLen("honour", p.Honour, 100),
+		event.RequiredText("enterpriseName", p.EnterpriseName, 200),
+		honourKey("honour", &p.Honour),
 		validYear("year", p.Year),
 	)
 }
@@ -71,9 +71,9 @@ type MilestoneApproved struct {
 // Validate checks the payload.
 func (p *MilestoneApproved) Validate() error {
 	return event.FirstError(
-		event.Required("projectId", p.ProjectID), event.MaxLen("projectId", p.ProjectID, 100),
+		projectKey("projectId", &p.ProjectID),
 		event.ValidateUSCC("uscc", p.USCC),
-		event.Required("milestone", p.Milestone), event.MaxLen("milestone", p.Milestone, 100),
+		milestoneKey("milestone", &p.Milestone),
 		validFen("investmentFen", p.InvestmentFen, 0),
 	)
 }
@@ -95,9 +95,9 @@ type SubsidyRequested struct {
 // Validate checks the payload. A request for nothing is malformed.
 func (p *SubsidyRequested) Validate() error {
 	return event.FirstError(
-		event.Required("policyId", p.PolicyID), event.MaxLen("policyId", p.PolicyID, 100),
+		event.ValidateID("policyId", p.PolicyID),
 		event.ValidateUSCC("uscc", p.USCC),
-		event.Required("basisId", p.BasisID), event.MaxLen("basisId", p.BasisID, 200),
+		basisIDKey("basisId", &p.BasisID),
 		validFen("amountFen", p.AmountFen, 1),
 	)
 }
@@ -120,8 +120,8 @@ type PaymentSettled struct {
 // Validate checks the payload and parses settledAt.
 func (p *PaymentSettled) Validate() error {
 	if err := event.FirstError(
-		validDisbursementID("disbursementId", p.DisbursementID),
-		event.Required("bankRef", p.BankRef), event.MaxLen("bankRef", p.BankRef, 200),
+		event.ValidateID("disbursementId", p.DisbursementID),
+		event.RequiredText("bankRef", p.BankRef, 200),
 	); err != nil {
 		return err
 	}
@@ -139,8 +139,8 @@ type PaymentFailed struct {
 // Validate checks the payload.
 func (p *PaymentFailed) Validate() error {
 	return event.FirstError(
-		validDisbursementID("disbursementId", p.DisbursementID),
-		event.Required("reason", p.Reason), event.MaxLen("reason", p.Reason, 1000),
+		event.ValidateID("disbursementId", p.DisbursementID),
+		event.RequiredText("reason", p.Reason, 1000),
 	)
 }
 
@@ -214,9 +214,20 @@ func basisKey(parts ...any) string {
 	return string(b)
 }
 
-func validDisbursementID(field, id string) error {
-	if err := event.Required(field, id); err != nil {
-		return err
-	}
-	return event.MaxLen(field, id, 100)
+// The key forms of the identifiers that make an entitlement's basis
+// (docs/runtime.md, "Canonical form"): normalised, then checked, so
+// "Production-Started" and "ｐｒｏｄｕｃｔｉｏｎ-started" are the milestone
+// "production-started", while "production-started " (trailing space),
+// "production-started\u200b" and "production\u2010started" are refused.
+func honourKey(field string, v *string) error    { return event.Name(field, v, 100, event.LowerCase) }
+func projectKey(field string, v *string) error   { return event.Code(field, v, 100, event.UpperCase) }
+func milestoneKey(field string, v *string) error { return event.Code(field, v, 100, event.LowerCase) }
+func basisIDKey(field string, v *string) error   { return event.Code(field, v, 200, event.LowerCase) }
+
+// keyForms puts a policy's match values in the key form of their field,
+// so a policy written {milestone: Production-Started} matches the events
+// that normalise to production-started.
+var keyForms = map[string]func(field string, v *string) error{
+	"honour": honourKey, "projectId": projectKey, "milestone": milestoneKey, "basisId": basisIDKey,
+	"policyId": func(field string, v *string) error { return event.ValidateID(field, *v) },
 }

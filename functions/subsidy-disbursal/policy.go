@@ -153,6 +153,13 @@ func (p *Policy) Validate() error {
 		if err != nil {
 			return event.Invalid("match."+k, "%v", err)
 		}
+		if form, ok := keyForms[k]; ok {
+			str := v.(string)
+			if err := form("match."+k, &str); err != nil {
+				return err
+			}
+			v = str
+		}
 		p.Match[k] = v
 	}
 	for _, a := range []struct {

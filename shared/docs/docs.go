@@ -10,7 +10,6 @@ import (
 	"fmt"
 	"io"
 	"sync"
-	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/config"
@@ -132,31 +131,4 @@ func (s *Store) Get(ctx context.Context, key string) ([]byte, error) {
 		return nil, fmt.Errorf("read s3://%s/%s: %w", s.Bucket, key, err)
 	}
 	return b, nil
-}
-
-// Upload is a presigned PUT handed to an enterprise for one document.
-type Upload struct {
-	FileName  string    `json:"fileName"`
-	Key       string    `json:"key"`
-	URL       string    `json:"url"`
-	ExpiresAt time.Time `json:"expiresAt"`
-}
-
-// UploadTTL is how long a presigned upload URL stays valid.
-const UploadTTL = 15 * time.Minute
-
-// PresignPut returns a presigned PUT for key, valid UploadTTL from now.
-// Presigning is local computation, no network call.
-func (s *Store) PresignPut(ctx context.Context, key, contentType, fileName string) (Upload, error) {
-	now := time.Now().UTC().Truncate(time.Second)
-	s.build()
-	req, err := s.signer.PresignPutObject(ctx, &s3.PutObjectInput{
-		Bucket:      aws.String(s.Bucket),
-		Key:         aws.String(key),
-		ContentType: aws.String(contentType),
-	}, s3.WithPresignExpires(UploadTTL))
-	if err != nil {
-		return Upload{}, fmt.Errorf("presign s3://%s/%s: %w", s.Bucket, key, err)
-	}
-	return Upload{FileName: fileName, Key: key, URL: req.URL, ExpiresAt: now.Add(UploadTTL)}, nil
 }

@@ -43,18 +43,6 @@ func MaxLen(field, v string, n int) error {
 	return nil
 }
 
-// ParseTime parses a required RFC 3339 timestamp field.
-func ParseTime(field, v string) (time.Time, error) {
-	if v == "" {
-		return time.Time{}, Invalid(field, "is required")
-	}
-	t, err := time.Parse(time.RFC3339, v)
-	if err != nil {
-		return time.Time{}, Invalid(field, "is not an RFC 3339 timestamp: %q", v)
-	}
-	return t, nil
-}
-
 // ParseDate parses a required calendar date "2006-01-02".
 func ParseDate(field, v string) (time.Time, error) {
 	if v == "" {
@@ -98,15 +86,10 @@ var DocumentTypes = map[string]string{
 	"application/vnd.openxmlformats-officedocument.wordprocessingml.document": ".docx",
 }
 
-// Validate checks one declared document.
-func (d Document) Validate() error {
-	if err := Required("fileName", d.FileName); err != nil {
-		return err
-	}
-	if strings.ContainsAny(d.FileName, "/\\\x00") || d.FileName == "." || d.FileName == ".." {
-		return Invalid("fileName", "must be a plain file name without path separators")
-	}
-	if err := MaxLen("fileName", d.FileName, 200); err != nil {
+// Validate checks one declared document and puts its file name in
+// canonical form (FileName): the name becomes part of an S3 key.
+func (d *Document) Validate() error {
+	if err := FileName("fileName", &d.FileName); err != nil {
 		return err
 	}
 	if _, ok := DocumentTypes[d.ContentType]; !ok {
@@ -121,13 +104,14 @@ func (d Document) Validate() error {
 	return nil
 }
 
-// ValidateDocuments checks a documents list against the contract's limits.
+// ValidateDocuments checks a documents list against the contract's limits,
+// naming a bad document by its index ("documents[2].sizeBytes").
 func ValidateDocuments(field string, docs []Document) error {
 	if len(docs) > MaxDocuments {
 		return Invalid(field, "at most %d documents, got %d", MaxDocuments, len(docs))
 	}
-	for i, d := range docs {
-		if err := d.Validate(); err != nil {
+	for i := range docs {
+		if err := docs[i].Validate(); err != nil {
 			return Prefix(field+"["+strconv.Itoa(i)+"]", err)
 		}
 	}
@@ -137,23 +121,18 @@ func ValidateDocuments(field string, docs []Document) error {
 // MaxIDLen bounds identifiers (forumId, appealId, tradeId, …).
 const MaxIDLen = 100
 
-// ValidateID checks an identifier that ends up in S3 keys, document paths
-// and logs: 1–100 letters, digits, '-', '_' and '.', not starting with '.'
-// (so it can never name a parent directory).
-func ValidateID(field, id string) error {
+// ValidateID checks an opaque identifier (an id one system assigns and
+// others quote back: forumId, appealId, tradeId, …) that ends up in
+// business keys, S3 keys and logs. It is refused unless it already is in
+// canonical form — 1–100 ASCII letters, digits, '-', '_' and '.', not
+// starting with '.' (so it can never name a parent directory) — and is
+// compared byte for byte: case matters, as in the UUIDs qinqing derives.
+func ValidateID(field, id string) error { return checkCode(field, id, MaxIDLen) }
+
+// OptionalID is ValidateID for an id that may be absent ("").
+func OptionalID(field, id string) error {
 	if id == "" {
-		return Invalid(field, "is required")
+		return nil
 	}
-	if len(id) > MaxIDLen {
-		return Invalid(field, "is longer than %d characters", MaxIDLen)
-	}
-	if id[0] == '.' {
-		return Invalid(field, "must not start with '.'")
-	}
-	for _, c := range id {
-		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_' || c == '.') {
-			return Invalid(field, "may contain only letters, digits, '-', '_' and '.'")
-		}
-	}
-	return nil
+	return ValidateID(field, id)
 }

@@ -3,7 +3,6 @@ package recycling
 import (
 	"strings"
 	"time"
-	"unicode/utf8"
 
 	"github.com/qinqing/qinqing/shared/event"
 )
@@ -46,19 +45,20 @@ type Trade struct {
 }
 
 // Validate checks what makes a trade well-formed, with fields named by
-// their JSON path. asOf is the time of the event that carries the trade:
+// their JSON path, and puts its keys in canonical form (ManifestKey,
+// LicenceKey): the single trade and the CSV import get the same keys. asOf is the time of the event that carries the trade:
 // a trade cannot have happened after it. The weight is parsed by the
 // caller (ParseWeight); its plausibility is a business judgement (Judge),
 // not a validation.
 func (t *Trade) Validate(asOf time.Time) error {
 	if err := event.FirstError(
 		event.ValidateID("tradeId", t.TradeID),
-		Text("manifestNo", t.ManifestNo, 100, true),
+		ManifestKey("manifestNo", &t.ManifestNo),
 		event.ValidateUSCC("producer.uscc", t.ProducerUSCC),
-		Text("producer.name", t.ProducerName, 200, false),
+		event.RequiredText("producer.name", t.ProducerName, 200),
 		event.ValidateCounty("producer.county", t.ProducerCounty),
 		event.ValidateUSCC("collector.uscc", t.CollectorUSCC),
-		Text("collector.licenceNo", t.LicenceNo, 100, true),
+		LicenceKey("collector.licenceNo", &t.LicenceNo),
 	); err != nil {
 		return err
 	}
@@ -140,26 +140,29 @@ func Judge(t *Trade, lic *Licence, loc *time.Location) string {
 	return ""
 }
 
-// Text checks a required free-text field: valid UTF-8 without control
-// characters (Postgres text cannot hold NUL), at most max characters. An
-// identifier (ident) may not start or end with spaces either.
+// ManifestKey puts a manifest number (转移联单号, the key of "one trade per
+// manifest") in its key form: NFKC, upper case, then the code rule of
+// shared/event (ASCII letters, digits, '-', '_', '.'); a space, U+200B or
+// a look-alike hyphen is refused, full-width digits are their ASCII selves.
+func ManifestKey(field string, v *string) error { return event.Code(field, v, 100, event.UpperCase) }
+
+// LicenceKey puts a licence number in its key form, as ManifestKey does.
+func LicenceKey(field string, v *string) error { return event.Code(field, v, 100, event.UpperCase) }
+
+// Text checks a required text field with the free-text rule of
+// shared/event (valid UTF-8, no control characters but tab and line
+// breaks, at most max characters). An identifier (ident) may not start or
+// end with spaces either. Identifiers that are keys use ManifestKey,
+// LicenceKey or event.ValidateID instead.
 func Text(field, v string, max int, ident bool) error {
-	if strings.TrimSpace(v) == "" {
-		return event.Invalid(field, "is required")
-	}
-	if !utf8.ValidString(v) {
-		return event.Invalid(field, "is not valid UTF-8")
-	}
-	if utf8.RuneCountInString(v) > max {
-		return event.Invalid(field, "is longer than %d characters", max)
-	}
-	for _, c := range v {
-		if c < 0x20 || c == 0x7f {
-			return event.Invalid(field, "must not contain control characters")
-		}
+	if err := event.RequiredText(field, v, max); err != nil {
+		return err
 	}
 	if ident && strings.TrimSpace(v) != v {
 		return event.Invalid(field, "must not start or end with spaces")
+	}
+	if ident && strings.ContainsAny(v, "\t\n\r") {
+		return event.Invalid(field, "must not contain control characters")
 	}
 	return nil
 }

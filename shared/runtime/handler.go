@@ -181,7 +181,8 @@ func Jobs(jobs map[string]JobFunc) Handler {
 
 // DecodeJSON decodes event data into v. Unknown fields are ignored (senders
 // may add fields); syntax errors and mistyped fields are EINVALID errors
-// naming the field.
+// naming the field by its full path with array indexes
+// ("documents[2].sizeBytes").
 func DecodeJSON(data []byte, v any) error {
 	data = bytes.TrimSpace(data)
 	if len(data) == 0 || bytes.Equal(data, []byte("null")) {
@@ -195,6 +196,9 @@ func DecodeJSON(data []byte, v any) error {
 		var te *json.UnmarshalTypeError
 		if errors.As(err, &te) {
 			field := te.Field
+			if p := pathAt(data, te.Offset); p != "" {
+				field = p // with the array indexes te.Field lacks
+			}
 			if field == "" {
 				field = "data"
 			}

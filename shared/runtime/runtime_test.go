@@ -40,7 +40,7 @@ func TestDecodeJSON(t *testing.T) {
 		{"MistypedString", `{"name":5}`, "name"},
 		{"FractionalFen", `{"owner":{"amountFen":1.5}}`, "owner.amountFen"},
 		{"StringFen", `{"owner":{"amountFen":"10"}}`, "owner.amountFen"},
-		{"NestedInArray", `{"items":[{"amountFen":true}]}`, "items.amountFen"},
+		{"NestedInArray", `{"items":[{"amountFen":1},{"amountFen":true}]}`, "items[1].amountFen"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

@@ -16,6 +16,7 @@ import (
 
 	cloudevents "github.com/cloudevents/sdk-go/v2"
 	"github.com/cloudevents/sdk-go/v2/binding"
+	ceevent "github.com/cloudevents/sdk-go/v2/event"
 	cehttp "github.com/cloudevents/sdk-go/v2/protocol/http"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
@@ -68,8 +69,58 @@ func NewServer(fn *Function, pool *pgxpool.Pool, log *zap.SugaredLogger) *Server
 	return s
 }
 
-// ServeHTTP implements http.Handler.
-func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.mux.ServeHTTP(w, r) }
+// ServeHTTP implements http.Handler. A request no route matches gets the
+// mux's 404 or 405 (with its Allow header) as problem+json, not Go's
+// text/plain.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	h, pattern := s.mux.Handler(r)
+	if pattern != "" {
+		h.ServeHTTP(w, r)
+		return
+	}
+	rec := &statusRecorder{header: http.Header{}}
+	h.ServeHTTP(rec, r)
+	if allow := rec.header.Get("Allow"); allow != "" {
+		w.Header().Set("Allow", allow)
+	}
+	switch rec.status {
+	case http.StatusMethodNotAllowed:
+		WriteProblem(w, Problem{Type: ProblemMethodNotAllowed, Status: rec.status,
+			Detail: fmt.Sprintf("%s is not allowed on %s (allowed: %s)", r.Method, r.URL.Path, rec.header.Get("Allow"))})
+	case http.StatusNotFound, 0:
+		WriteProblem(w, Problem{Type: ProblemNotFound, Status: http.StatusNotFound,
+			Detail: fmt.Sprintf("no route for %s %s", r.Method, r.URL.Path)})
+	default:
+		// The mux answers 404, 405 or a redirect (301/307 to a cleaned
+		// path); a redirect is passed on as it was.
+		for k, v := range rec.header {
+			w.Header()[k] = v
+		}
+		w.WriteHeader(rec.status)
+		_, _ = w.Write(rec.body.Bytes())
+	}
+}
+
+// statusRecorder captures what the mux's own handlers (not found, method
+// not allowed, redirect) write, so ServeHTTP can answer problem+json.
+type statusRecorder struct {
+	header http.Header
+	status int
+	body   bytes.Buffer
+}
+
+func (r *statusRecorder) Header() http.Header { return r.header }
+func (r *statusRecorder) WriteHeader(status int) {
+	if r.status == 0 {
+		r.status = status
+	}
+}
+func (r *statusRecorder) Write(b []byte) (int, error) {
+	if r.status == 0 {
+		r.status = http.StatusOK
+	}
+	return r.body.Write(b)
+}
 
 // ReadBody reads at most MaxBodyBytes of r's body, answering 413 itself
 // when it is larger and 408 when it stalls past BODY_READ_TIMEOUT (ok
@@ -101,24 +152,50 @@ func readBody(w http.ResponseWriter, r *http.Request) ([]byte, int) {
 				Detail: "the request body did not arrive in time"})
 			return nil, http.StatusRequestTimeout
 		}
-		writeInvalid(w, "", "could not read request body: "+err.Error())
+		writeInvalid(w, "body", "could not read request body: "+err.Error())
 		return nil, http.StatusBadRequest
 	}
 	return body, 0
 }
 
 // ParseEvent reads a CloudEvent in binary or structured mode from a
-// request whose body has been read into body.
+// request whose body has been read into body. Its errors are EINVALID
+// naming the attribute at fault ("id", "source", "specversion", "type",
+// …; "body" for a structured event that is not JSON).
 func ParseEvent(ctx context.Context, r *http.Request, body []byte) (*cloudevents.Event, error) {
 	r.Body = io.NopCloser(bytes.NewReader(body))
 	ev, err := binding.ToEvent(ctx, cehttp.NewMessageFromHttpRequest(r))
 	if err != nil {
-		return nil, event.Invalid("", "not a CloudEvent: %v", err)
+		return nil, attributeError("not a CloudEvent", err)
 	}
 	if err := ev.Validate(); err != nil {
-		return nil, event.Invalid("", "invalid CloudEvent: %v", err)
+		return nil, attributeError("invalid CloudEvent", err)
 	}
 	return ev, nil
+}
+
+// attributeError turns an sdk-go error into an EINVALID naming the
+// attribute: a ValidationError names it (the first in order when there are
+// several), a request that is neither binary nor structured mode lacks
+// specversion, anything else is the body.
+func attributeError(what string, err error) error {
+	var ve ceevent.ValidationError
+	if errors.As(err, &ve) && len(ve) > 0 {
+		names := make([]string, 0, len(ve))
+		for k := range ve {
+			names = append(names, k)
+		}
+		sort.Strings(names)
+		parts := make([]string, len(names))
+		for i, k := range names {
+			parts[i] = k + ": " + ve[k].Error()
+		}
+		return event.Invalid(names[0], "%s: %s", what, strings.Join(parts, "; "))
+	}
+	if errors.Is(err, binding.ErrUnknownEncoding) {
+		return event.Invalid("specversion", "%s: no ce-specversion header and not application/cloudevents+json", what)
+	}
+	return event.Invalid("body", "%s: %v", what, err)
 }
 
 func isJSON(ct string) bool {
@@ -174,8 +251,7 @@ func (s *Server) serveEvent(ctx context.Context, w http.ResponseWriter, r *http.
 	}
 	ev, err := ParseEvent(ctx, r, body)
 	if err != nil {
-		writeInvalid(w, "", err.Error())
-		return outcome{status: http.StatusBadRequest, result: "invalid"}
+		return s.fail(w, err)
 	}
 	*evp = ev
 	h, ok := s.fn.Handlers[ev.Type()]

@@ -319,3 +319,26 @@ func IsOwnerURL(dbURL string) bool {
 	u, err := url.Parse(dbURL)
 	return err == nil && u.User.Username() == baseURL.User.Username()
 }
+
+// Querier is a pool, a connection or a transaction.
+type Querier interface {
+	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
+}
+
+// Rows returns the number of rows in every table of the database (the
+// migrations' bookkeeping aside): tests of bad input assert that it does
+// not change, i.e. nothing at all was written — no inbox row, no business
+// row, no outbox row.
+func Rows(t testing.TB, q Querier) int64 {
+	t.Helper()
+	var n int64
+	err := q.QueryRow(context.Background(), `SELECT coalesce(sum((xpath('/row/c/text()',
+			query_to_xml(format('SELECT count(*) AS c FROM %I.%I', table_schema, table_name), false, true, '')))[1]::text::bigint), 0)
+		FROM information_schema.tables
+		WHERE table_type = 'BASE TABLE' AND table_schema NOT IN ('pg_catalog', 'information_schema')
+			AND table_name <> 'goose_db_version'`).Scan(&n)
+	if err != nil {
+		t.Fatalf("pgtest: count rows: %v", err)
+	}
+	return n
+}
