@@ -12,6 +12,7 @@ import (
 	cloudevents "github.com/cloudevents/sdk-go/v2"
 	"go.uber.org/zap"
 
+	"github.com/qinqing/qinqing/shared/portals"
 	"github.com/qinqing/qinqing/shared/runtime"
 )
 
@@ -58,7 +59,7 @@ func (f *Function) receive(w http.ResponseWriter, r *http.Request) {
 	portal := r.PathValue("portal")
 	id := r.Header.Get(HeaderID)
 	res := f.handle(w, r, portal, id)
-	fields := []any{"portal", portal, "id", id, "status", res.status, "outcome", res.outcome,
+	fields := []any{"portal", portals.Redact(portal), "id", id, "status", res.status, "outcome", res.outcome,
 		"ms", float64(time.Since(start).Microseconds()) / 1000}
 	if res.typ != "" {
 		fields = append(fields, "type", res.typ)

@@ -106,7 +106,9 @@ func (s Set) ByAPIKey(key string) (*Portal, bool) {
 
 // WeakKeys names the portals with a key (inbound or notify) shorter than
 // the 24 bytes the Standard Webhooks specification asks for; they are
-// accepted, with a warning at start.
+// accepted, with a warning at start. The names are for that log line, so
+// a name shaped like a whsec_ secret (one pasted in the wrong place) is
+// redacted.
 func (s Set) WeakKeys() []string {
 	var out []string
 	for name, p := range s {
@@ -116,7 +118,7 @@ func (s Set) WeakKeys() []string {
 		}
 		for _, k := range keys {
 			if len(k) < 24 {
-				out = append(out, name)
+				out = append(out, Redact(name))
 				break
 			}
 		}
@@ -384,6 +386,10 @@ func parseError(err error) error {
 func redactSecrets(s string) string {
 	return secretLike.ReplaceAllString(s, "whsec_…")
 }
+
+// Redact hides anything shaped like a whsec_ secret in s, for log lines
+// that name a portal (a name may be a secret pasted in the wrong place).
+func Redact(s string) string { return redactSecrets(s) }
 
 func oneLine(s string) string {
 	return strings.Join(strings.Fields(s), " ")

@@ -75,7 +75,9 @@ func NewServer(fn *Function, pool *pgxpool.Pool, log *zap.SugaredLogger) *Server
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	h, pattern := s.mux.Handler(r)
 	if pattern != "" {
-		h.ServeHTTP(w, r)
+		// Served by the mux itself, which sets the path values
+		// (r.PathValue) that Handler leaves out.
+		s.mux.ServeHTTP(w, r)
 		return
 	}
 	rec := &statusRecorder{header: http.Header{}}

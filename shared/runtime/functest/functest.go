@@ -447,3 +447,12 @@ var ids atomic.Int64
 // NextID returns a CloudEvents id not used before in this test binary
 // ("ev-1", "ev-2", …), safe from parallel tests.
 func NextID() string { return fmt.Sprintf("ev-%d", ids.Add(1)) }
+
+// WantInvalid fails the test unless r is a 400 application/problem+json
+// naming field (its "field" member).
+func WantInvalid(t testing.TB, r *Response, field string) {
+	t.Helper()
+	if r.Status != http.StatusBadRequest || r.Header.Get("Content-Type") != "application/problem+json" || r.Problem()["field"] != field {
+		t.Fatalf("got %d %s %s, want 400 problem+json naming %s", r.Status, r.Header.Get("Content-Type"), r.Body, field)
+	}
+}
