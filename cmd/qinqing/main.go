@@ -273,6 +273,7 @@ func (c *client) do(ctx context.Context, method, path string, want int) ([]byte,
 		return body, nil
 	}
 	var p struct {
+		Type   string `json:"type"`
 		Detail string `json:"detail"`
 		Title  string `json:"title"`
 	}
@@ -288,7 +289,7 @@ func (c *client) do(ctx context.Context, method, path string, want int) ([]byte,
 	switch {
 	case resp.StatusCode == http.StatusUnauthorized:
 		hint = " (check ADMIN_TOKEN: it must equal the dead-letter function's ADMIN_TOKEN)"
-	case resp.StatusCode == http.StatusNotFound && !isProblem:
+	case resp.StatusCode == http.StatusNotFound && (!isProblem || p.Type == "urn:qinqing:problem:no-route"):
 		hint = " (the admin endpoints are off while the dead-letter function has no ADMIN_TOKEN, or the URL is not the dead-letter function)"
 	case resp.StatusCode == http.StatusBadGateway:
 		hint = " (nothing changed: retry once the broker is back)"

@@ -24,14 +24,17 @@ type InvalidParam struct {
 
 // Problem type URIs. They identify the kind of problem; they are not fetched.
 const (
-	ProblemInvalid          = "urn:qinqing:problem:invalid-event"
-	ProblemTooLarge         = "urn:qinqing:problem:body-too-large"
-	ProblemTimeout          = "urn:qinqing:problem:body-timeout"
-	ProblemUnavailable      = "urn:qinqing:problem:temporarily-unavailable"
-	ProblemInternal         = "urn:qinqing:problem:internal"
-	ProblemUnauthorized     = "urn:qinqing:problem:unauthorized"
-	ProblemForbidden        = "urn:qinqing:problem:forbidden"
-	ProblemNotFound         = "urn:qinqing:problem:not-found"
+	ProblemInvalid      = "urn:qinqing:problem:invalid-event"
+	ProblemTooLarge     = "urn:qinqing:problem:body-too-large"
+	ProblemTimeout      = "urn:qinqing:problem:body-timeout"
+	ProblemUnavailable  = "urn:qinqing:problem:temporarily-unavailable"
+	ProblemInternal     = "urn:qinqing:problem:internal"
+	ProblemUnauthorized = "urn:qinqing:problem:unauthorized"
+	ProblemForbidden    = "urn:qinqing:problem:forbidden"
+	ProblemNotFound     = "urn:qinqing:problem:not-found"
+	// ProblemNoRoute is the server's own 404: no endpoint at that path
+	// (ProblemNotFound is a resource an endpoint does not know).
+	ProblemNoRoute          = "urn:qinqing:problem:no-route"
 	ProblemBadGateway       = "urn:qinqing:problem:sink-refused"
 	ProblemMethodNotAllowed = "urn:qinqing:problem:method-not-allowed"
 )

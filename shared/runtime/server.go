@@ -90,7 +90,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		WriteProblem(w, Problem{Type: ProblemMethodNotAllowed, Status: rec.status,
 			Detail: fmt.Sprintf("%s is not allowed on %s (allowed: %s)", r.Method, r.URL.Path, rec.header.Get("Allow"))})
 	case http.StatusNotFound, 0:
-		WriteProblem(w, Problem{Type: ProblemNotFound, Status: http.StatusNotFound,
+		WriteProblem(w, Problem{Type: ProblemNoRoute, Status: http.StatusNotFound,
 			Detail: fmt.Sprintf("no route for %s %s", r.Method, r.URL.Path)})
 	default:
 		// The mux answers 404, 405 or a redirect (301/307 to a cleaned

@@ -8,6 +8,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"flag"
 	"fmt"
 	"io"
 	"net"
@@ -407,6 +408,12 @@ func (s *Sink) WaitFor(t testing.TB, typ string, n int, timeout time.Duration) [
 //
 // m may also be wrapped, e.g. by pgtest.AlsoThroughPgBouncer.
 func Main(m interface{ Run() int }, builds map[string]*string) {
+	// A fuzz worker (go test -fuzz) runs only the fuzz target, in process:
+	// it needs no binary, and building one per worker would stall it.
+	flag.Parse()
+	if f := flag.Lookup("test.fuzzworker"); f != nil && f.Value.String() == "true" {
+		os.Exit(m.Run())
+	}
 	var dirs []string
 	for dir, dst := range builds {
 		bin, err := Build(dir)
