@@ -413,7 +413,7 @@ func TestImportErrorsFormulas(t *testing.T) {
 	at := "2026-11-20T10:00:00+08:00"
 	hyper := row(`=HYPERLINK("http://x")`, "M-1", collectorA, "L-A", "1", "10.000", at) // invalid trade id
 	calc := row("T-2", "+cmd|calc", collectorA, "L-A", "1", "10.000", at)
-	calcAgain := row("T-3", "+cmd|calc", collectorA, "L-A", "1", "10.000", at) // duplicate manifest
+	calcAgain := row("T-3", "+cmd|calc", collectorA, "L-A", "1", "10.000", at) // invalid manifestNo too
 	sum := row("T-4", "@SUM(1)", collectorA, "L-A", "1", "1.2345", at)         // invalid weight
 	wide := row("T-5", "－1+1", collectorA, "L-A", "1", "1.2345", at)           // full-width minus
 	f.put(t, "imports/formulas.csv", csvFile(t, recycling.CSVHeader, hyper, calc, calcAgain, sum, wide))
@@ -425,7 +425,9 @@ func TestImportErrorsFormulas(t *testing.T) {
 		t.Fatal(err)
 	}
 	recs := readCSV(t, body)
-	if len(recs) != 5 {
+	// Header and five rows: "+cmd|calc" is no manifest number under the
+	// canonical form of issue 12, so rows 3 and 4 are both invalid.
+	if len(recs) != 6 {
 		t.Fatalf("errors.csv:\n%s", body)
 	}
 	for _, rec := range recs[1:] {
@@ -435,7 +437,7 @@ func TestImportErrorsFormulas(t *testing.T) {
 			}
 		}
 	}
-	if recs[1][1] != `'=HYPERLINK("http://x")` || recs[2][2] != "'+cmd|calc" || recs[3][2] != "'@SUM(1)" || recs[4][2] != "'－1+1" {
+	if recs[1][1] != `'=HYPERLINK("http://x")` || recs[2][2] != "'+cmd|calc" || recs[3][2] != "'+cmd|calc" || recs[4][2] != "'@SUM(1)" || recs[5][2] != "'－1+1" {
 		t.Fatalf("errors.csv:\n%s", body)
 	}
 }

@@ -5,10 +5,28 @@ import (
 	"net/http"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/qinqing/qinqing/shared/postgres/pgtest"
 	"github.com/qinqing/qinqing/shared/runtime/functest"
 )
+
+// settled waits until the policies the function writes at start are in
+// the database, so that counting rows measures only what an event writes.
+func (f *fixture) settled(t *testing.T) {
+	t.Helper()
+	ps, err := ParsePolicies([]byte(testPolicies))
+	if err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for f.count(t, `SELECT count(*) FROM subsidy.policies`) < int64(len(ps)) {
+		if time.Now().After(deadline) {
+			t.Fatal("policies not written within 10 s")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
 
 // spelling is one way of writing a business key and what the function
 // must make of it: the same key as the first (same), or a 400 naming the
@@ -25,6 +43,7 @@ type spelling struct {
 func TestMilestoneSpellingsPayOnce(t *testing.T) {
 	t.Parallel()
 	f := setup(t, testPolicies)
+	f.settled(t)
 	a := uscc(41)
 	spellings := []spelling{
 		{"production-started", false},
@@ -74,6 +93,7 @@ func TestMilestoneSpellingsPayOnce(t *testing.T) {
 func TestBusinessKeyEquivalents(t *testing.T) {
 	t.Parallel()
 	f := setup(t, testPolicies)
+	f.settled(t)
 	cases := []struct {
 		name, typ, source, field string
 		data                     func(code, v string) map[string]any
@@ -134,6 +154,7 @@ func TestBusinessKeyEquivalents(t *testing.T) {
 func TestControlCharactersAreBadInput(t *testing.T) {
 	t.Parallel()
 	f := setup(t, testPolicies)
+	f.settled(t)
 	d := f.decide(t, TypeHonourAwarded, at("2026-12-01 10:00"), honourData(uscc(70), "金象金牛", 2026))
 	id := d.Approvals[0].DisbursementID
 	cases := []struct {
@@ -171,6 +192,7 @@ func TestControlCharactersAreBadInput(t *testing.T) {
 func TestMalformedRequestsAreProblems(t *testing.T) {
 	t.Parallel()
 	f := setup(t, testPolicies)
+	f.settled(t)
 	binary := func(drop string, set ...string) *http.Request {
 		req, _ := http.NewRequest(http.MethodPost, f.fn.URL+"/", strings.NewReader(`{}`))
 		h := map[string]string{"Ce-Specversion": "1.0", "Ce-Id": "x-1", "Ce-Source": honourSource, "Ce-Type": TypeHonourAwarded, "Content-Type": "application/json"}
