@@ -18,7 +18,7 @@ func fuzzPayload(f *testing.F, typ string, valid map[string]any) {
 		f.Add(s)
 	}
 	env := functest.Env(f, name)
-	p := functest.NewInProcess(env.Pool, New(env, DefaultRules()), time.Date(2026, 12, 1, 10, 0, 0, 0, cst))
+	p := functest.NewInProcess(env.Pool, New(env, appeal.DefaultRules()), time.Date(2026, 12, 1, 10, 0, 0, 0, cst))
 	p.Commit(f, appeal.TypeSubmitted, submitData("A-1", "land", "wuxing"))
 	f.Fuzz(func(t *testing.T, data string) { p.Check(t, typ, []byte(data)) })
 }
