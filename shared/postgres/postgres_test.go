@@ -136,9 +136,21 @@ func TestInTxRollsBackOnPanic(t *testing.T) {
 // DATABASE_STATEMENT_TIMEOUT and DATABASE_LOCK_TIMEOUT.
 func TestInTxTimeouts(t *testing.T) {
 	t.Parallel()
+	checkTimeouts(t, pgtest.URL(t), postgres.PoolerNone)
+}
+
+// TestInTxTimeoutsThroughPgBouncer: the same through PgBouncer in
+// transaction pooling mode, which refuses the timeouts as startup
+// parameters.
+func TestInTxTimeoutsThroughPgBouncer(t *testing.T) {
+	t.Parallel()
+	checkTimeouts(t, pgtest.PgBouncerURL(t, pgtest.URL(t)), postgres.PoolerPgBouncerTransaction)
+}
+
+func checkTimeouts(t *testing.T, url, pooler string) {
+	t.Helper()
 	ctx := context.Background()
-	url := pgtest.URL(t)
-	pool, err := postgres.Open(ctx, postgres.Config{URL: url, MaxConns: 2,
+	pool, err := postgres.Open(ctx, postgres.Config{URL: url, MaxConns: 2, Pooler: pooler,
 		StatementTimeout: 300 * time.Millisecond, LockTimeout: 200 * time.Millisecond})
 	if err != nil {
 		t.Fatal(err)
@@ -157,6 +169,24 @@ func TestInTxTimeouts(t *testing.T) {
 	})
 	if err != nil || settings != "300ms 200ms" {
 		t.Fatalf("settings in InTx = %q, %v; want \"300ms 200ms\"", settings, err)
+	}
+	// The event's transaction: begun in its first batch (QueueBegin).
+	conn, err := pool.Acquire(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := &pgx.Batch{}
+	postgres.QueueBegin(b, pool)
+	settings = ""
+	b.Queue(`SELECT current_setting('statement_timeout') || ' ' || current_setting('lock_timeout')`).
+		QueryRow(func(r pgx.Row) error { return r.Scan(&settings) })
+	br := conn.SendBatch(ctx, b)
+	tx := br.Tx()
+	err = br.Close()
+	_ = tx.Rollback(ctx)
+	conn.Release()
+	if err != nil || settings != "300ms 200ms" {
+		t.Fatalf("settings in a QueueBegin batch = %q, %v; want \"300ms 200ms\"", settings, err)
 	}
 	err = postgres.InTx(ctx, pool, func(tx pgx.Tx) error {
 		_, err := tx.Exec(ctx, `SELECT pg_sleep(5)`)
