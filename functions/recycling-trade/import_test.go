@@ -574,6 +574,19 @@ func waitRowsDone(t *testing.T, f *fixture, batchID string, n int64) {
 	}
 }
 
+// waitLockWait waits until a session of the test database waits on a row
+// lock (the import's chunk queued behind holdYear).
+func waitLockWait(t *testing.T, f *fixture) {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for f.count(t, `SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'`) == 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("the import never waited on the held row")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
 // TestImportFaults fails Postgres and S3 at chosen points of an import:
 // the answer is 503 saying how many rows are stored, what is stored is
 // exactly that, and the retry ends with the reply and errors.csv of an
@@ -631,6 +644,10 @@ func TestImportFaults(t *testing.T) {
 		ev := functest.Event(TypeTradesImported, portalSrc, nextID(), week, importData("B-F", "imports/file.csv"))
 		answer := sendAsync(t, p.fn, ev)
 		waitRowsDone(t, p.fixture, "B-F", 36) // seven chunks stored, the eighth waits
+		// The seventh chunk's commit is visible before its answer reaches the
+		// function (through PgBouncer, noticeably later): cut the database
+		// only once the function waits on the held row, past that answer.
+		waitLockWait(t, p.fixture)
 		p.db.SetDown(true)
 		r := <-answer
 		release()
