@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"os"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -123,8 +124,8 @@ func checkHooks(t *testing.T, r rendered, objs []any) {
 			t.Errorf("migration Job uses ServiceAccount %s, which the chart creates after pre-install hooks", sa)
 		}
 		for _, c := range spec.Containers {
-			if !hasEnv(spec, "DATABASE_URL") {
-				t.Errorf("migration container %s has no DATABASE_URL", c.Name)
+			if !hasEnv(spec, "DATABASE_URL") && !hasEnv(spec, "MIGRATIONS_DATABASE_URL") {
+				t.Errorf("migration container %s has neither DATABASE_URL nor MIGRATIONS_DATABASE_URL", c.Name)
 			}
 			for _, e := range c.Env {
 				if e.ValueFrom != nil && e.ValueFrom.SecretKeyRef != nil && created["Secret/"+e.ValueFrom.SecretKeyRef.Name] {
@@ -153,11 +154,12 @@ func checkHooks(t *testing.T, r rendered, objs []any) {
 	}
 }
 
-// TestDefaultValues checks what the default values promise per function:
-// ko:// images, scale to zero, visibility and environment.
+// TestDefaultValues checks what the default values promise per function
+// (rendered with image.ko for ko resolve): ko:// images, scale to zero,
+// visibility, environment, and a container concurrency the pool serves.
 func TestDefaultValues(t *testing.T) {
 	t.Parallel()
-	r := mustRender(t, loadChart(t), nil)
+	r := mustRender(t, loadChart(t), koValues())
 	objs, errs := decodeAll(r.Objects)
 	for _, err := range errs {
 		t.Fatal(err)
@@ -185,9 +187,10 @@ func TestDefaultValues(t *testing.T) {
 		for _, e := range c.Env {
 			env[e.Name] = e
 		}
-		want := []string{"QINQING_TIMEZONE", "LOG_LEVEL"}
+		want := []string{"QINQING_TIMEZONE", "LOG_LEVEL", "REQUEST_TIMEOUT", "BODY_READ_TIMEOUT"}
 		if fn != "webhook-ingress" {
-			want = append(want, "DATABASE_URL", "DATABASE_MAX_CONNS")
+			want = append(want, "DATABASE_URL", "DATABASE_POOLER", "DATABASE_MAX_CONNS",
+				"DATABASE_CONNECT_TIMEOUT", "DATABASE_STATEMENT_TIMEOUT", "DATABASE_LOCK_TIMEOUT")
 		}
 		if slices.Contains(documents, fn) {
 			want = append(want, "S3_BUCKET", "S3_REGION", "S3_FORCE_PATH_STYLE", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY")
@@ -211,6 +214,26 @@ func TestDefaultValues(t *testing.T) {
 		}
 		if got := env["QINQING_TIMEZONE"].Value; got != "Asia/Shanghai" {
 			t.Errorf("%s: QINQING_TIMEZONE=%q", fn, got)
+		}
+		if e, ok := env["DATABASE_POOLER"]; ok && e.Value != "none" {
+			t.Errorf("%s: DATABASE_POOLER=%q, want none", fn, e.Value)
+		}
+		// One connection per request: the pool bounds the concurrency, and
+		// the autoscaler aims at it.
+		cc := int64(0)
+		if s.Spec.Template.Spec.ContainerConcurrency != nil {
+			cc = *s.Spec.Template.Spec.ContainerConcurrency
+		}
+		target := s.Spec.Template.Annotations["autoscaling.knative.dev/target"]
+		if e, ok := env["DATABASE_MAX_CONNS"]; ok {
+			if strconv.FormatInt(cc, 10) != e.Value || target != e.Value {
+				t.Errorf("%s: containerConcurrency %d and target %s, want both DATABASE_MAX_CONNS=%s", fn, cc, target, e.Value)
+			}
+		} else if cc != 0 || target != "50" {
+			t.Errorf("%s (no database): containerConcurrency %d and target %s, want 0 and 50", fn, cc, target)
+		}
+		if want := releaseName + "-" + fn; spec.ServiceAccountName != want {
+			t.Errorf("%s: ServiceAccount %q, want its own %s", fn, spec.ServiceAccountName, want)
 		}
 	}
 	for _, j := range objectsOf[*batchv1.Job](objs) {
@@ -313,14 +336,14 @@ func TestImageReferences(t *testing.T) {
 	for _, tc := range []struct {
 		name, values, want string
 	}{
-		{"Ko", "", koPrefix + "functions/forum-signup"},
+		{"Ko", "image: {ko: true}", koPrefix + "functions/forum-signup"},
 		{"Registry", "image: {registry: r.example/q/, tag: '2.0'}", "r.example/q/forum-signup:2.0"},
 		{"RegistryAppVersion", "image: {registry: r.example/q}", "r.example/q/forum-signup:" + c.Metadata.AppVersion},
 		{"RegistryDigest", "image: {registry: r.example/q, tag: '2.0'}\nfunctions: {forum-signup: {image: {digest: " + digest + "}}}", "r.example/q/forum-signup@" + digest},
-		{"Repository", "functions: {forum-signup: {image: {repository: localhost:5001/fs, tag: dev}}}", "localhost:5001/fs:dev"},
-		{"RepositoryWithoutTag", "functions: {forum-signup: {image: {repository: localhost:5001/fs}}}", "localhost:5001/fs"},
-		{"FullReferenceWins", "functions: {forum-signup: {image: {repository: 'localhost:5001/fs:dev@" + digest + "', tag: x, digest: " + digest + "}}}", "localhost:5001/fs:dev@" + digest},
-		{"TaggedReferenceGetsDigest", "functions: {forum-signup: {image: {repository: 'localhost:5001/fs:dev', digest: " + digest + "}}}", "localhost:5001/fs:dev@" + digest},
+		{"Repository", "image: {ko: true}\nfunctions: {forum-signup: {image: {repository: localhost:5001/fs, tag: dev}}}", "localhost:5001/fs:dev"},
+		{"RepositoryWithoutTag", "image: {ko: true}\nfunctions: {forum-signup: {image: {repository: localhost:5001/fs}}}", "localhost:5001/fs"},
+		{"FullReferenceWins", "image: {ko: true}\nfunctions: {forum-signup: {image: {repository: 'localhost:5001/fs:dev@" + digest + "', tag: x, digest: " + digest + "}}}", "localhost:5001/fs:dev@" + digest},
+		{"TaggedReferenceGetsDigest", "image: {ko: true}\nfunctions: {forum-signup: {image: {repository: 'localhost:5001/fs:dev', digest: " + digest + "}}}", "localhost:5001/fs:dev@" + digest},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()

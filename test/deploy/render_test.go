@@ -204,10 +204,27 @@ type scenario struct {
 	Values map[string]any
 }
 
-// scenarios returns the default values and every ci/*-values.yaml file.
+// koValues are the default values as `helm template --set image.ko=true |
+// ko resolve -f -` renders them: without image.ko (or a registry) the chart
+// refuses to render.
+func koValues() map[string]any {
+	return map[string]any{"image": map[string]any{"ko": true}}
+}
+
+// withKo lays values over koValues, so a test case states only what it
+// changes.
+func withKo(values map[string]any) map[string]any {
+	if values == nil {
+		values = map[string]any{}
+	}
+	return chartutil.CoalesceTables(values, koValues())
+}
+
+// scenarios returns the default values and every ci/*-values.yaml file,
+// each with image.ko as ko resolve renders them.
 func scenarios(t testing.TB) []scenario {
 	t.Helper()
-	out := []scenario{{Name: "default", Values: map[string]any{}}}
+	out := []scenario{{Name: "default+image.ko", Values: koValues()}}
 	files, err := filepath.Glob(filepath.Join(chartDir, "ci", "*-values.yaml"))
 	if err != nil {
 		t.Fatal(err)
@@ -216,7 +233,9 @@ func scenarios(t testing.TB) []scenario {
 		t.Fatalf("no %s/ci/*-values.yaml scenarios", chartDir)
 	}
 	for _, f := range files {
-		out = append(out, scenario{Name: "ci/" + filepath.Base(f), Values: readValues(t, f)})
+		// Skaffold sets every image of ci/dev-values.yaml; ko resolve the
+		// others'. A file's own image values win.
+		out = append(out, scenario{Name: "ci/" + filepath.Base(f), Values: withKo(readValues(t, f))})
 	}
 	return out
 }

@@ -172,7 +172,7 @@ func startFunction(t *testing.T, bin string, env []string) error {
 // files the function would get in the cluster: literal values as they are,
 // Secret references resolved against the Secrets the chart renders (a
 // stand-in value for Secrets that exist beforehand; a parseable unreachable
-// URL for DATABASE_URL), and every ConfigMap or Secret volume the chart
+// URL for DATABASE_URL and DATABASE_LISTEN_URL), and every ConfigMap or Secret volume the chart
 // renders written under root. ok is false when a *_FILE variable points into
 // a Secret the chart does not render (webhookIngress.existingSecret).
 func serviceEnv(s *servingv1.Service, objs []any, root string) (env []string, ok bool, err error) {
@@ -222,8 +222,8 @@ func serviceEnv(s *servingv1.Service, objs []any, root string) (env []string, ok
 		switch {
 		case e.Name == "K_SINK":
 			continue // no broker here; the relay would only log
-		case e.Name == "DATABASE_URL":
-			env = append(env, "DATABASE_URL=postgres://qinqing:x@127.0.0.1:1/qinqing?connect_timeout=1")
+		case e.Name == "DATABASE_URL" || e.Name == "DATABASE_LISTEN_URL":
+			env = append(env, e.Name+"=postgres://qinqing:x@127.0.0.1:1/qinqing?connect_timeout=1")
 		case e.ValueFrom != nil && e.ValueFrom.SecretKeyRef != nil:
 			ref := e.ValueFrom.SecretKeyRef
 			v := "stand-in-for-" + ref.Name + "-" + ref.Key

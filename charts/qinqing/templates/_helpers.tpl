@@ -70,20 +70,26 @@ and PingSource jobs. It is the only place the chart learns about functions.
 {{- end -}}
 
 {{/*
-What each function needs from its environment besides QINQING_TIMEZONE,
-LOG_LEVEL and K_SINK: a database, the document store.
+The function table: one entry per function says what it needs from its
+environment besides QINQING_TIMEZONE, LOG_LEVEL and K_SINK (a database, the
+document store) and who may call it (traffic):
+  events       a consumer of broker events: eventing, serving, ingress
+  public       called from outside (portals): serving and ingress only
+  dead-letter  the dead-letter sink: eventing and serving only, plus
+               deadLetter.adminFrom
+Adding a function is one line here (plus its values and schema entry).
 */}}
 {{- define "qinqing.needs" -}}
-forum-signup: {database: true, documents: true}
-appeal-router: {database: true, documents: false}
-deadline-check: {database: true, documents: true}
-subsidy-disbursal: {database: true, documents: false}
-recycling-trade: {database: true, documents: true}
-award-ceremony: {database: true, documents: true}
-webhook-ingress: {database: false, documents: false}
-webhook-egress: {database: true, documents: false}
-open311: {database: true, documents: false}
-dead-letter: {database: true, documents: false}
+forum-signup: {database: true, documents: true, traffic: events}
+appeal-router: {database: true, documents: false, traffic: events}
+deadline-check: {database: true, documents: true, traffic: events}
+subsidy-disbursal: {database: true, documents: false, traffic: events}
+recycling-trade: {database: true, documents: true, traffic: events}
+award-ceremony: {database: true, documents: true, traffic: events}
+webhook-ingress: {database: false, documents: false, traffic: public}
+webhook-egress: {database: true, documents: false, traffic: events}
+open311: {database: true, documents: false, traffic: public}
+dead-letter: {database: true, documents: false, traffic: dead-letter}
 {{- end -}}
 
 {{- define "qinqing.serviceName" -}}
@@ -98,12 +104,66 @@ dead-letter: {database: true, documents: false}
 {{- include "qinqing.dnsName" (list (include "qinqing.fullname" .root) (printf "cron-%s" .job)) -}}
 {{- end -}}
 
+{{/*
+The ServiceAccount of one function: its own <fullname>-<function> with
+serviceAccount.perFunction, else the shared one (empty: the namespace
+default).
+Usage: include "qinqing.serviceAccountName" (dict "root" $ "name" "forum-signup")
+*/}}
 {{- define "qinqing.serviceAccountName" -}}
-{{- if .Values.serviceAccount.create -}}
-{{- default (include "qinqing.fullname" .) .Values.serviceAccount.name -}}
+{{- $sa := .root.Values.serviceAccount -}}
+{{- if $sa.perFunction -}}
+{{- include "qinqing.serviceName" . -}}
+{{- else if $sa.create -}}
+{{- default (include "qinqing.fullname" .root) $sa.name -}}
 {{- else -}}
-{{- .Values.serviceAccount.name -}}
+{{- $sa.name -}}
 {{- end -}}
+{{- end -}}
+
+{{/*
+The effective container concurrency of one function's values ($fv) and
+traits ($need): "auto" is the pool size for a database function (one
+connection per request) and 0 (no limit) otherwise.
+Usage: include "qinqing.containerConcurrency" (dict "fv" $fv "need" $need)
+*/}}
+{{- define "qinqing.containerConcurrency" -}}
+{{- if eq (toString .fv.containerConcurrency) "auto" -}}
+{{- if .need.database -}}{{- .fv.databaseMaxConns | int -}}{{- else -}}0{{- end -}}
+{{- else -}}
+{{- .fv.containerConcurrency | int -}}
+{{- end -}}
+{{- end -}}
+
+{{/*
+The effective autoscaling target: "auto" is the container concurrency, or
+50 when that is unlimited.
+Usage: include "qinqing.target" (dict "fv" $fv "need" $need)
+*/}}
+{{- define "qinqing.target" -}}
+{{- $cc := include "qinqing.containerConcurrency" . | int -}}
+{{- if ne (toString .fv.target) "auto" -}}
+{{- .fv.target | int -}}
+{{- else if gt $cc 0 -}}
+{{- $cc -}}
+{{- else -}}
+50
+{{- end -}}
+{{- end -}}
+
+{{/*
+Milliseconds of a Go duration made of h, m, s and ms parts ("1m30s",
+"500ms"), the forms values.schema.json admits.
+Usage: include "qinqing.durationMs" "1m30s" | int
+*/}}
+{{- define "qinqing.durationMs" -}}
+{{- $ms := 0 -}}
+{{- range $part := regexFindAll "[0-9]+(ms|h|m|s)" (toString .) -1 -}}
+{{- $n := regexFind "^[0-9]+" $part | atoi -}}
+{{- $unit := regexReplaceAll "^[0-9]+" $part "" -}}
+{{- $ms = add $ms (mul $n (get (dict "h" 3600000 "m" 60000 "s" 1000 "ms" 1) $unit)) -}}
+{{- end -}}
+{{- $ms -}}
 {{- end -}}
 
 {{/*
@@ -151,7 +211,9 @@ Usage: include "qinqing.image" (dict "root" $ "image" $imageValues "importPath" 
 {{- $tag = $tag | default $g.tag | default .root.Chart.AppVersion -}}
 {{- end -}}
 {{- $last := last (splitList "/" $repo) -}}
-{{- if not $repo -}}
+{{- if and (not $repo) (not $g.ko) -}}
+{{- fail "image.registry: no image to run; set image.registry (and image.tag) to where `ko build --base-import-paths` published the images, or image.ko=true to render ko:// references for `ko resolve`" -}}
+{{- else if not $repo -}}
 {{- printf "ko://github.com/qinqing/qinqing/%s" .importPath -}}
 {{- else if contains "@" $repo -}}
 {{- $repo -}}
@@ -180,12 +242,36 @@ seccompProfile:
   type: RuntimeDefault
 {{- end -}}
 
+{{/*
+The database environment of one function: its URLs from its own Secret or
+the shared one, the pooler mode, the pool size and the database timeouts.
+Usage: include "qinqing.databaseEnv" (dict "root" $ "fv" $fv)
+*/}}
 {{- define "qinqing.databaseEnv" -}}
+{{- $db := .root.Values.database -}}
+{{- $secret := .fv.databaseSecret | default $db.existingSecret -}}
 - name: DATABASE_URL
   valueFrom:
     secretKeyRef:
-      name: {{ .Values.database.existingSecret }}
-      key: {{ .Values.database.urlKey }}
+      name: {{ $secret }}
+      key: {{ $db.urlKey }}
+{{- if $db.listenUrlKey }}
+- name: DATABASE_LISTEN_URL
+  valueFrom:
+    secretKeyRef:
+      name: {{ $secret }}
+      key: {{ $db.listenUrlKey }}
+{{- end }}
+- name: DATABASE_POOLER
+  value: {{ $db.pooler | quote }}
+- name: DATABASE_MAX_CONNS
+  value: {{ .fv.databaseMaxConns | int | quote }}
+- name: DATABASE_CONNECT_TIMEOUT
+  value: {{ .fv.databaseConnectTimeout | quote }}
+- name: DATABASE_STATEMENT_TIMEOUT
+  value: {{ .fv.databaseStatementTimeout | quote }}
+- name: DATABASE_LOCK_TIMEOUT
+  value: {{ .fv.databaseLockTimeout | quote }}
 {{- end -}}
 
 {{/*
@@ -208,8 +294,11 @@ subscription table).
 {{- if and .Values.broker.sinkBinding .Values.broker.url -}}
 {{- $msgs = append $msgs "broker.url: only used when broker.sinkBinding=false; unset one of them." -}}
 {{- end -}}
-{{- if and (not .Values.serviceAccount.create) (not .Values.serviceAccount.name) (not (empty .Values.serviceAccount.annotations)) -}}
-{{- $msgs = append $msgs "serviceAccount.annotations: only applied to a created ServiceAccount; set serviceAccount.create=true." -}}
+{{- if and (not .Values.serviceAccount.create) (not (empty .Values.serviceAccount.annotations)) -}}
+{{- $msgs = append $msgs "serviceAccount.annotations: only applied to created ServiceAccounts; set serviceAccount.create=true." -}}
+{{- end -}}
+{{- if and .Values.serviceAccount.perFunction .Values.serviceAccount.name -}}
+{{- $msgs = append $msgs "serviceAccount.name: names the shared ServiceAccount, but serviceAccount.perFunction=true gives each function its own (<fullname>-<function>); unset one of them." -}}
 {{- end -}}
 {{- $known := list -}}
 {{- $jobs := list -}}
@@ -237,26 +326,82 @@ subscription table).
 {{- end -}}
 {{- end -}}
 {{- $needs := include "qinqing.needs" . | fromYaml -}}
-{{- $conns := 0 -}}
+{{- $db := .Values.database -}}
+{{- $pooled := 0 -}}{{- /* client connections on DATABASE_URL: pools, plus LISTEN where it shares the URL */ -}}
+{{- $listen := 0 -}}{{- /* direct LISTEN connections on DATABASE_LISTEN_URL */ -}}
 {{- $unbounded := list -}}
 {{- range $name := $known -}}
 {{- $fv := include "qinqing.functionValues" (dict "root" $ "name" $name) | fromYaml -}}
+{{- $need := index $needs $name | default dict -}}
 {{- if and (gt (int $fv.maxScale) 0) (gt (int $fv.minScale) (int $fv.maxScale)) -}}
 {{- $msgs = append $msgs (printf "functions.%s: minScale %d is above maxScale %d." $name (int $fv.minScale) (int $fv.maxScale)) -}}
 {{- end -}}
-{{- if (index $needs $name | default dict).database -}}
+{{- $delay := include "qinqing.durationMs" $fv.scaleDownDelay | int -}}
+{{- if gt $delay 3600000 -}}
+{{- $msgs = append $msgs (printf "functions.%s.scaleDownDelay: %s is more than 1h, the longest Knative allows." $name $fv.scaleDownDelay) -}}
+{{- end -}}
+{{- if ge (include "qinqing.durationMs" $fv.requestTimeout | int) (mul (int $fv.timeoutSeconds) 1000) -}}
+{{- $msgs = append $msgs (printf "functions.%s.requestTimeout: %s is not shorter than timeoutSeconds %d; the function must answer before Knative cuts the request." $name $fv.requestTimeout (int $fv.timeoutSeconds)) -}}
+{{- end -}}
+{{- $cc := include "qinqing.containerConcurrency" (dict "fv" $fv "need" $need) | int -}}
+{{- $target := include "qinqing.target" (dict "fv" $fv "need" $need) | int -}}
+{{- if and $need.database (or (eq $cc 0) (gt $cc (int $fv.databaseMaxConns))) -}}
+{{- $msgs = append $msgs (printf "functions.%s.containerConcurrency: %d (0 = unlimited) requests at once, but its pool has %d connections (databaseMaxConns) and each request needs one; set at most %d, or auto." $name $cc (int $fv.databaseMaxConns) (int $fv.databaseMaxConns)) -}}
+{{- else if and (gt $cc 0) (gt $target $cc) -}}
+{{- $msgs = append $msgs (printf "functions.%s.target: %d is above containerConcurrency %d, so it is never reached; set at most %d, or auto." $name $target $cc $cc) -}}
+{{- end -}}
+{{- if and (not $need.database) $fv.databaseSecret -}}
+{{- $msgs = append $msgs (printf "functions.%s.databaseSecret: %s does not use the database." $name $name) -}}
+{{- end -}}
+{{- if and (not (empty $fv.serviceAccountAnnotations)) (not (and $.Values.serviceAccount.create $.Values.serviceAccount.perFunction)) -}}
+{{- $msgs = append $msgs (printf "functions.%s.serviceAccountAnnotations: only applied to a ServiceAccount of its own; set serviceAccount.create=true and serviceAccount.perFunction=true." $name) -}}
+{{- end -}}
+{{- if $need.database -}}
 {{- if eq (int $fv.maxScale) 0 -}}
 {{- $unbounded = append $unbounded $name -}}
 {{- end -}}
-{{- /* each replica: its pool plus the outbox relay's LISTEN connection */ -}}
-{{- $conns = add $conns (mul (int $fv.maxScale) (add (int $fv.databaseMaxConns) 1)) -}}
+{{- $pooled = add $pooled (mul (int $fv.maxScale) (int $fv.databaseMaxConns)) -}}
+{{- if $db.listenUrlKey -}}
+{{- $listen = add $listen (int $fv.maxScale) -}}
+{{- else if ne $db.pooler "pgbouncer-transaction" -}}
+{{- /* the relay LISTENs on a connection of DATABASE_URL (none under a transaction pooler: it polls) */ -}}
+{{- $pooled = add $pooled (int $fv.maxScale) -}}
 {{- end -}}
 {{- end -}}
-{{- $max := int .Values.database.maxConnections -}}
-{{- if and (gt $max 0) $unbounded -}}
-{{- $msgs = append $msgs (printf "functions.<name>.maxScale: %s use the database and may scale without limit; set maxScale, or database.maxConnections=0 to skip the connection budget." (join ", " $unbounded)) -}}
-{{- else if and (gt $max 0) (gt (int $conns) $max) -}}
-{{- $msgs = append $msgs (printf "database.maxConnections: at maxScale the functions may open %d connections (sum of maxScale x (databaseMaxConns + 1 for the outbox relay), more than the %d the database accepts; lower maxScale or databaseMaxConns, or raise database.maxConnections (e.g. behind PgBouncer)." (int $conns) $max) -}}
+{{- end -}}
+{{- /* cmd/migrate holds two connections: goose's session lock and the migration */ -}}
+{{- $migrate := ternary 2 0 .Values.migrations.enabled -}}
+{{- $migrateDirect := ternary $migrate 0 (ne .Values.migrations.urlKey "") -}}
+{{- $max := int $db.maxConnections -}}
+{{- $maxClients := int $db.pgbouncer.maxClientConnections -}}
+{{- if and (or (gt $max 0) (and (ne $db.pooler "none") (gt $maxClients 0))) $unbounded -}}
+{{- $msgs = append $msgs (printf "functions.<name>.maxScale: %s use the database and may scale without limit; set maxScale, or database.maxConnections=0 (and database.pgbouncer.maxClientConnections=0) to skip the connection budget." (join ", " $unbounded)) -}}
+{{- else if eq $db.pooler "none" -}}
+{{- $total := add $pooled $listen $migrate -}}
+{{- if and (gt $max 0) (gt (int $total) $max) -}}
+{{- $msgs = append $msgs (printf "database.maxConnections: at maxScale the functions may open %d connections to Postgres (%d pooled and LISTEN, %d direct LISTEN, %d migrations; see docs/deploy.md), more than the %d it accepts; lower maxScale or databaseMaxConns, raise database.maxConnections, or put PgBouncer in front (database.pooler)." (int $total) (int $pooled) (int $listen) (int $migrate) $max) -}}
+{{- end -}}
+{{- else -}}
+{{- $server := int $db.pgbouncer.serverConnections -}}
+{{- if and (gt $max 0) (eq $server 0) -}}
+{{- $msgs = append $msgs (printf "database.pgbouncer.serverConnections: with database.pooler=%s, say how many server connections PgBouncer opens to Postgres for qinqing (the sum of its pool sizes), so the budget against database.maxConnections holds; or set database.maxConnections=0." $db.pooler) -}}
+{{- end -}}
+{{- $direct := add $server $listen $migrateDirect -}}
+{{- if and (gt $max 0) (gt $server 0) (gt (int $direct) $max) -}}
+{{- $msgs = append $msgs (printf "database.maxConnections: Postgres would see %d connections (%d PgBouncer server connections, %d direct LISTEN, %d migrations around the pooler), more than the %d it accepts." (int $direct) $server (int $listen) (int $migrateDirect) $max) -}}
+{{- end -}}
+{{- $clients := add $pooled (sub $migrate $migrateDirect) -}}
+{{- if and (gt $maxClients 0) (gt (int $clients) $maxClients) -}}
+{{- $msgs = append $msgs (printf "database.pgbouncer.maxClientConnections: at maxScale the functions may open %d client connections to PgBouncer (%d pooled and LISTEN, %d migrations), more than its %d; lower maxScale or databaseMaxConns, or raise max_client_conn." (int $clients) (int $pooled) (int (sub $migrate $migrateDirect)) $maxClients) -}}
+{{- end -}}
+{{- end -}}
+{{- range $job, $c := .Values.cron -}}
+{{- range $r := regexFindAll "[0-9]+-[0-9]+" $c.schedule -1 -}}
+{{- $ends := splitList "-" $r -}}
+{{- if gt (atoi (index $ends 0)) (atoi (index $ends 1)) -}}
+{{- $msgs = append $msgs (printf "cron.%s.schedule: the range %s runs backwards." $job $r) -}}
+{{- end -}}
+{{- end -}}
 {{- end -}}
 {{- range $i, $p := .Values.subsidyDisbursal.policies -}}
 {{- if not (has $p.trigger $subsidyTypes) -}}
