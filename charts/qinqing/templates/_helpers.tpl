@@ -395,7 +395,21 @@ subscription table).
 {{- $msgs = append $msgs (printf "database.pgbouncer.maxClientConnections: at maxScale the functions may open %d client connections to PgBouncer (%d pooled and LISTEN, %d migrations), more than its %d; lower maxScale or databaseMaxConns, or raise max_client_conn." (int $clients) (int $pooled) (int (sub $migrate $migrateDirect)) $maxClients) -}}
 {{- end -}}
 {{- end -}}
+{{- /* the five fields of a cron schedule: name, range of values, pattern of one list item */ -}}
+{{- $cronFields := list
+  (list "minute" "0-59" "(0?[0-9]|[1-5][0-9])")
+  (list "hour" "0-23" "(0?[0-9]|1[0-9]|2[0-3])")
+  (list "day of month" "1-31" "(0?[1-9]|[12][0-9]|3[01])")
+  (list "month" "1-12" "(0?[1-9]|1[0-2])")
+  (list "day of week" "0-6" "0?[0-6]") -}}
 {{- range $job, $c := .Values.cron -}}
+{{- range $i, $field := splitList " " $c.schedule -}}
+{{- $f := index $cronFields $i -}}
+{{- $item := printf "(\\*|%s(-%s)?)(/[1-9][0-9]*)?" (index $f 2) (index $f 2) -}}
+{{- if not (regexMatch (printf "^%s(,%s)*$" $item $item) $field) -}}
+{{- $msgs = append $msgs (printf "cron.%s.schedule: %q has %s %q; use numbers in %s, *, ranges a-b, lists a,b and steps /n." $job $c.schedule (index $f 0) $field (index $f 1)) -}}
+{{- end -}}
+{{- end -}}
 {{- range $r := regexFindAll "[0-9]+-[0-9]+" $c.schedule -1 -}}
 {{- $ends := splitList "-" $r -}}
 {{- if gt (atoi (index $ends 0)) (atoi (index $ends 1)) -}}
