@@ -77,6 +77,66 @@ func TestRejectsBadValues(t *testing.T) {
 		values: "functions:\n  appeal-router:\n    maxScale: 0\n",
 		want:   []string{"VALUES VALIDATION", "appeal-router use the database and may scale without limit"},
 	}, {
+		name:   "ValidateConcurrencyAbovePool",
+		values: "functions:\n  forum-signup:\n    containerConcurrency: 10\n",
+		want:   []string{"VALUES VALIDATION", "functions.forum-signup.containerConcurrency: 10 (0 = unlimited) requests at once, but its pool has 3 connections"},
+	}, {
+		name:   "ValidateUnlimitedConcurrency",
+		values: "functionDefaults:\n  containerConcurrency: 0\n",
+		want:   []string{"VALUES VALIDATION", "functions.dead-letter.containerConcurrency: 0 (0 = unlimited)"},
+	}, {
+		name:   "ValidateTargetAboveConcurrency",
+		values: "functions:\n  appeal-router:\n    target: 10\n",
+		want:   []string{"VALUES VALIDATION", "functions.appeal-router.target: 10 is above containerConcurrency 3"},
+	}, {
+		name:   "SchemaConcurrencyWord",
+		values: "functionDefaults:\n  containerConcurrency: many\n",
+		want:   []string{"/functionDefaults/containerConcurrency"},
+	}, {
+		name:   "ValidateRequestTimeoutNotShorter",
+		values: "functions:\n  forum-signup:\n    requestTimeout: 5m\n",
+		want:   []string{"VALUES VALIDATION", "functions.forum-signup.requestTimeout: 5m is not shorter than timeoutSeconds 300"},
+	}, {
+		name:   "SchemaTimeoutNotADuration",
+		values: "functionDefaults:\n  databaseLockTimeout: soon\n",
+		want:   []string{"/functionDefaults/databaseLockTimeout"},
+	}, {
+		name:   "SchemaUnknownPooler",
+		values: "database:\n  pooler: pgpool\n",
+		want:   []string{"/database/pooler"},
+	}, {
+		name:   "ValidatePoolerWithoutServerConnections",
+		values: "database:\n  pooler: pgbouncer-transaction\n",
+		want:   []string{"VALUES VALIDATION", "database.pgbouncer.serverConnections: with database.pooler=pgbouncer-transaction"},
+	}, {
+		// What goes around the pooler counts against Postgres: the
+		// relays' direct LISTEN and the migrations' direct URL.
+		name:   "ValidatePoolerDirectBudget",
+		values: "database:\n  pooler: pgbouncer-transaction\n  listenUrlKey: listen-url\n  pgbouncer: {serverConnections: 90}\nmigrations:\n  urlKey: owner-url\n",
+		want:   []string{"VALUES VALIDATION", "Postgres would see 113 connections (90 PgBouncer server connections, 21 direct LISTEN, 2 migrations around the pooler), more than the 100"},
+	}, {
+		// In session mode each relay's LISTEN holds a client connection.
+		name:   "ValidatePoolerSessionClientBudget",
+		values: "database:\n  pooler: pgbouncer-session\n  pgbouncer: {serverConnections: 50, maxClientConnections: 50}\n",
+		want:   []string{"VALUES VALIDATION", "86 client connections to PgBouncer (84 pooled and LISTEN, 2 migrations), more than its 50"},
+	}, {
+		// In transaction mode without a listen URL the relays poll.
+		name:   "ValidatePoolerTransactionClientBudget",
+		values: "database:\n  pooler: pgbouncer-transaction\n  pgbouncer: {serverConnections: 10, maxClientConnections: 64}\n",
+		want:   []string{"VALUES VALIDATION", "65 client connections to PgBouncer (63 pooled and LISTEN, 2 migrations), more than its 64"},
+	}, {
+		name:   "ValidateDatabaseSecretWithoutDatabase",
+		values: "functions:\n  webhook-ingress:\n    databaseSecret: qinqing-db-webhook\n",
+		want:   []string{"VALUES VALIDATION", "functions.webhook-ingress.databaseSecret: webhook-ingress does not use the database"},
+	}, {
+		name:   "ValidateOwnAnnotationsOnSharedAccount",
+		values: "serviceAccount:\n  perFunction: false\nfunctions:\n  forum-signup:\n    serviceAccountAnnotations: {a: b}\n",
+		want:   []string{"VALUES VALIDATION", "functions.forum-signup.serviceAccountAnnotations: only applied to a ServiceAccount of its own"},
+	}, {
+		name:   "SchemaAdminFromNotAPeer",
+		values: "deadLetter:\n  adminFrom:\n    - namespace: ops\n",
+		want:   []string{"/deadLetter/adminFrom/0"},
+	}, {
 		name:   "ValidatePolicyTriggerNotConsumed",
 		values: "subsidyDisbursal:\n  policies:\n    - {policyId: p, name: 'Policy P', trigger: cn.huzhou.forum.scheduled, amountFen: 1, budgetFen: 100}\n",
 		want:   []string{"VALUES VALIDATION", "subsidyDisbursal.policies[0].trigger", "cn.huzhou.forum.scheduled"},
