@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
 	servingv1 "knative.dev/serving/pkg/apis/serving/v1"
 )
@@ -305,5 +306,64 @@ func TestStartupCheckFails(t *testing.T) {
 		"DATABASE_URL=postgres://qinqing:x@127.0.0.1:1/qinqing", "ROUTING_RULES_FILE=" + file})
 	if err == nil || !strings.Contains(err.Error(), "ROUTING_RULES_FILE") {
 		t.Fatalf("appeal-router started with a misshapen ROUTING_RULES_FILE: %v", err)
+	}
+}
+
+// TestMigrationJobEnvIsRead runs cmd/migrate with the environment the
+// chart's migration Job gives it, in every scenario and with a migrations
+// URL of its own: every variable is one cmd/migrate or shared/ reads, and
+// cmd/migrate gets past its configuration (to a database it cannot reach)
+// instead of refusing the environment.
+func TestMigrationJobEnvIsRead(t *testing.T) {
+	t.Parallel()
+	goTool, err := exec.LookPath("go")
+	if err != nil {
+		t.Skip("no go command on PATH")
+	}
+	known := codeEnv(t)
+	src, err := os.ReadFile(filepath.Join(repoRoot, "cmd", "migrate", "main.go"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range envconfigTag.FindAllSubmatch(src, -1) {
+		known[string(m[1])] = true
+	}
+	bin := filepath.Join(t.TempDir(), "migrate")
+	if out, err := exec.Command(goTool, "build", "-C", repoRoot, "-o", bin, "./cmd/migrate").CombinedOutput(); err != nil {
+		t.Fatalf("go build ./cmd/migrate: %v\n%s", err, out)
+	}
+	c := loadChart(t)
+	cases := scenarios(t)
+	cases = append(cases, scenario{Name: "migrations.urlKey", Values: withKo(parseValues(t, "migrations: {urlKey: owner-url}"))})
+	for _, sc := range cases {
+		t.Run(sc.Name, func(t *testing.T) {
+			r := mustRender(t, c, sc.Values)
+			objs, errs := decodeAll(r.Objects)
+			if len(errs) > 0 {
+				t.Fatal(errs)
+			}
+			for _, j := range objectsOf[*batchv1.Job](objs) {
+				var env []string
+				for _, e := range j.Spec.Template.Spec.Containers[0].Env {
+					if !known[e.Name] {
+						t.Errorf("the migration Job sets %s, which is no envconfig tag of cmd/migrate or shared/", e.Name)
+					}
+					v := e.Value
+					if e.ValueFrom != nil {
+						v = "postgres://qinqing:x@127.0.0.1:1/qinqing?connect_timeout=1"
+					}
+					env = append(env, e.Name+"="+v)
+				}
+				cmd := exec.Command(bin)
+				cmd.Env = append([]string{"PATH=" + os.Getenv("PATH")}, env...)
+				out, err := cmd.CombinedOutput()
+				if err == nil {
+					t.Fatalf("cmd/migrate succeeded against an unreachable database: %s", out)
+				}
+				if bytes.Contains(out, []byte("required key")) || bytes.Contains(out, []byte("envconfig")) {
+					t.Errorf("cmd/migrate refuses the Job's environment %v: %s", env, out)
+				}
+			}
+		})
 	}
 }
