@@ -79,11 +79,11 @@ func TestRejectsBadValues(t *testing.T) {
 	}, {
 		name:   "ValidateConcurrencyAbovePool",
 		values: "functions:\n  forum-signup:\n    containerConcurrency: 10\n",
-		want:   []string{"VALUES VALIDATION", "functions.forum-signup.containerConcurrency: 10 (0 = unlimited) requests at once, but its pool has 3 connections"},
+		want:   []string{"VALUES VALIDATION", "functions.forum-signup.containerConcurrency: 10 admits 10 requests at once, but its pool has 3 connections"},
 	}, {
 		name:   "ValidateUnlimitedConcurrency",
 		values: "functionDefaults:\n  containerConcurrency: 0\n",
-		want:   []string{"VALUES VALIDATION", "functions.dead-letter.containerConcurrency: 0 (0 = unlimited)"},
+		want:   []string{"VALUES VALIDATION", "functions.dead-letter.containerConcurrency: 0 admits any number of requests at once"},
 	}, {
 		name:   "ValidateTargetAboveConcurrency",
 		values: "functions:\n  appeal-router:\n    target: 10\n",

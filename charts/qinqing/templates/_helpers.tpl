@@ -346,7 +346,8 @@ subscription table).
 {{- $cc := include "qinqing.containerConcurrency" (dict "fv" $fv "need" $need) | int -}}
 {{- $target := include "qinqing.target" (dict "fv" $fv "need" $need) | int -}}
 {{- if and $need.database (or (eq $cc 0) (gt $cc (int $fv.databaseMaxConns))) -}}
-{{- $msgs = append $msgs (printf "functions.%s.containerConcurrency: %d (0 = unlimited) requests at once, but its pool has %d connections (databaseMaxConns) and each request needs one; set at most %d, or auto." $name $cc (int $fv.databaseMaxConns) (int $fv.databaseMaxConns)) -}}
+{{- $many := ternary "0 admits any number of requests" (printf "%d admits %d requests" $cc $cc) (eq $cc 0) -}}
+{{- $msgs = append $msgs (printf "functions.%s.containerConcurrency: %s at once, but its pool has %d connections (databaseMaxConns) and each request needs one; set 1 to %d, or auto." $name $many (int $fv.databaseMaxConns) (int $fv.databaseMaxConns)) -}}
 {{- else if and (gt $cc 0) (gt $target $cc) -}}
 {{- $msgs = append $msgs (printf "functions.%s.target: %d is above containerConcurrency %d, so it is never reached; set at most %d, or auto." $name $target $cc $cc) -}}
 {{- end -}}
