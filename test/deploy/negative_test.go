@@ -113,17 +113,17 @@ func TestRejectsBadValues(t *testing.T) {
 		// relays' direct LISTEN and the migrations' direct URL.
 		name:   "ValidatePoolerDirectBudget",
 		values: "database:\n  pooler: pgbouncer-transaction\n  listenUrlKey: listen-url\n  pgbouncer: {serverConnections: 90}\nmigrations:\n  urlKey: owner-url\n",
-		want:   []string{"VALUES VALIDATION", "Postgres would see 113 connections (90 PgBouncer server connections, 21 direct LISTEN, 2 migrations around the pooler), more than the 100"},
+		want:   []string{"VALUES VALIDATION", "Postgres would see 116 connections (90 PgBouncer server connections, 24 direct LISTEN, 2 migrations around the pooler), more than the 100"},
 	}, {
 		// In session mode each relay's LISTEN holds a client connection.
 		name:   "ValidatePoolerSessionClientBudget",
 		values: "database:\n  pooler: pgbouncer-session\n  pgbouncer: {serverConnections: 50, maxClientConnections: 50}\n",
-		want:   []string{"VALUES VALIDATION", "86 client connections to PgBouncer (84 pooled and LISTEN, 2 migrations), more than its 50"},
+		want:   []string{"VALUES VALIDATION", "98 client connections to PgBouncer (96 pooled and LISTEN, 2 migrations), more than its 50"},
 	}, {
 		// In transaction mode without a listen URL the relays poll.
 		name:   "ValidatePoolerTransactionClientBudget",
-		values: "database:\n  pooler: pgbouncer-transaction\n  pgbouncer: {serverConnections: 10, maxClientConnections: 64}\n",
-		want:   []string{"VALUES VALIDATION", "65 client connections to PgBouncer (63 pooled and LISTEN, 2 migrations), more than its 64"},
+		values: "database:\n  pooler: pgbouncer-transaction\n  pgbouncer: {serverConnections: 10, maxClientConnections: 73}\n",
+		want:   []string{"VALUES VALIDATION", "74 client connections to PgBouncer (72 pooled and LISTEN, 2 migrations), more than its 73"},
 	}, {
 		name:   "ValidateDatabaseSecretWithoutDatabase",
 		values: "functions:\n  webhook-ingress:\n    databaseSecret: qinqing-db-webhook\n",
