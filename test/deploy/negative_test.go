@@ -134,8 +134,8 @@ func TestRejectsBadValues(t *testing.T) {
 		want:   []string{"VALUES VALIDATION", "functions.forum-signup.serviceAccountAnnotations: only applied to a ServiceAccount of its own"},
 	}, {
 		name:   "SchemaAdminFromNotAPeer",
-		values: "deadLetter:\n  adminFrom:\n    - namespace: ops\n",
-		want:   []string{"/deadLetter/adminFrom/0"},
+		values: "networkPolicy:\n  adminFrom:\n    - namespace: ops\n",
+		want:   []string{"/networkPolicy/adminFrom/0"},
 	}, {
 		name:   "ValidatePolicyTriggerNotConsumed",
 		values: "subsidyDisbursal:\n  policies:\n    - {policyId: p, name: 'Policy P', trigger: cn.huzhou.forum.scheduled, amountFen: 1, budgetFen: 100}\n",

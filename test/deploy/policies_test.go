@@ -21,7 +21,12 @@ import (
 
 // publicFunctions are called from outside the cluster (portals), not by
 // the broker: they take traffic from the networking layer only.
-var publicFunctions = []string{"webhook-ingress"}
+// adminFunctions serve admin endpoints (ADMIN_TOKEN), which
+// networkPolicy.adminFrom may also reach.
+var (
+	publicFunctions = []string{"webhook-ingress"}
+	adminFunctions  = []string{"dead-letter", "webhook-egress"}
+)
 
 // effectiveValues coalesces a scenario's values with values.yaml, as Helm
 // does before rendering.
@@ -54,27 +59,33 @@ func selectorAt(t *testing.T, v chartutil.Values, path string) *metav1.LabelSele
 // (serving's activator, the networking layer's gateways); public
 // functions take no broker deliveries; the dead-letter function takes
 // them from eventing and, with the activator always in its path, from
-// serving, never straight from a gateway.
+// serving, never straight from a gateway. Functions with admin endpoints
+// also admit networkPolicy.adminFrom.
 func wantPeers(t *testing.T, v chartutil.Values, fn string) []networkingv1.NetworkPolicyPeer {
 	t.Helper()
 	peer := func(path string) networkingv1.NetworkPolicyPeer {
 		return networkingv1.NetworkPolicyPeer{NamespaceSelector: selectorAt(t, v, path)}
 	}
 	eventing, serving, ingress := peer("networkPolicy.eventingNamespaceSelector"), peer("networkPolicy.servingNamespaceSelector"), peer("networkPolicy.ingressNamespaceSelector")
+	var out []networkingv1.NetworkPolicyPeer
 	switch {
 	case fn == "dead-letter":
-		out := []networkingv1.NetworkPolicyPeer{eventing, serving}
-		admin, _ := v.PathValue("deadLetter.adminFrom")
+		out = []networkingv1.NetworkPolicyPeer{eventing, serving}
+	case slices.Contains(publicFunctions, fn):
+		out = []networkingv1.NetworkPolicyPeer{serving, ingress}
+	default:
+		out = []networkingv1.NetworkPolicyPeer{eventing, serving, ingress}
+	}
+	if slices.Contains(adminFunctions, fn) {
+		admin, _ := v.PathValue("networkPolicy.adminFrom")
 		data, _ := yaml.Marshal(admin)
 		var extra []networkingv1.NetworkPolicyPeer
 		if err := strictYAML(data, &extra); err != nil {
-			t.Fatalf("deadLetter.adminFrom: %v", err)
+			t.Fatalf("networkPolicy.adminFrom: %v", err)
 		}
-		return append(out, extra...)
-	case slices.Contains(publicFunctions, fn):
-		return []networkingv1.NetworkPolicyPeer{serving, ingress}
+		out = append(out, extra...)
 	}
-	return []networkingv1.NetworkPolicyPeer{eventing, serving, ingress}
+	return out
 }
 
 // checkNetworkPolicies checks that each function's pods are selected by

@@ -72,11 +72,11 @@ and PingSource jobs. It is the only place the chart learns about functions.
 {{/*
 The function table: one entry per function says what it needs from its
 environment besides QINQING_TIMEZONE, LOG_LEVEL and K_SINK (a database, the
-document store) and who may call it (traffic):
+document store), who may call it (traffic) and whether it has admin
+endpoints (admin: its pods also admit networkPolicy.adminFrom):
   events       a consumer of broker events: eventing, serving, ingress
   public       called from outside (portals): serving and ingress only
-  dead-letter  the dead-letter sink: eventing and serving only, plus
-               deadLetter.adminFrom
+  dead-letter  the dead-letter sink: eventing and serving only
 Adding a function is one line here (plus its values and schema entry).
 */}}
 {{- define "qinqing.needs" -}}
@@ -87,9 +87,9 @@ subsidy-disbursal: {database: true, documents: false, traffic: events}
 recycling-trade: {database: true, documents: true, traffic: events}
 award-ceremony: {database: true, documents: true, traffic: events}
 webhook-ingress: {database: false, documents: false, traffic: public}
-webhook-egress: {database: true, documents: false, traffic: events}
+webhook-egress: {database: true, documents: false, traffic: events, admin: true}
 open311: {database: true, documents: false, traffic: public}
-dead-letter: {database: true, documents: false, traffic: dead-letter}
+dead-letter: {database: true, documents: false, traffic: dead-letter, admin: true}
 {{- end -}}
 
 {{- define "qinqing.serviceName" -}}
