@@ -1,11 +1,15 @@
 package deploy
 
 import (
+	"slices"
+	"strings"
 	"testing"
 
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
 	servingv1 "knative.dev/serving/pkg/apis/serving/v1"
+
+	"github.com/qinqing/qinqing/shared/event"
 )
 
 // envOf returns a container's environment by name.
@@ -27,17 +31,25 @@ func secretRef(e corev1.EnvVar) string {
 
 // TestDatabaseEnv checks the database environment of every function and of
 // the migration Job: the pooler mode, the URLs from each function's own
-// Secret or the shared one, the listen URL, the timeouts, and the
-// migrations' direct URL around the pooler.
+// Secret or the shared one, the listen URL, the timeouts, the migrations'
+// direct URL around the pooler, and the login passwords cmd/migrate
+// -create-login-roles reads.
 func TestDatabaseEnv(t *testing.T) {
 	t.Parallel()
 	c := loadChart(t)
+	passwords := map[string]string{"DATABASE_URL": "qinqing-database/url", "DATABASE_POOLER": "none"}
+	for _, s := range event.Catalog {
+		if s.Function != "webhook-ingress" {
+			passwords["DATABASE_PASSWORD_"+strings.ToUpper(strings.ReplaceAll(s.Function, "-", "_"))] = "qinqing-db-passwords/" + s.Function
+		}
+	}
 	for _, tc := range []struct {
 		name, values string
 		pooler       string
 		secret       map[string]string // function → its Secret; others qinqing-database
 		listen       string            // key of DATABASE_LISTEN_URL, "" for none
 		migrate      map[string]string // variable of the Job → secret/key or value
+		args         []string          // of the Job
 		timeouts     map[string]map[string]string
 	}{{
 		name:    "Defaults",
@@ -70,6 +82,12 @@ migrations:
 			"forum-signup": {"DATABASE_LOCK_TIMEOUT": "2s", "DATABASE_STATEMENT_TIMEOUT": "30s"},
 			"dead-letter":  {"REQUEST_TIMEOUT": "20s"},
 		},
+	}, {
+		name:    "LoginRolesByMigrate",
+		values:  "migrations: {loginRoles: {existingSecret: qinqing-db-passwords}}",
+		pooler:  "none",
+		migrate: passwords,
+		args:    []string{"-create-login-roles"},
 	}} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
@@ -116,7 +134,16 @@ migrations:
 			if len(jobs) != 1 {
 				t.Fatalf("%d Jobs, want the migration Job", len(jobs))
 			}
-			env := envOf(jobs[0].Spec.Template.Spec.Containers[0])
+			job := jobs[0].Spec.Template.Spec.Containers[0]
+			if !slices.Equal(job.Args, tc.args) {
+				t.Errorf("migration Job args %q, want %q", job.Args, tc.args)
+			}
+			for _, e := range job.Env {
+				if strings.HasPrefix(e.Name, "DATABASE_PASSWORD_") && (e.ValueFrom.SecretKeyRef.Optional == nil || !*e.ValueFrom.SecretKeyRef.Optional) {
+					t.Errorf("migration Job: %s is not optional; a function without a password would stop the Job", e.Name)
+				}
+			}
+			env := envOf(job)
 			if len(env) != len(tc.migrate) {
 				t.Errorf("migration Job env %v, want exactly %v", sortedKeys(env), tc.migrate)
 			}
