@@ -311,9 +311,9 @@ func TestStartupCheckFails(t *testing.T) {
 
 // TestMigrationJobEnvIsRead runs cmd/migrate with the environment the
 // chart's migration Job gives it, in every scenario and with a migrations
-// URL of its own: every variable is one cmd/migrate or shared/ reads, and
-// cmd/migrate gets past its configuration (to a database it cannot reach)
-// instead of refusing the environment.
+// URL and login roles of its own: every variable is one cmd/migrate or
+// shared/ reads, and cmd/migrate gets past its flags and configuration (to
+// a database it cannot reach) instead of refusing them.
 func TestMigrationJobEnvIsRead(t *testing.T) {
 	t.Parallel()
 	goTool, err := exec.LookPath("go")
@@ -365,7 +365,7 @@ func TestMigrationJobEnvIsRead(t *testing.T) {
 				if err == nil {
 					t.Fatalf("cmd/migrate succeeded against an unreachable database: %s", out)
 				}
-				if bytes.Contains(out, []byte("required key")) || bytes.Contains(out, []byte("envconfig")) {
+				if bytes.Contains(out, []byte("required key")) || bytes.Contains(out, []byte("envconfig")) || bytes.Contains(out, []byte("flag provided but not defined")) {
 					t.Errorf("cmd/migrate refuses the Job's environment %v: %s", env, out)
 				}
 			}
