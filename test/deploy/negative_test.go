@@ -71,7 +71,7 @@ func TestRejectsBadValues(t *testing.T) {
 	}, {
 		name:   "ValidateConnectionBudget",
 		values: "functionDefaults:\n  maxScale: 20\n",
-		want:   []string{"VALUES VALIDATION", "database.maxConnections", "646 connections to Postgres (644 pooled and LISTEN, 0 direct LISTEN, 2 migrations"},
+		want:   []string{"VALUES VALIDATION", "database.maxConnections", "486 connections to Postgres (484 pooled and LISTEN, 0 direct LISTEN, 2 migrations"},
 	}, {
 		name:   "ValidateUnboundedDatabaseFunction",
 		values: "functions:\n  appeal-router:\n    maxScale: 0\n",
@@ -79,7 +79,7 @@ func TestRejectsBadValues(t *testing.T) {
 	}, {
 		name:   "ValidateConcurrencyAbovePool",
 		values: "functions:\n  forum-signup:\n    containerConcurrency: 10\n",
-		want:   []string{"VALUES VALIDATION", "functions.forum-signup.containerConcurrency: 10 admits 10 requests at once, but its pool has 3 connections"},
+		want:   []string{"VALUES VALIDATION", "functions.forum-signup.containerConcurrency: 10 admits 10 requests at once, but its pool has 2 connections"},
 	}, {
 		name:   "ValidateUnlimitedConcurrency",
 		values: "functionDefaults:\n  containerConcurrency: 0\n",
@@ -87,7 +87,7 @@ func TestRejectsBadValues(t *testing.T) {
 	}, {
 		name:   "ValidateTargetAboveConcurrency",
 		values: "functions:\n  appeal-router:\n    target: 10\n",
-		want:   []string{"VALUES VALIDATION", "functions.appeal-router.target: 10 is above containerConcurrency 3"},
+		want:   []string{"VALUES VALIDATION", "functions.appeal-router.target: 10 is above containerConcurrency 2"},
 	}, {
 		name:   "SchemaConcurrencyWord",
 		values: "functionDefaults:\n  containerConcurrency: many\n",
@@ -113,17 +113,17 @@ func TestRejectsBadValues(t *testing.T) {
 		// relays' direct LISTEN and the migrations' direct URL.
 		name:   "ValidatePoolerDirectBudget",
 		values: "database:\n  pooler: pgbouncer-transaction\n  listenUrlKey: listen-url\n  pgbouncer: {serverConnections: 90}\nmigrations:\n  urlKey: owner-url\n",
-		want:   []string{"VALUES VALIDATION", "Postgres would see 116 connections (90 PgBouncer server connections, 24 direct LISTEN, 2 migrations around the pooler), more than the 100"},
+		want:   []string{"VALUES VALIDATION", "Postgres would see 118 connections (90 PgBouncer server connections, 26 direct LISTEN, 2 migrations around the pooler), more than the 97"},
 	}, {
 		// In session mode each relay's LISTEN holds a client connection.
 		name:   "ValidatePoolerSessionClientBudget",
 		values: "database:\n  pooler: pgbouncer-session\n  pgbouncer: {serverConnections: 50, maxClientConnections: 50}\n",
-		want:   []string{"VALUES VALIDATION", "98 client connections to PgBouncer (96 pooled and LISTEN, 2 migrations), more than its 50"},
+		want:   []string{"VALUES VALIDATION", "78 client connections to PgBouncer (76 pooled and LISTEN, 2 migrations), more than its 50"},
 	}, {
 		// In transaction mode without a listen URL the relays poll.
 		name:   "ValidatePoolerTransactionClientBudget",
-		values: "database:\n  pooler: pgbouncer-transaction\n  pgbouncer: {serverConnections: 10, maxClientConnections: 73}\n",
-		want:   []string{"VALUES VALIDATION", "74 client connections to PgBouncer (72 pooled and LISTEN, 2 migrations), more than its 73"},
+		values: "database:\n  pooler: pgbouncer-transaction\n  pgbouncer: {serverConnections: 10, maxClientConnections: 51}\n",
+		want:   []string{"VALUES VALIDATION", "52 client connections to PgBouncer (50 pooled and LISTEN, 2 migrations), more than its 51"},
 	}, {
 		name:   "ValidateDatabaseSecretWithoutDatabase",
 		values: "functions:\n  webhook-ingress:\n    databaseSecret: qinqing-db-webhook\n",

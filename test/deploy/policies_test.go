@@ -24,7 +24,7 @@ import (
 // adminFunctions serve admin endpoints (ADMIN_TOKEN), which
 // networkPolicy.adminFrom may also reach.
 var (
-	publicFunctions = []string{"webhook-ingress"}
+	publicFunctions = []string{"webhook-ingress", "open311"}
 	adminFunctions  = []string{"dead-letter", "webhook-egress"}
 )
 
