@@ -370,7 +370,7 @@ subscription table).
 {{- end -}}
 {{- end -}}
 {{- end -}}
-{{- /* cmd/migrate holds two connections: goose's session lock and the migration */ -}}
+{{- /* cmd/migrate may hold two connections: goose's lock and the migration */ -}}
 {{- $migrate := ternary 2 0 .Values.migrations.enabled -}}
 {{- $migrateDirect := ternary $migrate 0 (ne .Values.migrations.urlKey "") -}}
 {{- $max := int $db.maxConnections -}}
