@@ -373,11 +373,17 @@ func keepReview(ctx context.Context, tx pgx.Tx, m runtime.Meta, period string, d
 }
 
 // loadCohort reads the appeals received in [from, to) with their history
-// up to asOf, in time order.
+// up to asOf, in time order. Its cost follows the month's appeals: an
+// index-only range scan of appeals_received_cohort, then each appeal's
+// history from history_by_appeal.
 func loadCohort(ctx context.Context, tx pgx.Tx, from, to, asOf time.Time) ([]record, error) {
 	rows, err := tx.Query(ctx, `SELECT a.appeal_id, a.category, a.channel, a.county, a.received_at, a.assign_due,
 			a.first_reply_due, h.at, h.action, h.to_status, h.department, coalesce(h.satisfaction, '')
-		FROM appeal.appeals a JOIN appeal.history h ON h.appeal_id = a.appeal_id AND h.at <= $3
+		FROM appeal.appeals a CROSS JOIN LATERAL (
+			-- OFFSET 0 keeps this a per-appeal index lookup (history_by_appeal):
+			-- joined flat, the planner may hash the whole history instead.
+			SELECT h.at, h.seq, h.action, h.to_status, h.department, h.satisfaction FROM appeal.history h
+			WHERE h.appeal_id = a.appeal_id AND h.at <= $3 OFFSET 0) h
 		WHERE a.received_at >= $1 AND a.received_at < $2
 		ORDER BY a.appeal_id, h.at, h.seq`, from, to, asOf)
 	if err != nil {
