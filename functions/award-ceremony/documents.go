@@ -9,6 +9,7 @@ import (
 	"path"
 	"strconv"
 	"strings"
+	"sync"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
@@ -35,8 +36,12 @@ var templateFS embed.FS
 
 // templates are the programme and the certificate: self-contained HTML
 // (inline CSS, inline SVG, no external assets) with A4 print CSS.
-// html/template escapes every value for its context.
-var templates = template.Must(template.New("").ParseFS(templateFS, "templates/*.html"))
+// html/template escapes every value for its context. They are parsed on
+// first use, so a start-up (and an event that renders nothing) does not
+// pay for it.
+var templates = sync.OnceValue(func() *template.Template {
+	return template.Must(template.New("").ParseFS(templateFS, "templates/*.html"))
+})
 
 // categoryInfo is how a category is named in print.
 type categoryInfo struct {
@@ -101,7 +106,7 @@ func (c Ceremony) top50CSV() ([]byte, error) {
 
 func render(name string, data any) ([]byte, error) {
 	var buf bytes.Buffer
-	if err := templates.ExecuteTemplate(&buf, name, data); err != nil {
+	if err := templates().ExecuteTemplate(&buf, name, data); err != nil {
 		return nil, fmt.Errorf("render %s: %w", name, err)
 	}
 	return buf.Bytes(), nil

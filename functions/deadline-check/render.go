@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"html/template"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/qinqing/qinqing/shared/appeal"
@@ -17,7 +18,7 @@ import (
 // so the same review gives the same bytes.
 func RenderHTML(rv Review) ([]byte, error) {
 	var buf bytes.Buffer
-	if err := reviewPage.Execute(&buf, newPageData(rv)); err != nil {
+	if err := reviewPage().Execute(&buf, newPageData(rv)); err != nil {
 		return nil, fmt.Errorf("render review: %w", err)
 	}
 	return buf.Bytes(), nil
@@ -179,7 +180,9 @@ func newPageData(rv Review) pageData {
 	return p
 }
 
-var reviewPage = template.Must(template.New("review").Parse(`<!DOCTYPE html>
+// reviewPage is parsed on first use, not at start-up.
+var reviewPage = sync.OnceValue(func() *template.Template {
+	return template.Must(template.New("review").Parse(`<!DOCTYPE html>
 <html lang="zh-CN">
 <head>
 <meta charset="utf-8">
@@ -291,3 +294,4 @@ td.code { color: #7b8794; font-size: 12px; }
 </body>
 </html>
 `))
+})
