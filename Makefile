@@ -3,7 +3,7 @@ SHELL := /bin/bash
 GO ?= go
 PKGS := $(shell $(GO) list ./... 2>/dev/null | grep -v /test/deploy)
 
-.PHONY: run test test-fast test-deploy bench vet fmt build migrate clean
+.PHONY: run test test-fast test-deploy bench bench-pipeline bench-ingest bench-coldstart bench-appeals bench-import vet fmt build migrate clean
 
 ## run: start Postgres, S3, every function and the local broker; play a sample week; keep serving.
 run:
@@ -26,6 +26,18 @@ test-deploy:
 ## bench: throughput and memory ratios against baselines run in the same process.
 bench:
 	hack/with-postgres.sh $(GO) test -run '^$$' -bench . -benchmem ./...
+
+## bench-*: one benchmark group each (make bench runs them all).
+bench-pipeline:
+	hack/with-postgres.sh $(GO) test -run '^$$' -bench 'Pipeline|PoolerMode' ./shared/runtime/
+bench-ingest:
+	hack/with-postgres.sh $(GO) test -run '^$$' -bench Ingest ./functions/forum-signup/
+bench-coldstart:
+	hack/with-postgres.sh $(GO) test -run '^$$' -bench ColdStart ./cmd/bare-receiver/
+bench-appeals:
+	hack/with-postgres.sh $(GO) test -run '^$$' -bench AppealScale ./functions/deadline-check/
+bench-import:
+	hack/with-postgres.sh $(GO) test -run '^$$' -bench Import -benchtime 1x ./functions/recycling-trade/
 
 vet:
 	@test -z "$$(gofmt -l $$(git ls-files -co --exclude-standard '*.go'))" || { gofmt -l $$(git ls-files -co --exclude-standard '*.go'); echo "gofmt needed"; exit 1; }

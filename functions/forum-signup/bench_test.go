@@ -191,18 +191,30 @@ func (s *ingestSide) percentile(p float64) time.Duration {
 // of each side and x-bare, the function's rate over the bare one (the
 // goal: at least 0.8). A run is always 5,000 signups, whatever b.N.
 func BenchmarkIngest(b *testing.B) {
-	benchIngest(b, pgtest.URL(b))
+	url := pgtest.URL(b)
+	benchIngest(b, "direct", url, url, postgres.PoolerNone)
 }
 
-func benchIngest(b *testing.B, url string) {
+// BenchmarkIngestPgBouncer is BenchmarkIngest with both sides' pools going
+// through PgBouncer in transaction pooling mode, with
+// DATABASE_POOLER=pgbouncer-transaction's query mode (make bench starts a
+// PgBouncer; without TEST_PGBOUNCER_URL it is skipped).
+func BenchmarkIngestPgBouncer(b *testing.B) {
+	url := pgtest.URL(b)
+	benchIngest(b, "pgbouncer", url, pgtest.PgBouncerURL(b, url), postgres.PoolerPgBouncerTransaction)
+}
+
+// benchIngest runs the comparison on the database at adminURL, both
+// sides' pools on url with the pooler setting.
+func benchIngest(b *testing.B, label, adminURL, url, pooler string) {
 	ctx := context.Background()
-	admin := pgtest.PoolFor(b, url)
+	admin := pgtest.PoolFor(b, adminURL)
 	if _, err := admin.Exec(ctx, `CREATE SCHEMA bare; CREATE TABLE bare.seen (source text, id text, PRIMARY KEY (source, id))`); err != nil {
 		b.Fatal(err)
 	}
 	open := func() *pgxpool.Pool {
 		// The production default pool size for both sides.
-		pool, err := postgres.Open(ctx, postgres.Config{URL: url, MaxConns: 10})
+		pool, err := postgres.Open(ctx, postgres.Config{URL: url, MaxConns: 10, Pooler: pooler})
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -258,8 +270,8 @@ func benchIngest(b *testing.B, url string) {
 				b.ReportMetric(fn.rate()/bare.rate(), "x-bare")
 				b.ReportMetric(float64(fn.percentile(0.5).Microseconds())/1000, "fn-p50-ms")
 				b.ReportMetric(float64(bare.percentile(0.5).Microseconds())/1000, "bare-p50-ms")
-				fmt.Fprintf(os.Stdout, "ingest forums=%d senders=%d: forum-signup %.0f ev/s p50 %v p99 %v | bare %.0f ev/s p50 %v p99 %v | ratio %.2f\n",
-					forums, senders, fn.rate(), fn.percentile(0.5).Round(100*time.Microsecond), fn.percentile(0.99).Round(100*time.Microsecond),
+				fmt.Fprintf(os.Stdout, "ingest %s forums=%d senders=%d: forum-signup %.0f ev/s p50 %v p99 %v | bare %.0f ev/s p50 %v p99 %v | ratio %.2f\n",
+					label, forums, senders, fn.rate(), fn.percentile(0.5).Round(100*time.Microsecond), fn.percentile(0.99).Round(100*time.Microsecond),
 					bare.rate(), bare.percentile(0.5).Round(100*time.Microsecond), bare.percentile(0.99).Round(100*time.Microsecond), fn.rate()/bare.rate())
 			})
 		}
