@@ -169,12 +169,12 @@ func InTx(ctx context.Context, db Beginner, fn func(tx pgx.Tx) error) (err error
 	return nil
 }
 
-// batchSettings holds, per pool opened by Open, the one statement that
-// sets the configured timeouts for the transaction (QueueBegin).
+// batchSettings holds, per pool opened by Open, the set_config calls that
+// set the configured timeouts for the transaction (Settings).
 var batchSettings sync.Map // *pgxpool.Pool → string
 
-// settingsQuery is the SET LOCALs of beginQuery as one statement that the
-// extended protocol accepts in a batch.
+// settingsQuery is the SET LOCALs of beginQuery as set_config calls, for a
+// select list.
 func (c Config) settingsQuery() string {
 	var q []string
 	if c.StatementTimeout > 0 {
@@ -183,17 +183,19 @@ func (c Config) settingsQuery() string {
 	if c.LockTimeout > 0 {
 		q = append(q, fmt.Sprintf("set_config('lock_timeout', '%d', true)", c.LockTimeout.Milliseconds()))
 	}
-	return "SELECT " + strings.Join(q, ", ")
+	return strings.Join(q, ", ")
 }
 
-// QueueBegin makes b begin a transaction (pgx.Batch.BeginTx: no round trip
-// of its own) with the statement and lock timeouts InTx gives transactions
-// on pool. It must be called before anything else is queued.
-func QueueBegin(b *pgx.Batch, pool *pgxpool.Pool) {
-	b.BeginTx(pgx.TxOptions{})
+// Settings returns the select list that gives the current transaction
+// the statement and lock timeouts InTx gives transactions on pool (e.g.
+// "set_config('statement_timeout', '30000', true), …"), or "" when there
+// are none. A transaction begun in a batch (pgx.Batch.BeginTx) runs it in
+// its first statement, so the timeouts cost no statement of their own.
+func Settings(pool *pgxpool.Pool) string {
 	if q, ok := batchSettings.Load(pool); ok {
-		b.Queue(q.(string))
+		return q.(string)
 	}
+	return ""
 }
 
 func begin(ctx context.Context, db Beginner) (pgx.Tx, error) {

@@ -50,12 +50,15 @@ type Server struct {
 	mux  *http.ServeMux
 	now  func() time.Time
 	warm <-chan struct{} // when set, events wait for it before taking a connection
+	// inboxSQL is the inbox insert with the pool's transaction settings.
+	inboxSQL string
 }
 
 // NewServer wires fn to the database. pool may be nil for functions
 // without handlers (webhook-ingress).
 func NewServer(fn *Function, pool *pgxpool.Pool, log *zap.SugaredLogger) *Server {
-	s := &Server{fn: fn, pool: pool, log: log, mux: http.NewServeMux(), now: time.Now}
+	s := &Server{fn: fn, pool: pool, log: log, mux: http.NewServeMux(), now: time.Now,
+		inboxSQL: inboxInsertWith(postgres.Settings(pool))}
 	s.mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "text/plain")
 		_, _ = io.WriteString(w, "ok\n")
@@ -340,6 +343,20 @@ func transient(err error) bool {
 const inboxInsert = `INSERT INTO qinqing.inbox (function, source, id, type) VALUES ($1, $2, $3, $4)
 	ON CONFLICT DO NOTHING RETURNING received_at`
 
+// inboxInsertWith is inboxInsert that first runs settings, the pool's
+// set_config calls for the transaction's statement and lock timeouts
+// (postgres.Settings): one statement for both. The settings row is read
+// before the insert, so a wait on the inbox key already has the lock
+// timeout.
+func inboxInsertWith(settings string) string {
+	if settings == "" {
+		return inboxInsert
+	}
+	return `WITH settings AS MATERIALIZED (SELECT ` + settings + `)
+	INSERT INTO qinqing.inbox (function, source, id, type) SELECT $1::text, $2::text, $3::text, $4::text FROM settings
+	ON CONFLICT DO NOTHING RETURNING received_at`
+}
+
 // handle runs one event in one transaction in three round trips: BEGIN and
 // the inbox insert (a conflict means a redelivery: answer the stored
 // reply); the handler; the outbox rows, the stored reply and COMMIT. A
@@ -364,9 +381,9 @@ func (s *Server) handle(ctx context.Context, m Meta, first *Statement, run Run) 
 	// transaction; one left in a transaction is closed instead.
 	defer conn.Release()
 	b := &pgx.Batch{}
-	postgres.QueueBegin(b, s.pool) // with the pool's statement and lock timeouts
+	b.BeginTx(pgx.TxOptions{})
 	var receivedAt time.Time
-	b.Queue(inboxInsert, m.Function, m.Source, m.ID, m.Type).QueryRow(func(row pgx.Row) error {
+	b.Queue(s.inboxSQL, m.Function, m.Source, m.ID, m.Type).QueryRow(func(row pgx.Row) error {
 		err := row.Scan(&receivedAt)
 		if errors.Is(err, pgx.ErrNoRows) {
 			dup = true
