@@ -27,8 +27,10 @@ import (
 
 // firstEvent is the event a cold process gets first: a cheap one of its
 // own that goes through the database (for webhook-ingress: a signed
-// webhook forwarded to K_SINK).
+// webhook forwarded to K_SINK; for open311, which answers HTTP rather
+// than events: its service list).
 type firstEvent struct {
+	get       bool // a GET of path (open311's service list) instead of an event
 	path, typ string
 	data      func(n int) any
 	header    func(n int, body []byte) http.Header // replaces the CloudEvents headers
@@ -58,6 +60,7 @@ var coldEvents = map[string]firstEvent{
 	"webhook-egress": {typ: "cn.huzhou.forum.signup.confirmed", data: func(n int) any {
 		return map[string]any{"signupId": fmt.Sprint("S-cold-", n), "forumId": "F-cold", "uscc": event.SampleUSCC(n), "status": "confirmed"}
 	}},
+	"open311":     {get: true, path: "/open311/v2/services.json"},
 	"dead-letter": {typ: "cn.huzhou.forum.signup.requested", data: func(n int) any { return map[string]any{"n": n} }},
 	"webhook-ingress": {path: "/webhooks/enterprise", data: func(n int) any {
 		return map[string]any{"type": "cn.huzhou.forum.signup.requested", "data": map[string]any{"forumId": "F-cold", "n": n}}
@@ -184,12 +187,20 @@ func coldStart(b *testing.B, bin string, env []string, ev firstEvent, n int) col
 		}
 		time.Sleep(200 * time.Microsecond)
 	}
-	body, _ := json.Marshal(ev.data(n))
-	req, _ := http.NewRequest(http.MethodPost, base+ev.path+"/", bytes.NewReader(body))
-	if ev.path != "" {
+	var req *http.Request
+	var body []byte
+	if ev.get {
+		req, _ = http.NewRequest(http.MethodGet, base+ev.path, nil)
+	} else {
+		body, _ = json.Marshal(ev.data(n))
+		req, _ = http.NewRequest(http.MethodPost, base+ev.path+"/", bytes.NewReader(body))
+	}
+	switch {
+	case ev.get:
+	case ev.path != "":
 		req.URL.Path = ev.path
 		req.Header = ev.header(n, body)
-	} else {
+	default:
 		req.Header.Set("Content-Type", "application/json")
 		req.Header.Set("Ce-Specversion", "1.0")
 		req.Header.Set("Ce-Type", ev.typ)
