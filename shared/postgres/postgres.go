@@ -198,6 +198,18 @@ func Settings(pool *pgxpool.Pool) string {
 	return ""
 }
 
+// QueueBegin makes b begin a transaction (pgx.Batch.BeginTx: no round trip
+// of its own) with the statement and lock timeouts InTx gives transactions
+// on pool, as one more statement in b. It must be called before anything
+// else is queued. (The runtime's event transaction puts Settings into its
+// inbox insert instead, saving that statement.)
+func QueueBegin(b *pgx.Batch, pool *pgxpool.Pool) {
+	b.BeginTx(pgx.TxOptions{})
+	if q := Settings(pool); q != "" {
+		b.Queue("SELECT " + q)
+	}
+}
+
 func begin(ctx context.Context, db Beginner) (pgx.Tx, error) {
 	if pool, ok := db.(*pgxpool.Pool); ok {
 		if q, ok := beginQueries.Load(pool); ok {
