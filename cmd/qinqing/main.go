@@ -1,11 +1,14 @@
 // Command qinqing is the operators' tool for qinqing. It talks to the
-// dead-letter function's admin endpoints, so nobody needs curl:
+// admin endpoints of the dead-letter and webhook-egress functions, so
+// nobody needs curl:
 //
 //	qinqing deadletters list [--status pending|replayed] [--json]
 //	qinqing deadletters replay <id>
+//	qinqing deliveries list [--portal P] [--status delivered|retrying|failed] [--webhook-id ID] [--limit N] [--json]
 //
-// The endpoint comes from --url or QINQING_DEADLETTER_URL, the token from
-// ADMIN_TOKEN (or --token, which other users can see in the process list).
+// The endpoint comes from --url or QINQING_DEADLETTER_URL (dead letters)
+// or QINQING_EGRESS_URL (deliveries), the token from ADMIN_TOKEN (or
+// --token, which other users can see in the process list).
 package main
 
 import (
@@ -34,9 +37,11 @@ const (
 const usage = `Usage:
   qinqing deadletters list [--status pending|replayed] [--json]
   qinqing deadletters replay <id>
+  qinqing deliveries list [--portal P] [--status delivered|retrying|failed] [--webhook-id ID] [--limit N] [--json]
 
 Flags (every command):
-  --url URL        base URL of the dead-letter function (default $QINQING_DEADLETTER_URL)
+  --url URL        base URL of the dead-letter function (default $QINQING_DEADLETTER_URL),
+                   or of webhook-egress for deliveries (default $QINQING_EGRESS_URL)
   --token TOKEN    admin token (default $ADMIN_TOKEN; prefer the variable: flags are visible in ps)
   --timeout DUR    how long to wait for an answer (default 30s)
 `
@@ -75,6 +80,9 @@ func dispatch(ctx context.Context, args []string, getenv func(string) string, st
 	}
 	if args[0] == "help" || args[0] == "-h" || args[0] == "--help" {
 		return flag.ErrHelp
+	}
+	if args[0] == "deliveries" {
+		return deliveries(ctx, args[1:], getenv, stdout)
 	}
 	if args[0] != "deadletters" {
 		return usageError{fmt.Sprintf("unknown command %q", args[0])}
@@ -148,6 +156,9 @@ type client struct {
 	base  *url.URL
 	token string
 	http  *http.Client
+	// function is the function the endpoint belongs to, for the hints of
+	// error messages ("" means dead-letter).
+	function string
 }
 
 func newClient(base, token string, timeout time.Duration) (*client, error) {
@@ -285,12 +296,15 @@ func (c *client) do(ctx context.Context, method, path string, want int) ([]byte,
 	if !isProblem || msg == "" {
 		msg = snippet(body)
 	}
-	hint := ""
+	hint, fn := "", c.function
+	if fn == "" {
+		fn = "dead-letter"
+	}
 	switch {
 	case resp.StatusCode == http.StatusUnauthorized:
-		hint = " (check ADMIN_TOKEN: it must equal the dead-letter function's ADMIN_TOKEN)"
+		hint = fmt.Sprintf(" (check ADMIN_TOKEN: it must equal the %s function's ADMIN_TOKEN)", fn)
 	case resp.StatusCode == http.StatusNotFound && (!isProblem || p.Type == "urn:qinqing:problem:no-route"):
-		hint = " (the admin endpoints are off while the dead-letter function has no ADMIN_TOKEN, or the URL is not the dead-letter function)"
+		hint = fmt.Sprintf(" (the admin endpoints are off while the %s function has no ADMIN_TOKEN, or the URL is not the %[1]s function)", fn)
 	case resp.StatusCode == http.StatusBadGateway:
 		hint = " (nothing changed: retry once the broker is back)"
 	}

@@ -16,10 +16,11 @@ import (
 	"github.com/qinqing/qinqing/shared/runtime/functest"
 )
 
-var deadLetterBin, qinqingBin string
+var deadLetterBin, egressBin, qinqingBin string
 
 func TestMain(m *testing.M) {
-	functest.Main(m, map[string]*string{"../../functions/dead-letter": &deadLetterBin, ".": &qinqingBin})
+	functest.Main(m, map[string]*string{"../../functions/dead-letter": &deadLetterBin,
+		"../../functions/webhook-egress": &egressBin, ".": &qinqingBin})
 }
 
 const token = "cli-test-token-0123456789"
