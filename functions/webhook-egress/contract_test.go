@@ -412,6 +412,42 @@ func TestRetries(t *testing.T) {
 			t.Fatalf("beta's attempts %s", jsonOf(items))
 		}
 	})
+	t.Run("ConcurrentDeliveries", func(t *testing.T) {
+		t.Parallel()
+		// Knative may deliver the same event twice at once: one attempt
+		// holds the delivery's lease, the others answer 503, and the
+		// portal is posted to once.
+		f := setup(t)
+		f.appeal(t, "A-1", "/portals/alpha", "")
+		f.alpha.mu.Lock()
+		f.alpha.delay = 300 * time.Millisecond
+		f.alpha.mu.Unlock()
+		var wg sync.WaitGroup
+		statuses := make([]int, 8)
+		for i := range statuses {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				statuses[i] = f.send(t, TypeAppealUpdated, "/qinqing/appeal-router", "ev-twice", `{"appealId": "A-1"}`).Status
+			}()
+		}
+		wg.Wait()
+		ok := 0
+		for _, s := range statuses {
+			switch {
+			case s == 200:
+				ok++
+			case s < 500:
+				t.Fatalf("statuses %v: want 200 or 5xx", statuses)
+			}
+		}
+		if ok == 0 {
+			wantNotified(t, f.send(t, TypeAppealUpdated, "/qinqing/appeal-router", "ev-twice", `{"appealId": "A-1"}`), RuleOwnPortal)
+		}
+		if got := f.alpha.ids(); len(got) != 1 {
+			t.Fatalf("alpha received %v (statuses %v), want once", got, statuses)
+		}
+	})
 	t.Run("TooManyRequests", func(t *testing.T) {
 		t.Parallel()
 		f := setup(t)
