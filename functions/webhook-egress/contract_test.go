@@ -384,8 +384,9 @@ func TestRetries(t *testing.T) {
 		f.beta.answer(503, 502)
 		data := `{"appealId": "A-1"}`
 		for i := 0; i < 2; i++ {
-			if r := f.send(t, TypeAppealUpdated, "/qinqing/appeal-router", "ev-down", data); r.Status < 500 {
-				t.Fatalf("try %d: status %d (%s), want 5xx while beta is down", i+1, r.Status, r.Body)
+			if r := f.send(t, TypeAppealUpdated, "/qinqing/appeal-router", "ev-down", data); r.Status != 503 ||
+				!strings.Contains(fmt.Sprint(r.Problem()["detail"]), "portal beta did not take the update") {
+				t.Fatalf("try %d: status %d (%s), want 503 naming beta while it is down", i+1, r.Status, r.Body)
 			}
 		}
 		n := wantNotified(t, f.send(t, TypeAppealUpdated, "/qinqing/appeal-router", "ev-down", data), RuleBroadcast)

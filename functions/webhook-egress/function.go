@@ -50,8 +50,8 @@ func New(env *runtime.Env, ps portals.Set, timeout time.Duration, adminToken str
 // deliver is the stage of an event, run before its inbox transaction: it
 // finds the portals the event goes to and posts it to each (at once), each
 // attempt recorded in its own short transaction. A portal to be retried
-// makes it fail (503: Knative retries; the portals already served are
-// skipped then); otherwise the Run stores the reply.
+// makes it fail (503 naming the portals: Knative retries; the portals
+// already served are skipped then); otherwise the Run stores the reply.
 func (f *Function) deliver(ctx context.Context, m runtime.Meta, n *Notification) (runtime.Run, error) {
 	if err := n.validateFor(m.Type); err != nil {
 		return nil, err
@@ -75,7 +75,18 @@ func (f *Function) deliver(ctx context.Context, m runtime.Meta, n *Notification)
 	wg.Wait()
 	f.log.Infow("routed", "id", m.ID, "type", m.Type, "rule", rule, "origin", o.source, "via", o.via, "portals", len(targets))
 	if err := errors.Join(errs...); err != nil {
-		return nil, err
+		var later []string
+		for _, e := range errs {
+			var pu *portalUnavailable
+			if errors.As(e, &pu) {
+				later = append(later, pu.portal)
+			}
+		}
+		if len(later) == 0 {
+			return nil, err // a database fault: the generic 5xx
+		}
+		return nil, &runtime.Resumable{Err: err, Detail: fmt.Sprintf("portal %s did not take the update yet; "+
+			"the portals that did are recorded and are not sent it again; retry", strings.Join(later, ", "))}
 	}
 	return func(context.Context, pgx.Tx) (runtime.Result, error) {
 		return runtime.Reply(TypePortalsNotified, reply), nil
@@ -139,12 +150,10 @@ func (f *Function) deliverTo(ctx context.Context, p *portals.Portal, m runtime.M
 	return DeliveryResult{Portal: p.Name, Status: res.status, HTTPStatus: res.httpStatus}, nil
 }
 
-// portalUnavailable is a portal to be tried again later. It is a
-// temporary net.Error, so the runtime answers 503 and Knative retries.
+// portalUnavailable is a portal to be tried again later: the event is
+// answered 503 (runtime.Resumable) and Knative retries.
 type portalUnavailable struct{ portal, detail string }
 
 func (e *portalUnavailable) Error() string {
 	return fmt.Sprintf("portal %s: %s (retry)", e.portal, e.detail)
 }
-func (e *portalUnavailable) Timeout() bool   { return false }
-func (e *portalUnavailable) Temporary() bool { return true }
