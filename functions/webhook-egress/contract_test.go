@@ -637,6 +637,13 @@ func TestAdmin(t *testing.T) {
 	if items := f.list(t, ""); len(items) != 0 {
 		t.Fatalf("items %v", items)
 	}
+	// The function runs with its own least-privilege role (migration 0072).
+	var own int
+	_ = f.pool.QueryRow(context.Background(), `SELECT count(*) FROM pg_stat_activity
+		WHERE datname = current_database() AND usename = 'qinqing_webhook_egress_login'`).Scan(&own)
+	if own == 0 {
+		t.Fatal("webhook-egress is not connected as qinqing_webhook_egress_login")
+	}
 	t.Run("Off", func(t *testing.T) {
 		fn := functest.Start(t, binary, "DATABASE_URL="+pgtest.URL(t))
 		req, _ := http.NewRequest(http.MethodGet, fn.URL+"/deliveries", nil)

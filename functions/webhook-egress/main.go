@@ -24,6 +24,10 @@ type Config struct {
 	PortalsFile string `envconfig:"PORTALS_FILE"`
 	// Timeout bounds each POST to a portal (connect, TLS, answer).
 	Timeout time.Duration `envconfig:"EGRESS_TIMEOUT" default:"10s"`
+	// Retention is how long delivery records are kept (attempts, and
+	// deliveries that are settled); older ones are pruned 30 s after start
+	// and then hourly.
+	Retention time.Duration `envconfig:"EGRESS_RETENTION" default:"2160h"`
 	// AdminToken is the bearer token of GET /deliveries. Unset: the
 	// endpoint does not exist. Never logged.
 	AdminToken string `envconfig:"ADMIN_TOKEN"`
@@ -35,7 +39,10 @@ func main() {
 	if cfg.Timeout <= 0 {
 		runtime.Fatalf(name, "EGRESS_TIMEOUT must be positive, got %s", cfg.Timeout)
 	}
-	runtime.Main(name, cfg.Base, cfg.Config, func(_ context.Context, env *runtime.Env) (*runtime.Function, error) {
+	if cfg.Retention <= 0 {
+		runtime.Fatalf(name, "EGRESS_RETENTION must be positive, got %s", cfg.Retention)
+	}
+	runtime.Main(name, cfg.Base, cfg.Config, func(ctx context.Context, env *runtime.Env) (*runtime.Function, error) {
 		ps := portals.Set{}
 		if cfg.PortalsFile == "" {
 			env.Log.Warnw("PORTALS_FILE is unset: no portal is configured, no update is sent")
@@ -59,6 +66,7 @@ func main() {
 			env.Log.Infow("ADMIN_TOKEN is unset: GET /deliveries is off")
 		}
 		env.Log.Infow("portals loaded", "portals", len(ps), "notified", notified, "timeout", cfg.Timeout.String())
+		go pruneLoop(ctx, env.Pool, env.Log, cfg.Retention)
 		return New(env, ps, cfg.Timeout, token), nil
 	})
 }
