@@ -16,6 +16,9 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/aws-sdk-go-v2/service/s3/types"
 	"github.com/aws/smithy-go/middleware"
+	"go.opentelemetry.io/contrib/instrumentation/github.com/aws/aws-sdk-go-v2/otelaws"
+
+	"github.com/qinqing/qinqing/shared/telemetry"
 )
 
 // S3 is the S3 part of a function's configuration (contract section 1).
@@ -70,6 +73,10 @@ func (s *Store) build() {
 				func(*middleware.Stack) error { return s.err },
 			}})
 		} else {
+			if telemetry.Current().Tracing {
+				// A child span per S3 call of the event's span.
+				otelaws.AppendMiddlewares(&awsCfg.APIOptions)
+			}
 			s.client = s3.NewFromConfig(awsCfg, func(o *s3.Options) {
 				if s.cfg.Endpoint != "" {
 					o.BaseEndpoint = aws.String(s.cfg.Endpoint)

@@ -107,8 +107,9 @@ func PoolerSafe(cc *pgx.ConnConfig) {
 // database outage turns into 5xx answers rather than a crash loop.
 //
 // Behind a transaction pooler (DATABASE_POOLER=pgbouncer-transaction) the
-// pool uses PoolerSafe's query mode.
-func Open(ctx context.Context, c Config) (*pgxpool.Pool, error) {
+// pool uses PoolerSafe's query mode. tracer, when not nil, is set on every
+// connection (the OpenTelemetry pgx tracer).
+func Open(ctx context.Context, c Config, tracer ...pgx.QueryTracer) (*pgxpool.Pool, error) {
 	if err := c.Check(); err != nil {
 		return nil, err
 	}
@@ -126,6 +127,9 @@ func Open(ctx context.Context, c Config) (*pgxpool.Pool, error) {
 		pc.ConnConfig.ConnectTimeout = c.ConnectTimeout
 	}
 	pc.MaxConnIdleTime = 5 * time.Minute
+	if len(tracer) > 0 && tracer[0] != nil {
+		pc.ConnConfig.Tracer = tracer[0]
+	}
 	pool, err := pgxpool.NewWithConfig(ctx, pc)
 	if err != nil {
 		return nil, err

@@ -40,6 +40,11 @@ type Base struct {
 	// BodyReadTimeout bounds reading a request's body: a client that stalls
 	// longer gets 408.
 	BodyReadTimeout time.Duration `envconfig:"BODY_READ_TIMEOUT" default:"15s"`
+	// MetricsPrometheus serves GET /metrics in the Prometheus text format.
+	// Off by default: webhook-ingress is public, and a pod that scales to
+	// zero is rarely scraped; OTLP push (OTEL_EXPORTER_OTLP_ENDPOINT) is
+	// the primary path.
+	MetricsPrometheus bool `envconfig:"METRICS_PROMETHEUS" default:"false"`
 }
 
 // DefaultRequestTimeout is REQUEST_TIMEOUT when neither the environment

@@ -29,6 +29,10 @@ type Meta struct {
 	HasTime bool
 	// Function is the name of the function handling the event.
 	Function string
+	// TraceParent is the W3C traceparent of the span handling the event
+	// ("" when there is none): every follow-up stores it, so the relay
+	// sends it on in the same trace.
+	TraceParent string
 }
 
 // Outgoing is an event a handler emits: its reply or a follow-up.

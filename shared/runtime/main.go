@@ -10,12 +10,15 @@ import (
 	"sync"
 	"time"
 
+	"github.com/exaring/otelpgx"
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 
 	"github.com/qinqing/qinqing/shared/calendar"
 	"github.com/qinqing/qinqing/shared/postgres"
+	"github.com/qinqing/qinqing/shared/telemetry"
 )
 
 // Env is what the runtime hands a function's constructor.
@@ -64,9 +67,17 @@ func Main(name string, base Base, db postgres.Config, build func(ctx context.Con
 		Fatalf(name, "%v", err)
 	}
 	ctx := WithLogger(SignalContext(), log)
+	tel, err := telemetry.Setup(ctx, telemetry.Options{Service: name, Prometheus: base.MetricsPrometheus})
+	if err != nil {
+		Fatalf(name, "%v", err)
+	}
 	env := &Env{Name: name, Base: base, DB: db, Log: log, Loc: loc, Calendar: calendar.NewCache(loc)}
 	if db.URL != "" {
-		if env.Pool, err = postgres.Open(ctx, db); err != nil {
+		var tracer pgx.QueryTracer
+		if tel.Tracing {
+			tracer = otelpgx.NewTracer(otelpgx.WithTrimSQLInSpanName())
+		}
+		if env.Pool, err = postgres.Open(ctx, db, tracer); err != nil {
 			Fatalf(name, "%v", err)
 		}
 		// The first connection is made while the server starts, not when
@@ -74,6 +85,12 @@ func Main(name string, base Base, db postgres.Config, build func(ctx context.Con
 		// database that is down only shows when an event needs it.
 		env.warm = make(chan struct{})
 		go warmUp(ctx, env.Pool, env.warm)
+		if err := tel.RegisterDatabaseGauges(env.Pool, func(err error) { log.Debugw("metrics gauge", "error", err) }); err != nil {
+			Fatalf(name, "%v", err)
+		}
+	}
+	if len(tel.Exporters) > 0 {
+		log.Infow("telemetry", "exporters", tel.Exporters)
 	}
 	fn, err := build(ctx, env)
 	if err != nil {
@@ -86,6 +103,13 @@ func Main(name string, base Base, db postgres.Config, build func(ctx context.Con
 	if env.Pool != nil {
 		env.Pool.Close()
 	}
+	// Flush the spans and metrics still buffered: a pod that scales to
+	// zero would otherwise lose its last seconds.
+	sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	if serr := tel.Shutdown(sctx); serr != nil {
+		log.Warnw("telemetry shutdown", "error", serr)
+	}
+	cancel()
 	if err != nil {
 		log.Errorw("stopped", "error", err)
 		_ = log.Sync()
@@ -140,7 +164,7 @@ func Serve(ctx context.Context, env *Env, fn *Function) error {
 	relayCtx, stopRelay := context.WithCancel(context.WithoutCancel(ctx))
 	relayDone := make(chan struct{})
 	if env.Pool != nil { // without K_SINK it only prunes
-		r := &Relay{Pool: env.Pool, Sink: env.Base.Sink, Log: env.Log, Interval: env.Base.RelayInterval,
+		r := &Relay{Function: env.Name, Pool: env.Pool, Sink: env.Base.Sink, Log: env.Log, Interval: env.Base.RelayInterval,
 			OutboxRetention: env.Base.OutboxRetention, InboxRetention: env.Base.InboxRetention,
 			ListenURL: env.DB.ListenURL, TransactionPooled: env.DB.TransactionPooled()}
 		go func() {

@@ -15,9 +15,13 @@ import (
 	cehttp "github.com/cloudevents/sdk-go/v2/protocol/http"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/trace"
 	"go.uber.org/zap"
 
 	"github.com/qinqing/qinqing/shared/postgres"
+	"github.com/qinqing/qinqing/shared/telemetry"
 )
 
 // Relay delivers the outbox to the sink. Every running function runs one;
@@ -27,6 +31,9 @@ import (
 // send the same row at the same time; a crash between send and mark means
 // a second delivery of the same id, which receivers deduplicate.
 type Relay struct {
+	// Function is the name of the function running the relay (a metric
+	// label).
+	Function  string
 	Pool      *pgxpool.Pool
 	Sink      string
 	Client    *http.Client
@@ -108,9 +115,13 @@ func (r *Relay) Run(ctx context.Context) {
 		case <-poll:
 		case <-wake:
 		case <-prune.C:
-			if _, _, err := r.Prune(ctx); err != nil && ctx.Err() == nil {
+			outbox, inbox, err := r.Prune(ctx)
+			if err != nil && ctx.Err() == nil {
 				r.Log.Warnw("prune inbox and outbox", "error", err)
 			}
+			tel := telemetry.Current().Instruments()
+			tel.Pruned(ctx, r.Function, "outbox", outbox)
+			tel.Pruned(ctx, r.Function, "inbox", inbox)
 			prune.Reset(r.PruneEvery)
 		}
 	}
@@ -256,13 +267,15 @@ type pending struct {
 	data     []byte
 	created  time.Time
 	attempts int
+	// traceparent of the span that handled the causing event ("" if none).
+	traceparent string
 }
 
 func (r *Relay) deliverBatch(ctx context.Context) (delivered, claimed int, err error) {
 	rows, err := r.Pool.Query(ctx, `UPDATE qinqing.outbox SET next_attempt_at = now() + $2 * interval '1 microsecond', attempts = attempts + 1
 		WHERE seq IN (SELECT seq FROM qinqing.outbox WHERE delivered_at IS NULL AND next_attempt_at <= now()
 		              ORDER BY next_attempt_at, seq LIMIT $1 FOR UPDATE SKIP LOCKED)
-		RETURNING seq, id, source, type, coalesce(subject, ''), data::text, coalesce(event_time, created_at), attempts`,
+		RETURNING seq, id, source, type, coalesce(subject, ''), data::text, coalesce(event_time, created_at), attempts, coalesce(traceparent, '')`,
 		r.BatchSize, r.Lease.Microseconds())
 	if err != nil {
 		return 0, 0, fmt.Errorf("claim outbox: %w", err)
@@ -270,7 +283,7 @@ func (r *Relay) deliverBatch(ctx context.Context) (delivered, claimed int, err e
 	var batch []pending
 	for rows.Next() {
 		var p pending
-		if err := rows.Scan(&p.seq, &p.id, &p.source, &p.typ, &p.subject, &p.data, &p.created, &p.attempts); err != nil {
+		if err := rows.Scan(&p.seq, &p.id, &p.source, &p.typ, &p.subject, &p.data, &p.created, &p.attempts, &p.traceparent); err != nil {
 			rows.Close()
 			return 0, 0, fmt.Errorf("claim outbox: %w", err)
 		}
@@ -279,8 +292,11 @@ func (r *Relay) deliverBatch(ctx context.Context) (delivered, claimed int, err e
 	if err := rows.Err(); err != nil {
 		return 0, 0, fmt.Errorf("claim outbox: %w", err)
 	}
+	tel := telemetry.Current().Instruments()
 	for _, p := range batch {
-		if err := r.send(ctx, p); err != nil {
+		err := r.send(ctx, p)
+		tel.Delivery(ctx, r.Function, err == nil, p.attempts)
+		if err != nil {
 			backoff := Backoff(p.attempts)
 			r.Log.Warnw("outbox delivery failed", "type", p.typ, "id", p.id, "attempts", p.attempts, "retryIn", backoff.String(), "error", err)
 			if _, uerr := r.Pool.Exec(ctx, `UPDATE qinqing.outbox SET next_attempt_at = now() + $2 * interval '1 microsecond', last_error = $3 WHERE seq = $1`,
@@ -307,12 +323,31 @@ func Backoff(attempts int) time.Duration {
 	return d/2 + time.Duration(rand.Int64N(int64(d/2)+1))
 }
 
-func (r *Relay) send(ctx context.Context, p pending) error {
+// send POSTs one follow-up. Its traceparent extension is the stored one:
+// the span that handled the causing event. The HTTP traceparent header is
+// the relay's own send span, a child of that one (with tracing off it is
+// the stored context itself), so the receiving function's span joins the
+// same trace either way.
+func (r *Relay) send(ctx context.Context, p pending) (err error) {
 	ev := newEvent(p.id, p.source, p.typ, p.subject, p.created, p.data)
+	if p.traceparent != "" {
+		ev.SetExtension("traceparent", p.traceparent)
+		var span trace.Span
+		ctx, span = telemetry.Current().StartProducer(telemetry.WithTraceParent(ctx, p.traceparent, ""), "send "+p.typ,
+			attribute.String(telemetry.AttrEventID, p.id), attribute.String(telemetry.AttrEventType, p.typ),
+			attribute.String(telemetry.AttrEventSource, p.source), attribute.Int("qinqing.outbox.attempt", p.attempts))
+		defer func() {
+			if err != nil {
+				span.SetStatus(codes.Error, err.Error())
+			}
+			span.End()
+		}()
+	}
 	return Send(ctx, r.Client, r.Sink, ev)
 }
 
-// Send POSTs ev to url in binary mode; any 2xx is success.
+// Send POSTs ev to url in binary mode; any 2xx is success. The request's
+// traceparent header is the span context of ctx, when it has one.
 func Send(ctx context.Context, client *http.Client, url string, ev *cloudevents.Event) error {
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, nil)
 	if err != nil {
@@ -321,6 +356,7 @@ func Send(ctx context.Context, client *http.Client, url string, ev *cloudevents.
 	if err := cehttp.WriteRequest(ctx, binding.ToMessage(ev), req); err != nil {
 		return err
 	}
+	telemetry.InjectHTTP(ctx, req.Header)
 	resp, err := client.Do(req)
 	if err != nil {
 		return err

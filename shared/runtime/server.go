@@ -21,10 +21,13 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/trace"
 	"go.uber.org/zap"
 
 	"github.com/qinqing/qinqing/shared/event"
 	"github.com/qinqing/qinqing/shared/postgres"
+	"github.com/qinqing/qinqing/shared/telemetry"
 )
 
 // MaxBodyBytes is the largest request body accepted (contract: 1 MiB → 413).
@@ -52,17 +55,22 @@ type Server struct {
 	warm <-chan struct{} // when set, events wait for it before taking a connection
 	// inboxSQL is the inbox insert with the pool's transaction settings.
 	inboxSQL string
+	tel      *telemetry.Telemetry
 }
 
-// NewServer wires fn to the database. pool may be nil for functions
-// without handlers (webhook-ingress).
+// NewServer wires fn to the database and to the process's telemetry
+// (telemetry.Current). pool may be nil for functions without handlers
+// (webhook-ingress). GET /metrics exists when METRICS_PROMETHEUS is on.
 func NewServer(fn *Function, pool *pgxpool.Pool, log *zap.SugaredLogger) *Server {
 	s := &Server{fn: fn, pool: pool, log: log, mux: http.NewServeMux(), now: time.Now,
-		inboxSQL: inboxInsertWith(postgres.Settings(pool))}
+		inboxSQL: inboxInsertWith(postgres.Settings(pool)), tel: telemetry.Current()}
 	s.mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "text/plain")
 		_, _ = io.WriteString(w, "ok\n")
 	})
+	if h := s.tel.PrometheusHandler(); h != nil {
+		s.mux.Handle("GET /metrics", h)
+	}
 	if len(fn.Handlers) > 0 {
 		s.mux.HandleFunc("POST /{$}", s.receive)
 	}
@@ -223,9 +231,12 @@ type outcome struct {
 func (s *Server) receive(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
 	ctx := r.Context()
-	var ev *cloudevents.Event
-	out := s.serveEvent(ctx, w, r, &ev)
-	fields := []any{"status", out.status, "outcome", out.result, "ms", float64(time.Since(start).Microseconds()) / 1000}
+	rc := received{start: start}
+	out := s.serveEvent(ctx, w, r, &rc)
+	ev := rc.ev
+	elapsed := time.Since(start)
+	s.record(ctx, r, &rc, out, elapsed)
+	fields := []any{"status", out.status, "outcome", out.result, "ms", float64(elapsed.Microseconds()) / 1000}
 	if ev != nil {
 		fields = append(fields, "type", ev.Type(), "id", ev.ID(), "source", ev.Source())
 	} else if r.Header.Get("Ce-Id") != "" {
@@ -243,7 +254,33 @@ func (s *Server) receive(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
-func (s *Server) serveEvent(ctx context.Context, w http.ResponseWriter, r *http.Request, evp **cloudevents.Event) outcome {
+// received is what serveEvent learnt of the request: the event, once
+// parsed, and its server span, once started.
+type received struct {
+	start time.Time
+	ev    *cloudevents.Event
+	span  trace.Span
+}
+
+// record ends the event's server span (starting one for a request that
+// never became an event) and counts the event in the metrics.
+func (s *Server) record(ctx context.Context, r *http.Request, rc *received, out outcome, elapsed time.Duration) {
+	typ := ""
+	if rc.ev != nil {
+		typ = rc.ev.Type()
+		if _, ok := s.fn.Handlers[typ]; !ok {
+			typ = "other" // a label must not take any value a sender chooses
+		}
+	}
+	if rc.span == nil {
+		_, rc.span = s.tel.StartServer(telemetry.Incoming(ctx, r.Header, nil), "process "+s.fn.Name,
+			rc.start, attribute.String(telemetry.AttrFunction, s.fn.Name))
+	}
+	telemetry.End(rc.span, out.result, out.status)
+	s.tel.Instruments().Event(ctx, s.fn.Name, typ, out.result, out.status, elapsed.Seconds())
+}
+
+func (s *Server) serveEvent(ctx context.Context, w http.ResponseWriter, r *http.Request, rc *received) outcome {
 	body, status := readBody(w, r)
 	switch status {
 	case 0:
@@ -258,7 +295,9 @@ func (s *Server) serveEvent(ctx context.Context, w http.ResponseWriter, r *http.
 	if err != nil {
 		return s.fail(w, err)
 	}
-	*evp = ev
+	rc.ev = ev
+	ctx, rc.span = s.tel.StartServer(telemetry.Incoming(ctx, r.Header, ev), "process "+ev.Type(), rc.start,
+		append(telemetry.EventAttributes(ev), attribute.String(telemetry.AttrFunction, s.fn.Name))...)
 	h, ok := s.fn.Handlers[ev.Type()]
 	if !ok {
 		types := make([]string, 0, len(s.fn.Handlers))
@@ -277,6 +316,7 @@ func (s *Server) serveEvent(ctx context.Context, w http.ResponseWriter, r *http.
 	if !m.HasTime {
 		m.Time = s.now()
 	}
+	m.TraceParent, _ = telemetry.TraceParent(ctx)
 	ctx = WithLogger(ctx, s.log.With("type", m.Type, "id", m.ID, "source", m.Source))
 	var first *Statement
 	var run Run
@@ -292,6 +332,7 @@ func (s *Server) serveEvent(ctx context.Context, w http.ResponseWriter, r *http.
 	if err != nil {
 		return s.fail(w, err)
 	}
+	telemetry.SetEventTrace(ctx, reply)
 	if err := cehttp.WriteResponseWriter(ctx, binding.ToMessage(reply), http.StatusOK, w); err != nil {
 		s.log.Errorw("write reply", "error", err)
 	}
@@ -496,8 +537,8 @@ func commitBatch(ctx context.Context, tx pgx.Tx, b *pgx.Batch) error {
 // outboxInsert writes every follow-up of an event in one statement. A
 // follow-up's time is the handled event's time: when its occurrence
 // happened.
-const outboxInsert = `INSERT INTO qinqing.outbox (id, producer, source, type, subject, data, event_time)
-	SELECT f.id, $1, $2, f.type, NULLIF(f.subject, ''), f.data::json, $3
+const outboxInsert = `INSERT INTO qinqing.outbox (id, producer, source, type, subject, data, event_time, traceparent)
+	SELECT f.id, $1, $2, f.type, NULLIF(f.subject, ''), f.data::json, $3, NULLIF($8, '')
 	FROM unnest($4::text[], $5::text[], $6::text[], $7::text[]) WITH ORDINALITY AS f(id, type, subject, data, n)
 	ORDER BY f.n
 	ON CONFLICT (id) DO NOTHING`
@@ -516,7 +557,7 @@ func queueOutbox(b *pgx.Batch, m Meta, fs []Outgoing) error {
 		}
 		ids[i], types[i], subjects[i], datas[i] = followUpID(m, f, i), f.Type, f.Subject, string(data)
 	}
-	b.Queue(outboxInsert, m.Function, SourceOf(m.Function), m.Time, ids, types, subjects, datas)
+	b.Queue(outboxInsert, m.Function, SourceOf(m.Function), m.Time, ids, types, subjects, datas, m.TraceParent)
 	b.Queue(`SELECT pg_notify('qinqing_outbox', '')`)
 	return nil
 }

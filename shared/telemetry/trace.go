@@ -1,0 +1,125 @@
+package telemetry
+
+import (
+	"context"
+	"net/http"
+	"time"
+
+	ceotel "github.com/cloudevents/sdk-go/observability/opentelemetry/v2/client"
+	cloudevents "github.com/cloudevents/sdk-go/v2"
+	"github.com/cloudevents/sdk-go/v2/extensions"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/propagation"
+	"go.opentelemetry.io/otel/trace"
+)
+
+// Span attributes of the OpenTelemetry CloudEvents semantic conventions and
+// qinqing's own.
+const (
+	AttrEventID          = "cloudevents.event_id"
+	AttrEventSource      = "cloudevents.event_source"
+	AttrEventType        = "cloudevents.event_type"
+	AttrEventSubject     = "cloudevents.event_subject"
+	AttrEventSpecVersion = "cloudevents.event_spec_version"
+	AttrOutcome          = "qinqing.outcome"
+	AttrRedelivery       = "qinqing.redelivery"
+	AttrFunction         = "qinqing.function"
+	AttrStatus           = "http.response.status_code"
+)
+
+// tc is the W3C trace context propagator: the only one qinqing speaks.
+var tc = propagation.TraceContext{}
+
+// Incoming is the parent context of an event's server span: the HTTP
+// traceparent header when the request has one (what Knative's broker and
+// our relay send: the hop that delivered the event), else the event's
+// distributed tracing extension (traceparent/tracestate attributes, which
+// binary and structured mode both carry), else none. ev may be nil (the
+// event could not be parsed).
+func Incoming(ctx context.Context, h http.Header, ev *cloudevents.Event) context.Context {
+	if h.Get("traceparent") != "" {
+		if c := tc.Extract(ctx, propagation.HeaderCarrier(h)); trace.SpanContextFromContext(c).IsValid() {
+			return c
+		}
+	}
+	if ev != nil {
+		if ext, ok := extensions.GetDistributedTracingExtension(*ev); ok && ext.TraceParent != "" {
+			return tc.Extract(ctx, ceotel.CloudEventCarrier{Extension: &ext})
+		}
+	}
+	return ctx
+}
+
+// EventAttributes are the CloudEvents semantic convention attributes of ev.
+func EventAttributes(ev *cloudevents.Event) []attribute.KeyValue {
+	attrs := []attribute.KeyValue{
+		attribute.String(AttrEventID, ev.ID()),
+		attribute.String(AttrEventSource, ev.Source()),
+		attribute.String(AttrEventType, ev.Type()),
+		attribute.String(AttrEventSpecVersion, ev.SpecVersion()),
+	}
+	if s := ev.Subject(); s != "" {
+		attrs = append(attrs, attribute.String(AttrEventSubject, s))
+	}
+	return attrs
+}
+
+// StartServer starts the server span of one received request or event,
+// begun at start (when the request arrived).
+func (t *Telemetry) StartServer(ctx context.Context, name string, start time.Time, attrs ...attribute.KeyValue) (context.Context, trace.Span) {
+	return t.tracer.Start(ctx, name, trace.WithSpanKind(trace.SpanKindServer), trace.WithTimestamp(start), trace.WithAttributes(attrs...))
+}
+
+// StartProducer starts the span of sending an event (the relay, a replay,
+// a forwarded webhook).
+func (t *Telemetry) StartProducer(ctx context.Context, name string, attrs ...attribute.KeyValue) (context.Context, trace.Span) {
+	return t.tracer.Start(ctx, name, trace.WithSpanKind(trace.SpanKindProducer), trace.WithAttributes(attrs...))
+}
+
+// End ends a server span with the outcome and HTTP status: 5xx marks the
+// span as an error, a redelivery is marked as such.
+func End(span trace.Span, outcome string, status int) {
+	if span.IsRecording() {
+		span.SetAttributes(attribute.String(AttrOutcome, outcome), attribute.Int(AttrStatus, status))
+		if outcome == "redelivery" {
+			span.SetAttributes(attribute.Bool(AttrRedelivery, true))
+		}
+		if status >= 500 {
+			span.SetStatus(codes.Error, outcome)
+		}
+	}
+	span.End()
+}
+
+// TraceParent is the W3C traceparent of the span in ctx ("" when ctx has
+// no valid span context), and its tracestate.
+func TraceParent(ctx context.Context) (traceparent, tracestate string) {
+	c := propagation.MapCarrier{}
+	tc.Inject(ctx, c)
+	return c["traceparent"], c["tracestate"]
+}
+
+// WithTraceParent returns ctx with the remote span context of a stored
+// traceparent (and tracestate), or ctx unchanged when it is empty or
+// malformed.
+func WithTraceParent(ctx context.Context, traceparent, tracestate string) context.Context {
+	if traceparent == "" {
+		return ctx
+	}
+	return tc.Extract(ctx, propagation.MapCarrier{"traceparent": traceparent, "tracestate": tracestate})
+}
+
+// SetEventTrace sets ev's distributed tracing extension to the span
+// context of ctx (nothing when ctx has none).
+func SetEventTrace(ctx context.Context, ev *cloudevents.Event) {
+	if trace.SpanContextFromContext(ctx).IsValid() {
+		ceotel.InjectDistributedTracingExtension(ctx, *ev)
+	}
+}
+
+// InjectHTTP sets the traceparent (and tracestate) header of an outgoing
+// request to the span context of ctx.
+func InjectHTTP(ctx context.Context, h http.Header) {
+	tc.Inject(ctx, propagation.HeaderCarrier(h))
+}
