@@ -12,11 +12,14 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/trace"
 	"go.uber.org/zap"
 
 	"github.com/qinqing/qinqing/shared/event"
 	"github.com/qinqing/qinqing/shared/postgres"
 	"github.com/qinqing/qinqing/shared/runtime"
+	"github.com/qinqing/qinqing/shared/telemetry"
 )
 
 const name = "dead-letter"
@@ -48,34 +51,58 @@ func New(env *runtime.Env, token string, client *http.Client) *runtime.Function 
 
 // receive stores one dead-lettered event and answers 202; a redelivery is
 // stored once. A database fault is a 503, so Knative retries.
+//
+// The dead letter keeps its trace: the event's traceparent extension is
+// stored with the other extensions; an event that came with only the HTTP
+// traceparent header gets the extension of this function's span (a child
+// of that header), so a replay continues the same trace.
 func (f *Function) receive(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
+	tel := telemetry.Current()
+	var span trace.Span
+	status, result := http.StatusAccepted, ""
+	defer func() {
+		if span == nil {
+			_, span = tel.StartServer(telemetry.Incoming(r.Context(), r.Header, nil), "dead letter", start)
+		}
+		telemetry.End(span, result, status)
+		tel.Instruments().Event(r.Context(), name, "", result, status, time.Since(start).Seconds())
+	}()
 	body, ok := runtime.ReadBody(w, r)
 	if !ok {
+		status, result = http.StatusRequestEntityTooLarge, "too_large"
 		f.log.Infow("dead letter", "status", http.StatusRequestEntityTooLarge, "outcome", "too_large")
 		return
 	}
 	ev, err := runtime.ParseEvent(r.Context(), r, body)
 	if err != nil {
+		status, result = http.StatusBadRequest, "invalid"
 		runtime.WriteProblem(w, runtime.Problem{Type: runtime.ProblemInvalid, Title: "Malformed event",
 			Status: http.StatusBadRequest, Detail: err.Error()})
 		f.log.Infow("dead letter", "status", http.StatusBadRequest, "outcome", "invalid", "error", err)
 		return
 	}
+	var ctx context.Context
+	ctx, span = tel.StartServer(telemetry.Incoming(r.Context(), r.Header, ev), "dead letter", start, telemetry.EventAttributes(ev)...)
+	if _, ok := ev.Extensions()["traceparent"]; !ok {
+		telemetry.SetEventTrace(ctx, ev)
+	}
 	d := FromEvent(ev)
 	var outcome string
-	err = postgres.InTx(r.Context(), f.pool, func(tx pgx.Tx) error {
-		outcome, err = insertDeadLetter(r.Context(), tx, d)
+	err = postgres.InTx(ctx, f.pool, func(tx pgx.Tx) error {
+		outcome, err = insertDeadLetter(ctx, tx, d)
 		return err
 	})
 	fields := []any{"deadLetter", d.ID, "type", d.Type, "id", d.EventID, "source", d.Source,
 		"errorDest", redactURL(d.ErrorDest), "errorCode", d.ErrorCode, "ms", float64(time.Since(start).Microseconds()) / 1000}
 	if err != nil {
+		status, result = http.StatusServiceUnavailable, "error"
 		f.log.Errorw("dead letter", append(fields, "status", http.StatusServiceUnavailable, "outcome", "error", "error", err)...)
 		runtime.WriteProblem(w, runtime.Problem{Type: runtime.ProblemUnavailable, Status: http.StatusServiceUnavailable,
 			Detail: "the dead letter could not be stored; nothing was written, retry later"})
 		return
 	}
+	result = outcome
 	// Warn: every dead letter is an event some subscriber never handled.
 	f.log.Warnw("dead letter", append(fields, "status", http.StatusAccepted, "outcome", outcome)...)
 	w.WriteHeader(http.StatusAccepted)
@@ -160,7 +187,14 @@ func (f *Function) replay(w http.ResponseWriter, r *http.Request) {
 		if err != nil {
 			return fmt.Errorf("rebuild event: %w", err)
 		}
-		if sendErr = runtime.Send(ctx, f.client, f.sink, ev); sendErr != nil {
+		// The replay continues the dead letter's trace: its send span is a
+		// child of the stored traceparent and is the request's header.
+		tp := d.Extensions["traceparent"]
+		sctx, span := telemetry.Current().StartProducer(telemetry.WithTraceParent(ctx, tp, d.Extensions["tracestate"]),
+			"replay "+d.Type, append(telemetry.EventAttributes(ev), attribute.String("qinqing.dead_letter", d.ID))...)
+		sendErr = runtime.Send(sctx, f.client, f.sink, ev)
+		span.End()
+		if sendErr != nil {
 			return markReplayFailed(context.WithoutCancel(ctx), tx, d.ID, sendErr.Error())
 		}
 		return markReplayed(ctx, tx, d)

@@ -10,10 +10,12 @@ import (
 	"time"
 
 	cloudevents "github.com/cloudevents/sdk-go/v2"
+	"go.opentelemetry.io/otel/attribute"
 	"go.uber.org/zap"
 
 	"github.com/qinqing/qinqing/shared/portals"
 	"github.com/qinqing/qinqing/shared/runtime"
+	"github.com/qinqing/qinqing/shared/telemetry"
 )
 
 const name = "webhook-ingress"
@@ -54,13 +56,28 @@ type result struct {
 	typ     string
 }
 
+// receive handles one webhook in its server span: a child of the portal's
+// own traceparent header when it sends one, else the root of a new trace.
+// The forwarded event carries the span's traceparent extension.
 func (f *Function) receive(w http.ResponseWriter, r *http.Request) {
 	start := f.now()
 	portal := r.PathValue("portal")
 	id := r.Header.Get(HeaderID)
-	res := f.handle(w, r, portal, id)
+	tel := telemetry.Current()
+	ctx, span := tel.StartServer(telemetry.Incoming(r.Context(), r.Header, nil), "webhook", start,
+		attribute.String(telemetry.AttrFunction, name), attribute.String("qinqing.portal", portals.Redact(portal)))
+	res := f.handle(w, r.WithContext(ctx), portal, id)
+	elapsed := time.Since(start)
+	typ := ""
+	if res.status == http.StatusAccepted {
+		typ = res.typ // an allowed type: a label never takes a value a sender chose freely
+		span.SetAttributes(attribute.String(telemetry.AttrEventID, id), attribute.String(telemetry.AttrEventType, res.typ),
+			attribute.String(telemetry.AttrEventSource, "/portals/"+portal))
+	}
+	telemetry.End(span, res.outcome, res.status)
+	tel.Instruments().Event(ctx, name, typ, res.outcome, res.status, elapsed.Seconds())
 	fields := []any{"portal", portals.Redact(portal), "id", id, "status", res.status, "outcome", res.outcome,
-		"ms", float64(time.Since(start).Microseconds()) / 1000}
+		"ms", float64(elapsed.Microseconds()) / 1000}
 	if res.typ != "" {
 		fields = append(fields, "type", res.typ)
 	}
@@ -115,6 +132,7 @@ func (f *Function) handle(w http.ResponseWriter, r *http.Request, portalName, id
 		return f.problem(w, result{status: http.StatusBadRequest, outcome: "invalid", typ: typ,
 			detail: fmt.Sprintf("the webhook does not make a valid CloudEvent: %v", err)})
 	}
+	telemetry.SetEventTrace(r.Context(), &ev)
 	if err := runtime.Send(r.Context(), f.client, f.sink, &ev); err != nil {
 		w.Header().Set("Retry-After", "30")
 		return f.problem(w, result{status: http.StatusServiceUnavailable, outcome: "sink_down", typ: typ,
