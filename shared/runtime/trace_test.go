@@ -9,6 +9,7 @@ import (
 	"net/http/httptest"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 
 	"github.com/exaring/otelpgx"
@@ -69,7 +70,11 @@ func TestEventSpans(t *testing.T) {
 	sr, reader := recorder()
 	ctx := context.Background()
 	// The pool as runtime.Main opens it with tracing on: the pgx tracer set.
-	pool, err := postgres.Open(ctx, postgres.Config{URL: pgtest.URL(t)}, otelpgx.NewTracer())
+	cfg := postgres.Config{URL: pgtest.URL(t)}
+	if pgtest.ThroughPgBouncer() {
+		cfg.Pooler = postgres.PoolerPgBouncerTransaction
+	}
+	pool, err := postgres.Open(ctx, cfg, otelpgx.NewTracer())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -87,7 +92,12 @@ func TestEventSpans(t *testing.T) {
 	srv := httptest.NewServer(runtime.NewServer(fn, pool, zap.NewNop().Sugar()))
 	defer srv.Close()
 
-	const traceID = "4bf92f3577b34da6a3ce929d0e0e4736"
+	// TestMain runs the tests twice (directly and through PgBouncer) in
+	// one process: each run has its own trace ids and counts from its own
+	// baseline.
+	run := runs.Add(1)
+	traceID := fmt.Sprintf("4bf92f3577b34da6a3ce929d0e0e%02d", run)
+	before := tracedCounts(t, reader)
 	cases := []struct {
 		name, parent string
 		prepare      func(req *http.Request, id, tp string)
@@ -111,7 +121,7 @@ func TestEventSpans(t *testing.T) {
 	}
 	for i, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			tid := traceID[:30] + fmt.Sprintf("%02d", i)
+			tid := traceID + fmt.Sprintf("%02d", i)
 			tp := "00-" + tid + "-" + tc.parent + "-01"
 			id := "traced-" + tc.name
 			send := func() *http.Response {
@@ -212,8 +222,28 @@ func TestEventSpans(t *testing.T) {
 	}
 
 	// Metrics: the handled events and redeliveries by outcome, deliveries.
+	counts := tracedCounts(t, reader)
+	for k := range counts {
+		counts[k] -= before[k]
+	}
+	want := map[string]int64{
+		telemetry.MetricEvents + "/handled":       int64(len(cases)),
+		telemetry.MetricEvents + "/redelivery":    int64(len(cases)),
+		telemetry.MetricDeliveries + "/delivered": int64(len(cases)),
+	}
+	for k, v := range want {
+		if counts[k] != v {
+			t.Fatalf("metric %s = %d, want %d (all: %v)", k, counts[k], v, counts)
+		}
+	}
+}
+
+var runs atomic.Int32
+
+// tracedCounts sums the counters of function "traced" by name/outcome.
+func tracedCounts(t *testing.T, reader *sdkmetric.ManualReader) map[string]int64 {
 	var rm metricdata.ResourceMetrics
-	if err := reader.Collect(ctx, &rm); err != nil {
+	if err := reader.Collect(context.Background(), &rm); err != nil {
 		t.Fatal(err)
 	}
 	counts := map[string]int64{}
@@ -230,16 +260,7 @@ func TestEventSpans(t *testing.T) {
 			}
 		}
 	}
-	want := map[string]int64{
-		telemetry.MetricEvents + "/handled":       int64(len(cases)),
-		telemetry.MetricEvents + "/redelivery":    int64(len(cases)),
-		telemetry.MetricDeliveries + "/delivered": int64(len(cases)),
-	}
-	for k, v := range want {
-		if counts[k] != v {
-			t.Fatalf("metric %s = %d, want %d (all: %v)", k, counts[k], v, counts)
-		}
-	}
+	return counts
 }
 
 // An untraced event with tracing off gets no traceparent anywhere; the
