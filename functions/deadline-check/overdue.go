@@ -7,10 +7,12 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"go.opentelemetry.io/otel/attribute"
 
 	"github.com/qinqing/qinqing/shared/appeal"
 	"github.com/qinqing/qinqing/shared/calendar"
 	"github.com/qinqing/qinqing/shared/runtime"
+	"github.com/qinqing/qinqing/shared/telemetry"
 )
 
 // OverdueAnnounced is the data of cn.huzhou.appeal.overdue.
@@ -192,6 +194,19 @@ func (f *Function) appealsOverdue(ctx context.Context, tx pgx.Tx, m runtime.Meta
 	if err != nil {
 		return nil, err
 	}
+	// Each announcement continues its appeal's own trace (the case that
+	// began with a signup or a webhook), linked to this check's span.
+	var announced []string
+	for _, a := range due {
+		if fresh[appeal.OverdueKey(a.AppealID, a.Stage, a.Level)] {
+			announced = append(announced, a.AppealID)
+		}
+	}
+	traces, err := caseTraces(ctx, tx, announced)
+	if err != nil {
+		return nil, err
+	}
+	tel := telemetry.Current()
 	out := make([]runtime.Outgoing, 0, len(fresh))
 	for _, a := range due {
 		if !fresh[appeal.OverdueKey(a.AppealID, a.Stage, a.Level)] {
@@ -203,6 +218,9 @@ func (f *Function) appealsOverdue(ctx context.Context, tx pgx.Tx, m runtime.Meta
 			Type:    appeal.TypeOverdue,
 			Subject: a.AppealID,
 			Data:    a,
+			TraceParent: tel.Continue(ctx, traces[a.AppealID], "overdue "+string(a.Stage)+"/"+string(a.Level),
+				attribute.String("qinqing.appeal_id", a.AppealID), attribute.String("qinqing.department", a.Department),
+				attribute.Int("qinqing.working_days_overdue", a.WorkingDaysOverdue)),
 		})
 	}
 	return out, nil

@@ -45,6 +45,10 @@ type Outgoing struct {
 	Type    string
 	Subject string
 	Data    any
+	// TraceParent, when set on a follow-up, is the trace it continues
+	// instead of the handled event's: a cron job's follow-up about one
+	// case continues that case's trace (telemetry.Continue).
+	TraceParent string
 }
 
 // Result is what a handler returns: the reply and the follow-ups.

@@ -381,7 +381,7 @@ func transient(err error) bool {
 // inboxInsert claims the event: a conflict means a redelivery, or a second
 // delivery that waited on the inbox's primary key until the first one
 // committed.
-const inboxInsert = `INSERT INTO qinqing.inbox (function, source, id, type) VALUES ($1, $2, $3, $4)
+const inboxInsert = `INSERT INTO qinqing.inbox (function, source, id, type, traceparent) VALUES ($1, $2, $3, $4, NULLIF($5, ''))
 	ON CONFLICT DO NOTHING RETURNING received_at`
 
 // inboxInsertWith is inboxInsert that first runs settings, the pool's
@@ -394,7 +394,8 @@ func inboxInsertWith(settings string) string {
 		return inboxInsert
 	}
 	return `WITH settings AS MATERIALIZED (SELECT ` + settings + `)
-	INSERT INTO qinqing.inbox (function, source, id, type) SELECT $1::text, $2::text, $3::text, $4::text FROM settings
+	INSERT INTO qinqing.inbox (function, source, id, type, traceparent)
+	SELECT $1::text, $2::text, $3::text, $4::text, NULLIF($5::text, '') FROM settings
 	ON CONFLICT DO NOTHING RETURNING received_at`
 }
 
@@ -424,7 +425,7 @@ func (s *Server) handle(ctx context.Context, m Meta, first *Statement, run Run) 
 	b := &pgx.Batch{}
 	b.BeginTx(pgx.TxOptions{})
 	var receivedAt time.Time
-	b.Queue(s.inboxSQL, m.Function, m.Source, m.ID, m.Type).QueryRow(func(row pgx.Row) error {
+	b.Queue(s.inboxSQL, m.Function, m.Source, m.ID, m.Type, m.TraceParent).QueryRow(func(row pgx.Row) error {
 		err := row.Scan(&receivedAt)
 		if errors.Is(err, pgx.ErrNoRows) {
 			dup = true
@@ -538,8 +539,8 @@ func commitBatch(ctx context.Context, tx pgx.Tx, b *pgx.Batch) error {
 // follow-up's time is the handled event's time: when its occurrence
 // happened.
 const outboxInsert = `INSERT INTO qinqing.outbox (id, producer, source, type, subject, data, event_time, traceparent)
-	SELECT f.id, $1, $2, f.type, NULLIF(f.subject, ''), f.data::json, $3, NULLIF($8, '')
-	FROM unnest($4::text[], $5::text[], $6::text[], $7::text[]) WITH ORDINALITY AS f(id, type, subject, data, n)
+	SELECT f.id, $1, $2, f.type, NULLIF(f.subject, ''), f.data::json, $3, NULLIF(f.traceparent, '')
+	FROM unnest($4::text[], $5::text[], $6::text[], $7::text[], $8::text[]) WITH ORDINALITY AS f(id, type, subject, data, traceparent, n)
 	ORDER BY f.n
 	ON CONFLICT (id) DO NOTHING`
 
@@ -550,14 +551,19 @@ func queueOutbox(b *pgx.Batch, m Meta, fs []Outgoing) error {
 		return nil
 	}
 	ids, types, subjects, datas := make([]string, len(fs)), make([]string, len(fs)), make([]string, len(fs)), make([]string, len(fs))
+	traces := make([]string, len(fs))
 	for i, f := range fs {
 		data, err := json.Marshal(f.Data)
 		if err != nil {
 			return fmt.Errorf("encode follow-up %s: %w", f.Type, err)
 		}
 		ids[i], types[i], subjects[i], datas[i] = followUpID(m, f, i), f.Type, f.Subject, string(data)
+		traces[i] = m.TraceParent
+		if f.TraceParent != "" {
+			traces[i] = f.TraceParent
+		}
 	}
-	b.Queue(outboxInsert, m.Function, SourceOf(m.Function), m.Time, ids, types, subjects, datas, m.TraceParent)
+	b.Queue(outboxInsert, m.Function, SourceOf(m.Function), m.Time, ids, types, subjects, datas, traces)
 	b.Queue(`SELECT pg_notify('qinqing_outbox', '')`)
 	return nil
 }

@@ -123,3 +123,27 @@ func SetEventTrace(ctx context.Context, ev *cloudevents.Event) {
 func InjectHTTP(ctx context.Context, h http.Header) {
 	tc.Inject(ctx, propagation.HeaderCarrier(h))
 }
+
+// Continue records that this function acted on a case whose trace began
+// elsewhere: a span named name, a child of the stored traceparent, linked
+// to the span in ctx (the event being handled, e.g. a cron job), ended at
+// once. It returns the traceparent to give the follow-up about that case:
+// the new span's, or traceparent itself when tracing is off; "" when there
+// is no stored trace.
+func (t *Telemetry) Continue(ctx context.Context, traceparent, name string, attrs ...attribute.KeyValue) string {
+	if traceparent == "" {
+		return ""
+	}
+	parent := WithTraceParent(context.Background(), traceparent, "")
+	if !trace.SpanContextFromContext(parent).IsValid() {
+		return ""
+	}
+	_, span := t.tracer.Start(parent, name, trace.WithSpanKind(trace.SpanKindInternal), trace.WithAttributes(attrs...),
+		trace.WithLinks(trace.LinkFromContext(ctx)))
+	span.End()
+	if !span.SpanContext().IsValid() {
+		return traceparent
+	}
+	tp, _ := TraceParent(trace.ContextWithSpan(ctx, span))
+	return tp
+}
