@@ -2,8 +2,11 @@ package telemetry
 
 import (
 	"context"
+	"errors"
+	"sync"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/metric"
@@ -70,7 +73,8 @@ const gaugeTimeout = 3 * time.Second
 // RegisterDatabaseGauges registers the gauges read from the database
 // (outbox, dead letters, business figures). Every function with a pool
 // registers them: the tables are shared, so each running pod reports the
-// same values and dashboards take the max over pods. A figure whose query
+// same values (those its database role may read) and dashboards take the
+// max over pods. A figure whose query
 // fails (the database is down) is left out of that collection. It does
 // nothing when metrics are off.
 func (t *Telemetry) RegisterDatabaseGauges(pool *pgxpool.Pool, onError func(error)) error {
@@ -98,6 +102,26 @@ func (t *Telemetry) RegisterDatabaseGauges(pool *pgxpool.Pool, onError func(erro
 		gs[i], obs[i] = g, g
 	}
 	pending, oldest, dead, open, overdue, budget, seats := gs[0], gs[1], gs[2], gs[3], gs[4], gs[5], gs[6]
+	// Under per-function database roles a function may not read every
+	// table: a figure refused with insufficient_privilege is dropped for
+	// the life of the process (the functions that may read it report it).
+	var mu sync.Mutex
+	denied := map[string]bool{}
+	skip := func(q string) bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return denied[q]
+	}
+	check := func(q string, err error) error {
+		var pe *pgconn.PgError
+		if errors.As(err, &pe) && pe.Code == "42501" {
+			mu.Lock()
+			denied[q] = true
+			mu.Unlock()
+			return nil
+		}
+		return err
+	}
 	report := func(err error) {
 		if err != nil && onError != nil {
 			onError(err)
@@ -116,23 +140,30 @@ func (t *Telemetry) RegisterDatabaseGauges(pool *pgxpool.Pool, onError func(erro
 				return nil // the database is not answering: skip the rest
 			}
 		}
-		if err := pool.QueryRow(ctx, QueryDeadLetters).Scan(&n); err == nil {
-			o.ObserveFloat64(dead, n)
-		} else {
-			report(err)
+		if !skip(QueryDeadLetters) {
+			if err := pool.QueryRow(ctx, QueryDeadLetters).Scan(&n); err == nil {
+				o.ObserveFloat64(dead, n)
+			} else {
+				report(check(QueryDeadLetters, err))
+			}
 		}
-		report(observeRows(ctx, pool, QueryAppealsOpen, func(labels []string, v float64) {
+		rowsOf := func(q string, nLabels int, observe func(labels []string, v float64)) {
+			if !skip(q) {
+				report(check(q, observeRows(ctx, pool, q, observe, nLabels)))
+			}
+		}
+		rowsOf(QueryAppealsOpen, 2, func(labels []string, v float64) {
 			o.ObserveFloat64(open, v, metric.WithAttributes(attribute.String("department", labels[0]), attribute.String("stage", labels[1])))
-		}, 2))
-		report(observeRows(ctx, pool, QueryAppealsOverdue, func(labels []string, v float64) {
+		})
+		rowsOf(QueryAppealsOverdue, 1, func(labels []string, v float64) {
 			o.ObserveFloat64(overdue, v, metric.WithAttributes(attribute.String("stage", labels[0])))
-		}, 1))
-		report(observeRows(ctx, pool, QuerySubsidyBudget, func(labels []string, v float64) {
+		})
+		rowsOf(QuerySubsidyBudget, 1, func(labels []string, v float64) {
 			o.ObserveFloat64(budget, v, metric.WithAttributes(attribute.String("policy", labels[0])))
-		}, 1))
-		report(observeRows(ctx, pool, QueryForumSeats, func(labels []string, v float64) {
+		})
+		rowsOf(QueryForumSeats, 2, func(labels []string, v float64) {
 			o.ObserveFloat64(seats, v, metric.WithAttributes(attribute.String("forum", labels[0]), attribute.String("status", labels[1])))
-		}, 2))
+		})
 		return nil
 	}, obs...)
 	return err
