@@ -62,6 +62,10 @@ func newObject(m manifest) (any, error) {
 		return &networkingv1.NetworkPolicy{}, nil
 	case "policy/v1/PodDisruptionBudget":
 		return &policyv1.PodDisruptionBudget{}, nil
+	case "monitoring.coreos.com/v1/PodMonitor":
+		return &podMonitor{}, nil // monitoring_test.go
+	case "monitoring.coreos.com/v1/PrometheusRule":
+		return &prometheusRule{}, nil
 	}
 	return nil, fmt.Errorf("%s: kind %s %s is not known to test/deploy; add it to newObject", m.Source, m.APIVersion, m.Kind)
 }
