@@ -38,6 +38,17 @@ func TestSampleWeek(t *testing.T) {
 			t.Errorf("output lacks %q", want)
 		}
 	}
+	// The case's trace reaches the deadline check's escalation.
+	if i := strings.Index(text, "═══ One case as a trace"); i >= 0 {
+		section := text[i:]
+		if j := strings.Index(section, "═══ Metrics"); j > 0 {
+			section = section[:j]
+		}
+		t.Log(section)
+		if !strings.Contains(section, "deadline-check") || !strings.Contains(section, "overdue ") {
+			t.Errorf("the case's trace does not reach the deadline check:\n%s", section)
+		}
+	}
 	// One event of the week is malformed on purpose (a hotline typo in a
 	// USCC): it fails with 400 and is kept by the dead-letter function.
 	// Nothing else may fail.
@@ -48,6 +59,12 @@ func TestSampleWeek(t *testing.T) {
 		"1 events failed delivery after retries",
 		"pending  cn.huzhou.appeal.submitted hotline-20261204-0031  answered 400",
 		"HZ-2026-1204", // arrived through webhook-ingress
+		// One case as a trace across three functions and the outbox.
+		"═══ One case as a trace",
+		"forum-signup     process cn.huzhou.forum.signup.requested",
+		"appeal-router      process cn.huzhou.appeal.submitted",
+		"═══ Metrics after the week",
+		"outbox_pending",
 	} {
 		if !strings.Contains(text, want) {
 			t.Errorf("output lacks %q", want)

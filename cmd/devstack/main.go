@@ -29,6 +29,7 @@ import (
 	"github.com/qinqing/qinqing/shared/docs/s3test"
 	"github.com/qinqing/qinqing/shared/event"
 	"github.com/qinqing/qinqing/shared/postgres"
+	otlprecv "github.com/qinqing/qinqing/shared/telemetry/receiver"
 )
 
 func main() {
@@ -132,6 +133,16 @@ func run(ctx context.Context, dir, weekDir string, serve bool, brokerPort int) e
 		k, v, _ := strings.Cut(kv, "=")
 		common[k] = v
 	}
+	// The collector of make run: every function exports its spans and
+	// metrics to this in-process OTLP receiver.
+	otlp, err := otlprecv.Start("127.0.0.1:0")
+	if err != nil {
+		return fmt.Errorf("start OTLP receiver: %w", err)
+	}
+	defer otlp.Close()
+	for k, v := range telemetryEnv(otlp) {
+		common[k] = v
+	}
 	var logMu sync.Mutex
 	urls := map[string]string{}
 	var procs []*proc
@@ -179,6 +190,8 @@ func run(ctx context.Context, dir, weekDir string, serve bool, brokerPort int) e
 	fmt.Fprintln(stdout)
 	summarize(ctx, stdout, pool, b)
 	portalSummary(stdout, recv)
+	caseTrace(ctx, stdout, pool, otlp)
+	metricsSummary(stdout, urls)
 	if u, ok := urls["open311"]; ok {
 		open311Story(ctx, stdout, u, pl.client)
 	}
