@@ -1,0 +1,136 @@
+package runtime_test
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/exaring/otelpgx"
+	"github.com/jackc/pgx/v5"
+	"go.opentelemetry.io/otel/exporters/otlp/otlptrace/otlptracehttp"
+	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	"go.uber.org/zap"
+
+	"github.com/qinqing/qinqing/shared/postgres"
+	"github.com/qinqing/qinqing/shared/postgres/pgtest"
+	"github.com/qinqing/qinqing/shared/runtime"
+	"github.com/qinqing/qinqing/shared/telemetry"
+	"github.com/qinqing/qinqing/shared/telemetry/receiver"
+)
+
+// BenchmarkTracing measures the cost of tracing: the same pipeline (HTTP,
+// CloudEvent, inbox, a one-row handler with a follow-up, stored reply)
+// with telemetry off, and with every span sampled (100 %), the pgx tracer
+// on the pool, the metrics recorded, and the spans exported over
+// OTLP/HTTP to a receiver in the same process (which decodes them: the
+// collector's work shares the 2 cores too). Both runs use 8 concurrent
+// senders; "x-tracing-off" is on/off time, "loss-%" the throughput lost.
+// Reported, not enforced; the goal is a loss under 10 %.
+func BenchmarkTracing(b *testing.B) {
+	ctx := context.Background()
+	url := pgtest.URL(b)
+	recv, err := receiver.Start("127.0.0.1:0")
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer recv.Close()
+	saved := telemetry.Current()
+	defer telemetry.SetCurrent(saved)
+
+	fn := &runtime.Function{Name: "bench", Handlers: map[string]runtime.Handler{
+		"bench": runtime.On(func(ctx context.Context, tx pgx.Tx, m runtime.Meta, p *benchPayload) (runtime.Result, error) {
+			_, err := tx.Exec(ctx, `INSERT INTO bench VALUES ($1, $2, $3)`, m.Source, m.ID, p.N)
+			res := runtime.Reply("bench.done", map[string]int{"n": p.N})
+			res.FollowUps = []runtime.Outgoing{{Type: "bench.followed", Data: map[string]int{"n": p.N}}}
+			return res, err
+		}),
+	}}
+	var tp *sdktrace.TracerProvider
+	setup := func(tracing bool) (*httptest.Server, func()) {
+		var tracer pgx.QueryTracer
+		if tracing {
+			exp, err := otlptracehttp.New(ctx, otlptracehttp.WithEndpointURL(recv.Endpoint()+"/v1/traces"))
+			if err != nil {
+				b.Fatal(err)
+			}
+			tp = sdktrace.NewTracerProvider(sdktrace.WithBatcher(exp), sdktrace.WithSampler(sdktrace.AlwaysSample()))
+			mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(sdkmetric.NewManualReader()))
+			telemetry.SetCurrent(telemetry.New(tp, mp, nil))
+			tracer = otelpgx.NewTracer(otelpgx.WithTracerProvider(tp), otelpgx.WithTrimSQLInSpanName())
+		} else {
+			telemetry.SetCurrent(telemetry.New(nil, nil, nil))
+		}
+		pool, err := postgres.Open(ctx, postgres.Config{URL: url, MaxConns: 10}, tracer)
+		if err != nil {
+			b.Fatal(err)
+		}
+		srv := httptest.NewServer(runtime.NewServer(fn, pool, zap.NewNop().Sugar()))
+		srv.Client().Transport.(*http.Transport).MaxIdleConnsPerHost = 16
+		return srv, func() { srv.Close(); pool.Close() }
+	}
+	pool := pgtest.PoolFor(b, url)
+	if _, err := pool.Exec(ctx, `CREATE TABLE bench (source text, id text, n int)`); err != nil {
+		b.Fatal(err)
+	}
+	run := func(srv *httptest.Server, tag string) time.Duration {
+		const senders = 8
+		start := time.Now()
+		var wg sync.WaitGroup
+		next := make(chan int)
+		for w := 0; w < senders; w++ {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for i := range next {
+					req, _ := http.NewRequest(http.MethodPost, srv.URL+"/", bytes.NewReader([]byte(fmt.Sprintf(`{"n":%d}`, i))))
+					req.Header.Set("Content-Type", "application/json")
+					req.Header.Set("Ce-Specversion", "1.0")
+					req.Header.Set("Ce-Type", "bench")
+					req.Header.Set("Ce-Source", "/bench")
+					req.Header.Set("Ce-Id", fmt.Sprintf("%s-%d-%d", tag, b.N, i))
+					req.Header.Set("Traceparent", fmt.Sprintf("00-%032x-%016x-01", i+1, i+1))
+					resp, err := srv.Client().Do(req)
+					if err != nil {
+						panic(err)
+					}
+					resp.Body.Close()
+					if resp.StatusCode != 200 {
+						panic(fmt.Sprintf("status %d", resp.StatusCode))
+					}
+				}
+			}()
+		}
+		for i := 0; i < b.N; i++ {
+			next <- i
+		}
+		close(next)
+		wg.Wait()
+		return time.Since(start)
+	}
+	off, closeOff := setup(false)
+	defer closeOff()
+	on, closeOn := setup(true)
+	defer closeOn()
+	run(off, "warm-off")
+	run(on, "warm-on")
+	b.ResetTimer()
+	// Alternate the two, twice each, so drift in machine load hits both.
+	var tOff, tOn time.Duration
+	for round := 0; round < 2; round++ {
+		tOff += run(off, fmt.Sprintf("off%d", round))
+		tOn += run(on, fmt.Sprintf("on%d", round))
+	}
+	b.StopTimer()
+	if err := tp.ForceFlush(ctx); err != nil || len(recv.Spans()) < b.N {
+		b.Fatalf("the receiver got %d spans for %d traced events (%v)", len(recv.Spans()), 2*b.N, err)
+	}
+	b.ReportMetric(float64(tOn)/float64(tOff), "x-tracing-off")
+	b.ReportMetric(100*(1-float64(tOff)/float64(tOn)), "loss-%")
+	b.ReportMetric(float64(2*b.N)/tOn.Seconds(), "events/s-traced")
+}
