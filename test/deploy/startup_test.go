@@ -24,7 +24,11 @@ import (
 // AWS SDK reads its credential variables itself.
 var (
 	envconfigTag = regexp.MustCompile(`envconfig:"([A-Z0-9_]+)"`)
-	sdkEnv       = map[string]bool{"AWS_ACCESS_KEY_ID": true, "AWS_SECRET_ACCESS_KEY": true}
+	sdkEnv       = map[string]bool{"AWS_ACCESS_KEY_ID": true, "AWS_SECRET_ACCESS_KEY": true,
+		// Read by the OpenTelemetry SDK (shared/telemetry, contract section 11).
+		"OTEL_EXPORTER_OTLP_ENDPOINT": true, "OTEL_EXPORTER_OTLP_PROTOCOL": true, "OTEL_SERVICE_NAME": true,
+		"OTEL_RESOURCE_ATTRIBUTES": true, "OTEL_TRACES_SAMPLER": true, "OTEL_TRACES_SAMPLER_ARG": true,
+		"OTEL_METRIC_EXPORT_INTERVAL": true}
 )
 
 // codeEnv returns every variable named by an envconfig tag under
