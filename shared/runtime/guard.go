@@ -13,6 +13,8 @@ import (
 
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
+
+	"github.com/qinqing/qinqing/shared/telemetry"
 )
 
 // Panics counts the panics recovered in HTTP routes since the process
@@ -25,9 +27,9 @@ var Panics atomic.Int64
 //   - the request's context has base.RequestTimeout as its deadline, so a
 //     stalled database or S3 ends in 503 with the transaction rolled back;
 //   - a panic in a route is answered 500 problem+json, logged once with its
-//     stack and counted in Panics; the transaction it ran in was rolled
+//     stack and counted in Panics and the qinqing_panics_total metric; the transaction it ran in was rolled
 //     back by postgres.InTx.
-func guard(h http.Handler, base Base, log *zap.SugaredLogger) http.Handler {
+func guard(h http.Handler, base Base, log *zap.SugaredLogger, function string) http.Handler {
 	log = log.Desugar().WithOptions(zap.AddStacktrace(zapcore.FatalLevel)).Sugar() // the stack is a field
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		ctx := r.Context()
@@ -55,6 +57,7 @@ func guard(h http.Handler, base Base, log *zap.SugaredLogger) http.Handler {
 				panic(v)
 			}
 			Panics.Add(1)
+			telemetry.Current().Instruments().Panic(ctx, function, "") // no type label: the header is the sender's
 			log.Errorw("panic", "panic", fmt.Sprint(v), "method", r.Method, "path", r.URL.Path,
 				"ce_id", r.Header.Get("Ce-Id"), "stack", string(debug.Stack()))
 			if !rw.wrote {

@@ -149,7 +149,7 @@ func Serve(ctx context.Context, env *Env, fn *Function) error {
 	server.warm = env.warm
 	served := make(chan struct{})
 	var once sync.Once
-	guarded := guard(server, limits(env.Base, fn), env.Log)
+	guarded := guard(server, limits(env.Base, fn), env.Log, fn.Name)
 	handler := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		guarded.ServeHTTP(w, r)
 		if r.URL.Path != "/healthz" {

@@ -129,7 +129,7 @@ func balanced(expr string) bool {
 func TestMonitoring(t *testing.T) {
 	t.Parallel()
 	c := loadChart(t)
-	for _, m := range mustRender(t, c, nil).Objects {
+	for _, m := range mustRender(t, c, koValues()).Objects {
 		if strings.Contains(m.Source, "monitoring-") {
 			t.Errorf("default values render %s", m)
 		}
@@ -247,7 +247,7 @@ func TestMonitoring(t *testing.T) {
 // A PodMonitor without /metrics behind it is refused.
 func TestPodMonitorNeedsPrometheus(t *testing.T) {
 	t.Parallel()
-	_, err := render(loadChart(t), parseValues(t, "telemetry: {podMonitor: {enabled: true}}"))
+	_, err := render(loadChart(t), parseValues(t, "image: {ko: true}\ntelemetry: {podMonitor: {enabled: true}}"))
 	if err == nil || !strings.Contains(err.Error(), "telemetry.prometheus.enabled") {
 		t.Fatalf("render = %v, want a refusal naming telemetry.prometheus.enabled", err)
 	}
