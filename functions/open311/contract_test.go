@@ -563,6 +563,7 @@ func TestErrors(t *testing.T) {
 		"ErrControl":            {"attribute[title]", "title\x1b[31m"},
 		"ErrLongDescription":    {"description", strings.Repeat("长", 4001)},
 		"ErrBadUTF8":            {"attribute[enterprise_name]", "\xff\xfe"},
+		"ErrC1Control":          {"attribute[title]", "title\u0085next"},
 	} {
 		t.Run(name, func(t *testing.T) {
 			form := requestForm(keyA)
