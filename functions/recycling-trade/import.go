@@ -541,7 +541,7 @@ func (f *Function) writeErrors(ctx context.Context, batchID, errorsKey string) e
 		return fmt.Errorf("read import errors: %w", err)
 	}
 	defer rows.Close()
-	w := newObjectWriter(ctx, f.docs, errorsKey, "text/csv; charset=utf-8")
+	w := f.docs.NewWriter(ctx, errorsKey, "text/csv; charset=utf-8", partSize)
 	cw := docs.NewCSVWriter(w) // no cell reads as a formula
 	_ = cw.Write(errorsHeader)
 	rec := make([]string, 6)
@@ -748,3 +748,7 @@ func (j *chunkJudge) finish(ctx context.Context, tx pgx.Tx, b *batch, rows []imp
 	}
 	return nil
 }
+
+// partSize is the part size of errors.csv's multipart upload (a variable
+// so a test can use S3's smallest).
+var partSize = docs.DefaultPartSize

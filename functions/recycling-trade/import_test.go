@@ -333,7 +333,7 @@ func TestObjectWriter(t *testing.T) {
 	for _, size := range []int{100, 12<<20 + 7} {
 		data := bytes.Repeat([]byte("0123456789abcdef"), size/16+1)[:size]
 		key := fmt.Sprintf("w/%d", size)
-		w := newObjectWriter(ctx, store, key, "text/csv")
+		w := store.NewWriter(ctx, key, "text/csv", partSize)
 		for off := 0; off < len(data); off += 4096 {
 			end := min(off+4096, len(data))
 			if _, err := w.Write(data[off:end]); err != nil {
