@@ -92,3 +92,28 @@ func TestParseRulesErrors(t *testing.T) {
 		})
 	}
 }
+
+// A rule may describe its category as an Open311 service; Lookup finds
+// it as Route matches categories.
+func TestRuleServiceFields(t *testing.T) {
+	t.Parallel()
+	r, err := ParseRules([]byte(`rules:
+  - category: Land
+    department: natural-resources
+    name: 用地 Land use
+    description: Land-use certificates and approvals
+    keywords: [land, 用地]
+    group: planning and land
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	rule, ok := r.Lookup(" land ")
+	if !ok || rule.Code() != "land" || rule.Name != "用地 Land use" || rule.Group != "planning and land" ||
+		len(rule.Keywords) != 2 || rule.Description == "" {
+		t.Fatalf("Lookup = %+v, %v", rule, ok)
+	}
+	if _, ok := r.Lookup("tax"); ok {
+		t.Fatal("Lookup found a category without a rule")
+	}
+}
