@@ -57,8 +57,9 @@ func (b *broker) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		_, _ = io.WriteString(w, "ok\n")
 		return
 	}
-	body, ok := runtime.ReadBody(w, r)
-	if !ok {
+	body, err := runtime.ReadBody(w, r)
+	if err != nil {
+		runtime.WriteError(w, err, nil)
 		return
 	}
 	ev, err := runtime.ParseEvent(r.Context(), r, body)

@@ -2,14 +2,12 @@ package main
 
 import (
 	"context"
-	"crypto/sha256"
-	"crypto/subtle"
 	"encoding/json"
 	"fmt"
 	"net/http"
-	"strings"
 	"time"
 
+	cloudevents "github.com/cloudevents/sdk-go/v2"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"go.opentelemetry.io/otel/attribute"
@@ -30,20 +28,22 @@ type Function struct {
 	sink   string
 	client *http.Client
 	log    *zap.SugaredLogger
-	token  [sha256.Size]byte // SHA-256 of ADMIN_TOKEN, compared in constant time
 }
+
+// realm names the operator endpoints in a 401's WWW-Authenticate.
+const realm = "qinqing-deadletters"
 
 // New returns the function. POST / receives dead letters; the operator
 // endpoints exist only when token (ADMIN_TOKEN) is set.
 func New(env *runtime.Env, token string, client *http.Client) *runtime.Function {
-	f := &Function{pool: env.Pool, sink: env.Base.Sink, client: client, log: env.Log, token: sha256.Sum256([]byte(token))}
+	f := &Function{pool: env.Pool, sink: env.Base.Sink, client: client, log: env.Log}
 	return &runtime.Function{
 		Name: name,
 		Routes: func(mux *http.ServeMux) {
 			mux.HandleFunc("POST /{$}", f.receive)
 			if token != "" {
-				mux.HandleFunc("GET /deadletters", f.admin(f.list))
-				mux.HandleFunc("POST /deadletters/{id}/replay", f.admin(f.replay))
+				mux.HandleFunc("GET /deadletters", runtime.AdminOnly(f.log, token, realm, f.list))
+				mux.HandleFunc("POST /deadletters/{id}/replay", runtime.AdminOnly(f.log, token, realm, f.replay))
 			}
 		},
 	}
@@ -68,18 +68,14 @@ func (f *Function) receive(w http.ResponseWriter, r *http.Request) {
 		telemetry.End(span, result, status)
 		tel.Instruments().Event(r.Context(), name, "", result, status, time.Since(start).Seconds())
 	}()
-	body, ok := runtime.ReadBody(w, r)
-	if !ok {
-		status, result = http.StatusRequestEntityTooLarge, "too_large"
-		f.log.Infow("dead letter", "status", http.StatusRequestEntityTooLarge, "outcome", "too_large")
-		return
+	body, err := runtime.ReadBody(w, r)
+	var ev *cloudevents.Event
+	if err == nil {
+		ev, err = runtime.ParseEvent(r.Context(), r, body)
 	}
-	ev, err := runtime.ParseEvent(r.Context(), r, body)
 	if err != nil {
-		status, result = http.StatusBadRequest, "invalid"
-		runtime.WriteProblem(w, runtime.Problem{Type: runtime.ProblemInvalid, Title: "Malformed event",
-			Status: http.StatusBadRequest, Detail: err.Error()})
-		f.log.Infow("dead letter", "status", http.StatusBadRequest, "outcome", "invalid", "error", err)
+		status, result = runtime.WriteError(w, err, nil), event.ErrorCode(err) // too_large, body_timeout or invalid
+		f.log.Infow("dead letter", "status", status, "outcome", result, "error", err)
 		return
 	}
 	var ctx context.Context
@@ -96,41 +92,14 @@ func (f *Function) receive(w http.ResponseWriter, r *http.Request) {
 	fields := []any{"deadLetter", d.ID, "type", d.Type, "id", d.EventID, "source", d.Source,
 		"errorDest", redactURL(d.ErrorDest), "errorCode", d.ErrorCode, "ms", float64(time.Since(start).Microseconds()) / 1000}
 	if err != nil {
-		status, result = http.StatusServiceUnavailable, "error"
-		f.log.Errorw("dead letter", append(fields, "status", http.StatusServiceUnavailable, "outcome", "error", "error", err)...)
-		runtime.WriteProblem(w, runtime.Problem{Type: runtime.ProblemUnavailable, Status: http.StatusServiceUnavailable,
-			Detail: "the dead letter could not be stored; nothing was written, retry later"})
+		status, result = runtime.WriteError(w, event.Unavailable(err, "the dead letter could not be stored; nothing was written, retry later"), nil), "error"
+		f.log.Errorw("dead letter", append(fields, "status", status, "outcome", "error", "error", err)...)
 		return
 	}
 	result = outcome
 	// Warn: every dead letter is an event some subscriber never handled.
 	f.log.Warnw("dead letter", append(fields, "status", http.StatusAccepted, "outcome", outcome)...)
 	w.WriteHeader(http.StatusAccepted)
-}
-
-// admin wraps an operator endpoint with the bearer-token check.
-func (f *Function) admin(h http.HandlerFunc) http.HandlerFunc {
-	return func(w http.ResponseWriter, r *http.Request) {
-		if !f.authorized(r) {
-			w.Header().Set("WWW-Authenticate", `Bearer realm="qinqing-deadletters"`)
-			runtime.WriteProblem(w, runtime.Problem{Type: runtime.ProblemUnauthorized, Status: http.StatusUnauthorized,
-				Detail: "missing or wrong bearer token: send Authorization: Bearer <ADMIN_TOKEN>"})
-			f.log.Infow("admin", "method", r.Method, "path", r.URL.Path, "status", http.StatusUnauthorized)
-			return
-		}
-		h(w, r)
-	}
-}
-
-// authorized compares the bearer token with ADMIN_TOKEN in constant time
-// (hashing both first, so not even the length is compared early).
-func (f *Function) authorized(r *http.Request) bool {
-	scheme, token, ok := strings.Cut(r.Header.Get("Authorization"), " ")
-	if !ok || !strings.EqualFold(scheme, "Bearer") {
-		return false
-	}
-	got := sha256.Sum256([]byte(strings.TrimSpace(token)))
-	return subtle.ConstantTimeCompare(got[:], f.token[:]) == 1
 }
 
 // List is the body of GET /deadletters.
@@ -143,14 +112,12 @@ func (f *Function) list(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
 	status := q.Get("status")
 	if q.Has("status") && status != StatusPending && status != StatusReplayed {
-		runtime.WriteProblem(w, runtime.Problem{Type: runtime.ProblemInvalid, Title: "Bad request", Status: http.StatusBadRequest,
-			Field: "status", Detail: fmt.Sprintf("status must be %q or %q, got %q", StatusPending, StatusReplayed, status),
-			InvalidParams: []runtime.InvalidParam{{Name: "status", Reason: "must be pending or replayed"}}})
+		runtime.WriteError(w, event.Errorf(event.EINVALID, "status", "status must be %q or %q, got %q", StatusPending, StatusReplayed, status), runtime.AdminTitles)
 		return
 	}
 	ds, err := listDeadLetters(r.Context(), f.pool, status)
 	if err != nil {
-		f.unavailable(w, err)
+		unavailable(w, err)
 		return
 	}
 	out := List{Items: make([]Item, 0, len(ds))}
@@ -168,8 +135,7 @@ func (f *Function) replay(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
 	id := r.PathValue("id")
 	if f.sink == "" {
-		runtime.WriteProblem(w, runtime.Problem{Type: runtime.ProblemUnavailable, Status: http.StatusServiceUnavailable,
-			Detail: "K_SINK is not configured: there is nowhere to replay to; nothing changed"})
+		runtime.WriteError(w, event.Unavailable(nil, "K_SINK is not configured: there is nowhere to replay to; nothing changed"), nil)
 		return
 	}
 	var d *DeadLetter
@@ -199,29 +165,27 @@ func (f *Function) replay(w http.ResponseWriter, r *http.Request) {
 		}
 		return markReplayed(ctx, tx, d)
 	})
-	var fields []any
 	if d != nil {
-		fields = []any{"deadLetter", d.ID, "type", d.Type, "id", d.EventID, "source", d.Source}
+		runtime.LogFields(w, "deadLetter", d.ID, "type", d.Type, "id", d.EventID, "source", d.Source)
 	}
 	switch {
 	case event.ErrorCode(err) == event.ENOTFOUND:
-		runtime.WriteProblem(w, runtime.Problem{Type: runtime.ProblemNotFound, Status: http.StatusNotFound, Detail: err.Error()})
+		runtime.WriteError(w, err, nil)
 	case err != nil:
-		f.unavailable(w, err)
+		unavailable(w, err)
 	case sendErr != nil:
-		f.log.Warnw("replay refused", append(fields, "status", http.StatusBadGateway, "error", sendErr)...)
-		runtime.WriteProblem(w, runtime.Problem{Type: runtime.ProblemBadGateway, Title: "Sink refused the replay",
-			Status: http.StatusBadGateway, Detail: fmt.Sprintf("the sink did not accept the event (%v); the dead letter stays %s", sendErr, d.Status)})
+		runtime.WriteError(w, &event.Error{Code: event.EREFUSED, Err: sendErr,
+			Message: fmt.Sprintf("the sink did not accept the event (%v); the dead letter stays %s", sendErr, d.Status)}, replayTitles)
 	default:
-		f.log.Infow("replayed", append(fields, "status", http.StatusAccepted)...)
 		writeJSON(w, http.StatusAccepted, d.Item())
 	}
 }
 
-func (f *Function) unavailable(w http.ResponseWriter, err error) {
-	f.log.Errorw("admin", "error", err)
-	runtime.WriteProblem(w, runtime.Problem{Type: runtime.ProblemUnavailable, Status: http.StatusServiceUnavailable,
-		Detail: "the dead letters cannot be read or changed right now; retry later"})
+// replayTitles names the replay's 502.
+var replayTitles = runtime.Titles{event.EREFUSED: "Sink refused the replay"}
+
+func unavailable(w http.ResponseWriter, err error) {
+	runtime.WriteError(w, event.Unavailable(err, "the dead letters cannot be read or changed right now; retry later"), nil)
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {

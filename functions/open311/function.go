@@ -66,43 +66,47 @@ func New(env *runtime.Env, rules *appeal.Rules, keys Keys, client *http.Client) 
 
 // answer is what one call answered, for its log line.
 type answer struct {
-	status int
 	portal string
 	n      int
 }
 
-// logged logs one line per call: path, portal, status, results and ms.
+// logged logs one line per call (runtime.Logged): method, path, status,
+// ms, results and portal, and the error behind a 5xx.
 func (f *Function) logged(h func(w http.ResponseWriter, r *http.Request) answer) http.HandlerFunc {
-	return func(w http.ResponseWriter, r *http.Request) {
-		start := time.Now()
+	return runtime.Logged(f.log, "open311", func(w http.ResponseWriter, r *http.Request) {
 		a := h(w, r)
-		fields := []any{"method", r.Method, "path", r.URL.Path, "status", a.status, "results", a.n,
-			"ms", float64(time.Since(start).Microseconds()) / 1000}
+		runtime.LogFields(w, "results", a.n)
 		if a.portal != "" {
-			fields = append(fields, "portal", a.portal)
+			runtime.LogFields(w, "portal", a.portal)
 		}
-		if a.status >= 500 {
-			f.log.Warnw("open311", fields...)
-		} else {
-			f.log.Infow("open311", fields...)
-		}
-	}
+	})
 }
 
-func failed(w http.ResponseWriter, format Format, status int, portal, description string) answer {
-	fail(w, format, status, description)
-	return answer{status: status, portal: portal}
+// failed answers err as an Open311 error array (fail) for portal.
+func failed(w http.ResponseWriter, format Format, portal string, err error) answer {
+	fail(w, format, err)
+	return answer{portal: portal}
+}
+
+// invalid is a 400: a bad parameter (its message names it).
+func invalid(format string, args ...any) error {
+	return event.Errorf(event.EINVALID, "", format, args...)
+}
+
+// notFound is a 404: an unknown resource, jurisdiction or request.
+func notFound(format string, args ...any) error {
+	return event.Errorf(event.ENOTFOUND, "", format, args...)
 }
 
 // common checks the format and jurisdiction_id of every call.
 func common(w http.ResponseWriter, r *http.Request, want string) (Format, *answer) {
 	base, format, ok := splitFormat(r.PathValue("file"))
 	if !ok || base != want {
-		a := failed(w, format, http.StatusNotFound, "", fmt.Sprintf("unknown resource %q: use %s.json or %s.xml", r.PathValue("file"), want, want))
+		a := failed(w, format, "", notFound("unknown resource %q: use %s.json or %s.xml", r.PathValue("file"), want, want))
 		return format, &a
 	}
 	if j := r.FormValue("jurisdiction_id"); j != "" && j != Jurisdiction {
-		a := failed(w, format, http.StatusNotFound, "", fmt.Sprintf("unknown jurisdiction_id %q: this endpoint serves %q", j, Jurisdiction))
+		a := failed(w, format, "", notFound("unknown jurisdiction_id %q: this endpoint serves %q", j, Jurisdiction))
 		return format, &a
 	}
 	return format, nil
@@ -113,12 +117,12 @@ func common(w http.ResponseWriter, r *http.Request, want string) (Format, *answe
 func (f *Function) portal(w http.ResponseWriter, r *http.Request, format Format) (string, *answer) {
 	key := r.FormValue("api_key")
 	if key == "" {
-		a := failed(w, format, http.StatusUnauthorized, "", "api_key is required")
+		a := failed(w, format, "", event.Errorf(event.EUNAUTHORIZED, "api_key", "api_key is required"))
 		return "", &a
 	}
 	p, ok := f.keys.Portal(key)
 	if !ok {
-		a := failed(w, format, http.StatusForbidden, "", "api_key is not valid")
+		a := failed(w, format, "", event.Errorf(event.EFORBIDDEN, "api_key", "api_key is not valid"))
 		return "", &a
 	}
 	return p, nil
@@ -144,7 +148,7 @@ func (f *Function) services(w http.ResponseWriter, r *http.Request) answer {
 		out = append(out, service(rule))
 	}
 	write(w, format, http.StatusOK, out)
-	return answer{status: http.StatusOK, n: len(out)}
+	return answer{n: len(out)}
 }
 
 func service(rule appeal.Rule) Service {
@@ -179,9 +183,9 @@ func (f *Function) post(w http.ResponseWriter, r *http.Request) answer {
 	if err := r.ParseForm(); err != nil {
 		var mbe *http.MaxBytesError
 		if errors.As(err, &mbe) {
-			return failed(w, format, http.StatusRequestEntityTooLarge, "", fmt.Sprintf("the request body is over %d bytes", runtime.MaxBodyBytes))
+			return failed(w, format, "", event.Errorf(runtime.ETOOLARGE, "", "the request body is over %d bytes", runtime.MaxBodyBytes))
 		}
-		return failed(w, format, http.StatusBadRequest, "", "the body is not form-encoded: "+err.Error())
+		return failed(w, format, "", invalid("the body is not form-encoded: %v", err))
 	}
 	portal, a := f.portal(w, r, format)
 	if a != nil {
@@ -189,11 +193,11 @@ func (f *Function) post(w http.ResponseWriter, r *http.Request) answer {
 	}
 	sub, token, err := f.submission(r.PostForm)
 	if err != nil {
-		return failed(w, format, http.StatusBadRequest, portal, err.Error())
+		return failed(w, format, portal, err)
 	}
 	if f.sink == "" {
 		w.Header().Set("Retry-After", "30")
-		return failed(w, format, http.StatusServiceUnavailable, portal, "requests cannot be accepted right now (no event sink is configured); retry later")
+		return failed(w, format, portal, event.Unavailable(nil, "requests cannot be accepted right now (no event sink is configured); retry later"))
 	}
 	source := "/portals/" + portal
 	id := uuid.NewString()
@@ -207,16 +211,15 @@ func (f *Function) post(w http.ResponseWriter, r *http.Request) answer {
 	ev.SetType(appeal.TypeSubmitted)
 	ev.SetTime(f.now().UTC())
 	if err := ev.SetData(cloudevents.ApplicationJSON, sub); err != nil {
-		return failed(w, format, http.StatusInternalServerError, portal, "could not encode the request")
+		return failed(w, format, portal, &event.Error{Code: event.EINTERNAL, Message: "could not encode the request", Err: err})
 	}
 	if err := runtime.Send(r.Context(), f.client, f.sink, &ev); err != nil {
-		f.log.Warnw("sink refused a request", "portal", portal, "error", err)
 		w.Header().Set("Retry-After", "30")
-		return failed(w, format, http.StatusServiceUnavailable, portal,
-			"the request could not be handed on right now; nothing was accepted, retry later with the same attribute[request_token]")
+		return failed(w, format, portal, event.Unavailable(err,
+			"the request could not be handed on right now; nothing was accepted, retry later with the same attribute[request_token]"))
 	}
 	write(w, format, http.StatusCreated, []Created{{ServiceRequestID: sub.AppealID}})
-	return answer{status: http.StatusCreated, portal: portal, n: 1}
+	return answer{portal: portal, n: 1}
 }
 
 // submitted is the cn.huzhou.appeal.submitted data (contract section 4).
@@ -240,11 +243,11 @@ func (f *Function) submission(form url.Values) (*submitted, string, error) {
 	var s submitted
 	code := strings.TrimSpace(form.Get("service_code"))
 	if code == "" {
-		return nil, "", errors.New("service_code is required (see services.json)")
+		return nil, "", invalid("service_code is required (see services.json)")
 	}
 	rule, ok := f.rules.Lookup(code)
 	if !ok {
-		return nil, "", fmt.Errorf("service_code %q is not a service (see services.json)", code)
+		return nil, "", invalid("service_code %q is not a service (see services.json)", code)
 	}
 	s.Category = rule.Code()
 	s.Channel = "portal"
@@ -255,7 +258,7 @@ func (f *Function) submission(form url.Values) (*submitted, string, error) {
 	s.Title = form.Get("attribute[title]")
 	token := form.Get("attribute[request_token]")
 	if strings.TrimSpace(s.Detail) == "" {
-		return nil, "", errors.New("description is required")
+		return nil, "", invalid("description is required")
 	}
 	if s.Title == "" {
 		s.Title = guessTitle(s.Detail)
@@ -294,28 +297,28 @@ func guessTitle(d string) string {
 func (f *Function) getOne(w http.ResponseWriter, r *http.Request) answer {
 	id, format, ok := splitFormat(r.PathValue("file"))
 	if !ok {
-		return failed(w, format, http.StatusNotFound, "", fmt.Sprintf("unknown resource %q: use requests/<id>.json or .xml", r.PathValue("file")))
+		return failed(w, format, "", notFound("unknown resource %q: use requests/<id>.json or .xml", r.PathValue("file")))
 	}
 	if j := r.FormValue("jurisdiction_id"); j != "" && j != Jurisdiction {
-		return failed(w, format, http.StatusNotFound, "", fmt.Sprintf("unknown jurisdiction_id %q: this endpoint serves %q", j, Jurisdiction))
+		return failed(w, format, "", notFound("unknown jurisdiction_id %q: this endpoint serves %q", j, Jurisdiction))
 	}
 	portal, a := f.portal(w, r, format)
 	if a != nil {
 		return *a
 	}
 	if event.ValidateID("service_request_id", id) != nil {
-		return failed(w, format, http.StatusNotFound, portal, fmt.Sprintf("no service request %q", id))
+		return failed(w, format, portal, notFound("no service request %q", id))
 	}
 	reqs, err := f.find(r.Context(), query{source: "/portals/" + portal, ids: []string{id}})
 	if err != nil {
 		return f.unavailable(w, format, portal, err)
 	}
 	if len(reqs) == 0 {
-		return failed(w, format, http.StatusNotFound, portal,
-			fmt.Sprintf("no service request %q for this api_key (a request just submitted is listed once it has been routed)", id))
+		return failed(w, format, portal,
+			notFound("no service request %q for this api_key (a request just submitted is listed once it has been routed)", id))
 	}
 	write(w, format, http.StatusOK, reqs)
-	return answer{status: http.StatusOK, portal: portal, n: 1}
+	return answer{portal: portal, n: 1}
 }
 
 // list serves GET requests.{fmt}: the portal's requests, filtered.
@@ -334,7 +337,7 @@ func (f *Function) list(w http.ResponseWriter, r *http.Request) answer {
 	}
 	q, err := f.parseQuery(r.Form)
 	if err != nil {
-		return failed(w, format, http.StatusBadRequest, portal, err.Error())
+		return failed(w, format, portal, err)
 	}
 	q.source = "/portals/" + portal
 	reqs, err := f.find(r.Context(), q)
@@ -342,7 +345,7 @@ func (f *Function) list(w http.ResponseWriter, r *http.Request) answer {
 		return f.unavailable(w, format, portal, err)
 	}
 	write(w, format, http.StatusOK, reqs)
-	return answer{status: http.StatusOK, portal: portal, n: len(reqs)}
+	return answer{portal: portal, n: len(reqs)}
 }
 
 func (f *Function) parseQuery(form url.Values) (query, error) {
@@ -351,19 +354,19 @@ func (f *Function) parseQuery(form url.Values) (query, error) {
 		for _, id := range strings.Split(ids, ",") {
 			id = strings.TrimSpace(id)
 			if err := event.ValidateID("service_request_id", id); err != nil {
-				return q, fmt.Errorf("service_request_id: %q is not a request id", id)
+				return q, invalid("service_request_id: %q is not a request id", id)
 			}
 			q.ids = append(q.ids, id)
 		}
 		if len(q.ids) > maxIDs {
-			return q, fmt.Errorf("service_request_id: at most %d ids, got %d", maxIDs, len(q.ids))
+			return q, invalid("service_request_id: at most %d ids, got %d", maxIDs, len(q.ids))
 		}
 		return q, nil
 	}
 	if code := form.Get("service_code"); code != "" {
 		rule, ok := f.rules.Lookup(code)
 		if !ok {
-			return q, fmt.Errorf("service_code %q is not a service (see services.json)", code)
+			return q, invalid("service_code %q is not a service (see services.json)", code)
 		}
 		q.category = rule.Code()
 	}
@@ -371,13 +374,13 @@ func (f *Function) parseQuery(form url.Values) (query, error) {
 	case "", "open", "closed":
 		q.status = s
 	default:
-		return q, fmt.Errorf("status must be open or closed, got %q", s)
+		return q, invalid("status must be open or closed, got %q", s)
 	}
 	end := f.now()
 	if s := form.Get("end_date"); s != "" {
 		t, err := time.Parse(time.RFC3339, s)
 		if err != nil {
-			return q, fmt.Errorf("end_date must be a W3C datetime (RFC 3339), got %q", s)
+			return q, invalid("end_date must be a W3C datetime (RFC 3339), got %q", s)
 		}
 		end = t
 	}
@@ -385,7 +388,7 @@ func (f *Function) parseQuery(form url.Values) (query, error) {
 	if s := form.Get("start_date"); s != "" {
 		t, err := time.Parse(time.RFC3339, s)
 		if err != nil {
-			return q, fmt.Errorf("start_date must be a W3C datetime (RFC 3339), got %q", s)
+			return q, invalid("start_date must be a W3C datetime (RFC 3339), got %q", s)
 		}
 		start = t
 		if form.Get("end_date") == "" && end.Sub(start) > maxRange {
@@ -393,19 +396,18 @@ func (f *Function) parseQuery(form url.Values) (query, error) {
 		}
 	}
 	if end.Before(start) {
-		return q, errors.New("end_date is before start_date")
+		return q, invalid("end_date is before start_date")
 	}
 	if end.Sub(start) > maxRange {
-		return q, fmt.Errorf("start_date and end_date may be at most 90 days apart (got %.1f days)", end.Sub(start).Hours()/24)
+		return q, invalid("start_date and end_date may be at most 90 days apart (got %.1f days)", end.Sub(start).Hours()/24)
 	}
 	q.start, q.end = start, end
 	return q, nil
 }
 
 func (f *Function) unavailable(w http.ResponseWriter, format Format, portal string, err error) answer {
-	f.log.Errorw("read requests", "error", err)
 	w.Header().Set("Retry-After", "10")
-	return failed(w, format, http.StatusServiceUnavailable, portal, "requests cannot be read right now; retry later")
+	return failed(w, format, portal, event.Unavailable(err, "requests cannot be read right now; retry later"))
 }
 
 // find reads the matching appeals and words their latest step.

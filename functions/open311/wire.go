@@ -5,6 +5,9 @@ import (
 	"encoding/xml"
 	"net/http"
 	"strings"
+
+	"github.com/qinqing/qinqing/shared/event"
+	"github.com/qinqing/qinqing/shared/runtime"
 )
 
 // Format is the answer's format, chosen by the path's extension.
@@ -118,14 +121,18 @@ func write(w http.ResponseWriter, f Format, status int, v any) {
 		w.Header().Set("Content-Type", "application/json; charset=utf-8")
 	}
 	if err != nil {
-		http.Error(w, "encoding failed", http.StatusInternalServerError)
+		runtime.WriteError(w, &event.Error{Code: event.EINTERNAL, Message: "encoding failed", Err: err}, nil)
 		return
 	}
 	w.WriteHeader(status)
 	_, _ = w.Write(body)
 }
 
-// fail answers an Open311 error array with the HTTP status as its code.
-func fail(w http.ResponseWriter, f Format, status int, description string) {
-	write(w, f, status, []Error{{Code: status, Description: description}})
+// fail answers err as an Open311 error array, the format GeoReport v2
+// gives errors: status and description are those of the runtime's
+// problem for err (runtime.ProblemOf), the status also the error's code.
+func fail(w http.ResponseWriter, f Format, err error) {
+	p := runtime.ProblemOf(err, nil)
+	runtime.LogError(w, err)
+	write(w, f, p.Status, []Error{{Code: p.Status, Description: p.Detail}})
 }

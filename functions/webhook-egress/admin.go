@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"strconv"
 
+	"github.com/qinqing/qinqing/shared/event"
 	"github.com/qinqing/qinqing/shared/runtime"
 )
 
@@ -36,9 +37,7 @@ func (f *Function) list(w http.ResponseWriter, r *http.Request) {
 	}
 	items, err := listAttempts(r.Context(), f.pool, q.Get("portal"), status, q.Get("webhookId"), limit)
 	if err != nil {
-		f.log.Errorw("admin", "error", err)
-		runtime.WriteProblem(w, runtime.Problem{Type: runtime.ProblemUnavailable, Status: http.StatusServiceUnavailable,
-			Detail: "the deliveries cannot be read right now; retry later"})
+		runtime.WriteError(w, event.Unavailable(err, "the deliveries cannot be read right now; retry later"), nil)
 		return
 	}
 	if items == nil {
@@ -49,6 +48,5 @@ func (f *Function) list(w http.ResponseWriter, r *http.Request) {
 }
 
 func badParam(w http.ResponseWriter, field, detail string) {
-	runtime.WriteProblem(w, runtime.Problem{Type: runtime.ProblemInvalid, Title: "Bad request", Status: http.StatusBadRequest,
-		Field: field, Detail: detail, InvalidParams: []runtime.InvalidParam{{Name: field, Reason: detail}}})
+	runtime.WriteError(w, event.Errorf(event.EINVALID, field, "%s", detail), runtime.AdminTitles)
 }

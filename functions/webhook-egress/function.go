@@ -42,7 +42,7 @@ func New(env *runtime.Env, ps portals.Set, timeout time.Duration, adminToken str
 	}
 	return &runtime.Function{Name: name, Handlers: handlers, Routes: func(mux *http.ServeMux) {
 		if adminToken != "" {
-			mux.HandleFunc("GET /deliveries", runtime.AdminOnly(adminToken, "qinqing-deliveries", f.list))
+			mux.HandleFunc("GET /deliveries", runtime.AdminOnly(f.log, adminToken, "qinqing-deliveries", f.list))
 		}
 	}}
 }

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
-	"fmt"
 	"net/http"
 	"strings"
 	"time"
@@ -13,6 +12,7 @@ import (
 	"go.opentelemetry.io/otel/attribute"
 	"go.uber.org/zap"
 
+	"github.com/qinqing/qinqing/shared/event"
 	"github.com/qinqing/qinqing/shared/portals"
 	"github.com/qinqing/qinqing/shared/runtime"
 	"github.com/qinqing/qinqing/shared/telemetry"
@@ -52,7 +52,6 @@ type result struct {
 	status  int
 	outcome string
 	detail  string
-	field   string
 	typ     string
 }
 
@@ -95,12 +94,12 @@ func (f *Function) receive(w http.ResponseWriter, r *http.Request) {
 func (f *Function) handle(w http.ResponseWriter, r *http.Request, portalName, id string) result {
 	p, ok := f.portals[portalName]
 	if !ok || !p.Inbound() {
-		return f.problem(w, result{status: http.StatusNotFound, outcome: "unknown_portal",
-			detail: fmt.Sprintf("unknown portal %q: POST to /webhooks/<portal> with the portal name you were given", portalName)})
+		return f.fail(w, "unknown_portal", "", event.Errorf(event.ENOTFOUND, "",
+			"unknown portal %q: POST to /webhooks/<portal> with the portal name you were given", portalName))
 	}
-	body, ok := runtime.ReadBody(w, r)
-	if !ok {
-		return result{status: http.StatusRequestEntityTooLarge, outcome: "too_large"}
+	body, err := runtime.ReadBody(w, r)
+	if err != nil { // the runtime's own answer, as to any route: outcome too_large, body_timeout or invalid
+		return result{status: runtime.WriteError(w, err, nil), outcome: event.ErrorCode(err), detail: err.Error()}
 	}
 	ts, err := p.Verify(id, r.Header.Get(HeaderTimestamp), r.Header.Get(HeaderSignature), body, f.now())
 	if err != nil {
@@ -108,19 +107,19 @@ func (f *Function) handle(w http.ResponseWriter, r *http.Request, portalName, id
 		if !errors.As(err, &ae) {
 			ae = &AuthError{Message: "signature verification failed"}
 		}
-		return f.problem(w, result{status: http.StatusUnauthorized, outcome: "unauthorized", detail: ae.Message})
+		return f.fail(w, "unauthorized", "", event.Errorf(event.EUNAUTHORIZED, "", "%s", ae.Message))
 	}
-	typ, data, res := parseWebhook(body)
-	if res != nil {
-		return f.problem(w, *res)
+	typ, data, err := parseWebhook(body)
+	if err != nil {
+		return f.fail(w, "invalid", "", err)
 	}
 	if !p.Allows(typ) {
-		return f.problem(w, result{status: http.StatusForbidden, outcome: "type_not_allowed", field: "type", typ: typ,
-			detail: fmt.Sprintf("type %q is not allowed for portal %q (allowed: %s)", typ, p.Name, strings.Join(p.AllowedTypes(), ", "))})
+		return f.fail(w, "type_not_allowed", typ, event.Errorf(event.EFORBIDDEN, "type",
+			"type %q is not allowed for portal %q (allowed: %s)", typ, p.Name, strings.Join(p.AllowedTypes(), ", ")))
 	}
 	if f.sink == "" {
-		return f.problem(w, result{status: http.StatusServiceUnavailable, outcome: "no_sink", typ: typ,
-			detail: "events cannot be forwarded right now (no event sink is configured); nothing was accepted, retry later"})
+		return f.fail(w, "no_sink", typ, event.Unavailable(nil,
+			"events cannot be forwarded right now (no event sink is configured); nothing was accepted, retry later"))
 	}
 	ev := cloudevents.NewEvent()
 	ev.SetID(id)
@@ -129,14 +128,13 @@ func (f *Function) handle(w http.ResponseWriter, r *http.Request, portalName, id
 	ev.SetTime(ts.UTC())
 	_ = ev.SetData(cloudevents.ApplicationJSON, []byte(data))
 	if err := ev.Validate(); err != nil {
-		return f.problem(w, result{status: http.StatusBadRequest, outcome: "invalid", typ: typ,
-			detail: fmt.Sprintf("the webhook does not make a valid CloudEvent: %v", err)})
+		return f.fail(w, "invalid", typ, event.Errorf(event.EINVALID, "", "the webhook does not make a valid CloudEvent: %v", err))
 	}
 	telemetry.SetEventTrace(r.Context(), &ev)
 	if err := runtime.Send(r.Context(), f.client, f.sink, &ev); err != nil {
 		w.Header().Set("Retry-After", "30")
-		return f.problem(w, result{status: http.StatusServiceUnavailable, outcome: "sink_down", typ: typ,
-			detail: "the event could not be handed on right now; nothing was accepted, retry later with the same webhook-id"}, err)
+		return f.fail(w, "sink_down", typ, event.Unavailable(err,
+			"the event could not be handed on right now; nothing was accepted, retry later with the same webhook-id"))
 	}
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(http.StatusAccepted)
@@ -146,9 +144,9 @@ func (f *Function) handle(w http.ResponseWriter, r *http.Request, portalName, id
 
 // parseWebhook reads the body { "type": "<event type>", "data": { … } }.
 // Other top-level members are ignored. data is returned byte for byte.
-func parseWebhook(body []byte) (string, json.RawMessage, *result) {
-	bad := func(field, format string, args ...any) *result {
-		return &result{status: http.StatusBadRequest, outcome: "invalid", field: field, detail: fmt.Sprintf(format, args...)}
+func parseWebhook(body []byte) (string, json.RawMessage, error) {
+	bad := func(field, format string, args ...any) error {
+		return event.Errorf(event.EINVALID, field, format, args...)
 	}
 	var m map[string]json.RawMessage
 	if t := bytes.TrimSpace(body); len(t) == 0 || t[0] != '{' {
@@ -178,28 +176,19 @@ func parseWebhook(body []byte) (string, json.RawMessage, *result) {
 	return typ, json.RawMessage(data), nil
 }
 
-// problem writes res as problem+json. cause (the sink's own answer, when
-// given) goes to the log line only, not to the portal.
-func (f *Function) problem(w http.ResponseWriter, res result, cause ...error) result {
-	p := runtime.Problem{Status: res.status, Detail: res.detail, Field: res.field}
-	switch res.status {
-	case http.StatusBadRequest:
-		p.Type, p.Title = runtime.ProblemInvalid, "Malformed webhook"
-		if res.field != "" {
-			p.InvalidParams = []runtime.InvalidParam{{Name: res.field, Reason: res.detail}}
-		}
-	case http.StatusUnauthorized:
-		p.Type, p.Title = runtime.ProblemUnauthorized, "Webhook signature not accepted"
-	case http.StatusForbidden:
-		p.Type, p.Title = runtime.ProblemForbidden, "Event type not allowed for this portal"
-	case http.StatusNotFound:
-		p.Type, p.Title = runtime.ProblemNotFound, "Unknown portal"
-	default:
-		p.Type, p.Title = runtime.ProblemUnavailable, "Temporarily unavailable"
-	}
-	if len(cause) > 0 && cause[0] != nil {
-		res.detail = res.detail + ": " + cause[0].Error()
-	}
-	runtime.WriteProblem(w, p)
-	return res
+// titles are the webhook's problem titles (its types and statuses are
+// the runtime's, as for every route).
+var titles = runtime.Titles{
+	event.EINVALID:      "Malformed webhook",
+	event.EUNAUTHORIZED: "Webhook signature not accepted",
+	event.EFORBIDDEN:    "Event type not allowed for this portal",
+	event.ENOTFOUND:     "Unknown portal",
+	event.EUNAVAILABLE:  "Temporarily unavailable",
+}
+
+// fail answers err (runtime.WriteError) and returns the result for the
+// log line: outcome says why; the detail, with the cause of a 5xx (the
+// sink's own answer), goes to the log line only.
+func (f *Function) fail(w http.ResponseWriter, outcome, typ string, err error) result {
+	return result{status: runtime.WriteError(w, err, titles), outcome: outcome, typ: typ, detail: err.Error()}
 }

@@ -5,23 +5,108 @@ import (
 	"crypto/subtle"
 	"net/http"
 	"strings"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/qinqing/qinqing/shared/event"
 )
 
-// AdminOnly wraps an operator endpoint with the bearer-token check:
-// "Authorization: Bearer <token>", compared in constant time (both hashed
-// first, so not even the length is compared early); anything else is a
-// 401 problem with a WWW-Authenticate header naming realm.
-func AdminOnly(token, realm string, h http.HandlerFunc) http.HandlerFunc {
+// AdminOnly wraps an operator endpoint with the bearer-token check and
+// its log line (Logged, message "admin"). The token is "Authorization:
+// Bearer <token>", compared in constant time (both hashed first, so not
+// even the length is compared early); anything else is a 401 problem with
+// a WWW-Authenticate header naming realm.
+func AdminOnly(log *zap.SugaredLogger, token, realm string, h http.HandlerFunc) http.HandlerFunc {
 	want := sha256.Sum256([]byte(token))
-	return func(w http.ResponseWriter, r *http.Request) {
+	return Logged(log, "admin", func(w http.ResponseWriter, r *http.Request) {
 		scheme, got, ok := strings.Cut(r.Header.Get("Authorization"), " ")
 		sum := sha256.Sum256([]byte(strings.TrimSpace(got)))
 		if !ok || !strings.EqualFold(scheme, "Bearer") || subtle.ConstantTimeCompare(sum[:], want[:]) != 1 {
 			w.Header().Set("WWW-Authenticate", `Bearer realm="`+realm+`"`)
-			WriteProblem(w, Problem{Type: ProblemUnauthorized, Status: http.StatusUnauthorized,
-				Detail: "missing or wrong bearer token: send Authorization: Bearer <ADMIN_TOKEN>"})
+			WriteError(w, event.Errorf(event.EUNAUTHORIZED, "", "missing or wrong bearer token: send Authorization: Bearer <ADMIN_TOKEN>"), nil)
 			return
 		}
 		h(w, r)
+	})
+}
+
+// Logged gives a route other than POST / (whose events the server logs
+// itself) one log line per request, message msg: method, path, status,
+// ms, the fields the route added with LogFields, and for a 5xx the error
+// it answered with WriteError.
+func Logged(log *zap.SugaredLogger, msg string, h http.HandlerFunc) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		start := time.Now()
+		lw := &loggedWriter{ResponseWriter: w}
+		h(lw, r)
+		lw.log(log, msg, r, start) // after a panic, guard's line is the request's line
+	}
+}
+
+// LogFields adds key-value pairs to the log line of the request w answers,
+// when its route has one (Logged).
+func LogFields(w http.ResponseWriter, kv ...any) {
+	if lw, ok := w.(*loggedWriter); ok {
+		lw.fields = append(lw.fields, kv...)
+	}
+}
+
+// loggedWriter records what a route answered for its one log line.
+type loggedWriter struct {
+	http.ResponseWriter
+	status int
+	err    error
+	fields []any
+}
+
+func (w *loggedWriter) WriteHeader(code int) {
+	if w.status == 0 {
+		w.status = code
+	}
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *loggedWriter) Write(p []byte) (int, error) {
+	if w.status == 0 {
+		w.status = http.StatusOK
+	}
+	return w.ResponseWriter.Write(p)
+}
+
+// Unwrap lets http.ResponseController reach the connection.
+func (w *loggedWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
+// log writes the request's line (logAnswer).
+func (w *loggedWriter) log(log *zap.SugaredLogger, msg string, r *http.Request, start time.Time) {
+	status := w.status
+	if status == 0 {
+		status = http.StatusOK
+	}
+	fields := append([]any{"method", r.Method, "path", r.URL.Path, "status", status,
+		"ms", float64(time.Since(start).Microseconds()) / 1000}, w.fields...)
+	logAnswer(log, msg, status, w.err, fields)
+}
+
+// logAnswer writes one request's line: a 5xx at Warn, with the error
+// behind it (its cause included) at Error; anything else at Info. The
+// error of a 4xx is the caller's own and stays out of the log.
+func logAnswer(log *zap.SugaredLogger, msg string, status int, err error, fields []any) {
+	switch {
+	case status >= 500 && err != nil:
+		log.Errorw(msg, append(fields, "error", err.Error())...)
+	case status >= 500:
+		log.Warnw(msg, fields...)
+	default:
+		log.Infow(msg, fields...)
+	}
+}
+
+// LogError hands err to the log line of the request w answers (Logged),
+// for a route that answers errors in a wire format of its own (Open311)
+// instead of with WriteError.
+func LogError(w http.ResponseWriter, err error) {
+	if lw, ok := w.(*loggedWriter); ok {
+		lw.err = err
 	}
 }

@@ -14,6 +14,7 @@ import (
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 
+	"github.com/qinqing/qinqing/shared/event"
 	"github.com/qinqing/qinqing/shared/telemetry"
 )
 
@@ -61,8 +62,7 @@ func guard(h http.Handler, base Base, log *zap.SugaredLogger, function string) h
 			log.Errorw("panic", "panic", fmt.Sprint(v), "method", r.Method, "path", r.URL.Path,
 				"ce_id", r.Header.Get("Ce-Id"), "stack", string(debug.Stack()))
 			if !rw.wrote {
-				WriteProblem(w, Problem{Type: ProblemInternal, Status: http.StatusInternalServerError,
-					Detail: "an internal error stopped the request; its transaction was rolled back"})
+				WriteError(w, &event.Error{Code: EPANIC, Message: "an internal error stopped the request; its transaction was rolled back"}, nil)
 			}
 		}()
 		h.ServeHTTP(rw, r)

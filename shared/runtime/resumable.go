@@ -1,7 +1,5 @@
 package runtime
 
-import "net/http"
-
 // Resumable is a stage's failure after part of its work may have been
 // committed (a bulk import that stored some of its chunks). The answer is
 // 503 — Knative retries, and the retry resumes — with Detail as the
@@ -15,10 +13,3 @@ type Resumable struct {
 func (e *Resumable) Error() string { return e.Detail + ": " + e.Err.Error() }
 
 func (e *Resumable) Unwrap() error { return e.Err }
-
-// failResumable answers a Resumable failure: 503 with its detail.
-func (s *Server) failResumable(w http.ResponseWriter, r *Resumable) outcome {
-	s.log.Errorw("handle event", "error", r)
-	WriteProblem(w, Problem{Type: ProblemUnavailable, Status: http.StatusServiceUnavailable, Detail: r.Detail})
-	return outcome{status: http.StatusServiceUnavailable, result: "error"}
-}

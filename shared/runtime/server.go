@@ -98,11 +98,9 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	switch rec.status {
 	case http.StatusMethodNotAllowed:
-		WriteProblem(w, Problem{Type: ProblemMethodNotAllowed, Status: rec.status,
-			Detail: fmt.Sprintf("%s is not allowed on %s (allowed: %s)", r.Method, r.URL.Path, rec.header.Get("Allow"))})
+		WriteError(w, event.Errorf(EMETHOD, "", "%s is not allowed on %s (allowed: %s)", r.Method, r.URL.Path, rec.header.Get("Allow")), nil)
 	case http.StatusNotFound, 0:
-		WriteProblem(w, Problem{Type: ProblemNoRoute, Status: http.StatusNotFound,
-			Detail: fmt.Sprintf("no route for %s %s", r.Method, r.URL.Path)})
+		WriteError(w, event.Errorf(ENOROUTE, "", "no route for %s %s", r.Method, r.URL.Path), nil)
 	default:
 		// The mux answers 404, 405 or a redirect (301/307 to a cleaned
 		// path); a redirect is passed on as it was.
@@ -135,17 +133,10 @@ func (r *statusRecorder) Write(b []byte) (int, error) {
 	return r.body.Write(b)
 }
 
-// ReadBody reads at most MaxBodyBytes of r's body, answering 413 itself
-// when it is larger and 408 when it stalls past BODY_READ_TIMEOUT (ok
-// false then).
-func ReadBody(w http.ResponseWriter, r *http.Request) ([]byte, bool) {
-	body, status := readBody(w, r)
-	return body, status == 0
-}
-
-// readBody is ReadBody reporting the status it answered (0: none, the
-// body was read).
-func readBody(w http.ResponseWriter, r *http.Request) ([]byte, int) {
+// ReadBody reads at most MaxBodyBytes of r's body. Its error is coded for
+// WriteError: 413 when the body is larger, 408 when it stalls past
+// BODY_READ_TIMEOUT, 400 (field body) when it breaks off.
+func ReadBody(w http.ResponseWriter, r *http.Request) ([]byte, error) {
 	var body []byte
 	var err error
 	if r.ContentLength > MaxBodyBytes { // declared too large: refused before a byte is read
@@ -153,22 +144,16 @@ func readBody(w http.ResponseWriter, r *http.Request) ([]byte, int) {
 	} else {
 		body, err = io.ReadAll(http.MaxBytesReader(w, r.Body, MaxBodyBytes))
 	}
-	if err != nil {
-		var mbe *http.MaxBytesError
-		if errors.As(err, &mbe) {
-			WriteProblem(w, Problem{Type: ProblemTooLarge, Status: http.StatusRequestEntityTooLarge,
-				Detail: fmt.Sprintf("request body is over %d bytes", MaxBodyBytes)})
-			return nil, http.StatusRequestEntityTooLarge
-		}
-		if bodyTimedOut(err) {
-			WriteProblem(w, Problem{Type: ProblemTimeout, Status: http.StatusRequestTimeout,
-				Detail: "the request body did not arrive in time"})
-			return nil, http.StatusRequestTimeout
-		}
-		writeInvalid(w, "body", "could not read request body: "+err.Error())
-		return nil, http.StatusBadRequest
+	var mbe *http.MaxBytesError
+	switch {
+	case err == nil:
+		return body, nil
+	case errors.As(err, &mbe):
+		return nil, event.Errorf(ETOOLARGE, "", "request body is over %d bytes", MaxBodyBytes)
+	case bodyTimedOut(err):
+		return nil, event.Errorf(EBODYTIMEOUT, "", "the request body did not arrive in time")
 	}
-	return body, 0
+	return nil, event.Errorf(event.EINVALID, "body", "could not read request body: %v", err)
 }
 
 // ParseEvent reads a CloudEvent in binary or structured mode from a
@@ -224,6 +209,7 @@ type outcome struct {
 	status int
 	result string
 	reply  string // the reply's type, when there is one
+	err    error  // what a 5xx was answered for
 }
 
 // receive handles POST / and logs one line per event: its type, id and
@@ -247,11 +233,7 @@ func (s *Server) receive(w http.ResponseWriter, r *http.Request) {
 	if out.reply != "" {
 		fields = append(fields, "reply", out.reply)
 	}
-	if out.status >= 500 {
-		s.log.Warnw("event", fields...)
-	} else {
-		s.log.Infow("event", fields...)
-	}
+	logAnswer(s.log, "event", out.status, out.err, fields)
 }
 
 // received is what serveEvent learnt of the request: the event, once
@@ -281,15 +263,9 @@ func (s *Server) record(ctx context.Context, r *http.Request, rc *received, out 
 }
 
 func (s *Server) serveEvent(ctx context.Context, w http.ResponseWriter, r *http.Request, rc *received) outcome {
-	body, status := readBody(w, r)
-	switch status {
-	case 0:
-	case http.StatusRequestEntityTooLarge:
-		return outcome{status: status, result: "too_large"}
-	case http.StatusRequestTimeout:
-		return outcome{status: status, result: "body_timeout"}
-	default:
-		return outcome{status: status, result: "invalid"}
+	body, err := ReadBody(w, r)
+	if err != nil {
+		return s.fail(w, err) // outcome too_large, body_timeout or invalid: the code
 	}
 	ev, err := ParseEvent(ctx, r, body)
 	if err != nil {
@@ -305,12 +281,10 @@ func (s *Server) serveEvent(ctx context.Context, w http.ResponseWriter, r *http.
 			types = append(types, t)
 		}
 		sort.Strings(types)
-		writeInvalid(w, "type", fmt.Sprintf("type %q is not handled by %s (handles %s)", ev.Type(), s.fn.Name, strings.Join(types, ", ")))
-		return outcome{status: http.StatusBadRequest, result: "invalid"}
+		return s.fail(w, event.Errorf(event.EINVALID, "type", "type %q is not handled by %s (handles %s)", ev.Type(), s.fn.Name, strings.Join(types, ", ")))
 	}
 	if !isJSON(ev.DataContentType()) {
-		writeInvalid(w, "datacontenttype", fmt.Sprintf("datacontenttype must be application/json, got %q", ev.DataContentType()))
-		return outcome{status: http.StatusBadRequest, result: "invalid"}
+		return s.fail(w, event.Errorf(event.EINVALID, "datacontenttype", "datacontenttype must be application/json, got %q", ev.DataContentType()))
 	}
 	m := Meta{ID: ev.ID(), Source: ev.Source(), Type: ev.Type(), Subject: ev.Subject(), Time: ev.Time(), HasTime: !ev.Time().IsZero(), Function: s.fn.Name}
 	if !m.HasTime {
@@ -337,29 +311,25 @@ func (s *Server) serveEvent(ctx context.Context, w http.ResponseWriter, r *http.
 		s.log.Errorw("write reply", "error", err)
 	}
 	if dup {
-		return outcome{http.StatusOK, "redelivery", reply.Type()}
+		return outcome{status: http.StatusOK, result: "redelivery", reply: reply.Type()}
 	}
-	return outcome{http.StatusOK, "handled", reply.Type()}
+	return outcome{status: http.StatusOK, result: "handled", reply: reply.Type()}
 }
 
-// fail maps an error to its HTTP outcome: the one place that does.
+// fail answers err (WriteError) and returns the outcome for the log
+// line. An error without a code is a fault the event's sender cannot
+// help: its answer says nothing was written and a retry may succeed.
 func (s *Server) fail(w http.ResponseWriter, err error) outcome {
-	var e *event.Error
-	if errors.As(err, &e) && e.Code == event.EINVALID {
-		writeInvalid(w, e.Field, err.Error())
-		return outcome{status: http.StatusBadRequest, result: "invalid"}
+	code, e := codeOf(err)
+	if e == nil {
+		err = &event.Error{Code: event.EINTERNAL, Err: err,
+			Message: "a transient fault stopped the event from being handled; nothing was written, retry later"}
 	}
-	if r := (*Resumable)(nil); errors.As(err, &r) {
-		return s.failResumable(w, r)
+	status := WriteError(w, err, nil)
+	if status >= 500 {
+		return outcome{status: status, result: "error", err: err}
 	}
-	status := http.StatusInternalServerError
-	if transient(err) {
-		status = http.StatusServiceUnavailable
-	}
-	s.log.Errorw("handle event", "error", err)
-	WriteProblem(w, Problem{Type: ProblemUnavailable, Status: status,
-		Detail: "a transient fault stopped the event from being handled; nothing was written, retry later"})
-	return outcome{status: status, result: "error"}
+	return outcome{status: status, result: code}
 }
 
 // transient reports faults of the database or network (503 rather than 500),
