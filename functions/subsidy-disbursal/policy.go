@@ -6,13 +6,10 @@ import (
 	"fmt"
 	"math"
 	"math/bits"
-	"os"
 	"sort"
 	"strconv"
-	"strings"
 
-	"sigs.k8s.io/yaml"
-
+	"github.com/qinqing/qinqing/shared/configfile"
 	"github.com/qinqing/qinqing/shared/event"
 )
 
@@ -85,28 +82,20 @@ func DefaultPolicies() []Policy {
 	}
 }
 
-// LoadPolicies reads and validates POLICIES_FILE (JSON or YAML, unknown
-// keys refused); an empty path gives DefaultPolicies. The error is one
-// line naming the file and the offending field.
+// LoadPolicies reads and validates POLICIES_FILE (shared/configfile: JSON
+// or YAML, unknown keys refused); an empty path gives DefaultPolicies. The
+// error is one line naming the file and the offending field.
 func LoadPolicies(path string) ([]Policy, error) {
 	if path == "" {
 		return DefaultPolicies(), nil
 	}
-	raw, err := os.ReadFile(path)
-	if err != nil {
-		return nil, fmt.Errorf("POLICIES_FILE: %w", err)
-	}
-	ps, err := ParsePolicies(raw)
-	if err != nil {
-		return nil, fmt.Errorf("POLICIES_FILE %s: %s", path, strings.ReplaceAll(err.Error(), "\n", " "))
-	}
-	return ps, nil
+	return configfile.Load("POLICIES_FILE", path, ParsePolicies)
 }
 
 // ParsePolicies parses and validates a policies document.
 func ParsePolicies(raw []byte) ([]Policy, error) {
 	var f PolicyFile
-	if err := yaml.UnmarshalStrict(raw, &f); err != nil {
+	if err := configfile.Decode(raw, &f); err != nil {
 		return nil, err
 	}
 	if f.Policies == nil {

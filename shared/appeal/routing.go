@@ -2,12 +2,10 @@ package appeal
 
 import (
 	"fmt"
-	"os"
 	"sort"
 	"strings"
 
-	"sigs.k8s.io/yaml"
-
+	"github.com/qinqing/qinqing/shared/configfile"
 	"github.com/qinqing/qinqing/shared/event"
 )
 
@@ -59,21 +57,13 @@ func (r *Rules) Route(category, county string) string {
 
 func normCategory(c string) string { return strings.ToLower(strings.TrimSpace(c)) }
 
-// LoadRules reads the routing table from path, or returns the built-in
-// table when path is empty. The file is JSON or YAML.
+// LoadRules reads the routing table from path (shared/configfile), or
+// returns the built-in table when path is empty. The file is JSON or YAML.
 func LoadRules(path string) (*Rules, error) {
 	if path == "" {
 		return DefaultRules(), nil
 	}
-	data, err := os.ReadFile(path)
-	if err != nil {
-		return nil, fmt.Errorf("ROUTING_RULES_FILE: %w", err)
-	}
-	r, err := ParseRules(data)
-	if err != nil {
-		return nil, fmt.Errorf("ROUTING_RULES_FILE %s: %w", path, err)
-	}
-	return r, nil
+	return configfile.Load("ROUTING_RULES_FILE", path, ParseRules)
 }
 
 // ParseRules parses and checks a routing table. Unknown fields are
@@ -86,8 +76,8 @@ func ParseRules(data []byte) (*Rules, error) {
 		return nil, fmt.Errorf("the file is empty")
 	}
 	var r Rules
-	if err := yaml.UnmarshalStrict(data, &r); err != nil {
-		return nil, fmt.Errorf("%s", oneLine(err.Error()))
+	if err := configfile.Decode(data, &r); err != nil {
+		return nil, err
 	}
 	if r.DefaultDepartment == "" {
 		r.DefaultDepartment = DefaultDepartment
@@ -132,8 +122,6 @@ func (r *Rules) check() error {
 	}
 	return nil
 }
-
-func oneLine(s string) string { return strings.Join(strings.Fields(s), " ") }
 
 // DefaultRules is the built-in table of Huzhou's departments, used when
 // ROUTING_RULES_FILE is unset. Land and market registration are county

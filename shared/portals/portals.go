@@ -13,12 +13,11 @@ import (
 	"fmt"
 	"net/netip"
 	"net/url"
-	"os"
 	"regexp"
 	"sort"
 	"strings"
 
-	"sigs.k8s.io/yaml"
+	"github.com/qinqing/qinqing/shared/configfile"
 )
 
 // secretPrefix starts every Standard Webhooks signing secret.
@@ -159,18 +158,10 @@ const MinAPIKeyLen = 16
 // portalName keeps names usable as one URL path segment.
 var portalName = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$`)
 
-// Load reads PORTALS_FILE. Errors are one line naming the file and the
-// offending entry, never a secret's or key's value.
+// Load reads PORTALS_FILE (shared/configfile). Errors are one line naming
+// the file and the offending entry, never a secret's or key's value.
 func Load(path string) (Set, error) {
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return nil, fmt.Errorf("PORTALS_FILE: %w", err)
-	}
-	ps, err := Parse(b)
-	if err != nil {
-		return nil, fmt.Errorf("PORTALS_FILE %s: %s", path, oneLine(redactSecrets(err.Error())))
-	}
-	return ps, nil
+	return configfile.Load("PORTALS_FILE", path, Parse)
 }
 
 // Parse parses the portals configuration, JSON or YAML. Unknown fields are
@@ -178,10 +169,20 @@ func Load(path string) (Set, error) {
 // without types. A portal sends us webhooks (secrets and allowedTypes,
 // both required together), receives them (notify), uses the Open311 API
 // (apiKeys), or any of these; a portal with none of them is an error.
+// Anything shaped like a whsec_ secret in an error (a secret pasted as a
+// portal's name or a key) is redacted.
 func Parse(b []byte) (Set, error) {
+	ps, err := parse(b)
+	if err != nil {
+		return nil, errors.New(redactSecrets(err.Error()))
+	}
+	return ps, nil
+}
+
+func parse(b []byte) (Set, error) {
 	var f file
-	if err := yaml.UnmarshalStrict(b, &f); err != nil {
-		return nil, parseError(err)
+	if err := configfile.Decode(b, &f); err != nil {
+		return nil, err
 	}
 	if f.Portals == nil {
 		return nil, fmt.Errorf("portals: is required (shape: {\"portals\": {\"<name>\": {\"secrets\": [\"whsec_…\"], \"allowedTypes\": [\"…\"]}}})")
@@ -361,25 +362,7 @@ var nonPublic = func() []netip.Prefix {
 	return out
 }()
 
-var (
-	yamlLine   = regexp.MustCompile(`line \d+`)
-	secretLike = regexp.MustCompile(`whsec_[A-Za-z0-9+/=_-]+`)
-)
-
-// parseError reports a file that is not valid YAML (or JSON) by its line
-// only: the YAML parser quotes pieces of the input (anchor names, keys),
-// which could be a secret.
-func parseError(err error) error {
-	msg := err.Error()
-	if strings.Contains(msg, "converting YAML to JSON") {
-		where := yamlLine.FindString(msg)
-		if where != "" {
-			where = " (at " + where + ")"
-		}
-		return fmt.Errorf("not valid JSON or YAML%s", where)
-	}
-	return errors.New(redactSecrets(msg))
-}
+var secretLike = regexp.MustCompile(`whsec_[A-Za-z0-9+/=_-]+`)
 
 // redactSecrets hides anything shaped like a whsec_ secret in a message
 // (say, a secret pasted where a portal name or field name belongs).
@@ -390,10 +373,6 @@ func redactSecrets(s string) string {
 // Redact hides anything shaped like a whsec_ secret in s, for log lines
 // that name a portal (a name may be a secret pasted in the wrong place).
 func Redact(s string) string { return redactSecrets(s) }
-
-func oneLine(s string) string {
-	return strings.Join(strings.Fields(s), " ")
-}
 
 func sortedKeys[V any](m map[string]V) []string {
 	out := make([]string, 0, len(m))
