@@ -8,6 +8,7 @@ package runtime
 import (
 	"fmt"
 	"os"
+	"reflect"
 	"time"
 
 	"github.com/kelseyhightower/envconfig"
@@ -54,6 +55,21 @@ const (
 	DefaultRequestTimeout = 60 * time.Second
 	LongRequestTimeout    = 9 * time.Minute
 )
+
+// baseDefault returns the default of a duration field of Base: its
+// envconfig tag, the one place each default is written (the Relay fills
+// its zero settings with them too).
+func baseDefault(field string) time.Duration {
+	f, ok := reflect.TypeOf(Base{}).FieldByName(field)
+	if !ok {
+		panic("runtime: Base has no field " + field)
+	}
+	d, err := time.ParseDuration(f.Tag.Get("default"))
+	if err != nil {
+		panic(fmt.Sprintf("runtime: default of Base.%s: %v", field, err))
+	}
+	return d
+}
 
 // Location returns the business time zone.
 func (b Base) Location() (*time.Location, error) {

@@ -62,13 +62,14 @@ type Relay struct {
 	TransactionPooled bool
 }
 
-// defaults fills the settings left zero.
+// defaults fills the settings left zero: the interval and retentions
+// with RELAY_INTERVAL's, OUTBOX_RETENTION's and INBOX_RETENTION's defaults.
 func (r *Relay) defaults() {
 	if r.Client == nil {
 		r.Client = &http.Client{Timeout: 30 * time.Second}
 	}
 	if r.Interval <= 0 {
-		r.Interval = 2 * time.Second
+		r.Interval = baseDefault("RelayInterval")
 	}
 	if r.BatchSize <= 0 {
 		r.BatchSize = 100
@@ -77,10 +78,10 @@ func (r *Relay) defaults() {
 		r.Lease = time.Minute
 	}
 	if r.OutboxRetention <= 0 {
-		r.OutboxRetention = 7 * 24 * time.Hour
+		r.OutboxRetention = baseDefault("OutboxRetention")
 	}
 	if r.InboxRetention <= 0 {
-		r.InboxRetention = 90 * 24 * time.Hour
+		r.InboxRetention = baseDefault("InboxRetention")
 	}
 	if r.PruneAfter <= 0 {
 		r.PruneAfter = 30 * time.Second
