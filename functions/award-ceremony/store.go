@@ -7,6 +7,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/qinqing/qinqing/shared/postgres"
 	"github.com/qinqing/qinqing/shared/runtime"
 )
 
@@ -93,10 +94,7 @@ func upsertScore(ctx context.Context, tx pgx.Tx, m runtime.Meta, p *ScoreRecorde
 // lockCeremonyYear serialises ceremony runs for one year until the
 // transaction ends, so two runs at once never interleave their documents.
 func lockCeremonyYear(ctx context.Context, tx pgx.Tx, year int) error {
-	if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock(hashtext('award.ceremony'), $1)`, year); err != nil {
-		return fmt.Errorf("lock ceremony %d: %w", year, err)
-	}
-	return nil
+	return postgres.LockXact(ctx, tx, fmt.Sprintf("award.ceremony/%d", year))
 }
 
 // topEnterprises returns up to limit private enterprises of the year in

@@ -6,6 +6,8 @@ import (
 	"fmt"
 
 	"github.com/jackc/pgx/v5"
+
+	"github.com/qinqing/qinqing/shared/postgres"
 )
 
 // Outcomes of storing a dead letter.
@@ -25,8 +27,8 @@ const (
 // would then fail on the other unique index (the primary key), so they
 // first serialise on a transaction-scoped advisory lock of the id.
 func insertDeadLetter(ctx context.Context, tx pgx.Tx, d *DeadLetter) (string, error) {
-	if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock(hashtextextended($1, 0))`, "deadletter/"+d.ID); err != nil {
-		return "", fmt.Errorf("lock dead letter: %w", err)
+	if err := postgres.LockXact(ctx, tx, "deadletter/"+d.ID); err != nil {
+		return "", err
 	}
 	var inserted bool
 	err := tx.QueryRow(ctx, `INSERT INTO deadletter.dead_letters AS dl

@@ -68,7 +68,7 @@ $do$`, id, pw, pgx.Identifier{group}.Sanitize())
 	// Two runs against one database at once take turns (ALTER ROLE of one
 	// role in two transactions fails with "tuple concurrently updated").
 	err := pgx.BeginFunc(ctx, conn, func(tx pgx.Tx) error {
-		if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock(hashtext('qinqing.login_roles'))`); err != nil {
+		if err := LockXact(ctx, tx, "qinqing.login_roles"); err != nil {
 			return err
 		}
 		_, err := tx.Exec(ctx, stmt)
