@@ -3,14 +3,14 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"errors"
-	"fmt"
 	"path"
 	"time"
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/qinqing/qinqing/shared/calendar"
 	"github.com/qinqing/qinqing/shared/event"
+	"github.com/qinqing/qinqing/shared/postgres"
 	"github.com/qinqing/qinqing/shared/recycling"
 	"github.com/qinqing/qinqing/shared/runtime"
 )
@@ -64,61 +64,27 @@ type StatsPublished struct {
 // when it runs. The document has no timestamp of its own, so the same
 // trades give the same bytes.
 func (f *Function) stats(ctx context.Context, tx pgx.Tx, m runtime.Meta) (runtime.Result, error) {
-	now := m.Time.In(f.loc)
-	to := time.Date(now.Year(), now.Month(), 1, 0, 0, 0, 0, f.loc)
-	from := to.AddDate(0, -1, 0)
-	period := from.Format("2006-01")
+	period, from, to := calendar.PreviousMonth(m.Time, f.loc)
 	key := path.Join("recycling", "stats", period+".json")
 	// Runs for one period queue here, so a replay waits for the first run.
-	if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock(hashtextextended($1, 0))`, "recycling.stats/"+period); err != nil {
-		return runtime.Result{}, fmt.Errorf("lock stats %s: %w", period, err)
+	if err := postgres.LockXact(ctx, tx, "recycling.stats/"+period); err != nil {
+		return runtime.Result{}, err
 	}
-	var kept struct {
-		reply    string
-		document []byte
+	reply, document, found, err := keptStats(ctx, tx, period, m.Time)
+	if err != nil {
+		return runtime.Result{}, err
 	}
-	err := tx.QueryRow(ctx, `SELECT reply::text, document FROM recycling.stats WHERE period = $1 AND as_of = $2`, period, m.Time).
-		Scan(&kept.reply, &kept.document)
-	switch {
-	case err == nil:
+	if found {
 		// Written again: restores the document if the bucket lost it, or
 		// if a run with another time overwrote it.
-		if err := f.docs.Put(ctx, key, "application/json", kept.document); err != nil {
+		if err := f.docs.Put(ctx, key, "application/json", document); err != nil {
 			return runtime.Result{}, err
 		}
-		return runtime.Reply(TypeStatsPublished, json.RawMessage(kept.reply)), nil
-	case !errors.Is(err, pgx.ErrNoRows):
-		return runtime.Result{}, fmt.Errorf("kept stats: %w", err)
+		return runtime.Reply(TypeStatsPublished, json.RawMessage(reply)), nil
 	}
-	rows, err := tx.Query(ctx, `SELECT producer_county, count(*), count(DISTINCT producer_uscc),
-			coalesce(sum(battery_sets), 0)::bigint, coalesce(sum(weight_g), 0)::bigint, coalesce(sum(amount_fen), 0)::bigint
-		FROM recycling.trades WHERE occurred_at >= $1 AND occurred_at < $2
-		GROUP BY GROUPING SETS ((producer_county), ())`, from, to)
+	all, byCounty, err := monthTotals(ctx, tx, from, to)
 	if err != nil {
-		return runtime.Result{}, fmt.Errorf("stats: %w", err)
-	}
-	defer rows.Close()
-	var all Totals
-	byCounty := map[string]Totals{}
-	for rows.Next() {
-		var county *string
-		var t Totals
-		var grams int64
-		if err := rows.Scan(&county, &t.Trades, &t.Producers, &t.BatterySets, &grams, &t.AmountFen); err != nil {
-			return runtime.Result{}, fmt.Errorf("stats: %w", err)
-		}
-		t.WeightKg = recycling.FormatWeight(grams)
-		if county == nil {
-			all = t
-		} else {
-			byCounty[*county] = t
-		}
-	}
-	if err := rows.Err(); err != nil {
-		return runtime.Result{}, fmt.Errorf("stats: %w", err)
-	}
-	if all.WeightKg == "" {
-		all.WeightKg = recycling.FormatWeight(0)
+		return runtime.Result{}, err
 	}
 	doc := StatsDocument{Period: period, TimeZone: f.loc.String(), From: from.Format(time.RFC3339), To: to.Format(time.RFC3339),
 		Totals: all, Counties: make([]CountyTotals, 0, len(countyOrder))}
@@ -134,7 +100,7 @@ func (f *Function) stats(ctx context.Context, tx pgx.Tx, m runtime.Meta) (runtim
 		return runtime.Result{}, err
 	}
 	body = append(body, '\n')
-	reply, err := json.Marshal(StatsPublished{Period: period, Producers: all.Producers,
+	replyData, err := json.Marshal(StatsPublished{Period: period, Producers: all.Producers,
 		BatterySets: all.BatterySets, WeightKg: all.WeightKg, AmountFen: all.AmountFen, Key: key})
 	if err != nil {
 		return runtime.Result{}, err
@@ -143,9 +109,8 @@ func (f *Function) stats(ctx context.Context, tx pgx.Tx, m runtime.Meta) (runtim
 	if err := f.docs.Put(ctx, key, "application/json", body); err != nil {
 		return runtime.Result{}, err
 	}
-	if _, err := tx.Exec(ctx, `INSERT INTO recycling.stats (period, as_of, reply, document, event_source, event_id)
-		VALUES ($1, $2, $3, $4, $5, $6)`, period, m.Time, string(reply), body, m.Source, m.ID); err != nil {
-		return runtime.Result{}, fmt.Errorf("keep stats: %w", err)
+	if err := keepStats(ctx, tx, m, period, replyData, body); err != nil {
+		return runtime.Result{}, err
 	}
-	return runtime.Reply(TypeStatsPublished, json.RawMessage(reply)), nil
+	return runtime.Reply(TypeStatsPublished, json.RawMessage(replyData)), nil
 }
