@@ -33,89 +33,46 @@ type pastDue struct {
 	due        time.Time
 }
 
-// overdueSQL reads the open appeals past a due time, one branch per stage,
-// among the appeals with no transition after asOf (their current state is
-// their state at asOf). Each branch's WHERE repeats its partial index's
-// predicate, so each is an index range scan over that stage's open
-// appeals due before asOf, plus one history_by_appeal probe per row:
-// closed appeals and appeals not yet due are never read.
-const overdueSQL = `
-SELECT appeal_id, department, 'assign' AS stage, assign_due AS due FROM appeal.appeals a
-	WHERE status = 'assigned' AND assign_due < $1 AND ` + unchangedSince + `
-UNION ALL
-SELECT appeal_id, department, 'reply', reply_due FROM appeal.appeals a
-	WHERE status IN ('assigned', 'accepted') AND reply_due < $1 AND ` + unchangedSince + `
-UNION ALL
-SELECT appeal_id, department, 'revisit', revisit_due FROM appeal.appeals a
-	WHERE status = 'replied' AND revisit_due < $1 AND ` + unchangedSince + `
-ORDER BY appeal_id, stage`
-
-const unchangedSince = `NOT EXISTS (SELECT 1 FROM appeal.history h WHERE h.appeal_id = a.appeal_id AND h.at > $1)`
-
-// changedSQL reads the history up to asOf of the appeals with a
-// transition after asOf (found by the history_at index): a check that
-// arrives after later answers — delayed, or sent again — rebuilds their
-// state at asOf from it. For a check run on time there are none.
-const changedSQL = `
-SELECT h.appeal_id, a.assign_due, a.first_reply_due, h.to_status, h.department,
-	coalesce(h.detail->>'replyDue', ''), coalesce(h.detail->>'revisitDue', '')
-FROM (SELECT DISTINCT appeal_id FROM appeal.history WHERE at > $1) c
-	JOIN appeal.appeals a ON a.appeal_id = c.appeal_id
-	JOIN appeal.history h ON h.appeal_id = c.appeal_id AND h.at <= $1
-ORDER BY h.appeal_id, h.at, h.seq`
-
 // pastDueAt returns the open stages past their due time as of asOf, each
-// appeal judged as it stood at asOf.
+// appeal judged as it stood at asOf: the appeals unchanged since asOf as
+// they stand (appeal.PastDueUnchanged), the others rebuilt from their
+// history up to asOf (appeal.EachChangedStep).
 func pastDueAt(ctx context.Context, tx pgx.Tx, asOf time.Time) ([]pastDue, error) {
-	rows, err := tx.Query(ctx, overdueSQL, asOf)
+	unchanged, err := appeal.PastDueUnchanged(ctx, tx, asOf)
 	if err != nil {
-		return nil, fmt.Errorf("overdue appeals: %w", err)
+		return nil, err
 	}
-	late, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (pastDue, error) {
-		var p pastDue
-		err := r.Scan(&p.appealID, &p.department, &p.stage, &p.due)
-		return p, err
-	})
-	if err != nil {
-		return nil, fmt.Errorf("overdue appeals: %w", err)
-	}
-	rows, err = tx.Query(ctx, changedSQL, asOf)
-	if err != nil {
-		return nil, fmt.Errorf("changed appeals: %w", err)
+	late := make([]pastDue, len(unchanged))
+	for i, p := range unchanged {
+		late[i] = pastDue{appealID: p.AppealID, department: p.Department, stage: p.Stage, due: p.Due}
 	}
 	var states []stateAt
-	var row struct {
-		id, department, replyDue, revisitDue string
-		assignDue, firstReplyDue             time.Time
-		status                               appeal.Status
-	}
-	_, err = pgx.ForEachRow(rows, []any{&row.id, &row.assignDue, &row.firstReplyDue, &row.status, &row.department,
-		&row.replyDue, &row.revisitDue}, func() error {
-		if n := len(states); n == 0 || states[n-1].appealID != row.id {
-			states = append(states, stateAt{appealID: row.id, assignDue: row.assignDue, replyDue: row.firstReplyDue})
+	err = appeal.EachChangedStep(ctx, tx, asOf, func(row *appeal.ChangedStep) error {
+		if n := len(states); n == 0 || states[n-1].appealID != row.AppealID {
+			states = append(states, stateAt{appealID: row.AppealID, assignDue: row.AssignDue, replyDue: row.FirstReplyDue})
 		}
 		s := &states[len(states)-1]
-		s.status, s.department = row.status, row.department
+		s.status, s.department = row.To, row.Department
 		// The submission and a reopening record the replyDue they set, a
 		// reply the revisitDue.
-		if row.replyDue != "" {
-			t, err := time.Parse(time.RFC3339Nano, row.replyDue)
+		if row.ReplyDue != "" {
+			t, err := time.Parse(time.RFC3339Nano, row.ReplyDue)
 			if err != nil {
-				return fmt.Errorf("appeal %s: replyDue %q in history: %w", row.id, row.replyDue, err)
+				return fmt.Errorf("appeal %s: replyDue %q in history: %w", row.AppealID, row.ReplyDue, err)
 			}
 			s.replyDue = t
 		}
-		if row.revisitDue != "" {
-			t, err := time.Parse(time.RFC3339Nano, row.revisitDue)
+		if row.RevisitDue != "" {
+			t, err := time.Parse(time.RFC3339Nano, row.RevisitDue)
 			if err != nil {
-				return fmt.Errorf("appeal %s: revisitDue %q in history: %w", row.id, row.revisitDue, err)
+				return fmt.Errorf("appeal %s: revisitDue %q in history: %w", row.AppealID, row.RevisitDue, err)
 			}
 			s.revisitDue = &t
 		}
 		return nil
 	})
 	if err != nil {
-		return nil, fmt.Errorf("changed appeals: %w", err)
+		return nil, err
 	}
 	for _, s := range states {
 		late = append(late, s.pastDue(asOf)...)
@@ -140,7 +97,7 @@ type stateAt struct {
 }
 
 // pastDue returns the stages open in this state and past due at asOf,
-// by the rules of overdueSQL.
+// by the rules of appeal.PastDueUnchanged.
 func (s stateAt) pastDue(asOf time.Time) []pastDue {
 	var out []pastDue
 	add := func(st appeal.Stage, due time.Time) {
@@ -202,7 +159,7 @@ func (f *Function) appealsOverdue(ctx context.Context, tx pgx.Tx, m runtime.Meta
 			announced = append(announced, a.AppealID)
 		}
 	}
-	traces, err := caseTraces(ctx, tx, announced)
+	traces, err := appeal.CaseTraces(ctx, tx, announced)
 	if err != nil {
 		return nil, err
 	}
@@ -241,44 +198,4 @@ func Ladder(cal *calendar.Calendar, late []pastDue, asOf time.Time) []OverdueAnn
 		}
 	}
 	return out
-}
-
-// recordAnnouncements inserts one row per (appeal, stage, level) and
-// returns the keys of those that were not announced before. A check
-// running at the same moment inserts the same keys in the same order, so
-// it waits on the first conflicting row until this one commits, then
-// skips what this one announced (ON CONFLICT DO NOTHING): no duplicates,
-// no deadlock.
-func recordAnnouncements(ctx context.Context, tx pgx.Tx, m runtime.Meta, due []OverdueAnnounced) (map[string]bool, error) {
-	ids := make([]string, len(due))
-	stages := make([]string, len(due))
-	levels := make([]string, len(due))
-	depts := make([]string, len(due))
-	dues := make([]time.Time, len(due))
-	days := make([]int32, len(due))
-	for i, a := range due {
-		ids[i], stages[i], levels[i], depts[i], dues[i], days[i] =
-			a.AppealID, string(a.Stage), string(a.Level), a.Department, a.DueAt, int32(a.WorkingDaysOverdue)
-	}
-	rows, err := tx.Query(ctx, `INSERT INTO appeal.overdue_announcements
-			(appeal_id, stage, level, department, due_at, working_days_overdue, as_of, source, event_id)
-		SELECT a, s, l, d, due, w, $7, $8, $9
-		FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::timestamptz[], $6::int[])
-			WITH ORDINALITY AS u(a, s, l, d, due, w, n)
-		ORDER BY n
-		ON CONFLICT (appeal_id, stage, level) DO NOTHING
-		RETURNING appeal_id, stage, level`, ids, stages, levels, depts, dues, days, m.Time, m.Source, m.ID)
-	if err != nil {
-		return nil, fmt.Errorf("record announcements: %w", err)
-	}
-	fresh := map[string]bool{}
-	var id, stage, level string
-	_, err = pgx.ForEachRow(rows, []any{&id, &stage, &level}, func() error {
-		fresh[appeal.OverdueKey(id, appeal.Stage(stage), appeal.Level(level))] = true
-		return nil
-	})
-	if err != nil {
-		return nil, fmt.Errorf("record announcements: %w", err)
-	}
-	return fresh, nil
 }

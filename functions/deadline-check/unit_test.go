@@ -247,7 +247,7 @@ func TestOverduePlan(t *testing.T) {
 		return text
 	}
 	t.Run("OpenAppealsPastDue", func(t *testing.T) {
-		text := explain(t, overdueSQL, time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC))
+		text := explain(t, appeal.OverdueSQL, time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC))
 		for _, idx := range []string{"appeals_assign_open", "appeals_reply_open", "appeals_revisit_open", "history_by_appeal"} {
 			if !strings.Contains(text, "using "+idx) {
 				t.Errorf("plan does not use %s", idx)
@@ -258,7 +258,7 @@ func TestOverduePlan(t *testing.T) {
 		// A check a few hours late: the handful of appeals answered
 		// since are rebuilt from their history.
 		asOf := time.Date(2030, 2, 21, 12, 0, 0, 0, time.UTC)
-		if text := explain(t, changedSQL, asOf); !strings.Contains(text, "history_at") {
+		if text := explain(t, appeal.ChangedSQL, asOf); !strings.Contains(text, "history_at") {
 			t.Error("plan does not use history_at")
 		}
 	})

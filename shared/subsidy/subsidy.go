@@ -1,17 +1,10 @@
 // Package subsidy is what other functions need of the subsidy ledger that
 // functions/subsidy-disbursal keeps (schema subsidy, migration 0030): the
-// overdue-payment part of the deadline check (contract section 5).
+// overdue-payment part of the deadline check (contract section 5). store.go
+// holds the statements other functions run on the ledger.
 package subsidy
 
-import (
-	"context"
-	"fmt"
-	"time"
-
-	"github.com/jackc/pgx/v5"
-
-	"github.com/qinqing/qinqing/shared/runtime"
-)
+import "time"
 
 // Event types about subsidy payments.
 const (
@@ -31,56 +24,3 @@ type PaymentOverdue struct {
 
 // OverdueKey is the follow-up key of a disbursement's overdue announcement.
 func OverdueKey(disbursementID string) string { return "payment-overdue/" + disbursementID }
-
-// AnnounceOverduePayments finds, as of asOf, every subsidy payment not
-// settled by its due time: due before asOf and not settled at or before
-// asOf (the treasury's settledAt), so a replayed check gives the same count.
-//
-// n is the number of payments overdue as of asOf, announced now or by an
-// earlier check: the `overdue.payment` figure of deadline.check.completed.
-// followUps holds one cn.huzhou.subsidy.payment.overdue per payment not
-// announced before (Key OverdueKey(id)); each is announced once, whatever
-// the number of checks, because a row in
-// subsidy.payment_overdue_announcements is written in tx with it (a
-// concurrent check waits on that row's unique key and then skips it).
-// dueAt is written in asOf's location: pass asOf in the business time
-// zone (m.Time.In(env.Loc)).
-//
-// Call it inside the check's transaction and add followUps to its result;
-// a rollback takes the announcements back with everything else.
-func AnnounceOverduePayments(ctx context.Context, tx pgx.Tx, asOf time.Time) (n int, followUps []runtime.Outgoing, err error) {
-	rows, err := tx.Query(ctx, `WITH overdue AS (
-			SELECT d.disbursement_id, d.uscc, d.amount_fen, d.due_at
-			FROM subsidy.disbursements d
-			LEFT JOIN subsidy.settlements s ON s.disbursement_id = d.disbursement_id
-			WHERE d.due_at < $1 AND (s.settled_at IS NULL OR s.settled_at > $1)
-		), announced AS (
-			INSERT INTO subsidy.payment_overdue_announcements (disbursement_id, as_of)
-			SELECT disbursement_id, $1 FROM overdue ORDER BY disbursement_id
-			ON CONFLICT (disbursement_id) DO NOTHING
-			RETURNING disbursement_id
-		)
-		SELECT o.disbursement_id, o.uscc, o.amount_fen, o.due_at, a.disbursement_id IS NOT NULL
-		FROM overdue o LEFT JOIN announced a ON a.disbursement_id = o.disbursement_id
-		ORDER BY o.due_at, o.disbursement_id`, asOf)
-	if err != nil {
-		return 0, nil, fmt.Errorf("overdue payments: %w", err)
-	}
-	defer rows.Close()
-	for rows.Next() {
-		var p PaymentOverdue
-		var fresh bool
-		if err := rows.Scan(&p.DisbursementID, &p.USCC, &p.AmountFen, &p.DueAt, &fresh); err != nil {
-			return 0, nil, fmt.Errorf("overdue payments: %w", err)
-		}
-		n++
-		if fresh {
-			p.DueAt = p.DueAt.In(asOf.Location())
-			followUps = append(followUps, runtime.Outgoing{Key: OverdueKey(p.DisbursementID), Type: TypePaymentOverdue, Data: p})
-		}
-	}
-	if err := rows.Err(); err != nil {
-		return 0, nil, fmt.Errorf("overdue payments: %w", err)
-	}
-	return n, followUps, nil
-}
