@@ -425,29 +425,29 @@ func (f *Function) find(ctx context.Context, q query) ([]Request, error) {
 
 func (f *Function) request(a appealRow) Request {
 	status := "open"
-	if a.status == string(appeal.Closed) {
+	if a.Status == string(appeal.Closed) {
 		status = "closed"
 	}
-	name := appeal.CategoryName(a.category)
-	if rule, ok := f.rules.Lookup(a.category); ok && rule.Name != "" {
+	name := appeal.CategoryName(a.Category)
+	if rule, ok := f.rules.Lookup(a.Category); ok && rule.Name != "" {
 		name = rule.Name
 	}
 	address := "浙江省湖州市"
-	if a.county != "city" {
-		address += event.Counties[a.county]
+	if a.County != "city" {
+		address += event.Counties[a.County]
 	}
 	return Request{
-		ServiceRequestID:  a.id,
+		ServiceRequestID:  a.ID,
 		Status:            status,
-		StatusNotes:       a.notes(f.loc),
+		StatusNotes:       notes(a, f.loc),
 		ServiceName:       name,
-		ServiceCode:       a.category,
-		Description:       a.detail,
-		AgencyResponsible: appeal.DepartmentName(a.department),
+		ServiceCode:       a.Category,
+		Description:       a.Detail,
+		AgencyResponsible: appeal.DepartmentName(a.Department),
 		ServiceNotice:     ServiceNotice,
-		RequestedDatetime: a.receivedAt.In(f.loc).Format(time.RFC3339),
-		UpdatedDatetime:   a.updatedAt.In(f.loc).Format(time.RFC3339),
-		ExpectedDatetime:  a.replyDue.In(f.loc).Format(time.RFC3339),
+		RequestedDatetime: a.ReceivedAt.In(f.loc).Format(time.RFC3339),
+		UpdatedDatetime:   a.UpdatedAt.In(f.loc).Format(time.RFC3339),
+		ExpectedDatetime:  a.ReplyDue.In(f.loc).Format(time.RFC3339),
 		Address:           address,
 	}
 }

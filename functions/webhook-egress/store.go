@@ -10,8 +10,11 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/qinqing/qinqing/shared/appeal"
+	"github.com/qinqing/qinqing/shared/forum"
 	"github.com/qinqing/qinqing/shared/postgres"
 	"github.com/qinqing/qinqing/shared/runtime"
+	"github.com/qinqing/qinqing/shared/subsidy"
 )
 
 // origin is where an event's case came from: the source of the event that
@@ -57,48 +60,45 @@ func caseOrigin(ctx context.Context, db *pgxpool.Pool, m runtime.Meta, n *Notifi
 	}
 }
 
+// appealOrigin: an appeal's origin (appeal.OriginOf).
 func appealOrigin(ctx context.Context, db *pgxpool.Pool, appealID string) (origin, error) {
-	var source string
-	var fromSignup bool
-	var signupSource *string
-	err := db.QueryRow(ctx, `SELECT a.source, a.signup_id IS NOT NULL, s.source
-		FROM appeal.appeals a LEFT JOIN forum.signups s ON s.signup_id = a.signup_id
-		WHERE a.appeal_id = $1`, appealID).Scan(&source, &fromSignup, &signupSource)
+	a, found, err := appeal.OriginOf(ctx, db, appealID)
 	switch {
-	case errors.Is(err, pgx.ErrNoRows):
-		return origin{via: "appeal not on record"}, nil
 	case err != nil:
-		return origin{}, fmt.Errorf("appeal origin: %w", err)
-	case fromSignup && strings.HasPrefix(source, runtime.SourceOf("")):
+		return origin{}, err
+	case !found:
+		return origin{via: "appeal not on record"}, nil
+	case a.FromSignup && strings.HasPrefix(a.Source, runtime.SourceOf("")):
 		// Raised by forum-signup from a signup's problems: the signup's case.
-		if signupSource == nil {
+		if a.SignupSource == nil {
 			return origin{via: "signup origin not on record"}, nil
 		}
-		return origin{source: *signupSource, known: true, via: "appeal's signup"}, nil
+		return origin{source: *a.SignupSource, known: true, via: "appeal's signup"}, nil
 	}
-	return origin{source: source, known: true, via: "appeal"}, nil
+	return origin{source: a.Source, known: true, via: "appeal"}, nil
 }
 
+// signupOrigin: a signup's recorded source (forum.SignupSource).
 func signupOrigin(ctx context.Context, db *pgxpool.Pool, signupID string) (origin, error) {
-	var source *string
-	err := db.QueryRow(ctx, `SELECT source FROM forum.signups WHERE signup_id = $1`, signupID).Scan(&source)
+	source, _, err := forum.SignupSource(ctx, db, signupID)
 	switch {
-	case errors.Is(err, pgx.ErrNoRows) || (err == nil && source == nil):
-		return origin{via: "signup origin not on record"}, nil
 	case err != nil:
-		return origin{}, fmt.Errorf("signup origin: %w", err)
+		return origin{}, err
+	case source == nil:
+		return origin{via: "signup origin not on record"}, nil
 	}
 	return origin{source: *source, known: true, via: "signup"}, nil
 }
 
+// disbursementOrigin: the source of the event a disbursement was approved
+// for (subsidy.DisbursementSource).
 func disbursementOrigin(ctx context.Context, db *pgxpool.Pool, disbursementID string) (origin, error) {
-	var source string
-	err := db.QueryRow(ctx, `SELECT event_source FROM subsidy.disbursements WHERE disbursement_id = $1`, disbursementID).Scan(&source)
+	source, found, err := subsidy.DisbursementSource(ctx, db, disbursementID)
 	switch {
-	case errors.Is(err, pgx.ErrNoRows):
-		return origin{via: "disbursement not on record"}, nil
 	case err != nil:
-		return origin{}, fmt.Errorf("disbursement origin: %w", err)
+		return origin{}, err
+	case !found:
+		return origin{via: "disbursement not on record"}, nil
 	}
 	return origin{source: source, known: true, via: "disbursement"}, nil
 }

@@ -2,6 +2,7 @@ package appeal
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
@@ -177,4 +178,30 @@ func CaseTraces(ctx context.Context, q postgres.Querier, appealIDs []string) (ma
 		return nil, fmt.Errorf("case traces: %w", err)
 	}
 	return out, nil
+}
+
+// Origin is where an appeal came from: the source of the event that
+// created it and, for an appeal raised with a forum signup, the source
+// the signup recorded (nil when it recorded none or is not on record).
+type Origin struct {
+	Source       string
+	FromSignup   bool
+	SignupSource *string
+}
+
+// OriginOf returns the appeal's origin, false when the appeal is not on
+// record (webhook-egress: its role may read only appeal_id, source and
+// signup_id of appeal.appeals and signup_id, source of forum.signups).
+func OriginOf(ctx context.Context, q postgres.Querier, appealID string) (Origin, bool, error) {
+	var o Origin
+	err := q.QueryRow(ctx, `SELECT a.source, a.signup_id IS NOT NULL, s.source
+		FROM appeal.appeals a LEFT JOIN forum.signups s ON s.signup_id = a.signup_id
+		WHERE a.appeal_id = $1`, appealID).Scan(&o.Source, &o.FromSignup, &o.SignupSource)
+	switch {
+	case errors.Is(err, pgx.ErrNoRows):
+		return o, false, nil
+	case err != nil:
+		return o, false, fmt.Errorf("appeal origin: %w", err)
+	}
+	return o, true, nil
 }

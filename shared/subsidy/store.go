@@ -2,11 +2,13 @@ package subsidy
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/qinqing/qinqing/shared/postgres"
 	"github.com/qinqing/qinqing/shared/runtime"
 )
 
@@ -68,4 +70,20 @@ func AnnounceOverduePayments(ctx context.Context, tx pgx.Tx, asOf time.Time) (n 
 		return 0, nil, fmt.Errorf("overdue payments: %w", err)
 	}
 	return n, followUps, nil
+}
+
+// DisbursementSource returns the source of the event a disbursement was
+// approved for, false when the disbursement is not on record
+// (webhook-egress: its role may read only disbursement_id and
+// event_source of subsidy.disbursements).
+func DisbursementSource(ctx context.Context, q postgres.Querier, disbursementID string) (string, bool, error) {
+	var source string
+	err := q.QueryRow(ctx, `SELECT event_source FROM subsidy.disbursements WHERE disbursement_id = $1`, disbursementID).Scan(&source)
+	switch {
+	case errors.Is(err, pgx.ErrNoRows):
+		return "", false, nil
+	case err != nil:
+		return "", false, fmt.Errorf("disbursement origin: %w", err)
+	}
+	return source, true, nil
 }
