@@ -3,8 +3,9 @@
 // portal, the hotline or a visit (contract sections 4 and 5): the event
 // types, the lifecycle as a state machine, the deadline stages and the
 // escalation ladder. The tables live in the `appeal` schema
-// (shared/postgres/migrations/0020_appeal.sql); each function keeps its own
-// SQL beside its handlers.
+// (shared/postgres/migrations/0020_appeal.sql): appeal-router's own
+// statements are in its store.go, the ones other functions run on them in
+// store*.go here (docs/runtime.md, "Where SQL lives").
 package appeal
 
 // Event types of contract sections 2, 4 and 5 (appeals part).
