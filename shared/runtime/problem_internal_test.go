@@ -7,6 +7,9 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 
@@ -161,4 +164,30 @@ func decodeProblem(t *testing.T, rec *httptest.ResponseRecorder, status int) Pro
 		t.Fatal(err)
 	}
 	return p
+}
+
+// No function answers an error past the layer: no http.Error, no literal
+// 4xx or 5xx WriteHeader in a function's code (runtime.WriteError, or
+// ProblemOf for a wire format of its own, is the way).
+func TestFunctionsAnswerErrorsThroughWriteError(t *testing.T) {
+	t.Parallel()
+	bad := regexp.MustCompile(`http\.Error\(|WriteHeader\(http\.Status(BadRequest|Unauthorized|Forbidden|NotFound|Conflict|RequestEntityTooLarge|InternalServerError|BadGateway|ServiceUnavailable)`)
+	files, err := filepath.Glob("../../functions/*/*.go")
+	if err != nil || len(files) == 0 {
+		t.Fatalf("no function sources found (%v)", err)
+	}
+	for _, f := range files {
+		if strings.HasSuffix(f, "_test.go") {
+			continue
+		}
+		src, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i, line := range strings.Split(string(src), "\n") {
+			if bad.MatchString(line) {
+				t.Errorf("%s:%d answers an error past runtime.WriteError: %s", f, i+1, strings.TrimSpace(line))
+			}
+		}
+	}
 }
