@@ -342,3 +342,15 @@ func Rows(t testing.TB, q Querier) int64 {
 	}
 	return n
 }
+
+// Count returns the one number sql selects (a count(*), a sum, a column of
+// one row), failing the test when the query fails: the row counts and
+// totals that tests assert.
+func Count(t testing.TB, q Querier, sql string, args ...any) int64 {
+	t.Helper()
+	var n int64
+	if err := q.QueryRow(context.Background(), sql, args...).Scan(&n); err != nil {
+		t.Fatalf("%s: %v", sql, err)
+	}
+	return n
+}

@@ -280,6 +280,21 @@ func (i *Instance) Send(t testing.TB, ev cloudevents.Event) *Response {
 	return Do(t, req)
 }
 
+// Retry sends ev in binary mode until it is answered 200, as Knative's
+// retries would, every 100 ms for at most timeout, and returns the last
+// answer: after a fault, the redelivery that must succeed.
+func (i *Instance) Retry(t testing.TB, ev cloudevents.Event, timeout time.Duration) *Response {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for {
+		r := i.Send(t, ev)
+		if r.Status == http.StatusOK || time.Now().After(deadline) {
+			return r
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
 // SendStructured POSTs ev in structured mode.
 func (i *Instance) SendStructured(t testing.TB, ev cloudevents.Event) *Response {
 	t.Helper()

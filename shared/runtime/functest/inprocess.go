@@ -17,6 +17,7 @@ import (
 	"github.com/qinqing/qinqing/shared/postgres"
 	"github.com/qinqing/qinqing/shared/postgres/pgtest"
 	"github.com/qinqing/qinqing/shared/runtime"
+	"github.com/qinqing/qinqing/shared/testkit"
 )
 
 // InProcess runs a function's handlers in the test process on a real
@@ -41,10 +42,7 @@ func NewInProcess(pool *pgxpool.Pool, fn *runtime.Function, at time.Time) *InPro
 // with a no-op logger and the business time zone Asia/Shanghai.
 func Env(t testing.TB, name string) *runtime.Env {
 	t.Helper()
-	loc, err := time.LoadLocation("Asia/Shanghai")
-	if err != nil {
-		t.Fatal(err)
-	}
+	loc := testkit.Shanghai
 	return &runtime.Env{Name: name, Pool: pgtest.Pool(t), Log: zap.NewNop().Sugar(), Loc: loc, Calendar: calendar.NewCache(loc)}
 }
 

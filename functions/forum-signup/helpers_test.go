@@ -1,7 +1,0 @@
-package main
-
-import (
-	"github.com/qinqing/qinqing/shared/event"
-)
-
-func uscCheck(body string) (byte, error) { return event.USCCCheck(body) }
