@@ -16,6 +16,7 @@ import (
 
 	"github.com/qinqing/qinqing/shared/event"
 	"github.com/qinqing/qinqing/shared/runtime/functest"
+	"github.com/qinqing/qinqing/shared/testkit"
 )
 
 func TestMetrics(t *testing.T) {
@@ -785,7 +786,7 @@ func TestSampleWeek(t *testing.T) {
 		if l.Note != "" {
 			continue
 		}
-		if first, lastDay := time.Date(2026, 11, 30, 0, 0, 0, 0, shanghai), time.Date(2026, 12, 7, 0, 0, 0, 0, shanghai); l.Time.Before(first) || !l.Time.Before(lastDay) {
+		if first, lastDay := time.Date(2026, 11, 30, 0, 0, 0, 0, testkit.Shanghai), time.Date(2026, 12, 7, 0, 0, 0, 0, testkit.Shanghai); l.Time.Before(first) || !l.Time.Before(lastDay) {
 			t.Errorf("line %d: time %v is outside the sample week", n+1, l.Time)
 		}
 		if !strings.HasSuffix(l.Time.Format(time.RFC3339), "+08:00") {
@@ -839,7 +840,7 @@ func TestYearIsData(t *testing.T) {
 	f.must(t, TypeNominationSubmitted, awardsSource, week, n, TypeNominationAccepted)
 	f.must(t, TypeScoreRecorded, judgesSource, week, scoreData("Y2031", "j1", 90), TypeScoreAccepted)
 	var got Published
-	f.ping(t, time.Date(2031, 11, 1, 10, 0, 0, 0, shanghai)).DataInto(t, &got)
+	f.ping(t, time.Date(2031, 11, 1, 10, 0, 0, 0, testkit.Shanghai)).DataInto(t, &got)
 	if got.Year != 2031 || len(got.Top50) != 1 || got.Top50[0].USCC != uscc(1) || len(got.Winners) != 1 || got.Winners[0].NominationID != "Y2031" {
 		t.Fatalf("2031 ceremony: %+v", got)
 	}

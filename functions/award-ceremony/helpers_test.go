@@ -15,6 +15,7 @@ import (
 	"github.com/qinqing/qinqing/shared/event"
 	"github.com/qinqing/qinqing/shared/postgres/pgtest"
 	"github.com/qinqing/qinqing/shared/runtime/functest"
+	"github.com/qinqing/qinqing/shared/testkit"
 )
 
 var binary string
@@ -25,20 +26,11 @@ func TestMain(m *testing.M) {
 	functest.Main(pgtest.AlsoThroughPgBouncer(m), map[string]*string{".": &binary})
 }
 
-// Business time zone of the tests (the default QINQING_TIMEZONE).
-var shanghai = func() *time.Location {
-	loc, err := time.LoadLocation("Asia/Shanghai")
-	if err != nil {
-		panic(err)
-	}
-	return loc
-}()
-
 var (
 	// week is Monday of the sample week, 09:00 in Huzhou.
-	week = time.Date(2026, 11, 30, 9, 0, 0, 0, shanghai)
+	week = time.Date(2026, 11, 30, 9, 0, 0, 0, testkit.Shanghai)
 	// ceremonyAt is when the ceremony job runs, in 2026.
-	ceremonyAt = time.Date(2026, 12, 6, 18, 0, 0, 0, shanghai)
+	ceremonyAt = time.Date(2026, 12, 6, 18, 0, 0, 0, testkit.Shanghai)
 )
 
 const (

@@ -15,6 +15,7 @@ import (
 	"github.com/qinqing/qinqing/shared/event"
 	"github.com/qinqing/qinqing/shared/postgres/pgtest"
 	"github.com/qinqing/qinqing/shared/runtime"
+	"github.com/qinqing/qinqing/shared/testkit"
 )
 
 // seedAppeals fills a database for the scale benchmarks: old appeals
@@ -65,10 +66,7 @@ func seedAppeals(b testing.TB, pool *pgxpool.Pool, old int) {
 // the review is computing and rendering the month).
 // One run of the whole comparison, whatever b.N.
 func BenchmarkAppealScale(b *testing.B) {
-	loc, err := time.LoadLocation("Asia/Shanghai")
-	if err != nil {
-		b.Fatal(err)
-	}
+	loc := testkit.Shanghai
 	_, store := s3test.New(b)
 	measure := func(old int) (review, cohort, sweep time.Duration) {
 		pool := pgtest.Pool(b)

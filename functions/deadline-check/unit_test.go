@@ -12,15 +12,8 @@ import (
 	"github.com/qinqing/qinqing/shared/appeal"
 	"github.com/qinqing/qinqing/shared/calendar"
 	"github.com/qinqing/qinqing/shared/postgres/pgtest"
+	"github.com/qinqing/qinqing/shared/testkit"
 )
-
-var shanghai = func() *time.Location {
-	loc, err := time.LoadLocation("Asia/Shanghai")
-	if err != nil {
-		panic(err)
-	}
-	return loc
-}()
 
 // testCal is the contract tests' 2030 calendar.
 func testCal() *calendar.Calendar {
@@ -30,10 +23,12 @@ func testCal() *calendar.Calendar {
 	}
 	m[calendar.Date{Year: 2030, Month: time.April, Day: 28}] = calendar.Workday
 	m[calendar.Date{Year: 2030, Month: time.May, Day: 11}] = calendar.Workday
-	return calendar.New(shanghai, m)
+	return calendar.New(testkit.Shanghai, m)
 }
 
-func endOf(m time.Month, d int) time.Time { return time.Date(2030, m, d, 23, 59, 59, 0, shanghai) }
+func endOf(m time.Month, d int) time.Time {
+	return time.Date(2030, m, d, 23, 59, 59, 0, testkit.Shanghai)
+}
 
 func TestLadderArithmetic(t *testing.T) {
 	t.Parallel()
@@ -47,11 +42,11 @@ func TestLadderArithmetic(t *testing.T) {
 	}{
 		{"SameDay", endOf(time.May, 9), endOf(time.May, 9).Add(500 * time.Millisecond), 0, []appeal.Level{"reminder"}},
 		{"NextDay", endOf(time.May, 9), endOf(time.May, 9).Add(time.Second), 1, []appeal.Level{"reminder"}},
-		{"WeekendAfterDue", endOf(time.May, 17), time.Date(2030, 5, 19, 12, 0, 0, 0, shanghai), 0, []appeal.Level{"reminder"}},
-		{"FirstWorkingDay", endOf(time.May, 17), time.Date(2030, 5, 20, 8, 0, 0, 0, shanghai), 1, []appeal.Level{"reminder"}},
-		{"MakeUpSaturdayCounts", endOf(time.May, 10), time.Date(2030, 5, 13, 8, 0, 0, 0, shanghai), 2, []appeal.Level{"reminder", "supervision"}},
-		{"HolidayDoesNot", endOf(time.April, 30), time.Date(2030, 5, 6, 8, 0, 0, 0, shanghai), 1, []appeal.Level{"reminder"}},
-		{"AcrossHoliday", endOf(time.April, 26), time.Date(2030, 5, 7, 8, 0, 0, 0, shanghai), 5, []appeal.Level{"reminder", "supervision", "exposure"}},
+		{"WeekendAfterDue", endOf(time.May, 17), time.Date(2030, 5, 19, 12, 0, 0, 0, testkit.Shanghai), 0, []appeal.Level{"reminder"}},
+		{"FirstWorkingDay", endOf(time.May, 17), time.Date(2030, 5, 20, 8, 0, 0, 0, testkit.Shanghai), 1, []appeal.Level{"reminder"}},
+		{"MakeUpSaturdayCounts", endOf(time.May, 10), time.Date(2030, 5, 13, 8, 0, 0, 0, testkit.Shanghai), 2, []appeal.Level{"reminder", "supervision"}},
+		{"HolidayDoesNot", endOf(time.April, 30), time.Date(2030, 5, 6, 8, 0, 0, 0, testkit.Shanghai), 1, []appeal.Level{"reminder"}},
+		{"AcrossHoliday", endOf(time.April, 26), time.Date(2030, 5, 7, 8, 0, 0, 0, testkit.Shanghai), 5, []appeal.Level{"reminder", "supervision", "exposure"}},
 		// 23:30 UTC on 12 May is 07:30 on Monday 13 May in Huzhou.
 		{"BusinessTimeZone", endOf(time.May, 10), time.Date(2030, 5, 12, 23, 30, 0, 0, time.UTC), 2, []appeal.Level{"reminder", "supervision"}},
 	}
@@ -79,12 +74,12 @@ func TestReviewPeriod(t *testing.T) {
 		period     string
 		from, till string
 	}{
-		{time.Date(2026, 12, 1, 0, 0, 0, 0, shanghai), "2026-11", "2026-11-01T00:00:00+08:00", "2026-12-01T00:00:00+08:00"},
+		{time.Date(2026, 12, 1, 0, 0, 0, 0, testkit.Shanghai), "2026-11", "2026-11-01T00:00:00+08:00", "2026-12-01T00:00:00+08:00"},
 		// 1 January 00:30 in Huzhou is still 31 December in UTC.
 		{time.Date(2026, 12, 31, 16, 30, 0, 0, time.UTC), "2026-12", "2026-12-01T00:00:00+08:00", "2027-01-01T00:00:00+08:00"},
-		{time.Date(2027, 3, 31, 12, 0, 0, 0, shanghai), "2027-02", "2027-02-01T00:00:00+08:00", "2027-03-01T00:00:00+08:00"},
+		{time.Date(2027, 3, 31, 12, 0, 0, 0, testkit.Shanghai), "2027-02", "2027-02-01T00:00:00+08:00", "2027-03-01T00:00:00+08:00"},
 	} {
-		p, from, to := reviewPeriod(c.asOf, shanghai)
+		p, from, to := reviewPeriod(c.asOf, testkit.Shanghai)
 		if p != c.period || from.Format(time.RFC3339) != c.from || to.Format(time.RFC3339) != c.till {
 			t.Errorf("reviewPeriod(%s) = %s %s %s", c.asOf, p, from, to)
 		}
@@ -95,12 +90,12 @@ func TestReviewPeriod(t *testing.T) {
 // given dues and steps (at hours counted from receipt).
 func rec(id string, assignDue, replyDue time.Time, steps ...transition) record {
 	r := record{id: id, category: "land", channel: "portal", county: "city",
-		received: time.Date(2030, 5, 6, 9, 0, 0, 0, shanghai), assignDue: assignDue, replyDue: replyDue}
+		received: time.Date(2030, 5, 6, 9, 0, 0, 0, testkit.Shanghai), assignDue: assignDue, replyDue: replyDue}
 	r.steps = append([]transition{{at: r.received, action: appeal.Submit, to: appeal.Assigned, department: "d1"}}, steps...)
 	return r
 }
 
-func at(d, h int) time.Time { return time.Date(2030, 5, d, h, 0, 0, 0, shanghai) }
+func at(d, h int) time.Time { return time.Date(2030, 5, d, h, 0, 0, 0, testkit.Shanghai) }
 
 func TestOutcomes(t *testing.T) {
 	t.Parallel()
@@ -143,7 +138,7 @@ func TestOutcomes(t *testing.T) {
 
 func TestFiguresEmptyAndDeterministic(t *testing.T) {
 	t.Parallel()
-	from, to := time.Date(2030, 5, 1, 0, 0, 0, 0, shanghai), time.Date(2030, 6, 1, 0, 0, 0, 0, shanghai)
+	from, to := time.Date(2030, 5, 1, 0, 0, 0, 0, testkit.Shanghai), time.Date(2030, 6, 1, 0, 0, 0, 0, testkit.Shanghai)
 	empty := Figures(nil, "2030-05", from, to, to)
 	if empty.Received != 0 || empty.AssignedOnTimeRate != 0 || empty.SatisfactionRate != 0 || empty.TopCategories == nil || empty.Departments == nil {
 		t.Fatalf("empty review = %+v", empty)
@@ -164,7 +159,7 @@ func TestFiguresEmptyAndDeterministic(t *testing.T) {
 
 func TestRenderHTML(t *testing.T) {
 	t.Parallel()
-	from, to := time.Date(2030, 5, 1, 0, 0, 0, 0, shanghai), time.Date(2030, 6, 1, 0, 0, 0, 0, shanghai)
+	from, to := time.Date(2030, 5, 1, 0, 0, 0, 0, testkit.Shanghai), time.Date(2030, 6, 1, 0, 0, 0, 0, testkit.Shanghai)
 	r := rec("a", endOf(time.May, 8), endOf(time.May, 17))
 	r.category = `<script>alert("x")</script>`
 	r.steps[0].department = `dept"><img src=x onerror=alert(1)>`

@@ -15,6 +15,7 @@ import (
 	"github.com/qinqing/qinqing/shared/postgres/pgtest"
 	"github.com/qinqing/qinqing/shared/runtime"
 	"github.com/qinqing/qinqing/shared/runtime/functest"
+	"github.com/qinqing/qinqing/shared/testkit"
 )
 
 func TestHonourApproval(t *testing.T) {
@@ -666,7 +667,7 @@ func TestDefaultPolicies(t *testing.T) {
 	if len(d.Approvals) != 1 || d.Approvals[0].PolicyID != "jinxiang-jinniu" || d.Approvals[0].AmountFen != 100000000 {
 		t.Fatalf("decided = %+v", d)
 	}
-	if due := d.Approvals[0].DueAt.In(shanghai).Format(time.RFC3339); due != "2026-12-07T23:59:59+08:00" {
+	if due := d.Approvals[0].DueAt.In(testkit.Shanghai).Format(time.RFC3339); due != "2026-12-07T23:59:59+08:00" {
 		t.Fatalf("dueAt = %s", due)
 	}
 	m := f.decide(t, TypeMilestoneApproved, at("2026-12-01 10:00"), milestoneData(uscc(2), "P-1", "production-started", 1234567890))

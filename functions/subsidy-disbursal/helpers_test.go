@@ -12,6 +12,7 @@ import (
 	"github.com/qinqing/qinqing/shared/event"
 	"github.com/qinqing/qinqing/shared/postgres/pgtest"
 	"github.com/qinqing/qinqing/shared/runtime/functest"
+	"github.com/qinqing/qinqing/shared/testkit"
 )
 
 var binary string
@@ -96,21 +97,9 @@ func writeFile(t *testing.T, name, content string) string {
 	return path
 }
 
-var (
-	shanghai = mustLoc("Asia/Shanghai")
-)
-
-func mustLoc(name string) *time.Location {
-	loc, err := time.LoadLocation(name)
-	if err != nil {
-		panic(err)
-	}
-	return loc
-}
-
 // at is a time in Huzhou.
 func at(s string) time.Time {
-	t, err := time.ParseInLocation("2006-01-02 15:04", s, shanghai)
+	t, err := time.ParseInLocation("2006-01-02 15:04", s, testkit.Shanghai)
 	if err != nil {
 		panic(err)
 	}

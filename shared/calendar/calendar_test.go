@@ -9,15 +9,8 @@ import (
 
 	"github.com/qinqing/qinqing/shared/postgres"
 	"github.com/qinqing/qinqing/shared/postgres/pgtest"
+	"github.com/qinqing/qinqing/shared/testkit"
 )
-
-var shanghai = func() *time.Location {
-	loc, err := time.LoadLocation("Asia/Shanghai")
-	if err != nil {
-		panic(err)
-	}
-	return loc
-}()
 
 func d(s string) Date {
 	v, err := ParseDate(s)
@@ -34,7 +27,7 @@ func cal2026() *Calendar {
 	for day := d("2026-10-01"); day.Before(d("2026-10-08")); day = day.AddDays(1) {
 		m[day] = Holiday
 	}
-	return New(shanghai, m)
+	return New(testkit.Shanghai, m)
 }
 
 func TestIsWorkingDay(t *testing.T) {
@@ -109,7 +102,7 @@ func TestSeededAndPublish(t *testing.T) {
 	t.Parallel()
 	pool := pgtest.Pool(t)
 	ctx := context.Background()
-	c, err := Load(ctx, pool, shanghai)
+	c, err := Load(ctx, pool, testkit.Shanghai)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -130,7 +123,7 @@ func TestSeededAndPublish(t *testing.T) {
 	}
 	publish([]Date{d("2027-01-01"), d("2027-02-08")}, []Date{d("2027-02-07")})
 	publish([]Date{d("2027-01-01")}, nil)
-	c, err = Load(ctx, pool, shanghai)
+	c, err = Load(ctx, pool, testkit.Shanghai)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -148,7 +141,7 @@ func TestSeededAndPublish(t *testing.T) {
 // notices' holiday ranges and make-up working days (上班).
 func TestSeededYearsMatchNotices(t *testing.T) {
 	t.Parallel()
-	c, err := Load(context.Background(), pgtest.Pool(t), shanghai)
+	c, err := Load(context.Background(), pgtest.Pool(t), testkit.Shanghai)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -5,6 +5,8 @@ import (
 	"testing"
 	"time"
 	"unicode/utf8"
+
+	"github.com/qinqing/qinqing/shared/testkit"
 )
 
 // The five spellings of one milestone from the attack of issue 12: the
@@ -119,10 +121,7 @@ func TestParseTimeStrictOffset(t *testing.T) {
 
 func TestParseDay(t *testing.T) {
 	t.Parallel()
-	sh, err := time.LoadLocation("Asia/Shanghai")
-	if err != nil {
-		t.Fatal(err)
-	}
+	sh := testkit.Shanghai
 	for in, want := range map[string]string{
 		"2026-12-01":                "2026-12-01",
 		"2026-12-01T00:00:00+08:00": "2026-12-01",

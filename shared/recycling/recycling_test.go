@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/qinqing/qinqing/shared/event"
+	"github.com/qinqing/qinqing/shared/testkit"
 )
 
 func TestParseWeight(t *testing.T) {
@@ -100,7 +101,7 @@ func TestPlausibleWeight(t *testing.T) {
 
 func TestJudge(t *testing.T) {
 	t.Parallel()
-	loc, _ := time.LoadLocation("Asia/Shanghai")
+	loc := testkit.Shanghai
 	collector := event.SampleUSCC(522001)
 	lic := &Licence{LicenceNo: "L1", CollectorUSCC: collector, ValidFrom: "2026-01-01", ValidTo: "2026-12-31", CapacityGrams: 1e9}
 	trade := func(at string, sets, grams int64) *Trade {

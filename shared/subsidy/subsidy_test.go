@@ -16,18 +16,11 @@ import (
 	"github.com/qinqing/qinqing/shared/postgres/pgtest"
 	"github.com/qinqing/qinqing/shared/runtime"
 	"github.com/qinqing/qinqing/shared/subsidy"
+	"github.com/qinqing/qinqing/shared/testkit"
 )
 
-var shanghai = func() *time.Location {
-	loc, err := time.LoadLocation("Asia/Shanghai")
-	if err != nil {
-		panic(err)
-	}
-	return loc
-}()
-
 func at(s string) time.Time {
-	t, err := time.ParseInLocation("2006-01-02 15:04:05", s, shanghai)
+	t, err := time.ParseInLocation("2006-01-02 15:04:05", s, testkit.Shanghai)
 	if err != nil {
 		panic(err)
 	}
