@@ -24,6 +24,7 @@ import (
 
 	"github.com/qinqing/qinqing/shared/docs"
 	"github.com/qinqing/qinqing/shared/docs/s3test"
+	"github.com/qinqing/qinqing/shared/event"
 	"github.com/qinqing/qinqing/shared/postgres"
 	"github.com/qinqing/qinqing/shared/postgres/pgtest"
 	"github.com/qinqing/qinqing/shared/runtime"
@@ -140,7 +141,7 @@ func (s *ingestSide) burst(tb testing.TB, forums []string, n, senders int) {
 				if k%5 == 0 {
 					mode = ModeNominated
 				}
-				data, _ := json.Marshal(signupData(forums[i%len(forums)], uscc(tb, 100000+k), mode))
+				data, _ := json.Marshal(signupData(forums[i%len(forums)], event.SampleUSCC(100000+k), mode))
 				req, _ := http.NewRequest(http.MethodPost, s.url, bytes.NewReader(data))
 				req.Header.Set("Content-Type", "application/json")
 				req.Header.Set("Ce-Specversion", "1.0")

@@ -13,10 +13,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/jackc/pgx/v5/pgxpool"
-
-	"github.com/qinqing/qinqing/shared/docs"
-	"github.com/qinqing/qinqing/shared/docs/s3test"
+	"github.com/qinqing/qinqing/shared/event"
 	"github.com/qinqing/qinqing/shared/postgres/pgtest"
 	"github.com/qinqing/qinqing/shared/runtime/functest"
 )
@@ -29,29 +26,11 @@ func TestMain(m *testing.M) {
 	functest.Main(pgtest.AlsoThroughPgBouncer(m), map[string]*string{".": &binary})
 }
 
-type fixture struct {
-	fn    *functest.Instance
-	sink  *functest.Sink
-	pool  *pgxpool.Pool
-	s3    *s3test.Server
-	store *docs.Store
-	env   []string
-}
+type fixture struct{ *functest.Fixture }
 
 func setup(t *testing.T) *fixture {
 	t.Helper()
-	url := pgtest.URL(t)
-	s3, store := s3test.New(t)
-	sink := functest.NewSink(t)
-	env := append([]string{"DATABASE_URL=" + url, "K_SINK=" + sink.URL}, s3.Env()...)
-	return &fixture{
-		fn:    functest.Start(t, binary, env...),
-		sink:  sink,
-		pool:  pgtest.PoolFor(t, url),
-		s3:    s3,
-		store: store,
-		env:   env,
-	}
+	return &fixture{functest.Setup(t, binary, functest.Parts{Sink: true, S3: true})}
 }
 
 var (
@@ -67,17 +46,6 @@ func scheduleData(forumID string, capacity, reserved int) map[string]any {
 		"venue": "市民中心", "county": "city", "capacity": capacity, "reservedForNominated": reserved,
 		"signupDeadline": "2026-12-01T17:00:00+08:00",
 	}
-}
-
-// uscc makes a valid code from a number, computing its check character.
-func uscc(t testing.TB, n int) string {
-	t.Helper()
-	body := fmt.Sprintf("9133050%010d", n)
-	check, err := uscCheck(body)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return body + string(check)
 }
 
 func signupData(forumID, code, mode string) map[string]any {
@@ -98,7 +66,7 @@ func signupData(forumID, code, mode string) map[string]any {
 
 func (f *fixture) send(t *testing.T, typ string, at time.Time, data any) *functest.Response {
 	t.Helper()
-	return f.fn.Send(t, functest.Event(typ, portalSrc, nextID(), at, data))
+	return f.Fn.Send(t, functest.Event(typ, portalSrc, nextID(), at, data))
 }
 
 func (f *fixture) schedule(t *testing.T, forumID string, capacity, reserved int) {
@@ -107,15 +75,6 @@ func (f *fixture) schedule(t *testing.T, forumID string, capacity, reserved int)
 	if r.Status != 200 || r.Type() != TypeScheduledAccepted {
 		t.Fatalf("schedule: status %d type %q body %s", r.Status, r.Type(), r.Body)
 	}
-}
-
-func (f *fixture) count(t *testing.T, sql string, args ...any) int {
-	t.Helper()
-	var n int
-	if err := f.pool.QueryRow(context.Background(), sql, args...).Scan(&n); err != nil {
-		t.Fatal(err)
-	}
-	return n
 }
 
 func TestSchedule(t *testing.T) {
@@ -130,19 +89,19 @@ func TestSchedule(t *testing.T) {
 		if r.Type() != TypeScheduledAccepted {
 			t.Fatalf("got %s %s", r.Type(), r.Body)
 		}
-		if got := f.count(t, `SELECT capacity FROM forum.forums WHERE forum_id='F1'`); got != 40 {
+		if got := f.Count(t, `SELECT capacity FROM forum.forums WHERE forum_id='F1'`); got != 40 {
 			t.Fatalf("capacity = %d, want 40", got)
 		}
 	})
 	t.Run("ErrCapacityBelowConfirmed", func(t *testing.T) {
 		for i := 0; i < 3; i++ {
-			f.send(t, TypeSignupRequested, week, signupData("F1", uscc(t, i), "self"))
+			f.send(t, TypeSignupRequested, week, signupData("F1", event.SampleUSCC(i), "self"))
 		}
 		r := f.send(t, TypeScheduled, week, scheduleData("F1", 2, 0))
 		if r.Status != 200 || r.Type() != TypeScheduledRejected || r.Data()["reason"] != "capacity_below_confirmed" {
 			t.Fatalf("got %d %s %s", r.Status, r.Type(), r.Body)
 		}
-		if got := f.count(t, `SELECT capacity FROM forum.forums WHERE forum_id='F1'`); got != 40 {
+		if got := f.Count(t, `SELECT capacity FROM forum.forums WHERE forum_id='F1'`); got != 40 {
 			t.Fatalf("capacity = %d after refusal, want 40", got)
 		}
 	})
@@ -158,7 +117,7 @@ func TestSignupInvalid(t *testing.T) {
 	t.Parallel()
 	f := setup(t)
 	f.schedule(t, "F1", 30, 10)
-	good := func() map[string]any { return signupData("F1", uscc(t, 1), "self") }
+	good := func() map[string]any { return signupData("F1", event.SampleUSCC(1), "self") }
 	cases := []struct {
 		name  string
 		edit  func(d map[string]any)
@@ -221,7 +180,7 @@ func TestSignupInvalid(t *testing.T) {
 	t.Run("NotJSON", func(t *testing.T) {
 		ev := functest.Event(TypeSignupRequested, portalSrc, nextID(), week, nil)
 		_ = ev.SetData("application/json", []byte("{not json"))
-		if r := f.fn.Send(t, ev); r.Status != 400 {
+		if r := f.Fn.Send(t, ev); r.Status != 400 {
 			t.Fatalf("status = %d", r.Status)
 		}
 	})
@@ -231,7 +190,7 @@ func TestSignupInvalid(t *testing.T) {
 		}
 	})
 	t.Run("NotACloudEvent", func(t *testing.T) {
-		if r := f.fn.Post(t, "application/json", []byte(`{"hello":1}`)); r.Status != 400 {
+		if r := f.Fn.Post(t, "application/json", []byte(`{"hello":1}`)); r.Status != 400 {
 			t.Fatalf("status = %d", r.Status)
 		}
 	})
@@ -242,10 +201,10 @@ func TestSignupInvalid(t *testing.T) {
 			t.Fatalf("status = %d", r.Status)
 		}
 	})
-	if n := f.count(t, `SELECT count(*) FROM forum.signups`); n != 0 {
+	if n := f.Count(t, `SELECT count(*) FROM forum.signups`); n != 0 {
 		t.Fatalf("%d signups written by bad input", n)
 	}
-	if n := f.count(t, `SELECT count(*) FROM qinqing.inbox WHERE type = $1`, TypeSignupRequested); n != 0 {
+	if n := f.Count(t, `SELECT count(*) FROM qinqing.inbox WHERE type = $1`, TypeSignupRequested); n != 0 {
 		t.Fatalf("%d inbox rows written by bad input", n)
 	}
 }
@@ -254,7 +213,7 @@ func TestSignupFlow(t *testing.T) {
 	t.Parallel()
 	f := setup(t)
 	f.schedule(t, "F1", 3, 1)
-	a, b, c, d, e := uscc(t, 1), uscc(t, 2), uscc(t, 3), uscc(t, 4), uscc(t, 5)
+	a, b, c, d, e := event.SampleUSCC(1), event.SampleUSCC(2), event.SampleUSCC(3), event.SampleUSCC(4), event.SampleUSCC(5)
 
 	t.Run("OK", func(t *testing.T) {
 		data := signupData("F1", a, "self")
@@ -288,12 +247,12 @@ func TestSignupFlow(t *testing.T) {
 			t.Fatalf("presigned PUT: %v %v", err, resp)
 		}
 		resp.Body.Close()
-		got, err := f.store.Get(context.Background(), rep.Uploads[0].Key)
+		got, err := f.Store.Get(context.Background(), rep.Uploads[0].Key)
 		if err != nil || string(got) != "%PDF-1.4 test" {
 			t.Fatalf("stored object = %q, %v", got, err)
 		}
 		// Each problem becomes an appeal follow-up.
-		appeals := f.sink.WaitFor(t, TypeAppealSubmitted, 2, 10*time.Second)
+		appeals := f.Sink.WaitFor(t, TypeAppealSubmitted, 2, 10*time.Second)
 		for _, ev := range appeals {
 			var ap map[string]any
 			_ = ev.DataAs(&ap)
@@ -336,7 +295,7 @@ func TestSignupFlow(t *testing.T) {
 		if r.Type() != TypeCancelAccepted || r.Data()["signupId"] == "" {
 			t.Fatalf("cancel: %s %s", r.Type(), r.Body)
 		}
-		got := f.sink.WaitFor(t, TypeSignupConfirmed, 1, 10*time.Second)
+		got := f.Sink.WaitFor(t, TypeSignupConfirmed, 1, 10*time.Second)
 		var rep SignupReply
 		_ = got[0].DataAs(&rep)
 		if rep.USCC != e || rep.Status != "confirmed" {
@@ -344,7 +303,7 @@ func TestSignupFlow(t *testing.T) {
 		}
 		// a (self) leaves: c takes the self seat.
 		f.send(t, TypeSignupCancelled, week, map[string]any{"forumId": "F1", "uscc": a})
-		got = f.sink.WaitFor(t, TypeSignupConfirmed, 2, 10*time.Second)
+		got = f.Sink.WaitFor(t, TypeSignupConfirmed, 2, 10*time.Second)
 		_ = got[1].DataAs(&rep)
 		if rep.USCC != c {
 			t.Fatalf("promoted %+v, want %s", rep, c)
@@ -364,7 +323,7 @@ func TestSignupFlow(t *testing.T) {
 	})
 	t.Run("ErrSignupClosed", func(t *testing.T) {
 		late := time.Date(2026, 12, 1, 9, 0, 1, 0, time.UTC) // 17:00:01 in Huzhou
-		r := f.send(t, TypeSignupRequested, late, signupData("F1", uscc(t, 9), "self"))
+		r := f.send(t, TypeSignupRequested, late, signupData("F1", event.SampleUSCC(9), "self"))
 		if r.Type() != TypeSignupRejected || r.Data()["reason"] != "signup_closed" {
 			t.Fatalf("got %s %s", r.Type(), r.Body)
 		}
@@ -375,31 +334,31 @@ func TestRedelivery(t *testing.T) {
 	t.Parallel()
 	f := setup(t)
 	f.schedule(t, "F1", 30, 10)
-	data := signupData("F1", uscc(t, 1), "self")
+	data := signupData("F1", event.SampleUSCC(1), "self")
 	data["problems"] = []any{map[string]any{"title": "用电", "category": "energy"}}
 	ev := functest.Event(TypeSignupRequested, portalSrc, "same-id", week, data)
-	first := f.fn.Send(t, ev)
+	first := f.Fn.Send(t, ev)
 	// Structured mode this time: same event, other encoding.
-	second := f.fn.SendStructured(t, ev)
+	second := f.Fn.SendStructured(t, ev)
 	if first.Status != 200 || second.Status != 200 {
 		t.Fatalf("status %d, %d", first.Status, second.Status)
 	}
 	if first.Type() != second.Type() || !bytes.Equal(first.Event.Data(), second.Event.Data()) || first.Event.ID() != second.Event.ID() || !first.Event.Time().Equal(second.Event.Time()) {
 		t.Fatalf("replies differ:\n%s %s\n%s %s", first.Type(), first.Event.Data(), second.Type(), second.Event.Data())
 	}
-	if n := f.count(t, `SELECT count(*) FROM forum.signups`); n != 1 {
+	if n := f.Count(t, `SELECT count(*) FROM forum.signups`); n != 1 {
 		t.Fatalf("%d signups, want 1", n)
 	}
-	if n := f.count(t, `SELECT count(*) FROM qinqing.outbox`); n != 1 {
+	if n := f.Count(t, `SELECT count(*) FROM qinqing.outbox`); n != 1 {
 		t.Fatalf("%d outbox rows, want 1", n)
 	}
 	// Concurrent deliveries of one event: one effect, one reply.
-	ev2 := functest.Event(TypeSignupRequested, portalSrc, "burst-id", week, signupData("F1", uscc(t, 2), "self"))
+	ev2 := functest.Event(TypeSignupRequested, portalSrc, "burst-id", week, signupData("F1", event.SampleUSCC(2), "self"))
 	var wg sync.WaitGroup
 	replies := make([]*functest.Response, 8)
 	for i := range replies {
 		wg.Add(1)
-		go func() { defer wg.Done(); replies[i] = f.fn.Send(t, ev2) }()
+		go func() { defer wg.Done(); replies[i] = f.Fn.Send(t, ev2) }()
 	}
 	wg.Wait()
 	for _, r := range replies {
@@ -407,7 +366,7 @@ func TestRedelivery(t *testing.T) {
 			t.Fatalf("burst reply %d %s", r.Status, r.Body)
 		}
 	}
-	if n := f.count(t, `SELECT count(*) FROM forum.signups`); n != 2 {
+	if n := f.Count(t, `SELECT count(*) FROM forum.signups`); n != 2 {
 		t.Fatalf("%d signups, want 2", n)
 	}
 }
@@ -432,7 +391,7 @@ func signupConcurrently(t *testing.T, f *fixture, base int, modes []string) seat
 			defer wg.Done()
 			sem <- struct{}{}
 			defer func() { <-sem }()
-			r := f.send(t, TypeSignupRequested, week, signupData("F1", uscc(t, base+i), mode))
+			r := f.send(t, TypeSignupRequested, week, signupData("F1", event.SampleUSCC(base+i), mode))
 			types[i] = r.Type()
 			if r.Event != nil {
 				_ = r.Event.DataAs(&replies[i])
@@ -497,7 +456,7 @@ func TestConcurrentSeats(t *testing.T) {
 				t.Fatalf("waitlist position %d missing; got %v", p, a.positions)
 			}
 		}
-		if n := f.count(t, `SELECT count(*) FROM forum.signups WHERE status='confirmed'`); n != 30 {
+		if n := f.Count(t, `SELECT count(*) FROM forum.signups WHERE status='confirmed'`); n != 30 {
 			t.Fatalf("%d confirmed in the database", n)
 		}
 	})
@@ -524,7 +483,7 @@ func TestConcurrentSeats(t *testing.T) {
 		if r.waitlisted != 85 || len(r.positions) != 85 || !r.positions[1] || !r.positions[85] {
 			t.Fatalf("waitlisted %d with %d distinct positions", r.waitlisted, len(r.positions))
 		}
-		if n := f.count(t, `SELECT count(*) FROM forum.signups WHERE status='confirmed'`); n != 30 {
+		if n := f.Count(t, `SELECT count(*) FROM forum.signups WHERE status='confirmed'`); n != 30 {
 			t.Fatalf("%d confirmed in the database", n)
 		}
 	})
@@ -538,7 +497,7 @@ func TestWeeklyClose(t *testing.T) {
 	d["signupDeadline"] = "2026-12-08T17:00:00+08:00"
 	f.send(t, TypeScheduled, week, d)
 	for i := 0; i < 3; i++ {
-		data := signupData("F1", uscc(t, i), "self")
+		data := signupData("F1", event.SampleUSCC(i), "self")
 		data["problems"] = []any{map[string]any{"title": fmt.Sprintf("问题%d", i), "category": "land"}}
 		switch i {
 		case 0:
@@ -551,7 +510,7 @@ func TestWeeklyClose(t *testing.T) {
 		f.send(t, TypeSignupRequested, week, data)
 	}
 	cron := func(at time.Time) *functest.Response {
-		return f.fn.Send(t, functest.Event("dev.knative.sources.ping", "/apis/v1/namespaces/qinqing/pingsources/forum-weekly", nextID(), at, map[string]any{"job": "forum-weekly"}))
+		return f.Fn.Send(t, functest.Event("dev.knative.sources.ping", "/apis/v1/namespaces/qinqing/pingsources/forum-weekly", nextID(), at, map[string]any{"job": "forum-weekly"}))
 	}
 	asOf := time.Date(2026, 12, 1, 10, 0, 0, 0, time.UTC) // 18:00 in Huzhou
 	r := cron(asOf)
@@ -564,7 +523,7 @@ func TestWeeklyClose(t *testing.T) {
 	if c.ForumID != "F1" || c.Confirmed != 2 || c.Waitlisted != 1 || c.RosterKey != "forums/F1/roster.csv" {
 		t.Fatalf("closed = %+v", c)
 	}
-	body, err := f.store.Get(context.Background(), c.RosterKey)
+	body, err := f.Store.Get(context.Background(), c.RosterKey)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -589,7 +548,7 @@ func TestWeeklyClose(t *testing.T) {
 	if len(got.Closed) != 0 {
 		t.Fatalf("second run closed %+v", got.Closed)
 	}
-	if r := f.send(t, TypeSignupRequested, week, signupData("F1", uscc(t, 77), "self")); r.Data()["reason"] != "signup_closed" {
+	if r := f.send(t, TypeSignupRequested, week, signupData("F1", event.SampleUSCC(77), "self")); r.Data()["reason"] != "signup_closed" {
 		t.Fatalf("signup after close: %s", r.Body)
 	}
 	t.Run("ClosedStaysClosed", func(t *testing.T) {
@@ -599,27 +558,27 @@ func TestWeeklyClose(t *testing.T) {
 		if r := f.send(t, TypeScheduled, asOf, d); r.Type() != TypeScheduledAccepted {
 			t.Fatalf("reschedule: %s %s", r.Type(), r.Body)
 		}
-		if r := f.send(t, TypeSignupRequested, asOf, signupData("F1", uscc(t, 78), "self")); r.Data()["reason"] != "signup_closed" {
+		if r := f.send(t, TypeSignupRequested, asOf, signupData("F1", event.SampleUSCC(78), "self")); r.Data()["reason"] != "signup_closed" {
 			t.Fatalf("signup after rescheduling a closed forum: %s", r.Body)
 		}
 	})
 	t.Run("CancelAfterClosePromotes", func(t *testing.T) {
-		r := f.send(t, TypeSignupCancelled, asOf, map[string]any{"forumId": "F1", "uscc": uscc(t, 0)})
+		r := f.send(t, TypeSignupCancelled, asOf, map[string]any{"forumId": "F1", "uscc": event.SampleUSCC(0)})
 		if r.Type() != TypeCancelAccepted {
 			t.Fatalf("cancel after close: %s %s", r.Type(), r.Body)
 		}
-		got := f.sink.WaitFor(t, TypeSignupConfirmed, 1, 10*time.Second)
+		got := f.Sink.WaitFor(t, TypeSignupConfirmed, 1, 10*time.Second)
 		var rep SignupReply
 		_ = got[0].DataAs(&rep)
-		if rep.USCC != uscc(t, 2) || rep.ForumID != "F1" {
-			t.Fatalf("promoted %+v, want %s", rep, uscc(t, 2))
+		if rep.USCC != event.SampleUSCC(2) || rep.ForumID != "F1" {
+			t.Fatalf("promoted %+v, want %s", rep, event.SampleUSCC(2))
 		}
-		if n := f.count(t, `SELECT count(*) FROM forum.forums WHERE forum_id = 'F1' AND closed_at IS NOT NULL`); n != 1 {
+		if n := f.Count(t, `SELECT count(*) FROM forum.forums WHERE forum_id = 'F1' AND closed_at IS NOT NULL`); n != 1 {
 			t.Fatal("the forum reopened")
 		}
 	})
 	t.Run("ErrUnknownJob", func(t *testing.T) {
-		r := f.fn.Send(t, functest.Event("dev.knative.sources.ping", "/ping", nextID(), asOf, map[string]any{"job": "award-ceremony"}))
+		r := f.Fn.Send(t, functest.Event("dev.knative.sources.ping", "/ping", nextID(), asOf, map[string]any{"job": "award-ceremony"}))
 		if r.Status != 400 || r.Problem()["field"] != "job" {
 			t.Fatalf("got %d %s", r.Status, r.Body)
 		}
@@ -629,7 +588,7 @@ func TestWeeklyClose(t *testing.T) {
 func TestHealthAndConfig(t *testing.T) {
 	t.Parallel()
 	f := setup(t)
-	resp, err := http.Get(f.fn.URL + "/healthz")
+	resp, err := http.Get(f.Fn.URL + "/healthz")
 	if err != nil || resp.StatusCode != 200 {
 		t.Fatalf("healthz: %v %v", err, resp)
 	}
@@ -667,19 +626,19 @@ func TestStructuredMode(t *testing.T) {
 		return b
 	}
 	for i, b64 := range []bool{false, true} {
-		code := uscc(t, 10+i)
-		r := f.fn.Post(t, "application/cloudevents+json; charset=utf-8", envelope(nextID(), signupData("F1", code, "self"), b64))
+		code := event.SampleUSCC(10 + i)
+		r := f.Fn.Post(t, "application/cloudevents+json; charset=utf-8", envelope(nextID(), signupData("F1", code, "self"), b64))
 		if r.Status != 200 || r.Type() != TypeSignupConfirmed || r.Data()["uscc"] != code {
 			t.Fatalf("data_base64=%v: %d %s %s", b64, r.Status, r.Type(), r.Body)
 		}
 	}
-	bad := signupData("F1", uscc(t, 12), "self")
+	bad := signupData("F1", event.SampleUSCC(12), "self")
 	bad["enterprise"].(map[string]any)["uscc"] = "91330500MA2B3C4D5X"
-	r := f.fn.Post(t, "application/cloudevents+json", envelope(nextID(), bad, false))
+	r := f.Fn.Post(t, "application/cloudevents+json", envelope(nextID(), bad, false))
 	if r.Status != 400 || r.Problem()["field"] != "enterprise.uscc" {
 		t.Fatalf("bad USCC in structured mode: %d %s", r.Status, r.Body)
 	}
-	if n := f.count(t, `SELECT count(*) FROM forum.signups`); n != 2 {
+	if n := f.Count(t, `SELECT count(*) FROM forum.signups`); n != 2 {
 		t.Fatalf("%d signups, want 2", n)
 	}
 }

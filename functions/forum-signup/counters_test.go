@@ -3,6 +3,8 @@ package main
 import (
 	"sync"
 	"testing"
+
+	"github.com/qinqing/qinqing/shared/event"
 )
 
 // The seat counters on the forum row equal the counts of its signups
@@ -17,7 +19,7 @@ func TestSeatCountersMatchSignups(t *testing.T) {
 	check := func(when string) {
 		t.Helper()
 		var cs, cn, w, rs, rn, rw int
-		if err := f.pool.QueryRow(t.Context(), `SELECT confirmed_self, confirmed_nominated, waitlisted,
+		if err := f.Pool.QueryRow(t.Context(), `SELECT confirmed_self, confirmed_nominated, waitlisted,
 				(SELECT count(*) FROM forum.signups WHERE forum_id = 'F1' AND status = 'confirmed' AND mode = 'self'),
 				(SELECT count(*) FROM forum.signups WHERE forum_id = 'F1' AND status = 'confirmed' AND mode = 'nominated'),
 				(SELECT count(*) FROM forum.signups WHERE forum_id = 'F1' AND status = 'waitlisted')
@@ -37,7 +39,7 @@ func TestSeatCountersMatchSignups(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			f.send(t, TypeSignupCancelled, week, map[string]any{"forumId": "F1", "uscc": uscc(t, 1000+i*2)})
+			f.send(t, TypeSignupCancelled, week, map[string]any{"forumId": "F1", "uscc": event.SampleUSCC(1000 + i*2)})
 		}()
 	}
 	wg.Wait()
@@ -46,7 +48,7 @@ func TestSeatCountersMatchSignups(t *testing.T) {
 		t.Fatalf("reschedule: %s %s", r.Type(), r.Body)
 	}
 	check("after the reschedule")
-	if n := f.count(t, `SELECT count(*) FROM forum.signups WHERE status = 'confirmed'`); n != 35 {
+	if n := f.Count(t, `SELECT count(*) FROM forum.signups WHERE status = 'confirmed'`); n != 35 {
 		t.Fatalf("%d confirmed after adding seats with a waitlist, want 35", n)
 	}
 }

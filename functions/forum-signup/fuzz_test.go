@@ -32,14 +32,14 @@ func fuzzPayload(f *testing.F, typ string, valid map[string]any) {
 func FuzzScheduled(f *testing.F) { fuzzPayload(f, TypeScheduled, scheduleData("F2", 30, 10)) }
 
 func FuzzSignupRequested(f *testing.F) {
-	d := signupData("F1", uscc(f, 1), "nominated")
+	d := signupData("F1", event.SampleUSCC(1), "nominated")
 	d["problems"] = []any{map[string]any{"title": "用地", "detail": "扩建", "category": "land"}}
 	d["documents"] = []any{map[string]any{"fileName": "a.pdf", "contentType": "application/pdf", "sizeBytes": 10}}
 	fuzzPayload(f, TypeSignupRequested, d)
 }
 
 func FuzzSignupCancelled(f *testing.F) {
-	fuzzPayload(f, TypeSignupCancelled, map[string]any{"forumId": "F1", "uscc": uscc(f, 1)})
+	fuzzPayload(f, TypeSignupCancelled, map[string]any{"forumId": "F1", "uscc": event.SampleUSCC(1)})
 }
 
 func FuzzWeeklyJob(f *testing.F) {

@@ -4,6 +4,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/qinqing/qinqing/shared/event"
 	"github.com/qinqing/qinqing/shared/postgres/pgtest"
 	"github.com/qinqing/qinqing/shared/runtime/functest"
 )
@@ -51,7 +52,7 @@ func TestTextFieldsAreBadInputNotFaults(t *testing.T) {
 	f := setup(t)
 	f.schedule(t, "F1", 30, 10)
 	signup := func() map[string]any {
-		d := signupData("F1", uscc(t, 500), "nominated")
+		d := signupData("F1", event.SampleUSCC(500), "nominated")
 		d["problems"] = []any{
 			map[string]any{"title": "用地", "detail": "扩建", "category": "land"},
 			map[string]any{"title": "融资", "detail": "贷款", "category": "finance"},
@@ -97,9 +98,9 @@ func TestTextFieldsAreBadInputNotFaults(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			d := tc.data()
 			tc.edit(d)
-			before := pgtest.Rows(t, f.pool)
+			before := pgtest.Rows(t, f.Pool)
 			functest.WantInvalid(t, f.send(t, tc.typ, week, d), tc.field)
-			if after := pgtest.Rows(t, f.pool); after != before {
+			if after := pgtest.Rows(t, f.Pool); after != before {
 				t.Fatalf("%d rows written by a 400", after-before)
 			}
 		})
@@ -118,7 +119,7 @@ func TestForumIDOneKey(t *testing.T) {
 	t.Parallel()
 	f := setup(t)
 	f.schedule(t, "2026-W49", 30, 0)
-	code := uscc(t, 600)
+	code := event.SampleUSCC(600)
 	for _, id := range []string{"2026-W49", "2026-W49 ", " 2026-W49", "2026-W49\u200b", "2026\u2010W49", "２０２６-W49", "2026-W49\x00"} {
 		r := f.send(t, TypeSignupRequested, week, signupData(id, code, "self"))
 		switch {
@@ -135,7 +136,7 @@ func TestForumIDOneKey(t *testing.T) {
 	if r := f.send(t, TypeSignupRequested, week, signupData("2026-w49", code, "self")); r.Type() != TypeSignupRejected || r.Data()["reason"] != "forum_not_found" {
 		t.Fatalf("2026-w49: %d %s", r.Status, r.Body)
 	}
-	if n := f.count(t, `SELECT count(*) FROM forum.signups WHERE uscc = $1`, code); n != 1 {
+	if n := f.Count(t, `SELECT count(*) FROM forum.signups WHERE uscc = $1`, code); n != 1 {
 		t.Fatalf("%d signups of one enterprise, want 1", n)
 	}
 }

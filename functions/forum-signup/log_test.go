@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/qinqing/qinqing/shared/event"
 	"github.com/qinqing/qinqing/shared/runtime/functest"
 )
 
@@ -19,19 +20,19 @@ func TestEventLogLines(t *testing.T) {
 
 	send := func(data map[string]any) string {
 		ev := functest.Event(TypeSignupRequested, portalSrc, nextID(), week, data)
-		f.fn.Send(t, ev)
+		f.Fn.Send(t, ev)
 		return ev.ID()
 	}
-	handled := send(signupData("F1", uscc(t, 1), "self"))
-	refused := send(signupData("F404", uscc(t, 2), "self"))
-	bad := signupData("F1", uscc(t, 3), "self")
+	handled := send(signupData("F1", event.SampleUSCC(1), "self"))
+	refused := send(signupData("F404", event.SampleUSCC(2), "self"))
+	bad := signupData("F1", event.SampleUSCC(3), "self")
 	bad["mode"] = "vip"
 	invalid := send(bad)
-	huge := signupData("F1", uscc(t, 4), "self")
+	huge := signupData("F1", event.SampleUSCC(4), "self")
 	huge["topic"] = string(bytes.Repeat([]byte("x"), 1<<20))
 	tooLarge := send(huge)
-	redelivered := functest.Event(TypeSignupRequested, portalSrc, handled, week, signupData("F1", uscc(t, 1), "self"))
-	f.fn.Send(t, redelivered)
+	redelivered := functest.Event(TypeSignupRequested, portalSrc, handled, week, signupData("F1", event.SampleUSCC(1), "self"))
+	f.Fn.Send(t, redelivered)
 
 	want := map[string][]string{ // id → outcomes in order
 		handled:  {"handled", "redelivery"},
@@ -43,7 +44,7 @@ func TestEventLogLines(t *testing.T) {
 	deadline := time.Now().Add(10 * time.Second)
 	for {
 		lines = map[string][]map[string]any{}
-		for _, line := range strings.Split(f.fn.Output(), "\n") {
+		for _, line := range strings.Split(f.Fn.Output(), "\n") {
 			var l map[string]any
 			if json.Unmarshal([]byte(line), &l) == nil && l["msg"] == "event" {
 				id, _ := l["id"].(string)
@@ -58,7 +59,7 @@ func TestEventLogLines(t *testing.T) {
 	for id, outcomes := range want {
 		got := lines[id]
 		if len(got) != len(outcomes) {
-			t.Fatalf("%d log lines for event %s, want %d:\n%s", len(got), id, len(outcomes), f.fn.Output())
+			t.Fatalf("%d log lines for event %s, want %d:\n%s", len(got), id, len(outcomes), f.Fn.Output())
 		}
 		for i, l := range got {
 			if l["outcome"] != outcomes[i] || l["type"] != TypeSignupRequested {

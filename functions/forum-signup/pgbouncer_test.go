@@ -9,6 +9,7 @@ import (
 	cloudevents "github.com/cloudevents/sdk-go/v2"
 
 	"github.com/qinqing/qinqing/shared/docs/s3test"
+	"github.com/qinqing/qinqing/shared/event"
 	"github.com/qinqing/qinqing/shared/postgres/pgtest"
 	"github.com/qinqing/qinqing/shared/runtime/functest"
 )
@@ -30,14 +31,14 @@ func TestBurstThroughPgBouncer(t *testing.T) {
 	sink := functest.NewSink(t)
 	env := append([]string{"DATABASE_URL=" + url, "DATABASE_POOLER=pgbouncer-transaction",
 		"DATABASE_MAX_CONNS=10", "K_SINK=" + sink.URL}, s3.Env()...)
-	f := &fixture{fn: functest.Start(t, binary, env...), sink: sink, pool: pgtest.PoolFor(t, direct), s3: s3, store: store, env: env}
-	fns := []*functest.Instance{f.fn, functest.Start(t, binary, env...)}
+	f := &fixture{&functest.Fixture{Fn: functest.Start(t, binary, env...), Sink: sink, Pool: pgtest.PoolFor(t, direct), S3: s3, Store: store, Env: env}}
+	fns := []*functest.Instance{f.Fn, functest.Start(t, binary, env...)}
 	f.schedule(t, "F1", 100, 0)
 
 	const signups, redeliveries = 200, 50
 	events := make([]cloudevents.Event, signups)
 	for i := range events {
-		d := signupData("F1", uscc(t, 5000+i), ModeSelf)
+		d := signupData("F1", event.SampleUSCC(5000+i), ModeSelf)
 		d["problems"] = []any{map[string]any{"title": "用电", "category": "energy"}}
 		events[i] = functest.Event(TypeSignupRequested, portalSrc, nextID(), week, d)
 	}
@@ -74,7 +75,7 @@ func TestBurstThroughPgBouncer(t *testing.T) {
 			t.Fatalf("redelivery %d: status %d %q %s, first answer %q %s", i, r.Status, r.Type(), r.Body, first[i].Type(), first[i].Event.Data())
 		}
 	}
-	if n := f.count(t, `SELECT count(*) FROM forum.signups`); n != signups {
+	if n := f.Count(t, `SELECT count(*) FROM forum.signups`); n != signups {
 		t.Fatalf("%d signups stored, want %d", n, signups)
 	}
 	got := sink.WaitFor(t, TypeAppealSubmitted, signups, 60*time.Second)
@@ -86,7 +87,7 @@ func TestBurstThroughPgBouncer(t *testing.T) {
 	if n := len(sink.OfType(TypeAppealSubmitted)); len(seen) != signups || n != signups {
 		t.Fatalf("%d follow-ups delivered with %d distinct ids, want %d once each", n, len(seen), signups)
 	}
-	if n := f.count(t, `SELECT count(*) FROM qinqing.outbox WHERE delivered_at IS NULL`); n != 0 {
+	if n := f.Count(t, `SELECT count(*) FROM qinqing.outbox WHERE delivered_at IS NULL`); n != 0 {
 		t.Fatalf("%d follow-ups still pending", n)
 	}
 }

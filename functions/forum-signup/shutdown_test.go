@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/qinqing/qinqing/shared/event"
 	"github.com/qinqing/qinqing/shared/runtime/functest"
 )
 
@@ -19,7 +20,7 @@ func TestGracefulShutdown(t *testing.T) {
 	f.schedule(t, "F1", 30, 10)
 
 	// Hold the forum's row lock, so the signup waits inside its transaction.
-	tx, err := f.pool.Begin(t.Context())
+	tx, err := f.Pool.Begin(t.Context())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -27,27 +28,27 @@ func TestGracefulShutdown(t *testing.T) {
 	if _, err := tx.Exec(t.Context(), `SELECT 1 FROM forum.forums WHERE forum_id = 'F1' FOR UPDATE`); err != nil {
 		t.Fatal(err)
 	}
-	ev := functest.Event(TypeSignupRequested, portalSrc, nextID(), week, signupData("F1", uscc(t, 1), "self"))
+	ev := functest.Event(TypeSignupRequested, portalSrc, nextID(), week, signupData("F1", event.SampleUSCC(1), "self"))
 	replied := make(chan *functest.Response, 1)
-	go func() { replied <- f.fn.Send(t, ev) }()
+	go func() { replied <- f.Fn.Send(t, ev) }()
 	waitUntil(t, "the signup waits for the forum lock", func() bool {
-		return f.count(t, `SELECT count(*) FROM pg_stat_activity
+		return f.Count(t, `SELECT count(*) FROM pg_stat_activity
 			WHERE datname = current_database() AND wait_event_type = 'Lock'`) == 1
 	})
 
-	f.fn.Terminate()
+	f.Fn.Terminate()
 	// It stops accepting: new connections are refused…
 	noKeepAlive := &http.Client{Transport: &http.Transport{DisableKeepAlives: true}, Timeout: time.Second}
 	waitUntil(t, "new connections are refused after SIGTERM", func() bool {
-		resp, err := noKeepAlive.Get(f.fn.URL + "/healthz")
+		resp, err := noKeepAlive.Get(f.Fn.URL + "/healthz")
 		if err == nil {
 			resp.Body.Close()
 		}
 		return err != nil
 	})
 	// …but it does not exit while the event is in flight.
-	if code, exited := f.fn.Wait(300 * time.Millisecond); exited {
-		t.Fatalf("exited (code %d) with an event in flight:\n%s", code, f.fn.Output())
+	if code, exited := f.Fn.Wait(300 * time.Millisecond); exited {
+		t.Fatalf("exited (code %d) with an event in flight:\n%s", code, f.Fn.Output())
 	}
 	if err := tx.Commit(t.Context()); err != nil {
 		t.Fatal(err)
@@ -60,17 +61,17 @@ func TestGracefulShutdown(t *testing.T) {
 	case <-time.After(15 * time.Second):
 		t.Fatal("no answer to the in-flight event")
 	}
-	code, exited := f.fn.Wait(15 * time.Second)
+	code, exited := f.Fn.Wait(15 * time.Second)
 	if !exited || code != 0 {
-		t.Fatalf("after SIGTERM: exited %v, code %d:\n%s", exited, code, f.fn.Output())
+		t.Fatalf("after SIGTERM: exited %v, code %d:\n%s", exited, code, f.Fn.Output())
 	}
-	if n := f.count(t, `SELECT count(*) FROM forum.signups WHERE status = 'confirmed'`); n != 1 {
+	if n := f.Count(t, `SELECT count(*) FROM forum.signups WHERE status = 'confirmed'`); n != 1 {
 		t.Fatalf("%d confirmed signups after shutdown, want 1", n)
 	}
 	// The log tells the order: the event's line, then the pool closed and
 	// the process stopped.
 	var eventAt, stoppedAt = -1, -1
-	for i, line := range strings.Split(strings.TrimSpace(f.fn.Output()), "\n") {
+	for i, line := range strings.Split(strings.TrimSpace(f.Fn.Output()), "\n") {
 		var l map[string]any
 		if json.Unmarshal([]byte(line), &l) != nil {
 			continue
@@ -83,7 +84,7 @@ func TestGracefulShutdown(t *testing.T) {
 		}
 	}
 	if eventAt < 0 || stoppedAt < eventAt {
-		t.Fatalf("log lines: event at %d, stopped at %d:\n%s", eventAt, stoppedAt, f.fn.Output())
+		t.Fatalf("log lines: event at %d, stopped at %d:\n%s", eventAt, stoppedAt, f.Fn.Output())
 	}
 }
 

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/qinqing/qinqing/shared/docs/s3test"
+	"github.com/qinqing/qinqing/shared/event"
 	"github.com/qinqing/qinqing/shared/postgres/pgtest"
 	"github.com/qinqing/qinqing/shared/runtime/functest"
 	"github.com/qinqing/qinqing/shared/telemetry/receiver"
@@ -25,21 +26,17 @@ func TestTracesOverOTLP(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer recv.Close()
-	url := pgtest.URL(t)
-	s3, _ := s3test.New(t)
-	sink := functest.NewSink(t)
-	env := append([]string{"DATABASE_URL=" + url, "K_SINK=" + sink.URL,
+	f := &fixture{functest.Setup(t, binary, functest.Parts{Sink: true, S3: true, Env: []string{
 		"OTEL_EXPORTER_OTLP_ENDPOINT=" + recv.Endpoint(), "OTEL_BSP_SCHEDULE_DELAY=50",
-		"OTEL_METRIC_EXPORT_INTERVAL=200", "OTEL_RESOURCE_ATTRIBUTES=deployment.environment=test"}, s3.Env()...)
-	fn := functest.Start(t, binary, env...)
+		"OTEL_METRIC_EXPORT_INTERVAL=200", "OTEL_RESOURCE_ATTRIBUTES=deployment.environment=test"}})}
+	fn, sink := f.Fn, f.Sink
 	if !strings.Contains(fn.Output(), "otlp-traces") {
 		t.Fatalf("no telemetry line naming the exporters:\n%s", fn.Output())
 	}
-	f := &fixture{fn: fn, sink: sink}
 	f.schedule(t, "T1", 30, 5)
 
 	const traceID, parent = "0af7651916cd43dd8448eb211c80319c", "b7ad6b7169203331"
-	data := signupData("T1", uscc(t, 41), "self")
+	data := signupData("T1", event.SampleUSCC(41), "self")
 	data["problems"] = []any{map[string]any{"title": "用电", "category": "energy"}}
 	data["documents"] = []any{map[string]any{"fileName": "plan.pdf", "contentType": "application/pdf", "sizeBytes": 12}}
 	ev := functest.Event(TypeSignupRequested, portalSrc, nextID(), week, data)
