@@ -23,7 +23,7 @@ func TestLicence(t *testing.T) {
 		f.licence(t, "ZJ-HW-001", collectorA, 30000000)
 		var from, to string
 		var capacity int64
-		if err := f.pool.QueryRow(context.Background(), `SELECT valid_from::text, valid_to::text, capacity_g
+		if err := f.Pool.QueryRow(context.Background(), `SELECT valid_from::text, valid_to::text, capacity_g
 			FROM recycling.licences WHERE licence_no = 'ZJ-HW-001'`).Scan(&from, &to, &capacity); err != nil {
 			t.Fatal(err)
 		}
@@ -35,14 +35,14 @@ func TestLicence(t *testing.T) {
 		f.licenceFor(t, "ZJ-HW-001", collectorB, "2027-01-01", "2027-06-30", "1500.250")
 		var holder, to string
 		var capacity int64
-		if err := f.pool.QueryRow(context.Background(), `SELECT collector_uscc, valid_to::text, capacity_g
+		if err := f.Pool.QueryRow(context.Background(), `SELECT collector_uscc, valid_to::text, capacity_g
 			FROM recycling.licences WHERE licence_no = 'ZJ-HW-001'`).Scan(&holder, &to, &capacity); err != nil {
 			t.Fatal(err)
 		}
 		if holder != collectorB || to != "2027-06-30" || capacity != 1500250 {
 			t.Fatalf("after replacing: holder %s to %s capacity %d g", holder, to, capacity)
 		}
-		if n := f.count(t, `SELECT count(*) FROM recycling.licences`); n != 1 {
+		if n := f.Count(t, `SELECT count(*) FROM recycling.licences`); n != 1 {
 			t.Fatalf("%d licences, want 1", n)
 		}
 	})
@@ -55,7 +55,7 @@ func TestLicence(t *testing.T) {
 			t.Fatalf("got %d %s, want 200 with licenceNo ZJ-HW-TS", r.Status, r.Body)
 		}
 		var from, to string
-		if err := f.pool.QueryRow(context.Background(), `SELECT valid_from::text, valid_to::text
+		if err := f.Pool.QueryRow(context.Background(), `SELECT valid_from::text, valid_to::text
 			FROM recycling.licences WHERE licence_no = 'ZJ-HW-TS'`).Scan(&from, &to); err != nil {
 			t.Fatal(err)
 		}
@@ -96,7 +96,7 @@ func TestLicence(t *testing.T) {
 			}
 		})
 	}
-	if n := f.count(t, `SELECT count(*) FROM recycling.licences WHERE licence_no = 'ZJ-HW-BAD'`); n != 0 {
+	if n := f.Count(t, `SELECT count(*) FROM recycling.licences WHERE licence_no = 'ZJ-HW-BAD'`); n != 0 {
 		t.Fatalf("bad input registered a licence")
 	}
 }
@@ -168,16 +168,16 @@ func TestTradeInvalid(t *testing.T) {
 		// Without a time attribute the receipt time is "now".
 		d := good()
 		d["occurredAt"] = time.Now().Add(time.Hour).Format(time.RFC3339)
-		if r := f.fn.Send(t, functest.Event(TypeTradeRecorded, portalSrc, nextID(), time.Time{}, d)); r.Status != 400 || r.Problem()["field"] != "occurredAt" {
+		if r := f.Fn.Send(t, functest.Event(TypeTradeRecorded, portalSrc, nextID(), time.Time{}, d)); r.Status != 400 || r.Problem()["field"] != "occurredAt" {
 			t.Fatalf("got %d %s", r.Status, r.Body)
 		}
 	})
 	for _, q := range []string{`SELECT count(*) FROM recycling.trades`, `SELECT count(*) FROM recycling.collector_years`} {
-		if n := f.count(t, q); n != 0 {
+		if n := f.Count(t, q); n != 0 {
 			t.Fatalf("%s = %d after bad input", q, n)
 		}
 	}
-	if n := f.count(t, `SELECT count(*) FROM qinqing.inbox WHERE type = $1`, TypeTradeRecorded); n != 0 {
+	if n := f.Count(t, `SELECT count(*) FROM qinqing.inbox WHERE type = $1`, TypeTradeRecorded); n != 0 {
 		t.Fatalf("%d inbox rows written by bad input", n)
 	}
 }
@@ -215,11 +215,11 @@ func TestTradeFlow(t *testing.T) {
 			t.Fatalf("presigned PUT: %v %v", err, resp)
 		}
 		resp.Body.Close()
-		if got, err := f.store.Get(context.Background(), rep.Uploads[0].Key); err != nil || string(got) != "%PDF-1.4 manifest" {
+		if got, err := f.Store.Get(context.Background(), rep.Uploads[0].Key); err != nil || string(got) != "%PDF-1.4 manifest" {
 			t.Fatalf("stored object = %q, %v", got, err)
 		}
 		// Exact grams, no float anywhere.
-		if g := f.count(t, `SELECT weight_g FROM recycling.trades WHERE manifest_no = 'HW-2026-0001'`); g != 150257 {
+		if g := f.Count(t, `SELECT weight_g FROM recycling.trades WHERE manifest_no = 'HW-2026-0001'`); g != 150257 {
 			t.Fatalf("weight_g = %d, want 150257", g)
 		}
 		if g := f.yearTotal(t, collectorA, 2026); g != 150257 {
@@ -283,11 +283,11 @@ func TestTradeFlow(t *testing.T) {
 		}
 	})
 	t.Run("RefusalsWriteNothing", func(t *testing.T) {
-		if n := f.count(t, `SELECT count(*) FROM recycling.trades`); n != 8 {
+		if n := f.Count(t, `SELECT count(*) FROM recycling.trades`); n != 8 {
 			t.Fatalf("%d trades on record, want 8", n)
 		}
 		var sum int64
-		if err := f.pool.QueryRow(context.Background(), `SELECT (SELECT sum(weight_g) FROM recycling.trades)
+		if err := f.Pool.QueryRow(context.Background(), `SELECT (SELECT sum(weight_g) FROM recycling.trades)
 			- (SELECT sum(total_g) FROM recycling.collector_years)`).Scan(&sum); err != nil || sum != 0 {
 			t.Fatalf("year totals differ from the trades by %d g (%v)", sum, err)
 		}
@@ -314,7 +314,7 @@ func TestCapacityRace(t *testing.T) {
 					d := tradeData(fmt.Sprintf("R%d-%d", round, i), fmt.Sprintf("M-R%d-%d", round, i), collector, lic, 1, "60.000", "2026-11-20T10:00:00+08:00")
 					ev := functest.Event(TypeTradeRecorded, portalSrc, nextID(), week, d)
 					<-start
-					types[i] = f.fn.Send(t, ev).Type()
+					types[i] = f.Fn.Send(t, ev).Type()
 				}()
 			}
 			close(start)
@@ -361,7 +361,7 @@ func TestCapacityRace(t *testing.T) {
 		if g := f.yearTotal(t, collector, 2026); g != 200000 {
 			t.Fatalf("total %d g, want 200000", g)
 		}
-		if n := f.count(t, `SELECT count(*) FROM recycling.trades WHERE collector_uscc = $1`, collector); n != 20 {
+		if n := f.Count(t, `SELECT count(*) FROM recycling.trades WHERE collector_uscc = $1`, collector); n != 20 {
 			t.Fatalf("%d trades stored, want 20", n)
 		}
 	})
@@ -400,15 +400,15 @@ func TestRedelivery(t *testing.T) {
 	d := tradeData("T1", "M1", collectorA, "L1", 2, "30.000", "2026-11-20T10:00:00+08:00")
 	d["documents"] = []any{map[string]any{"fileName": "photo.jpg", "contentType": "image/jpeg", "sizeBytes": 2048}}
 	ev := functest.Event(TypeTradeRecorded, portalSrc, "same-id", week, d)
-	first := f.fn.Send(t, ev)
-	second := f.fn.SendStructured(t, ev)
+	first := f.Fn.Send(t, ev)
+	second := f.Fn.SendStructured(t, ev)
 	if first.Status != 200 || second.Status != 200 || first.Type() != TypeTradeAccepted {
 		t.Fatalf("status %d %s, %d", first.Status, first.Type(), second.Status)
 	}
 	if first.Type() != second.Type() || !bytes.Equal(first.Event.Data(), second.Event.Data()) || first.Event.ID() != second.Event.ID() {
 		t.Fatalf("replies differ:\n%s %s\n%s %s", first.Type(), first.Event.Data(), second.Type(), second.Event.Data())
 	}
-	if n := f.count(t, `SELECT count(*) FROM recycling.trades`); n != 1 {
+	if n := f.Count(t, `SELECT count(*) FROM recycling.trades`); n != 1 {
 		t.Fatalf("%d trades, want 1", n)
 	}
 	if g := f.yearTotal(t, collectorA, 2026); g != 30000 {
@@ -416,7 +416,7 @@ func TestRedelivery(t *testing.T) {
 	}
 	// A refusal is answered the same way again.
 	rej := functest.Event(TypeTradeRecorded, portalSrc, "refused-id", week, tradeData("T2", "M2", collectorA, "L404", 2, "30.000", "2026-11-20T10:00:00+08:00"))
-	a, b := f.fn.Send(t, rej), f.fn.Send(t, rej)
+	a, b := f.Fn.Send(t, rej), f.Fn.Send(t, rej)
 	if a.Type() != TypeTradeRejected || !bytes.Equal(a.Event.Data(), b.Event.Data()) {
 		t.Fatalf("refusal replies: %s / %s", a.Body, b.Body)
 	}
@@ -426,7 +426,7 @@ func TestRedelivery(t *testing.T) {
 	replies := make([]*functest.Response, 8)
 	for i := range replies {
 		wg.Add(1)
-		go func() { defer wg.Done(); replies[i] = f.fn.Send(t, ev2) }()
+		go func() { defer wg.Done(); replies[i] = f.Fn.Send(t, ev2) }()
 	}
 	wg.Wait()
 	for _, r := range replies {
@@ -442,7 +442,7 @@ func TestRedelivery(t *testing.T) {
 func TestHealthAndConfig(t *testing.T) {
 	t.Parallel()
 	f := setup(t)
-	resp, err := http.Get(f.fn.URL + "/healthz")
+	resp, err := http.Get(f.Fn.URL + "/healthz")
 	if err != nil || resp.StatusCode != 200 {
 		t.Fatalf("healthz: %v %v", err, resp)
 	}
@@ -466,7 +466,7 @@ func TestHealthAndConfig(t *testing.T) {
 		}
 	})
 	t.Run("ErrUnknownJob", func(t *testing.T) {
-		r := f.fn.Send(t, functest.Event(event.PingType, pingSrc, nextID(), week, map[string]any{"job": "forum-weekly"}))
+		r := f.Fn.Send(t, functest.Event(event.PingType, pingSrc, nextID(), week, map[string]any{"job": "forum-weekly"}))
 		if r.Status != 400 || r.Problem()["field"] != "job" {
 			t.Fatalf("got %d %s", r.Status, r.Body)
 		}

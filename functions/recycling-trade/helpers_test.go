@@ -2,15 +2,10 @@ package main
 
 import (
 	"bytes"
-	"context"
 	"encoding/csv"
 	"testing"
 	"time"
 
-	"github.com/jackc/pgx/v5/pgxpool"
-
-	"github.com/qinqing/qinqing/shared/docs"
-	"github.com/qinqing/qinqing/shared/docs/s3test"
 	"github.com/qinqing/qinqing/shared/event"
 	"github.com/qinqing/qinqing/shared/postgres/pgtest"
 	"github.com/qinqing/qinqing/shared/recycling"
@@ -25,32 +20,13 @@ func TestMain(m *testing.M) {
 	functest.Main(pgtest.AlsoThroughPgBouncer(m), map[string]*string{".": &binary})
 }
 
-type fixture struct {
-	fn    *functest.Instance
-	sink  *functest.Sink
-	pool  *pgxpool.Pool
-	s3    *s3test.Server
-	store *docs.Store
-	env   []string
-}
+type fixture struct{ *functest.Fixture }
 
 // setup starts the function on a fresh database and bucket; extra is added
 // to its environment.
 func setup(t *testing.T, extra ...string) *fixture {
 	t.Helper()
-	url := pgtest.URL(t)
-	s3, store := s3test.New(t)
-	sink := functest.NewSink(t)
-	env := append([]string{"DATABASE_URL=" + url, "K_SINK=" + sink.URL}, s3.Env()...)
-	env = append(env, extra...)
-	return &fixture{
-		fn:    functest.Start(t, binary, env...),
-		sink:  sink,
-		pool:  pgtest.PoolFor(t, url),
-		s3:    s3,
-		store: store,
-		env:   env,
-	}
+	return &fixture{functest.Setup(t, binary, functest.Parts{Sink: true, S3: true, Env: extra})}
 }
 
 var (
@@ -67,7 +43,7 @@ var nextID = functest.NextID
 
 func (f *fixture) send(t *testing.T, typ string, at time.Time, data any) *functest.Response {
 	t.Helper()
-	return f.fn.Send(t, functest.Event(typ, portalSrc, nextID(), at, data))
+	return f.Fn.Send(t, functest.Event(typ, portalSrc, nextID(), at, data))
 }
 
 func licenceData(no, collector, from, to string, capacityKg any) map[string]any {
@@ -129,19 +105,10 @@ func wantRejected(t *testing.T, r *functest.Response, reason string) {
 	}
 }
 
-func (f *fixture) count(t *testing.T, sql string, args ...any) int64 {
-	t.Helper()
-	var n int64
-	if err := f.pool.QueryRow(context.Background(), sql, args...).Scan(&n); err != nil {
-		t.Fatal(err)
-	}
-	return n
-}
-
 // yearTotal is a collector's stored total for a year, in grams.
 func (f *fixture) yearTotal(t *testing.T, collector string, year int) int64 {
 	t.Helper()
-	return f.count(t, `SELECT coalesce((SELECT total_g FROM recycling.collector_years WHERE collector_uscc = $1 AND year = $2), 0)`,
+	return f.Count(t, `SELECT coalesce((SELECT total_g FROM recycling.collector_years WHERE collector_uscc = $1 AND year = $2), 0)`,
 		collector, year)
 }
 

@@ -31,7 +31,7 @@ import (
 
 func (f *fixture) put(t testing.TB, key string, body []byte) {
 	t.Helper()
-	if err := f.store.Put(context.Background(), key, "text/csv", body); err != nil {
+	if err := f.Store.Put(context.Background(), key, "text/csv", body); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -88,7 +88,7 @@ func TestImport(t *testing.T) {
 	)
 	f.put(t, "imports/2026-11/batch-1.csv", file)
 	ev := functest.Event(TypeTradesImported, portalSrc, "import-1", week, importData("B1", "imports/2026-11/batch-1.csv"))
-	r := f.fn.Send(t, ev)
+	r := f.Fn.Send(t, ev)
 	if r.Status != 200 || r.Type() != TypeImportCompleted {
 		t.Fatalf("got %d %s %s", r.Status, r.Type(), r.Body)
 	}
@@ -97,7 +97,7 @@ func TestImport(t *testing.T) {
 	if rep != (ImportCompleted{BatchID: "B1", Accepted: 4, Rejected: 14, ErrorsKey: "imports/B1/errors.csv"}) {
 		t.Fatalf("reply = %+v", rep)
 	}
-	body, err := f.store.Get(context.Background(), rep.ErrorsKey)
+	body, err := f.Store.Get(context.Background(), rep.ErrorsKey)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -125,10 +125,10 @@ func TestImport(t *testing.T) {
 		t.Fatalf("errors.csv names %v", recs[1])
 	}
 	var name string
-	if err := f.pool.QueryRow(context.Background(), `SELECT producer_name FROM recycling.trades WHERE manifest_no = 'M16'`).Scan(&name); err != nil || name != "长兴,\"老王\"电瓶店" {
+	if err := f.Pool.QueryRow(context.Background(), `SELECT producer_name FROM recycling.trades WHERE manifest_no = 'M16'`).Scan(&name); err != nil || name != "长兴,\"老王\"电瓶店" {
 		t.Fatalf("quoted name stored as %q (%v)", name, err)
 	}
-	if n := f.count(t, `SELECT count(*) FROM recycling.trades WHERE batch_id = 'B1'`); n != 4 {
+	if n := f.Count(t, `SELECT count(*) FROM recycling.trades WHERE batch_id = 'B1'`); n != 4 {
 		t.Fatalf("%d trades of batch B1, want 4", n)
 	}
 	if g := f.yearTotal(t, collectorA, 2026); g != 10000+150250+75005+20000 {
@@ -139,7 +139,7 @@ func TestImport(t *testing.T) {
 	}
 
 	t.Run("Redelivery", func(t *testing.T) {
-		again := f.fn.SendStructured(t, ev)
+		again := f.Fn.SendStructured(t, ev)
 		if again.Status != 200 || !bytes.Equal(again.Event.Data(), r.Event.Data()) || again.Event.ID() != r.Event.ID() {
 			t.Fatalf("redelivery: %d %s", again.Status, again.Body)
 		}
@@ -152,10 +152,10 @@ func TestImport(t *testing.T) {
 		if rerun.Status != 200 || rerun.Type() != TypeImportCompleted || !bytes.Equal(rerun.Event.Data(), r.Event.Data()) {
 			t.Fatalf("rerun: %d %s, want %s", rerun.Status, rerun.Body, r.Event.Data())
 		}
-		if n := f.count(t, `SELECT count(*) FROM recycling.trades`); n != 6 {
+		if n := f.Count(t, `SELECT count(*) FROM recycling.trades`); n != 6 {
 			t.Fatalf("%d trades after rerun, want 6", n)
 		}
-		if again, _ := f.store.Get(context.Background(), rep.ErrorsKey); !bytes.Equal(again, body) {
+		if again, _ := f.Store.Get(context.Background(), rep.ErrorsKey); !bytes.Equal(again, body) {
 			t.Fatalf("errors.csv changed:\n%s", again)
 		}
 	})
@@ -174,7 +174,7 @@ func TestImport(t *testing.T) {
 		if rep != (ImportCompleted{BatchID: "B-EMPTY", ErrorsKey: "imports/B-EMPTY/errors.csv"}) {
 			t.Fatalf("reply = %+v", rep)
 		}
-		if body, err := f.store.Get(context.Background(), rep.ErrorsKey); err != nil || string(body) != "row,tradeId,manifestNo,reason,field,detail\n" {
+		if body, err := f.Store.Get(context.Background(), rep.ErrorsKey); err != nil || string(body) != "row,tradeId,manifestNo,reason,field,detail\n" {
 			t.Fatalf("errors.csv = %q, %v", body, err)
 		}
 	})
@@ -205,10 +205,10 @@ func TestImportRefused(t *testing.T) {
 			}
 		})
 	}
-	if n := f.count(t, `SELECT count(*) FROM recycling.batches`); n != 0 {
+	if n := f.Count(t, `SELECT count(*) FROM recycling.batches`); n != 0 {
 		t.Fatalf("%d batches recorded by refused imports", n)
 	}
-	if n := f.count(t, `SELECT count(*) FROM qinqing.inbox`); n != 0 {
+	if n := f.Count(t, `SELECT count(*) FROM qinqing.inbox`); n != 0 {
 		t.Fatalf("%d inbox rows written by refused imports", n)
 	}
 }
@@ -235,10 +235,10 @@ func TestImportResume(t *testing.T) {
 
 	// Hold collector B's year row so the chunk with the first B rows waits.
 	ctx := context.Background()
-	if _, err := f.pool.Exec(ctx, `INSERT INTO recycling.collector_years (collector_uscc, year) VALUES ($1, 2026)`, collectorB); err != nil {
+	if _, err := f.Pool.Exec(ctx, `INSERT INTO recycling.collector_years (collector_uscc, year) VALUES ($1, 2026)`, collectorB); err != nil {
 		t.Fatal(err)
 	}
-	hold, err := f.pool.Begin(ctx)
+	hold, err := f.Pool.Begin(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -249,7 +249,7 @@ func TestImportResume(t *testing.T) {
 	ev := functest.Event(TypeTradesImported, portalSrc, "import-big", week, importData("B-BIG", "imports/big.csv"))
 	go func() {
 		// Not functest.Send: the request fails when the process is killed.
-		req, _ := http.NewRequest(http.MethodPost, f.fn.URL+"/", nil)
+		req, _ := http.NewRequest(http.MethodPost, f.Fn.URL+"/", nil)
 		if err := cehttp.WriteRequest(context.Background(), binding.ToMessage(&ev), req); err == nil {
 			if resp, err := http.DefaultClient.Do(req); err == nil {
 				resp.Body.Close()
@@ -257,28 +257,28 @@ func TestImportResume(t *testing.T) {
 		}
 	}()
 	deadline := time.Now().Add(20 * time.Second)
-	for f.count(t, `SELECT coalesce((SELECT rows_done FROM recycling.batches WHERE batch_id = 'B-BIG'), 0)`) != 21 {
+	for f.Count(t, `SELECT coalesce((SELECT rows_done FROM recycling.batches WHERE batch_id = 'B-BIG'), 0)`) != 21 {
 		if time.Now().After(deadline) {
 			t.Fatal("the import did not get to row 21")
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-	f.fn.Kill()
-	if n := f.count(t, `SELECT count(*) FROM recycling.trades`); n != 20 {
+	f.Fn.Kill()
+	if n := f.Count(t, `SELECT count(*) FROM recycling.trades`); n != 20 {
 		t.Fatalf("%d trades after the crash, want the 20 of the committed chunks", n)
 	}
 	if err := hold.Rollback(ctx); err != nil {
 		t.Fatal(err)
 	}
 
-	fn := functest.Start(t, binary, f.env...)
+	fn := functest.Start(t, binary, f.Env...)
 	r := fn.Send(t, ev)
 	var rep ImportCompleted
 	r.DataInto(t, &rep)
 	if rep.Accepted != 40 || rep.Rejected != 1 {
 		t.Fatalf("reply after resuming = %+v", rep)
 	}
-	if n := f.count(t, `SELECT count(*) FROM recycling.trades`); n != 40 {
+	if n := f.Count(t, `SELECT count(*) FROM recycling.trades`); n != 40 {
 		t.Fatalf("%d trades, want 40", n)
 	}
 	for _, c := range []string{collectorA, collectorB} {
@@ -286,7 +286,7 @@ func TestImportResume(t *testing.T) {
 			t.Fatalf("collector %s total %d g, want %d", c, g, 20*30500)
 		}
 	}
-	body, err := f.store.Get(ctx, rep.ErrorsKey)
+	body, err := f.Store.Get(ctx, rep.ErrorsKey)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -316,10 +316,10 @@ func TestImportStreams(t *testing.T) {
 	if rep.Accepted != sum.accepted || rep.Rejected != sum.rejected {
 		t.Fatalf("reply = %+v, want %d accepted %d rejected", rep, sum.accepted, sum.rejected)
 	}
-	if n := f.count(t, `SELECT coalesce(sum(weight_g), 0) FROM recycling.trades`); n != sum.grams {
+	if n := f.Count(t, `SELECT coalesce(sum(weight_g), 0) FROM recycling.trades`); n != sum.grams {
 		t.Fatalf("stored %d g, want %d", n, sum.grams)
 	}
-	if n := f.count(t, `SELECT coalesce(sum(total_g), 0) FROM recycling.collector_years`); n != sum.grams {
+	if n := f.Count(t, `SELECT coalesce(sum(total_g), 0) FROM recycling.collector_years`); n != sum.grams {
 		t.Fatalf("year totals %d g, want %d", n, sum.grams)
 	}
 }
@@ -380,7 +380,7 @@ func TestImportKeyConfined(t *testing.T) {
 			}
 		})
 	}
-	if n := f.count(t, `SELECT count(*) FROM recycling.batches`); n != 0 {
+	if n := f.Count(t, `SELECT count(*) FROM recycling.batches`); n != 0 {
 		t.Fatalf("%d batches recorded by refused keys", n)
 	}
 	t.Run("OtherPrefix", func(t *testing.T) {
@@ -420,7 +420,7 @@ func TestImportErrorsFormulas(t *testing.T) {
 	r := f.send(t, TypeTradesImported, week, importData("B-F", "imports/formulas.csv"))
 	var rep ImportCompleted
 	r.DataInto(t, &rep)
-	body, err := f.store.Get(context.Background(), rep.ErrorsKey)
+	body, err := f.Store.Get(context.Background(), rep.ErrorsKey)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -442,36 +442,12 @@ func TestImportErrorsFormulas(t *testing.T) {
 	}
 }
 
-// proxied is a fixture whose function reaches Postgres and S3 through
-// proxies the test can take down; the fixture's own pool and store go
-// direct.
-type proxied struct {
-	*fixture
-	db, s3 *functest.Proxy
-}
-
-func setupProxied(t *testing.T, extra ...string) *proxied {
+// setupProxied is setup with the function reaching Postgres and S3
+// through proxies the test can take down (DatabaseProxy, S3Proxy); the
+// fixture's own pool and store go direct.
+func setupProxied(t *testing.T, extra ...string) *fixture {
 	t.Helper()
-	dbURL := pgtest.URL(t)
-	s3, store := s3test.New(t)
-	du, err := url.Parse(dbURL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	su, _ := url.Parse(s3.URL)
-	p := &proxied{db: functest.NewProxy(t, du.Host), s3: functest.NewProxy(t, su.Host)}
-	viaProxy := *du
-	viaProxy.Host = p.db.Addr
-	env := []string{"DATABASE_URL=" + viaProxy.String()}
-	for _, kv := range s3.Env() {
-		if strings.HasPrefix(kv, "S3_ENDPOINT=") {
-			kv = "S3_ENDPOINT=http://" + p.s3.Addr
-		}
-		env = append(env, kv)
-	}
-	env = append(env, extra...)
-	p.fixture = &fixture{fn: functest.Start(t, binary, env...), pool: pgtest.PoolFor(t, dbURL), s3: s3, store: store, env: env}
-	return p
+	return &fixture{functest.Setup(t, binary, functest.Parts{S3: true, ProxyDatabase: true, ProxyS3: true, Env: extra})}
 }
 
 // faultFile is an import of 40 rows in chunks of 5: rows 2–36 of
@@ -513,7 +489,7 @@ func importOnce(t *testing.T, file []byte, licences func(*testing.T, *fixture), 
 	r := f.send(t, TypeTradesImported, week, importData("B-F", "imports/file.csv"))
 	var rep ImportCompleted
 	r.DataInto(t, &rep)
-	body, err := f.store.Get(context.Background(), rep.ErrorsKey)
+	body, err := f.Store.Get(context.Background(), rep.ErrorsKey)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -525,11 +501,11 @@ func importOnce(t *testing.T, file []byte, licences func(*testing.T, *fixture), 
 func holdYear(t *testing.T, f *fixture, collector string) func() {
 	t.Helper()
 	ctx := context.Background()
-	if _, err := f.pool.Exec(ctx, `INSERT INTO recycling.collector_years (collector_uscc, year) VALUES ($1, 2026)
+	if _, err := f.Pool.Exec(ctx, `INSERT INTO recycling.collector_years (collector_uscc, year) VALUES ($1, 2026)
 		ON CONFLICT DO NOTHING`, collector); err != nil {
 		t.Fatal(err)
 	}
-	hold, err := f.pool.Begin(ctx)
+	hold, err := f.Pool.Begin(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -566,7 +542,7 @@ func sendAsync(t *testing.T, fn *functest.Instance, ev cloudevents.Event) <-chan
 func waitRowsDone(t *testing.T, f *fixture, batchID string, n int64) {
 	t.Helper()
 	deadline := time.Now().Add(20 * time.Second)
-	for f.count(t, `SELECT coalesce((SELECT rows_done FROM recycling.batches WHERE batch_id = $1), 0)`, batchID) != n {
+	for f.Count(t, `SELECT coalesce((SELECT rows_done FROM recycling.batches WHERE batch_id = $1), 0)`, batchID) != n {
 		if time.Now().After(deadline) {
 			t.Fatalf("the import did not get to row %d", n)
 		}
@@ -579,7 +555,7 @@ func waitRowsDone(t *testing.T, f *fixture, batchID string, n int64) {
 func waitLockWait(t *testing.T, f *fixture) {
 	t.Helper()
 	deadline := time.Now().Add(20 * time.Second)
-	for f.count(t, `SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'`) == 0 {
+	for f.Count(t, `SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'`) == 0 {
 		if time.Now().After(deadline) {
 			t.Fatal("the import never waited on the held row")
 		}
@@ -598,26 +574,26 @@ func TestImportFaults(t *testing.T) {
 	if wantRep.Accepted != 37 || wantRep.Rejected != 3 {
 		t.Fatalf("reference import: %+v\n%s", wantRep, wantErrors)
 	}
-	check := func(t *testing.T, p *proxied, ev cloudevents.Event) {
+	check := func(t *testing.T, p *fixture, ev cloudevents.Event) {
 		t.Helper()
-		r := retry(t, p.fn, ev)
+		r := p.Fn.Retry(t, ev, 10*time.Second)
 		var rep ImportCompleted
 		r.DataInto(t, &rep)
 		if rep != wantRep {
 			t.Fatalf("reply after the retry = %+v, want %+v", rep, wantRep)
 		}
-		body, err := p.store.Get(context.Background(), rep.ErrorsKey)
+		body, err := p.Store.Get(context.Background(), rep.ErrorsKey)
 		if err != nil || !bytes.Equal(body, wantErrors) {
 			t.Fatalf("errors.csv after the retry (%v):\n%s\nwant:\n%s", err, body, wantErrors)
 		}
-		if n := p.count(t, `SELECT count(*) FROM recycling.trades`); n != 37 {
+		if n := p.Count(t, `SELECT count(*) FROM recycling.trades`); n != 37 {
 			t.Fatalf("%d trades, want 37", n)
 		}
 		if g := p.yearTotal(t, collectorA, 2026); g != 32*30500 {
 			t.Fatalf("collector A total %d g", g)
 		}
 	}
-	stored := func(t *testing.T, p *proxied, r *functest.Response, rowsDone int64) {
+	stored := func(t *testing.T, p *fixture, r *functest.Response, rowsDone int64) {
 		t.Helper()
 		if r.Status != 503 {
 			t.Fatalf("got %d %s, want 503", r.Status, r.Body)
@@ -627,10 +603,10 @@ func TestImportFaults(t *testing.T) {
 			strings.Contains(detail, "nothing was written") {
 			t.Fatalf("503 detail %q, want rows 2–%d stored and a retry resuming", detail, rowsDone)
 		}
-		if n := p.count(t, `SELECT rows_done FROM recycling.batches WHERE batch_id = 'B-F'`); n != rowsDone {
+		if n := p.Count(t, `SELECT rows_done FROM recycling.batches WHERE batch_id = 'B-F'`); n != rowsDone {
 			t.Fatalf("rows_done %d, the answer said %d", n, rowsDone)
 		}
-		if n := p.count(t, `SELECT count(*) FROM recycling.trades`) + p.count(t, `SELECT count(*) FROM recycling.import_errors`); n != rowsDone-1 {
+		if n := p.Count(t, `SELECT count(*) FROM recycling.trades`) + p.Count(t, `SELECT count(*) FROM recycling.import_errors`); n != rowsDone-1 {
 			t.Fatalf("%d rows stored, the answer said %d", n, rowsDone-1)
 		}
 	}
@@ -638,43 +614,43 @@ func TestImportFaults(t *testing.T) {
 	t.Run("PostgresAtChunk8", func(t *testing.T) {
 		t.Parallel()
 		p := setupProxied(t, "RECYCLING_IMPORT_CHUNK_ROWS=5")
-		faultLicences(t, p.fixture)
+		faultLicences(t, p)
 		p.put(t, "imports/file.csv", file)
-		release := holdYear(t, p.fixture, collectorB)
+		release := holdYear(t, p, collectorB)
 		ev := functest.Event(TypeTradesImported, portalSrc, nextID(), week, importData("B-F", "imports/file.csv"))
-		answer := sendAsync(t, p.fn, ev)
-		waitRowsDone(t, p.fixture, "B-F", 36) // seven chunks stored, the eighth waits
+		answer := sendAsync(t, p.Fn, ev)
+		waitRowsDone(t, p, "B-F", 36) // seven chunks stored, the eighth waits
 		// The seventh chunk's commit is visible before its answer reaches the
 		// function (through PgBouncer, noticeably later): cut the database
 		// only once the function waits on the held row, past that answer.
-		waitLockWait(t, p.fixture)
-		p.db.SetDown(true)
+		waitLockWait(t, p)
+		p.DatabaseProxy.SetDown(true)
 		r := <-answer
 		release()
 		stored(t, p, r, 36)
 		if !strings.Contains(r.Problem()["detail"].(string), "32 accepted, 3 refused") {
 			t.Fatalf("detail %q", r.Problem()["detail"])
 		}
-		p.db.SetDown(false)
+		p.DatabaseProxy.SetDown(false)
 		check(t, p, ev)
 	})
 	t.Run("S3AtErrorsCSV", func(t *testing.T) {
 		t.Parallel()
 		p := setupProxied(t, "RECYCLING_IMPORT_CHUNK_ROWS=5")
-		faultLicences(t, p.fixture)
+		faultLicences(t, p)
 		p.put(t, "imports/file.csv", file)
-		release := holdYear(t, p.fixture, collectorB)
+		release := holdYear(t, p, collectorB)
 		ev := functest.Event(TypeTradesImported, portalSrc, nextID(), week, importData("B-F", "imports/file.csv"))
-		answer := sendAsync(t, p.fn, ev)
-		waitRowsDone(t, p.fixture, "B-F", 36) // the whole (small) file is read by now
-		p.s3.SetDown(true)
+		answer := sendAsync(t, p.Fn, ev)
+		waitRowsDone(t, p, "B-F", 36) // the whole (small) file is read by now
+		p.S3Proxy.SetDown(true)
 		release()
 		r := <-answer
 		stored(t, p, r, 41)
 		if d := r.Problem()["detail"].(string); !strings.Contains(d, "errors.csv") {
 			t.Fatalf("detail %q", d)
 		}
-		p.s3.SetDown(false)
+		p.S3Proxy.SetDown(false)
 		check(t, p, ev)
 	})
 	t.Run("DuplicateDeliveries", func(t *testing.T) {
@@ -689,7 +665,7 @@ func TestImportFaults(t *testing.T) {
 		other := functest.Event(TypeTradesImported, portalSrc, nextID(), week.Add(time.Minute), importData("B-F", "imports/file.csv"))
 		var answers []<-chan *functest.Response
 		for _, e := range []cloudevents.Event{ev, ev, other, ev, other} {
-			answers = append(answers, sendAsync(t, f.fn, e))
+			answers = append(answers, sendAsync(t, f.Fn, e))
 		}
 		time.Sleep(300 * time.Millisecond) // let them all queue on the held row
 		release()
@@ -704,22 +680,22 @@ func TestImportFaults(t *testing.T) {
 			}
 		}
 		rep, body := ImportCompleted{}, []byte(nil)
-		r := f.fn.Send(t, ev)
+		r := f.Fn.Send(t, ev)
 		r.DataInto(t, &rep)
 		if rep != wantRep {
 			t.Fatalf("reply %+v, want %+v", rep, wantRep)
 		}
-		body, _ = f.store.Get(context.Background(), rep.ErrorsKey)
+		body, _ = f.Store.Get(context.Background(), rep.ErrorsKey)
 		if !bytes.Equal(body, wantErrors) {
 			t.Fatalf("errors.csv:\n%s", body)
 		}
-		if n := f.count(t, `SELECT count(*) FROM recycling.trades`); n != 37 {
+		if n := f.Count(t, `SELECT count(*) FROM recycling.trades`); n != 37 {
 			t.Fatalf("%d trades, want 37", n)
 		}
 		if g := f.yearTotal(t, collectorA, 2026); g != 32*30500 {
 			t.Fatalf("collector A total %d g", g)
 		}
-		if n := f.count(t, `SELECT count(*) FROM recycling.import_errors`); n != 3 {
+		if n := f.Count(t, `SELECT count(*) FROM recycling.import_errors`); n != 3 {
 			t.Fatalf("%d refused rows recorded, want 3", n)
 		}
 	})
@@ -749,20 +725,20 @@ func TestImportS3Stream(t *testing.T) {
 	wantRep, wantErrors := importOnce(t, file, licences, "RECYCLING_IMPORT_CHUNK_ROWS=2000")
 
 	p := setupProxied(t, "RECYCLING_IMPORT_CHUNK_ROWS=2000")
-	licences(t, p.fixture)
+	licences(t, p)
 	p.put(t, "imports/file.csv", file)
-	release := holdYear(t, p.fixture, g.licences[1].uscc)
+	release := holdYear(t, p, g.licences[1].uscc)
 	ev := functest.Event(TypeTradesImported, portalSrc, nextID(), week, importData("B-F", "imports/file.csv"))
-	answer := sendAsync(t, p.fn, ev)
-	waitRowsDone(t, p.fixture, "B-F", 1) // the first chunk waits
-	time.Sleep(200 * time.Millisecond)   // for the reader to fill what buffers it has
-	p.s3.SetDown(true)
+	answer := sendAsync(t, p.Fn, ev)
+	waitRowsDone(t, p, "B-F", 1)       // the first chunk waits
+	time.Sleep(200 * time.Millisecond) // for the reader to fill what buffers it has
+	p.S3Proxy.SetDown(true)
 	release()
 	r := <-answer
 	if r.Status != 503 {
 		t.Fatalf("got %d %s, want 503", r.Status, r.Body)
 	}
-	done := p.count(t, `SELECT rows_done FROM recycling.batches WHERE batch_id = 'B-F'`)
+	done := p.Count(t, `SELECT rows_done FROM recycling.batches WHERE batch_id = 'B-F'`)
 	if done <= 1 || done >= 60001 {
 		t.Fatalf("rows_done %d: the cut was not in the middle of the file", done)
 	}
@@ -772,14 +748,14 @@ func TestImportS3Stream(t *testing.T) {
 		!strings.Contains(detail, fmt.Sprintf("a retry resumes at row %d", done+1)) {
 		t.Fatalf("detail %q, rows_done %d", detail, done)
 	}
-	p.s3.SetDown(false)
-	r = retry(t, p.fn, ev)
+	p.S3Proxy.SetDown(false)
+	r = p.Fn.Retry(t, ev, 10*time.Second)
 	var rep ImportCompleted
 	r.DataInto(t, &rep)
 	if rep != wantRep {
 		t.Fatalf("reply after the retry = %+v, want %+v", rep, wantRep)
 	}
-	body, err := p.store.Get(context.Background(), rep.ErrorsKey)
+	body, err := p.Store.Get(context.Background(), rep.ErrorsKey)
 	if err != nil || !bytes.Equal(body, wantErrors) {
 		t.Fatalf("errors.csv after the retry differs from the one-go import (%v)", err)
 	}
@@ -810,7 +786,7 @@ func TestImportDuplicatesFirst(t *testing.T) {
 	if rep.Accepted != 2 || rep.Rejected != 5 {
 		t.Fatalf("reply %+v", rep)
 	}
-	body, _ := f.store.Get(context.Background(), rep.ErrorsKey)
+	body, _ := f.Store.Get(context.Background(), rep.ErrorsKey)
 	recs := readCSV(t, body)
 	want := [][2]string{{"2", "duplicate_manifest"}, {"4", "capacity_exceeded"}, {"6", "duplicate_manifest"},
 		{"7", "duplicate_manifest"}, {"8", "capacity_exceeded"}}
@@ -827,7 +803,7 @@ func TestImportDuplicatesFirst(t *testing.T) {
 	}
 	var occurred, recorded time.Time
 	var batchID string
-	if err := f.pool.QueryRow(context.Background(), `SELECT occurred_at, recorded_at, batch_id FROM recycling.trades
+	if err := f.Pool.QueryRow(context.Background(), `SELECT occurred_at, recorded_at, batch_id FROM recycling.trades
 		WHERE manifest_no = 'M-B'`).Scan(&occurred, &recorded, &batchID); err != nil {
 		t.Fatal(err)
 	}
@@ -933,7 +909,7 @@ func TestImportBehindPgBouncer(t *testing.T) {
 	dbURL := pgtest.URL(t)
 	s3, store := s3test.New(t)
 	env := append([]string{"DATABASE_URL=" + startPgBouncer(t, dbURL), "RECYCLING_IMPORT_CHUNK_ROWS=5"}, s3.Env()...)
-	f := &fixture{fn: functest.Start(t, binary, env...), pool: pgtest.PoolFor(t, dbURL), s3: s3, store: store, env: env}
+	f := &fixture{&functest.Fixture{Fn: functest.Start(t, binary, env...), Pool: pgtest.PoolFor(t, dbURL), S3: s3, Store: store, Env: env}}
 	faultLicences(t, f)
 	f.put(t, "imports/file.csv", file)
 
@@ -941,13 +917,13 @@ func TestImportBehindPgBouncer(t *testing.T) {
 	// event four times at once and they finish the import together.
 	release := holdYear(t, f, collectorB)
 	ev := functest.Event(TypeTradesImported, portalSrc, nextID(), week, importData("B-F", "imports/file.csv"))
-	_ = sendAsync(t, f.fn, ev)
+	_ = sendAsync(t, f.Fn, ev)
 	waitRowsDone(t, f, "B-F", 36)
-	f.fn.Kill()
-	f.fn = functest.Start(t, binary, env...)
+	f.Fn.Kill()
+	f.Fn = functest.Start(t, binary, env...)
 	var answers []<-chan *functest.Response
 	for i := 0; i < 4; i++ {
-		answers = append(answers, sendAsync(t, f.fn, ev))
+		answers = append(answers, sendAsync(t, f.Fn, ev))
 	}
 	time.Sleep(200 * time.Millisecond) // let them queue on the held row
 	release()
@@ -956,17 +932,17 @@ func TestImportBehindPgBouncer(t *testing.T) {
 			t.Fatalf("delivery %d: %d %s", i, r.Status, r.Body)
 		}
 	}
-	r := f.fn.Send(t, ev)
+	r := f.Fn.Send(t, ev)
 	var rep ImportCompleted
 	r.DataInto(t, &rep)
 	if rep != wantRep {
 		t.Fatalf("reply %+v, want %+v", rep, wantRep)
 	}
-	body, _ := f.store.Get(context.Background(), rep.ErrorsKey)
+	body, _ := f.Store.Get(context.Background(), rep.ErrorsKey)
 	if !bytes.Equal(body, wantErrors) {
 		t.Fatalf("errors.csv:\n%s\nwant:\n%s", body, wantErrors)
 	}
-	if n := f.count(t, `SELECT count(*) FROM recycling.trades`); n != 37 {
+	if n := f.Count(t, `SELECT count(*) FROM recycling.trades`); n != 37 {
 		t.Fatalf("%d trades, want 37", n)
 	}
 	if g := f.yearTotal(t, collectorA, 2026); g != 32*30500 {

@@ -27,9 +27,9 @@ func TestManifestOneKey(t *testing.T) {
 		}
 	}
 	for i, m := range []string{"HW-2026-0001 ", " HW-2026-0001", "HW-2026-0001\u200b", "HW\u20102026-0001", "HW-2026-0001\x00"} {
-		before := pgtest.Rows(t, f.pool)
+		before := pgtest.Rows(t, f.Pool)
 		functest.WantInvalid(t, f.trade(t, tradeData("T-bad-"+string(rune('a'+i)), m, collectorA, "L-A", 1, "10.000", at)), "manifestNo")
-		if after := pgtest.Rows(t, f.pool); after != before {
+		if after := pgtest.Rows(t, f.Pool); after != before {
 			t.Fatalf("%q: %d rows written by a 400", m, after-before)
 		}
 	}
@@ -40,16 +40,16 @@ func TestManifestOneKey(t *testing.T) {
 		row("I3", "HW-2026-0003", collectorA, "l-a", "1", "10.000", at),
 	}
 	f.put(t, "imports/uploads/manifest-keys.csv", csvFile(t, rows...))
-	r := f.fn.Send(t, functest.Event(TypeTradesImported, portalSrc, nextID(), week, importData("B-KEYS", "imports/uploads/manifest-keys.csv")))
+	r := f.Fn.Send(t, functest.Event(TypeTradesImported, portalSrc, nextID(), week, importData("B-KEYS", "imports/uploads/manifest-keys.csv")))
 	var done ImportCompleted
 	r.DataInto(t, &done)
 	if done.Accepted != 1 || done.Rejected != 2 {
 		t.Fatalf("import = %+v, want 1 accepted (I3) and 2 rejected", done)
 	}
-	if n := f.count(t, `SELECT count(*) FROM recycling.trades WHERE manifest_no = 'HW-2026-0001'`); n != 1 {
+	if n := f.Count(t, `SELECT count(*) FROM recycling.trades WHERE manifest_no = 'HW-2026-0001'`); n != 1 {
 		t.Fatalf("%d trades on one manifest, want 1", n)
 	}
-	if n := f.count(t, `SELECT count(*) FROM recycling.trades WHERE manifest_no = 'HW-2026-0003' AND licence_no = 'L-A'`); n != 1 {
+	if n := f.Count(t, `SELECT count(*) FROM recycling.trades WHERE manifest_no = 'HW-2026-0003' AND licence_no = 'L-A'`); n != 1 {
 		t.Fatalf("imported row not stored in key form")
 	}
 }
@@ -88,9 +88,9 @@ func TestTradeTextAndKeysAreBadInput(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			d := good()
 			tc.edit(d)
-			before := pgtest.Rows(t, f.pool)
+			before := pgtest.Rows(t, f.Pool)
 			functest.WantInvalid(t, f.trade(t, d), tc.field)
-			if after := pgtest.Rows(t, f.pool); after != before {
+			if after := pgtest.Rows(t, f.Pool); after != before {
 				t.Fatalf("%d rows written by a 400", after-before)
 			}
 		})

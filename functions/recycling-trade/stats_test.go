@@ -34,7 +34,7 @@ func TestStats(t *testing.T) {
 
 	// 2031-05-01 00:05 in Huzhou is still April in UTC: the month is the business zone's.
 	ping := functest.Event(event.PingType, pingSrc, "stats-2031-05", time.Date(2031, 4, 30, 16, 5, 0, 0, time.UTC), map[string]any{"job": "recycling-stats"})
-	r := f.fn.Send(t, ping)
+	r := f.Fn.Send(t, ping)
 	if r.Status != 200 || r.Type() != TypeStatsPublished {
 		t.Fatalf("got %d %s %s", r.Status, r.Type(), r.Body)
 	}
@@ -44,7 +44,7 @@ func TestStats(t *testing.T) {
 	if rep != want {
 		t.Fatalf("reply = %+v, want %+v", rep, want)
 	}
-	body, err := f.store.Get(context.Background(), rep.Key)
+	body, err := f.Store.Get(context.Background(), rep.Key)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -71,17 +71,17 @@ func TestStats(t *testing.T) {
 	}
 
 	t.Run("Redelivery", func(t *testing.T) {
-		again := f.fn.Send(t, ping)
+		again := f.Fn.Send(t, ping)
 		if !bytes.Equal(again.Event.Data(), r.Event.Data()) {
 			t.Fatalf("redelivery: %s", again.Body)
 		}
 	})
 	t.Run("AnotherRunSameMonth", func(t *testing.T) {
-		later := f.fn.Send(t, functest.Event(event.PingType, pingSrc, "stats-again", time.Date(2031, 5, 20, 0, 0, 0, 0, time.UTC), map[string]any{"job": "recycling-stats"}))
+		later := f.Fn.Send(t, functest.Event(event.PingType, pingSrc, "stats-again", time.Date(2031, 5, 20, 0, 0, 0, 0, time.UTC), map[string]any{"job": "recycling-stats"}))
 		if !bytes.Equal(later.Event.Data(), r.Event.Data()) {
 			t.Fatalf("second run: %s, want %s", later.Event.Data(), r.Event.Data())
 		}
-		if again, _ := f.store.Get(context.Background(), rep.Key); !bytes.Equal(again, body) {
+		if again, _ := f.Store.Get(context.Background(), rep.Key); !bytes.Equal(again, body) {
 			t.Fatalf("document changed:\n%s", again)
 		}
 	})
@@ -92,15 +92,15 @@ func TestStats(t *testing.T) {
 		late["producer"] = map[string]any{"uscc": event.SampleUSCC(34), "name": "产废单位S7", "county": "deqing"}
 		late["amountFen"] = 3000
 		wantAccepted(t, f.send(t, TypeTradeRecorded, time.Date(2031, 5, 25, 0, 0, 0, 0, time.UTC), late))
-		replay := f.fn.Send(t, functest.Event(event.PingType, pingSrc, "stats-replay", ping.Time(), map[string]any{"job": "recycling-stats"}))
+		replay := f.Fn.Send(t, functest.Event(event.PingType, pingSrc, "stats-replay", ping.Time(), map[string]any{"job": "recycling-stats"}))
 		if replay.Status != 200 || !bytes.Equal(replay.Event.Data(), r.Event.Data()) {
 			t.Fatalf("replay as of %s: %d %s, want %s", ping.Time(), replay.Status, replay.Event.Data(), r.Event.Data())
 		}
-		if again, _ := f.store.Get(context.Background(), rep.Key); !bytes.Equal(again, body) {
+		if again, _ := f.Store.Get(context.Background(), rep.Key); !bytes.Equal(again, body) {
 			t.Fatalf("document changed by the replay:\n%s", again)
 		}
 		// A run with another time counts it.
-		later := f.fn.Send(t, functest.Event(event.PingType, pingSrc, "stats-after-late", time.Date(2031, 5, 26, 0, 0, 0, 0, time.UTC), map[string]any{"job": "recycling-stats"}))
+		later := f.Fn.Send(t, functest.Event(event.PingType, pingSrc, "stats-after-late", time.Date(2031, 5, 26, 0, 0, 0, 0, time.UTC), map[string]any{"job": "recycling-stats"}))
 		var got StatsPublished
 		later.DataInto(t, &got)
 		want := StatsPublished{Period: "2031-04", Producers: 3, BatterySets: 22, WeightKg: "296.356", AmountFen: 53007, Key: "recycling/stats/2031-04.json"}
@@ -108,16 +108,16 @@ func TestStats(t *testing.T) {
 			t.Fatalf("after the late trade: %+v, want %+v", got, want)
 		}
 		// The first time's figures stay what they were, document included.
-		replay = f.fn.Send(t, functest.Event(event.PingType, pingSrc, "stats-replay-2", ping.Time(), map[string]any{"job": "recycling-stats"}))
+		replay = f.Fn.Send(t, functest.Event(event.PingType, pingSrc, "stats-replay-2", ping.Time(), map[string]any{"job": "recycling-stats"}))
 		if !bytes.Equal(replay.Event.Data(), r.Event.Data()) {
 			t.Fatalf("second replay: %s, want %s", replay.Event.Data(), r.Event.Data())
 		}
-		if again, _ := f.store.Get(context.Background(), rep.Key); !bytes.Equal(again, body) {
+		if again, _ := f.Store.Get(context.Background(), rep.Key); !bytes.Equal(again, body) {
 			t.Fatalf("document after the second replay:\n%s", again)
 		}
 	})
 	t.Run("EmptyMonth", func(t *testing.T) {
-		r := f.fn.Send(t, functest.Event(event.PingType, pingSrc, "stats-empty", time.Date(2031, 2, 1, 0, 0, 0, 0, time.UTC), map[string]any{"job": "recycling-stats"}))
+		r := f.Fn.Send(t, functest.Event(event.PingType, pingSrc, "stats-empty", time.Date(2031, 2, 1, 0, 0, 0, 0, time.UTC), map[string]any{"job": "recycling-stats"}))
 		var rep StatsPublished
 		r.DataInto(t, &rep)
 		if rep != (StatsPublished{Period: "2031-01", WeightKg: "0.000", Key: "recycling/stats/2031-01.json"}) {

@@ -46,7 +46,7 @@ func TestSampleWeek(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		r := f.fn.Send(t, functest.Event(l.Type, l.Source, l.ID, at, l.Data))
+		r := f.Fn.Send(t, functest.Event(l.Type, l.Source, l.ID, at, l.Data))
 		if r.Status != 200 {
 			t.Fatalf("%s: %d %s", l.ID, r.Status, r.Body)
 		}
