@@ -22,7 +22,7 @@ import (
 func TestMetrics(t *testing.T) {
 	t.Parallel()
 	f := setup(t)
-	a := uscc(1)
+	a := event.SampleUSCC(1)
 
 	t.Run("OK", func(t *testing.T) {
 		r := f.must(t, TypeMetricsReported, statsSource, week, metricsData(1, "湖州恒达新材料有限公司", true, 100, 10), TypeMetricsAccepted)
@@ -40,10 +40,10 @@ func TestMetrics(t *testing.T) {
 		if r.Data()["superseded"] != false {
 			t.Fatalf("reply = %s", r.Event.Data())
 		}
-		if got := f.count(t, `SELECT revenue_fen FROM award.metrics WHERE uscc = $1 AND year = 2026`, a); got != 200 {
+		if got := f.Count(t, `SELECT revenue_fen FROM award.metrics WHERE uscc = $1 AND year = 2026`, a); got != 200 {
 			t.Fatalf("revenueFen = %d, want 200", got)
 		}
-		if got := f.count(t, `SELECT count(*) FROM award.metrics WHERE uscc = $1 AND NOT private AND name = '湖州恒达新材料股份有限公司'`, a); got != 1 {
+		if got := f.Count(t, `SELECT count(*) FROM award.metrics WHERE uscc = $1 AND NOT private AND name = '湖州恒达新材料股份有限公司'`, a); got != 1 {
 			t.Fatalf("name and private not replaced")
 		}
 	})
@@ -53,7 +53,7 @@ func TestMetrics(t *testing.T) {
 		if r.Data()["superseded"] != true {
 			t.Fatalf("reply = %s, want superseded", r.Event.Data())
 		}
-		if got := f.count(t, `SELECT revenue_fen FROM award.metrics WHERE uscc = $1 AND year = 2026`, a); got != 200 {
+		if got := f.Count(t, `SELECT revenue_fen FROM award.metrics WHERE uscc = $1 AND year = 2026`, a); got != 200 {
 			t.Fatalf("revenueFen = %d, want 200", got)
 		}
 	})
@@ -61,14 +61,14 @@ func TestMetrics(t *testing.T) {
 		d := metricsData(1, "湖州恒达新材料有限公司", true, 50, 5)
 		d["year"] = 2025
 		f.must(t, TypeMetricsReported, statsSource, week.Add(2*time.Hour), d, TypeMetricsAccepted)
-		if got := f.count(t, `SELECT count(*) FROM award.metrics WHERE uscc = $1`, a); got != 2 {
+		if got := f.Count(t, `SELECT count(*) FROM award.metrics WHERE uscc = $1`, a); got != 2 {
 			t.Fatalf("%d rows, want 2", got)
 		}
 	})
 	t.Run("Redelivery", func(t *testing.T) {
 		ev := functest.Event(TypeMetricsReported, statsSource, "metrics-same-id", week.Add(3*time.Hour), metricsData(2, "湖州金鼎纺织有限公司", true, 7, 1))
-		first := f.fn.Send(t, ev)
-		second := f.fn.SendStructured(t, ev)
+		first := f.Fn.Send(t, ev)
+		second := f.Fn.SendStructured(t, ev)
 		if first.Status != 200 || second.Status != 200 || first.Type() != second.Type() ||
 			!bytes.Equal(first.Event.Data(), second.Event.Data()) || first.Event.ID() != second.Event.ID() {
 			t.Fatalf("replies differ: %d %s / %d %s", first.Status, first.Body, second.Status, second.Body)
@@ -105,11 +105,11 @@ func (f *fixture) sendInvalid(t *testing.T, typ, source string, good func() map[
 	t.Run("NotJSON", func(t *testing.T) {
 		ev := functest.Event(typ, source, nextID(), week, nil)
 		_ = ev.SetData("application/json", []byte("{not json"))
-		if r := f.fn.Send(t, ev); r.Status != 400 {
+		if r := f.Fn.Send(t, ev); r.Status != 400 {
 			t.Fatalf("status = %d", r.Status)
 		}
 	})
-	if n := f.count(t, `SELECT count(*) FROM qinqing.inbox WHERE type = $1`, typ); n != 0 {
+	if n := f.Count(t, `SELECT count(*) FROM qinqing.inbox WHERE type = $1`, typ); n != 0 {
 		t.Fatalf("%d inbox rows written by bad input", n)
 	}
 }
@@ -164,7 +164,7 @@ func TestMetricsInvalid(t *testing.T) {
 		{"FractionalEmployees", set("employees", 1.5), "employees"},
 		{"MissingEmployees", del("employees"), "employees"},
 	})
-	if n := f.count(t, `SELECT count(*) FROM award.metrics`); n != 0 {
+	if n := f.Count(t, `SELECT count(*) FROM award.metrics`); n != 0 {
 		t.Fatalf("%d metrics written by bad input", n)
 	}
 }
@@ -184,7 +184,7 @@ func TestNominations(t *testing.T) {
 	})
 	t.Run("ResubmittedUnchanged", func(t *testing.T) {
 		f.must(t, TypeNominationSubmitted, awardsSource, week.Add(time.Hour), nominationData("N-runner", CategoryRunner, "候选runner"), TypeNominationAccepted)
-		if n := f.count(t, `SELECT count(*) FROM award.nominations WHERE nomination_id = 'N-runner' AND submitted_at = $1`, week); n != 1 {
+		if n := f.Count(t, `SELECT count(*) FROM award.nominations WHERE nomination_id = 'N-runner' AND submitted_at = $1`, week); n != 1 {
 			t.Fatalf("resubmission changed the nomination")
 		}
 	})
@@ -193,7 +193,7 @@ func TestNominations(t *testing.T) {
 		if r.Data()["reason"] != "duplicate_nomination" || r.Data()["nominationId"] != "N-runner" {
 			t.Fatalf("reply = %s", r.Event.Data())
 		}
-		if n := f.count(t, `SELECT count(*) FROM award.nominations WHERE nominee_name = '候选runner'`); n != 1 {
+		if n := f.Count(t, `SELECT count(*) FROM award.nominations WHERE nominee_name = '候选runner'`); n != 1 {
 			t.Fatalf("duplicate overwrote the nomination")
 		}
 	})
@@ -237,7 +237,7 @@ func TestNominationInvalid(t *testing.T) {
 		{"MissingNominatedBy", del("nominatedBy"), "nominatedBy"},
 		{"CitationNotString", set("citation", 5), "citation"},
 	})
-	if n := f.count(t, `SELECT count(*) FROM award.nominations`); n != 0 {
+	if n := f.Count(t, `SELECT count(*) FROM award.nominations`); n != 0 {
 		t.Fatalf("%d nominations written by bad input", n)
 	}
 }
@@ -249,7 +249,7 @@ func TestScores(t *testing.T) {
 	scoreOf := func(t *testing.T) string {
 		t.Helper()
 		var s string
-		if err := f.pool.QueryRow(t.Context(), `SELECT score::text FROM award.scores WHERE nomination_id = 'N1' AND judge = 'judge-1'`).Scan(&s); err != nil {
+		if err := f.Pool.QueryRow(t.Context(), `SELECT score::text FROM award.scores WHERE nomination_id = 'N1' AND judge = 'judge-1'`).Scan(&s); err != nil {
 			t.Fatal(err)
 		}
 		return s
@@ -268,7 +268,7 @@ func TestScores(t *testing.T) {
 		if got := scoreOf(t); got != "90.00" {
 			t.Fatalf("score = %s, want 90.00", got)
 		}
-		if n := f.count(t, `SELECT count(*) FROM award.scores`); n != 1 {
+		if n := f.Count(t, `SELECT count(*) FROM award.scores`); n != 1 {
 			t.Fatalf("%d scores, want 1 per judge", n)
 		}
 	})
@@ -286,12 +286,12 @@ func TestScores(t *testing.T) {
 		if r.Data()["reason"] != "unknown_nomination" || r.Data()["nominationId"] != "N404" {
 			t.Fatalf("reply = %s", r.Event.Data())
 		}
-		if n := f.count(t, `SELECT count(*) FROM award.scores WHERE nomination_id = 'N404'`); n != 0 {
+		if n := f.Count(t, `SELECT count(*) FROM award.scores WHERE nomination_id = 'N404'`); n != 0 {
 			t.Fatalf("score stored for an unknown nomination")
 		}
 	})
 	t.Run("Invalid", func(t *testing.T) {
-		before := f.count(t, `SELECT count(*) FROM qinqing.inbox`)
+		before := f.Count(t, `SELECT count(*) FROM qinqing.inbox`)
 		for _, tc := range []struct {
 			name  string
 			data  map[string]any
@@ -314,10 +314,10 @@ func TestScores(t *testing.T) {
 				}
 			})
 		}
-		if after := f.count(t, `SELECT count(*) FROM qinqing.inbox`); after != before {
+		if after := f.Count(t, `SELECT count(*) FROM qinqing.inbox`); after != before {
 			t.Fatalf("bad input wrote %d inbox rows", after-before)
 		}
-		if n := f.count(t, `SELECT count(*) FROM award.scores WHERE judge = 'judge-2'`); n != 0 {
+		if n := f.Count(t, `SELECT count(*) FROM award.scores WHERE judge = 'judge-2'`); n != 0 {
 			t.Fatalf("bad input wrote scores")
 		}
 	})
@@ -348,7 +348,7 @@ func TestConcurrentScoresLatestEventTimeWins(t *testing.T) {
 		}()
 	}
 	wg.Wait()
-	if got := f.count(t, `SELECT score::int FROM award.scores WHERE nomination_id = 'N1' AND judge = 'judge-1'`); got != 70 {
+	if got := f.Count(t, `SELECT score::int FROM award.scores WHERE nomination_id = 'N1' AND judge = 'judge-1'`); got != 70 {
 		t.Fatalf("score = %d, want 70 (the latest by event time)", got)
 	}
 }
@@ -412,7 +412,7 @@ func TestCeremony(t *testing.T) {
 		case a.tax != b.tax:
 			return -cmpInt(a.tax, b.tax)
 		}
-		return strings.Compare(uscc(a.n), uscc(b.n))
+		return strings.Compare(event.SampleUSCC(a.n), event.SampleUSCC(b.n))
 	})
 	ranked = ranked[:TopSize]
 
@@ -457,7 +457,7 @@ func TestCeremony(t *testing.T) {
 	score("old-1", "j1", 100, next())
 
 	ping := functest.Event(event.PingType, pingSource, "ceremony-2026", ceremonyAt, map[string]any{"job": "award-ceremony"})
-	first := f.fn.Send(t, ping)
+	first := f.Fn.Send(t, ping)
 	if first.Status != 200 || first.Type() != TypeCeremonyPublished {
 		t.Fatalf("ceremony: %d %s", first.Status, first.Body)
 	}
@@ -469,23 +469,23 @@ func TestCeremony(t *testing.T) {
 			t.Fatalf("year %d, %d enterprises", got.Year, len(got.Top50))
 		}
 		for i, e := range ranked {
-			if want := (TopEntry{Rank: i + 1, USCC: uscc(e.n), Name: e.name}); got.Top50[i] != want {
+			if want := (TopEntry{Rank: i + 1, USCC: event.SampleUSCC(e.n), Name: e.name}); got.Top50[i] != want {
 				t.Fatalf("top50[%d] = %+v, want %+v", i, got.Top50[i], want)
 			}
 		}
 		// The tie group, spelled out.
 		var order []string
 		for _, e := range got.Top50 {
-			if e.USCC == uscc(301) || e.USCC == uscc(302) || e.USCC == uscc(303) {
+			if e.USCC == event.SampleUSCC(301) || e.USCC == event.SampleUSCC(302) || e.USCC == event.SampleUSCC(303) {
 				order = append(order, e.USCC)
 			}
 		}
-		if want := []string{uscc(302), uscc(301), uscc(303)}; !slices.Equal(order, want) {
+		if want := []string{event.SampleUSCC(302), event.SampleUSCC(301), event.SampleUSCC(303)}; !slices.Equal(order, want) {
 			t.Fatalf("tie order = %v, want %v", order, want)
 		}
 		for _, e := range got.Top50 {
 			for _, excluded := range []int{600, 601, 500, 400, 401} {
-				if e.USCC == uscc(excluded) {
+				if e.USCC == event.SampleUSCC(excluded) {
 					t.Fatalf("%s (%s) should not rank", e.USCC, e.Name)
 				}
 			}
@@ -575,7 +575,7 @@ func TestCeremony(t *testing.T) {
 		}
 	})
 	t.Run("Redelivery", func(t *testing.T) {
-		again := f.fn.SendStructured(t, ping)
+		again := f.Fn.SendStructured(t, ping)
 		if again.Status != 200 || again.Event.ID() != first.Event.ID() || !bytes.Equal(again.Event.Data(), first.Event.Data()) {
 			t.Fatalf("redelivery: %d %s", again.Status, again.Body)
 		}
@@ -679,7 +679,7 @@ func TestCeremonyEmptyYearAndBusinessTimeZone(t *testing.T) {
 	}
 	var got Published
 	f.ping(t, newYear).DataInto(t, &got)
-	if got.Year != 2027 || len(got.Top50) != 1 || got.Top50[0].USCC != uscc(1) {
+	if got.Year != 2027 || len(got.Top50) != 1 || got.Top50[0].USCC != event.SampleUSCC(1) {
 		t.Fatalf("ceremony at %v: %+v", newYear, got)
 	}
 }
@@ -722,7 +722,7 @@ func TestPingInvalid(t *testing.T) {
 	if r := f.send(t, "cn.huzhou.something.else", awardsSource, week, map[string]any{}); r.Status != 400 || r.Problem()["field"] != "type" {
 		t.Fatalf("unknown type: %d %s", r.Status, r.Body)
 	}
-	if r := f.fn.Post(t, "application/json", []byte(`{"hello":1}`)); r.Status != 400 {
+	if r := f.Fn.Post(t, "application/json", []byte(`{"hello":1}`)); r.Status != 400 {
 		t.Fatalf("not a CloudEvent: %d", r.Status)
 	}
 	big := metricsData(1, strings.Repeat("x", 1<<20), true, 1, 1)
@@ -734,7 +734,7 @@ func TestPingInvalid(t *testing.T) {
 func TestHealthAndConfig(t *testing.T) {
 	t.Parallel()
 	f := setup(t)
-	resp, err := http.Get(f.fn.URL + "/healthz")
+	resp, err := http.Get(f.Fn.URL + "/healthz")
 	if err != nil || resp.StatusCode != 200 {
 		t.Fatalf("healthz: %v %v", err, resp)
 	}
@@ -794,7 +794,7 @@ func TestSampleWeek(t *testing.T) {
 		}
 		ev := functest.Event(l.Type, l.Source, l.ID, l.Time, nil)
 		_ = ev.SetData("application/json", []byte(l.Data))
-		r := f.fn.Send(t, ev)
+		r := f.Fn.Send(t, ev)
 		if r.Status != 200 || strings.HasSuffix(r.Type(), ".rejected") {
 			t.Fatalf("line %d (%s): %d %s %s", n+1, l.ID, r.Status, r.Type(), r.Body)
 		}
@@ -841,7 +841,7 @@ func TestYearIsData(t *testing.T) {
 	f.must(t, TypeScoreRecorded, judgesSource, week, scoreData("Y2031", "j1", 90), TypeScoreAccepted)
 	var got Published
 	f.ping(t, time.Date(2031, 11, 1, 10, 0, 0, 0, testkit.Shanghai)).DataInto(t, &got)
-	if got.Year != 2031 || len(got.Top50) != 1 || got.Top50[0].USCC != uscc(1) || len(got.Winners) != 1 || got.Winners[0].NominationID != "Y2031" {
+	if got.Year != 2031 || len(got.Top50) != 1 || got.Top50[0].USCC != event.SampleUSCC(1) || len(got.Winners) != 1 || got.Winners[0].NominationID != "Y2031" {
 		t.Fatalf("2031 ceremony: %+v", got)
 	}
 }

@@ -8,10 +8,7 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
-	"github.com/jackc/pgx/v5/pgxpool"
 
-	"github.com/qinqing/qinqing/shared/docs"
-	"github.com/qinqing/qinqing/shared/docs/s3test"
 	"github.com/qinqing/qinqing/shared/event"
 	"github.com/qinqing/qinqing/shared/postgres/pgtest"
 	"github.com/qinqing/qinqing/shared/runtime/functest"
@@ -40,33 +37,20 @@ const (
 	pingSource   = "/apis/v1/namespaces/qinqing/pingsources/award-ceremony"
 )
 
-type fixture struct {
-	fn    *functest.Instance
-	pool  *pgxpool.Pool
-	store *docs.Store
-}
+type fixture struct{ *functest.Fixture }
 
 // setup starts the function on a fresh database and bucket; env adds to
 // (or overrides) the contract environment.
 func setup(t *testing.T, env ...string) *fixture {
 	t.Helper()
-	url := pgtest.URL(t)
-	s3srv, store := s3test.New(t)
-	base := append([]string{"DATABASE_URL=" + url}, s3srv.Env()...)
-	return &fixture{
-		fn:    functest.Start(t, binary, append(base, env...)...),
-		pool:  pgtest.PoolFor(t, url),
-		store: store,
-	}
+	return &fixture{functest.Setup(t, binary, functest.Parts{S3: true, Env: env})}
 }
-
-var ()
 
 var nextID = functest.NextID
 
 func (f *fixture) send(t *testing.T, typ, source string, at time.Time, data any) *functest.Response {
 	t.Helper()
-	return f.fn.Send(t, functest.Event(typ, source, nextID(), at, data))
+	return f.Fn.Send(t, functest.Event(typ, source, nextID(), at, data))
 }
 
 // must sends an event and fails the test unless the reply has type want.
@@ -84,18 +68,9 @@ func (f *fixture) ping(t *testing.T, at time.Time) *functest.Response {
 	return f.must(t, event.PingType, pingSource, at, map[string]any{"job": "award-ceremony"}, TypeCeremonyPublished)
 }
 
-func (f *fixture) count(t *testing.T, sql string, args ...any) int {
-	t.Helper()
-	var n int
-	if err := f.pool.QueryRow(context.Background(), sql, args...).Scan(&n); err != nil {
-		t.Fatal(err)
-	}
-	return n
-}
-
 func (f *fixture) get(t *testing.T, key string) []byte {
 	t.Helper()
-	b, err := f.store.Get(context.Background(), key)
+	b, err := f.Store.Get(context.Background(), key)
 	if err != nil {
 		t.Fatalf("get %s: %v", key, err)
 	}
@@ -106,8 +81,8 @@ func (f *fixture) get(t *testing.T, key string) []byte {
 func (f *fixture) list(t *testing.T, prefix string) []string {
 	t.Helper()
 	var keys []string
-	pages := s3.NewListObjectsV2Paginator(f.store.Client(), &s3.ListObjectsV2Input{
-		Bucket: aws.String(f.store.Bucket), Prefix: aws.String(prefix)})
+	pages := s3.NewListObjectsV2Paginator(f.Store.Client(), &s3.ListObjectsV2Input{
+		Bucket: aws.String(f.Store.Bucket), Prefix: aws.String(prefix)})
 	for pages.HasMorePages() {
 		page, err := pages.NextPage(context.Background())
 		if err != nil {
@@ -123,11 +98,9 @@ func (f *fixture) list(t *testing.T, prefix string) []string {
 
 // Factories.
 
-func uscc(n int) string { return event.SampleUSCC(n) }
-
 func metricsData(n int, name string, private bool, revenueFen, taxFen int64) map[string]any {
 	return map[string]any{
-		"uscc": uscc(n), "name": name, "county": "wuxing", "year": 2026, "private": private,
+		"uscc": event.SampleUSCC(n), "name": name, "county": "wuxing", "year": 2026, "private": private,
 		"revenueFen": revenueFen, "taxFen": taxFen, "employees": 120,
 	}
 }
@@ -138,7 +111,7 @@ func nominationData(id, category, nomineeName string) map[string]any {
 	case CategoryRunner:
 		nominee["county"] = "anji"
 	case CategoryContributor:
-		nominee["uscc"] = uscc(9000 + len(id))
+		nominee["uscc"] = event.SampleUSCC(9000 + len(id))
 		nominee["county"] = "deqing"
 	case CategoryGoodCase:
 		nominee["department"] = "市市场监管局"

@@ -41,9 +41,9 @@ func TestTextFieldsAreBadInputNotFaults(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			before := pgtest.Rows(t, f.pool)
+			before := pgtest.Rows(t, f.Pool)
 			functest.WantInvalid(t, f.send(t, tc.typ, tc.source, week, tc.data), tc.field)
-			if after := pgtest.Rows(t, f.pool); after != before {
+			if after := pgtest.Rows(t, f.Pool); after != before {
 				t.Fatalf("%d rows written by a 400", after-before)
 			}
 		})
@@ -63,10 +63,10 @@ func TestJudgeOneKey(t *testing.T) {
 			t.Fatalf("%q replied as judge %v, want judge-01", judge, r.Data()["judge"])
 		}
 	}
-	if n := f.count(t, `SELECT count(*) FROM award.scores WHERE nomination_id = 'N1'`); n != 1 {
+	if n := f.Count(t, `SELECT count(*) FROM award.scores WHERE nomination_id = 'N1'`); n != 1 {
 		t.Fatalf("%d scores of one judge, want 1", n)
 	}
-	if n := f.count(t, `SELECT score FROM award.scores WHERE nomination_id = 'N1' AND judge = 'judge-01'`); n != 83 {
+	if n := f.Count(t, `SELECT score FROM award.scores WHERE nomination_id = 'N1' AND judge = 'judge-01'`); n != 83 {
 		t.Fatalf("score = %d, want the latest (83)", n)
 	}
 }

@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/qinqing/qinqing/shared/event"
 	"github.com/qinqing/qinqing/shared/postgres/pgtest"
 	"github.com/qinqing/qinqing/shared/runtime"
 	"github.com/qinqing/qinqing/shared/runtime/functest"
@@ -21,7 +22,7 @@ import (
 func TestHonourApproval(t *testing.T) {
 	t.Parallel()
 	f := setup(t, testPolicies)
-	a := uscc(1)
+	a := event.SampleUSCC(1)
 
 	var d Decided
 	t.Run("OK", func(t *testing.T) {
@@ -42,7 +43,7 @@ func TestHonourApproval(t *testing.T) {
 		}
 	})
 	t.Run("DueAtAcrossHoliday", func(t *testing.T) {
-		r := f.send(t, TypeHonourAwarded, honourSource, at("2026-09-29 10:00"), honourData(uscc(2), "金象金牛", 2026))
+		r := f.send(t, TypeHonourAwarded, honourSource, at("2026-09-29 10:00"), honourData(event.SampleUSCC(2), "金象金牛", 2026))
 		var raw struct {
 			Approvals []struct {
 				DueAt string `json:"dueAt"`
@@ -56,13 +57,13 @@ func TestHonourApproval(t *testing.T) {
 	t.Run("DueAtInBusinessTimeZone", func(t *testing.T) {
 		// 17:30 UTC on Friday 4 December is 01:30 on Saturday in Huzhou:
 		// the 5th working day after Saturday 5 December is Friday 11th.
-		got := f.decide(t, TypeHonourAwarded, time.Date(2026, 12, 4, 17, 30, 0, 0, time.UTC), honourData(uscc(3), "金象金牛", 2026))
+		got := f.decide(t, TypeHonourAwarded, time.Date(2026, 12, 4, 17, 30, 0, 0, time.UTC), honourData(event.SampleUSCC(3), "金象金牛", 2026))
 		if due := got.Approvals[0].DueAt; !due.Equal(at("2026-12-11 23:59").Add(59 * time.Second)) {
 			t.Fatalf("dueAt = %v, want 2026-12-11T23:59:59+08:00", due)
 		}
 	})
 	t.Run("PaymentRequested", func(t *testing.T) {
-		evs := f.sink.WaitFor(t, TypePaymentRequested, 6, 10*time.Second)
+		evs := f.Sink.WaitFor(t, TypePaymentRequested, 6, 10*time.Second)
 		var found int
 		for _, ev := range evs {
 			var p map[string]any
@@ -89,14 +90,14 @@ func TestHonourApproval(t *testing.T) {
 	})
 	t.Run("ErrDuplicate", func(t *testing.T) {
 		// Another event (another id, another source) with the same business key.
-		r := f.fn.Send(t, functest.Event(TypeHonourAwarded, "/portals/other", nextID(), at("2026-10-20 10:00"), honourData(a, "金象金牛", 2026)))
+		r := f.Fn.Send(t, functest.Event(TypeHonourAwarded, "/portals/other", nextID(), at("2026-10-20 10:00"), honourData(a, "金象金牛", 2026)))
 		var got Decided
 		r.DataInto(t, &got)
 		want := []Rejection{{"jxjn", ReasonDuplicate}, {"jxjn-wuxing", ReasonDuplicate}}
 		if len(got.Approvals) != 0 || fmt.Sprint(got.Rejections) != fmt.Sprint(want) {
 			t.Fatalf("decided = %+v, want rejections %v", got, want)
 		}
-		if n := f.count(t, `SELECT count(*) FROM subsidy.disbursements WHERE uscc = $1`, a); n != 2 {
+		if n := f.Count(t, `SELECT count(*) FROM subsidy.disbursements WHERE uscc = $1`, a); n != 2 {
 			t.Fatalf("%d disbursements for %s, want 2", n, a)
 		}
 	})
@@ -117,9 +118,9 @@ func TestHonourApproval(t *testing.T) {
 func TestRedelivery(t *testing.T) {
 	t.Parallel()
 	f := setup(t, testPolicies)
-	ev := functest.Event(TypeHonourAwarded, honourSource, "same-id", at("2026-11-30 10:00"), honourData(uscc(1), "金象金牛", 2026))
-	first := f.fn.Send(t, ev)
-	second := f.fn.SendStructured(t, ev)
+	ev := functest.Event(TypeHonourAwarded, honourSource, "same-id", at("2026-11-30 10:00"), honourData(event.SampleUSCC(1), "金象金牛", 2026))
+	first := f.Fn.Send(t, ev)
+	second := f.Fn.SendStructured(t, ev)
 	if first.Status != 200 || second.Status != 200 {
 		t.Fatalf("status %d, %d", first.Status, second.Status)
 	}
@@ -129,15 +130,15 @@ func TestRedelivery(t *testing.T) {
 	if !strings.Contains(string(first.Event.Data()), `"approvals":[{`) {
 		t.Fatalf("first reply = %s, want approvals", first.Event.Data())
 	}
-	if n := f.count(t, `SELECT count(*) FROM subsidy.disbursements`); n != 2 {
+	if n := f.Count(t, `SELECT count(*) FROM subsidy.disbursements`); n != 2 {
 		t.Fatalf("%d disbursements, want 2", n)
 	}
-	if n := f.count(t, `SELECT count(*) FROM qinqing.outbox WHERE type = $1`, TypePaymentRequested); n != 2 {
+	if n := f.Count(t, `SELECT count(*) FROM qinqing.outbox WHERE type = $1`, TypePaymentRequested); n != 2 {
 		t.Fatalf("%d payment requests, want 2", n)
 	}
 	// Concurrent deliveries of one settlement: one effect, one reply.
 	var id string
-	if err := f.pool.QueryRow(context.Background(), `SELECT disbursement_id FROM subsidy.disbursements WHERE policy_id = 'jxjn'`).Scan(&id); err != nil {
+	if err := f.Pool.QueryRow(context.Background(), `SELECT disbursement_id FROM subsidy.disbursements WHERE policy_id = 'jxjn'`).Scan(&id); err != nil {
 		t.Fatal(err)
 	}
 	settle := functest.Event(TypePaymentSettled, treasurySource, "settle-1", at("2026-12-03 15:00"), settledData(id, "ICBC-1"))
@@ -145,7 +146,7 @@ func TestRedelivery(t *testing.T) {
 	var wg sync.WaitGroup
 	for i := range replies {
 		wg.Add(1)
-		go func() { defer wg.Done(); replies[i] = f.fn.Send(t, settle) }()
+		go func() { defer wg.Done(); replies[i] = f.Fn.Send(t, settle) }()
 	}
 	wg.Wait()
 	for _, r := range replies {
@@ -153,7 +154,7 @@ func TestRedelivery(t *testing.T) {
 			t.Fatalf("burst reply %d %s", r.Status, r.Body)
 		}
 	}
-	if n := f.count(t, `SELECT count(*) FROM subsidy.movements WHERE kind = 'settlement'`); n != 1 {
+	if n := f.Count(t, `SELECT count(*) FROM subsidy.movements WHERE kind = 'settlement'`); n != 1 {
 		t.Fatalf("%d settlements, want 1", n)
 	}
 	f.checkLedger(t)
@@ -173,14 +174,14 @@ func TestMilestoneRate(t *testing.T) {
 	}
 	for i, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			d := f.decide(t, TypeMilestoneApproved, at("2026-12-01 10:00"), milestoneData(uscc(10+i), "P-"+tc.name, "production-started", tc.investment))
+			d := f.decide(t, TypeMilestoneApproved, at("2026-12-01 10:00"), milestoneData(event.SampleUSCC(10+i), "P-"+tc.name, "production-started", tc.investment))
 			if len(d.Approvals) != 1 || d.Approvals[0].AmountFen != tc.want || d.Approvals[0].PolicyID != "milestone" {
 				t.Fatalf("decided = %+v, want %d fen", d, tc.want)
 			}
 		})
 	}
 	t.Run("ErrDuplicate", func(t *testing.T) {
-		d := f.decide(t, TypeMilestoneApproved, at("2026-12-02 10:00"), milestoneData(uscc(10), "P-Floor", "production-started", 999))
+		d := f.decide(t, TypeMilestoneApproved, at("2026-12-02 10:00"), milestoneData(event.SampleUSCC(10), "P-Floor", "production-started", 999))
 		if len(d.Rejections) != 1 || d.Rejections[0] != (Rejection{"milestone", ReasonDuplicate}) {
 			t.Fatalf("decided = %+v", d)
 		}
@@ -188,20 +189,20 @@ func TestMilestoneRate(t *testing.T) {
 	t.Run("ErrDuplicateNothingDue", func(t *testing.T) {
 		// The same milestone again with an investment whose rate is 0 fen:
 		// still the entitlement already decided, not "no policy".
-		d := f.decide(t, TypeMilestoneApproved, at("2026-12-02 10:00"), milestoneData(uscc(10), "P-Floor", "production-started", 0))
+		d := f.decide(t, TypeMilestoneApproved, at("2026-12-02 10:00"), milestoneData(event.SampleUSCC(10), "P-Floor", "production-started", 0))
 		if len(d.Approvals) != 0 || fmt.Sprint(d.Rejections) != fmt.Sprint([]Rejection{{"milestone", ReasonDuplicate}}) {
 			t.Fatalf("decided = %+v, want a duplicate", d)
 		}
 	})
 	t.Run("NothingDue", func(t *testing.T) {
 		// 1.5 % of 66 fen is 0 fen: nothing to approve (docs/subsidy.md).
-		d := f.decide(t, TypeMilestoneApproved, at("2026-12-02 10:00"), milestoneData(uscc(20), "P-Tiny", "production-started", 66))
+		d := f.decide(t, TypeMilestoneApproved, at("2026-12-02 10:00"), milestoneData(event.SampleUSCC(20), "P-Tiny", "production-started", 66))
 		if len(d.Approvals) != 0 || fmt.Sprint(d.Rejections) != fmt.Sprint([]Rejection{{"", ReasonNoMatchingPolicy}}) {
 			t.Fatalf("decided = %+v", d)
 		}
 	})
 	t.Run("ErrNoMatchingPolicy", func(t *testing.T) {
-		d := f.decide(t, TypeMilestoneApproved, at("2026-12-02 10:00"), milestoneData(uscc(10), "P-Floor", "land-acquired", 123456789))
+		d := f.decide(t, TypeMilestoneApproved, at("2026-12-02 10:00"), milestoneData(event.SampleUSCC(10), "P-Floor", "land-acquired", 123456789))
 		if len(d.Approvals) != 0 || fmt.Sprint(d.Rejections) != fmt.Sprint([]Rejection{{"", ReasonNoMatchingPolicy}}) {
 			t.Fatalf("decided = %+v", d)
 		}
@@ -212,7 +213,7 @@ func TestMilestoneRate(t *testing.T) {
 func TestSubsidyRequested(t *testing.T) {
 	t.Parallel()
 	f := setup(t, testPolicies)
-	a := uscc(1)
+	a := event.SampleUSCC(1)
 	t.Run("OK", func(t *testing.T) {
 		d := f.decide(t, TypeSubsidyRequested, at("2026-12-01 10:00"), requestData("request", a, "housing-2026-001", 300000))
 		if len(d.Approvals) != 1 || d.Approvals[0].AmountFen != 300000 || d.Approvals[0].PolicyID != "request" {
@@ -220,7 +221,7 @@ func TestSubsidyRequested(t *testing.T) {
 		}
 	})
 	t.Run("AtMostThePolicyAmount", func(t *testing.T) {
-		d := f.decide(t, TypeSubsidyRequested, at("2026-12-01 10:00"), requestData("request", uscc(2), "housing-2026-002", 900000))
+		d := f.decide(t, TypeSubsidyRequested, at("2026-12-01 10:00"), requestData("request", event.SampleUSCC(2), "housing-2026-002", 900000))
 		if len(d.Approvals) != 1 || d.Approvals[0].AmountFen != 500000 {
 			t.Fatalf("decided = %+v, want 500000 fen", d)
 		}
@@ -237,7 +238,7 @@ func TestSubsidyRequested(t *testing.T) {
 		}
 	})
 	t.Run("ErrDuplicate", func(t *testing.T) {
-		d := f.decide(t, TypeSubsidyRequested, at("2026-12-03 10:00"), requestData("request", uscc(2), "housing-2026-002", 1))
+		d := f.decide(t, TypeSubsidyRequested, at("2026-12-03 10:00"), requestData("request", event.SampleUSCC(2), "housing-2026-002", 1))
 		if fmt.Sprint(d.Rejections) != fmt.Sprint([]Rejection{{"request", ReasonDuplicate}}) {
 			t.Fatalf("decided = %+v", d)
 		}
@@ -245,7 +246,7 @@ func TestSubsidyRequested(t *testing.T) {
 	for _, policy := range []string{"no-such-policy", "jxjn"} {
 		t.Run("ErrNoMatchingPolicy/"+policy, func(t *testing.T) {
 			// Only the named policy counts, and only if it is a request policy.
-			d := f.decide(t, TypeSubsidyRequested, at("2026-12-03 10:00"), requestData(policy, uscc(3), "b-1", 100))
+			d := f.decide(t, TypeSubsidyRequested, at("2026-12-03 10:00"), requestData(policy, event.SampleUSCC(3), "b-1", 100))
 			if len(d.Approvals) != 0 || fmt.Sprint(d.Rejections) != fmt.Sprint([]Rejection{{"", ReasonNoMatchingPolicy}}) {
 				t.Fatalf("decided = %+v", d)
 			}
@@ -257,7 +258,7 @@ func TestSubsidyRequested(t *testing.T) {
 func TestYearlyCap(t *testing.T) {
 	t.Parallel()
 	f := setup(t, testPolicies)
-	a := uscc(1)
+	a := event.SampleUSCC(1)
 	// specialised pays 300 fen, at most 500 fen per enterprise and year.
 	decide := func(t *testing.T, when time.Time, year int) Decided {
 		t.Helper()
@@ -287,7 +288,7 @@ func TestYearlyCap(t *testing.T) {
 		}
 	})
 	t.Run("OtherEnterprise", func(t *testing.T) {
-		if d := f.decide(t, TypeHonourAwarded, at("2026-06-01 10:00"), honourData(uscc(2), "专精特新", 2026)); len(d.Approvals) != 1 {
+		if d := f.decide(t, TypeHonourAwarded, at("2026-06-01 10:00"), honourData(event.SampleUSCC(2), "专精特新", 2026)); len(d.Approvals) != 1 {
 			t.Fatalf("decided = %+v", d)
 		}
 	})
@@ -302,7 +303,7 @@ func TestYearlyCap(t *testing.T) {
 			go func() {
 				defer wg.Done()
 				<-start
-				results[i] = f.decide(t, TypeHonourAwarded, at("2026-06-01 10:00"), honourData(uscc(3), "专精特新", 2018+i))
+				results[i] = f.decide(t, TypeHonourAwarded, at("2026-06-01 10:00"), honourData(event.SampleUSCC(3), "专精特新", 2018+i))
 			}()
 		}
 		close(start)
@@ -320,7 +321,7 @@ func TestYearlyCap(t *testing.T) {
 		if approved != 1 {
 			t.Fatalf("%d approvals, want 1 (cap 500 fen, 300 fen each)", approved)
 		}
-		if n := f.count(t, `SELECT coalesce(sum(amount_fen), 0) FROM subsidy.disbursements WHERE uscc = $1`, uscc(3)); n != 300 {
+		if n := f.Count(t, `SELECT coalesce(sum(amount_fen), 0) FROM subsidy.disbursements WHERE uscc = $1`, event.SampleUSCC(3)); n != 300 {
 			t.Fatalf("%d fen approved to one enterprise, want 300", n)
 		}
 	})
@@ -340,7 +341,7 @@ func TestBudgetRace(t *testing.T) {
 		go func() {
 			defer wg.Done()
 			<-start
-			results[i] = f.decide(t, TypeHonourAwarded, at("2026-12-01 10:00"), honourData(uscc(100+i), "绿色工厂", 2026))
+			results[i] = f.decide(t, TypeHonourAwarded, at("2026-12-01 10:00"), honourData(event.SampleUSCC(100+i), "绿色工厂", 2026))
 		}()
 	}
 	close(start)
@@ -362,7 +363,7 @@ func TestBudgetRace(t *testing.T) {
 	if b := f.budget(t, "green"); b.remaining != 0 || b.payable != 3000 || b.allocated != 3000 {
 		t.Fatalf("green budget = %+v", b)
 	}
-	if got := len(f.sink.WaitFor(t, TypePaymentRequested, 3, 10*time.Second)); got != 3 {
+	if got := len(f.Sink.WaitFor(t, TypePaymentRequested, 3, 10*time.Second)); got != 3 {
 		t.Fatalf("%d payment requests, want 3", got)
 	}
 	f.checkLedger(t)
@@ -375,7 +376,7 @@ func TestBudgetRace(t *testing.T) {
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
-				results[i] = f.decide(t, TypeHonourAwarded, at("2026-12-01 10:00"), honourData(uscc(999), "专精特新", 2026))
+				results[i] = f.decide(t, TypeHonourAwarded, at("2026-12-01 10:00"), honourData(event.SampleUSCC(999), "专精特新", 2026))
 			}()
 		}
 		wg.Wait()
@@ -396,7 +397,7 @@ func TestBudgetRace(t *testing.T) {
 func TestSettlement(t *testing.T) {
 	t.Parallel()
 	f := setup(t, testPolicies)
-	d := f.decide(t, TypeHonourAwarded, at("2026-11-30 10:00"), honourData(uscc(1), "金象金牛", 2026))
+	d := f.decide(t, TypeHonourAwarded, at("2026-11-30 10:00"), honourData(event.SampleUSCC(1), "金象金牛", 2026))
 	id := d.Approvals[0].DisbursementID
 
 	t.Run("OK", func(t *testing.T) {
@@ -405,7 +406,7 @@ func TestSettlement(t *testing.T) {
 		}
 		var status, bankRef string
 		var paid int64
-		if err := f.pool.QueryRow(context.Background(), `SELECT status, paid_fen, bank_ref FROM subsidy.disbursement_status
+		if err := f.Pool.QueryRow(context.Background(), `SELECT status, paid_fen, bank_ref FROM subsidy.disbursement_status
 			WHERE disbursement_id = $1`, id).Scan(&status, &paid, &bankRef); err != nil {
 			t.Fatal(err)
 		}
@@ -421,7 +422,7 @@ func TestSettlement(t *testing.T) {
 		if got := f.payment(t, TypePaymentSettled, settledData(id, "ICBC-20261203-0001")); got != StatusPaid {
 			t.Fatalf("status = %s, want paid", got)
 		}
-		if n := f.count(t, `SELECT count(*) FROM subsidy.ledger_lines WHERE disbursement_id = $1 AND account = 'paid'`, id); n != 1 {
+		if n := f.Count(t, `SELECT count(*) FROM subsidy.ledger_lines WHERE disbursement_id = $1 AND account = 'paid'`, id); n != 1 {
 			t.Fatalf("%d paid lines, want 1", n)
 		}
 	})
@@ -429,7 +430,7 @@ func TestSettlement(t *testing.T) {
 		if got := f.payment(t, TypePaymentFailed, map[string]any{"disbursementId": id, "reason": "late bounce"}); got != StatusPaid {
 			t.Fatalf("status = %s, want paid", got)
 		}
-		if n := f.count(t, `SELECT count(*) FROM qinqing.outbox WHERE type = $1 AND data->>'disbursementId' = $2`, TypePaymentRequested, id); n != 1 {
+		if n := f.Count(t, `SELECT count(*) FROM qinqing.outbox WHERE type = $1 AND data->>'disbursementId' = $2`, TypePaymentRequested, id); n != 1 {
 			t.Fatalf("%d payment requests, want 1", n)
 		}
 	})
@@ -440,7 +441,7 @@ func TestSettlement(t *testing.T) {
 				t.Fatalf("%s: status = %s, want unknown", typ, got)
 			}
 		}
-		if n := f.count(t, `SELECT count(*) FROM subsidy.payment_failures`); n != 0 {
+		if n := f.Count(t, `SELECT count(*) FROM subsidy.payment_failures`); n != 0 {
 			t.Fatalf("%d failures recorded", n)
 		}
 	})
@@ -450,26 +451,26 @@ func TestSettlement(t *testing.T) {
 func TestPaymentFailure(t *testing.T) {
 	t.Parallel()
 	f := setup(t, testPolicies)
-	a := uscc(1)
+	a := event.SampleUSCC(1)
 	d := f.decide(t, TypeSubsidyRequested, at("2026-11-30 10:00"), requestData("request", a, "housing-1", 250000))
 	id := d.Approvals[0].DisbursementID
-	first := f.sink.WaitFor(t, TypePaymentRequested, 1, 10*time.Second)[0]
+	first := f.Sink.WaitFor(t, TypePaymentRequested, 1, 10*time.Second)[0]
 
 	// The failure, delivered twice (binary, then structured): one new
 	// request, the same reply.
 	failure := functest.Event(TypePaymentFailed, treasurySource, nextID(), at("2026-12-01 15:00"),
 		map[string]any{"disbursementId": id, "reason": "account closed"})
-	r1, r2 := f.fn.Send(t, failure), f.fn.SendStructured(t, failure)
+	r1, r2 := f.Fn.Send(t, failure), f.Fn.SendStructured(t, failure)
 	if r1.Status != 200 || r1.Type() != TypePaymentRecorded || r1.Data()["status"] != StatusPayable {
 		t.Fatalf("failure: %d %s %s, want payment.recorded payable", r1.Status, r1.Type(), r1.Body)
 	}
 	if r2.Status != 200 || r2.Type() != r1.Type() || !bytes.Equal(r2.Event.Data(), r1.Event.Data()) {
 		t.Fatalf("redelivered failure: %d %s %s; first %s", r2.Status, r2.Type(), r2.Event.Data(), r1.Event.Data())
 	}
-	if n := f.count(t, `SELECT count(*) FROM qinqing.outbox WHERE type = $1 AND data->>'disbursementId' = $2`, TypePaymentRequested, id); n != 2 {
+	if n := f.Count(t, `SELECT count(*) FROM qinqing.outbox WHERE type = $1 AND data->>'disbursementId' = $2`, TypePaymentRequested, id); n != 2 {
 		t.Fatalf("%d payment requests after one failure delivered twice, want 2", n)
 	}
-	evs := f.sink.WaitFor(t, TypePaymentRequested, 2, 10*time.Second)
+	evs := f.Sink.WaitFor(t, TypePaymentRequested, 2, 10*time.Second)
 	second := evs[1]
 	if second.ID() == first.ID() || !bytes.Equal(second.Data(), first.Data()) {
 		t.Fatalf("re-request id %s data %s; first id %s data %s: want a new id and the same data", second.ID(), second.Data(), first.ID(), first.Data())
@@ -482,7 +483,7 @@ func TestPaymentFailure(t *testing.T) {
 	}
 	// A second failure, a third request; then the settlement.
 	f.payment(t, TypePaymentFailed, map[string]any{"disbursementId": id, "reason": "bank timeout"})
-	evs = f.sink.WaitFor(t, TypePaymentRequested, 3, 10*time.Second)
+	evs = f.Sink.WaitFor(t, TypePaymentRequested, 3, 10*time.Second)
 	if evs[2].ID() == evs[1].ID() || evs[2].ID() == first.ID() {
 		t.Fatalf("third request reuses an id: %s", evs[2].ID())
 	}
@@ -491,7 +492,7 @@ func TestPaymentFailure(t *testing.T) {
 	}
 	var attempts int
 	var lastFailure string
-	if err := f.pool.QueryRow(context.Background(), `SELECT attempts, last_failure FROM subsidy.disbursement_status WHERE disbursement_id = $1`, id).
+	if err := f.Pool.QueryRow(context.Background(), `SELECT attempts, last_failure FROM subsidy.disbursement_status WHERE disbursement_id = $1`, id).
 		Scan(&attempts, &lastFailure); err != nil {
 		t.Fatal(err)
 	}
@@ -539,9 +540,9 @@ func TestInvalid(t *testing.T) {
 		{"FailedNoReason", TypePaymentFailed, nil, del("reason"), "reason"},
 	}
 	goods := map[string]func() map[string]any{
-		TypeHonourAwarded:     func() map[string]any { return honourData(uscc(1), "金象金牛", 2026) },
-		TypeMilestoneApproved: func() map[string]any { return milestoneData(uscc(1), "P-1", "production-started", 1000000) },
-		TypeSubsidyRequested:  func() map[string]any { return requestData("request", uscc(1), "b-1", 1000) },
+		TypeHonourAwarded:     func() map[string]any { return honourData(event.SampleUSCC(1), "金象金牛", 2026) },
+		TypeMilestoneApproved: func() map[string]any { return milestoneData(event.SampleUSCC(1), "P-1", "production-started", 1000000) },
+		TypeSubsidyRequested:  func() map[string]any { return requestData("request", event.SampleUSCC(1), "b-1", 1000) },
 		TypePaymentSettled:    func() map[string]any { return settledData("d-1", "B-1") },
 		TypePaymentFailed:     func() map[string]any { return map[string]any{"disbursementId": "d-1", "reason": "x"} },
 	}
@@ -564,7 +565,7 @@ func TestInvalid(t *testing.T) {
 	t.Run("NotJSON", func(t *testing.T) {
 		ev := functest.Event(TypeHonourAwarded, honourSource, nextID(), at("2026-12-01 10:00"), nil)
 		_ = ev.SetData("application/json", []byte("{not json"))
-		if r := f.fn.Send(t, ev); r.Status != 400 {
+		if r := f.Fn.Send(t, ev); r.Status != 400 {
 			t.Fatalf("status = %d", r.Status)
 		}
 	})
@@ -576,7 +577,7 @@ func TestInvalid(t *testing.T) {
 		`SELECT count(*) FROM qinqing.inbox`,
 		`SELECT count(*) FROM qinqing.outbox`,
 	} {
-		if n := f.count(t, q); n != 0 {
+		if n := f.Count(t, q); n != 0 {
 			t.Errorf("%s = %d after bad input, want 0", q, n)
 		}
 	}
@@ -585,7 +586,7 @@ func TestInvalid(t *testing.T) {
 func TestLedgerIsAppendOnly(t *testing.T) {
 	t.Parallel()
 	f := setup(t, testPolicies)
-	f.decide(t, TypeHonourAwarded, at("2026-11-30 10:00"), honourData(uscc(1), "绿色工厂", 2026))
+	f.decide(t, TypeHonourAwarded, at("2026-11-30 10:00"), honourData(event.SampleUSCC(1), "绿色工厂", 2026))
 	ctx := context.Background()
 	for _, sql := range []string{
 		`UPDATE subsidy.ledger_lines SET amount_fen = amount_fen * 2`,
@@ -595,12 +596,12 @@ func TestLedgerIsAppendOnly(t *testing.T) {
 		`DELETE FROM subsidy.disbursements`,
 		`UPDATE subsidy.disbursements SET amount_fen = 1`,
 	} {
-		if _, err := f.pool.Exec(ctx, sql); err == nil || !strings.Contains(err.Error(), "append-only") {
+		if _, err := f.Pool.Exec(ctx, sql); err == nil || !strings.Contains(err.Error(), "append-only") {
 			t.Errorf("%s: err = %v, want append-only refusal", sql, err)
 		}
 	}
 	t.Run("ErrUnbalanced", func(t *testing.T) {
-		tx, err := f.pool.Begin(ctx)
+		tx, err := f.Pool.Begin(ctx)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -628,16 +629,16 @@ func TestBudgetChange(t *testing.T) {
 			"match": {"honour": "绿色工厂"}, "amountFen": 1000, "budgetFen": %d}]}`, budget)
 	}
 	start := func(budget int) *fixture {
-		env := []string{"DATABASE_URL=" + url, "K_SINK=" + sink.URL, "POLICIES_FILE=" + writeFile(t, "policies.json", policy(budget))}
-		return &fixture{fn: functest.Start(t, binary, env...), sink: sink, pool: pgtest.PoolFor(t, url)}
+		env := []string{"DATABASE_URL=" + url, "K_SINK=" + sink.URL, "POLICIES_FILE=" + testkit.WriteFile(t, "policies.json", policy(budget))}
+		return &fixture{&functest.Fixture{Fn: functest.Start(t, binary, env...), Sink: sink, Pool: pgtest.PoolFor(t, url)}}
 	}
 	award := func(f *fixture, n int) Decided {
-		return f.decide(t, TypeHonourAwarded, at("2026-12-01 10:00"), honourData(uscc(n), "绿色工厂", 2026))
+		return f.decide(t, TypeHonourAwarded, at("2026-12-01 10:00"), honourData(event.SampleUSCC(n), "绿色工厂", 2026))
 	}
 	f := start(3000)
 	award(f, 1)
 	award(f, 2)
-	f.fn.Stop()
+	f.Fn.Stop()
 
 	// Cut below what is approved: approved money stays, nothing is left.
 	f = start(1500)
@@ -647,7 +648,7 @@ func TestBudgetChange(t *testing.T) {
 	if b := f.budget(t, "green"); b.configured != 1500 || b.allocated != 2000 || b.remaining != 0 || b.payable != 2000 {
 		t.Fatalf("after the cut: %+v", b)
 	}
-	f.fn.Stop()
+	f.Fn.Stop()
 
 	// Raise it: the new total less what is approved is left.
 	f = start(4000)
@@ -663,20 +664,20 @@ func TestBudgetChange(t *testing.T) {
 func TestDefaultPolicies(t *testing.T) {
 	t.Parallel()
 	f := setup(t, "")
-	d := f.decide(t, TypeHonourAwarded, at("2026-11-30 10:00"), honourData(uscc(1), "金象金牛", 2026))
+	d := f.decide(t, TypeHonourAwarded, at("2026-11-30 10:00"), honourData(event.SampleUSCC(1), "金象金牛", 2026))
 	if len(d.Approvals) != 1 || d.Approvals[0].PolicyID != "jinxiang-jinniu" || d.Approvals[0].AmountFen != 100000000 {
 		t.Fatalf("decided = %+v", d)
 	}
 	if due := d.Approvals[0].DueAt.In(testkit.Shanghai).Format(time.RFC3339); due != "2026-12-07T23:59:59+08:00" {
 		t.Fatalf("dueAt = %s", due)
 	}
-	m := f.decide(t, TypeMilestoneApproved, at("2026-12-01 10:00"), milestoneData(uscc(2), "P-1", "production-started", 1234567890))
+	m := f.decide(t, TypeMilestoneApproved, at("2026-12-01 10:00"), milestoneData(event.SampleUSCC(2), "P-1", "production-started", 1234567890))
 	if len(m.Approvals) != 1 || m.Approvals[0].AmountFen != 12345678 {
 		t.Fatalf("milestone decided = %+v", m)
 	}
 	// Every built-in policy is written at start, before its first use.
 	deadline := time.Now().Add(10 * time.Second)
-	for f.count(t, `SELECT count(*) FROM subsidy.policy_budgets WHERE allocated_fen = configured_budget_fen`) != 3 {
+	for f.Count(t, `SELECT count(*) FROM subsidy.policy_budgets WHERE allocated_fen = configured_budget_fen`) != 3 {
 		if time.Now().After(deadline) {
 			t.Fatal("the built-in policies were not written at start")
 		}
@@ -702,7 +703,7 @@ func TestConfig(t *testing.T) {
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			out, err := runConfigOnly(t, "POLICIES_FILE="+writeFile(t, "p.yaml", tc.file))
+			out, err := runConfigOnly(t, "POLICIES_FILE="+testkit.WriteFile(t, "p.yaml", tc.file))
 			if err == nil || !bytes.Contains(out, []byte(tc.want)) || bytes.Count(bytes.TrimSpace(out), []byte("\n")) != 0 {
 				t.Fatalf("got %v: %q; want one line naming %s", err, out, tc.want)
 			}
@@ -756,7 +757,7 @@ func TestSampleWeek(t *testing.T) {
 		if err != nil || when.Before(at("2026-11-30 00:00")) || !when.Before(at("2026-12-07 00:00")) {
 			t.Fatalf("line %d: time %q is not in the sample week (%v)", n+1, l.Time, err)
 		}
-		r := f.fn.Send(t, functest.Event(l.Type, l.Source, l.ID, when, l.Data))
+		r := f.Fn.Send(t, functest.Event(l.Type, l.Source, l.ID, when, l.Data))
 		if r.Status != 200 {
 			t.Fatalf("line %d: %d %s", n+1, r.Status, r.Body)
 		}
@@ -781,12 +782,12 @@ func TestSampleWeek(t *testing.T) {
 		}
 	}
 	// Three approvals, one re-request after the failure.
-	f.sink.WaitFor(t, TypePaymentRequested, 4, 10*time.Second)
+	f.Sink.WaitFor(t, TypePaymentRequested, 4, 10*time.Second)
 	f.checkLedger(t)
 	if b := f.budget(t, "jinxiang-jinniu"); b.paid != 100000000 || b.payable != 0 || b.remaining != 3000000000-100000000 {
 		t.Errorf("jinxiang-jinniu budget = %+v", b)
 	}
-	if n := f.count(t, `SELECT count(*) FROM subsidy.disbursement_status WHERE status = 'payable'`); n != 1 {
+	if n := f.Count(t, `SELECT count(*) FROM subsidy.disbursement_status WHERE status = 'payable'`); n != 1 {
 		t.Errorf("%d unpaid disbursements, want 1 (the housing request)", n)
 	}
 
@@ -805,7 +806,7 @@ func TestSampleWeek(t *testing.T) {
 		if strings.TrimSpace(q) == "" {
 			continue
 		}
-		rows, err := f.pool.Query(context.Background(), q)
+		rows, err := f.Pool.Query(context.Background(), q)
 		if err == nil {
 			for rows.Next() {
 			}

@@ -1,14 +1,12 @@
 package main
 
 import (
-	"net/url"
 	"testing"
 	"time"
 
-	"github.com/cloudevents/sdk-go/v2/event"
-
-	"github.com/qinqing/qinqing/shared/postgres/pgtest"
+	"github.com/qinqing/qinqing/shared/event"
 	"github.com/qinqing/qinqing/shared/runtime/functest"
+	"github.com/qinqing/qinqing/shared/testkit"
 )
 
 // A database outage answers 5xx and books nothing; Knative's retry of the
@@ -16,33 +14,14 @@ import (
 // and settled exactly once.
 func TestDatabaseDown(t *testing.T) {
 	t.Parallel()
-	dbURL := pgtest.URL(t)
-	u, _ := url.Parse(dbURL)
-	proxy := functest.NewProxy(t, u.Host)
-	u.Host = proxy.Addr
-	sink := functest.NewSink(t)
-	f := &fixture{
-		fn: functest.Start(t, binary, "DATABASE_URL="+u.String(), "K_SINK="+sink.URL,
-			"POLICIES_FILE="+writeFile(t, "policies.yaml", testPolicies)),
-		sink: sink, pool: pgtest.PoolFor(t, dbURL), url: dbURL,
-	}
-	code := uscc(1)
-	// retry sends ev until it is handled, as Knative does.
-	retry := func(t *testing.T, ev event.Event) *functest.Response {
-		t.Helper()
-		deadline := time.Now().Add(10 * time.Second)
-		for {
-			r := f.fn.Send(t, ev)
-			if r.Status == 200 || time.Now().After(deadline) {
-				return r
-			}
-			time.Sleep(100 * time.Millisecond)
-		}
-	}
+	f := &fixture{functest.Setup(t, binary, functest.Parts{Sink: true, ProxyDatabase: true,
+		Env: []string{"POLICIES_FILE=" + testkit.WriteFile(t, "policies.yaml", testPolicies)}})}
+	proxy := f.DatabaseProxy
+	code := event.SampleUSCC(1)
 
 	award := functest.Event(TypeHonourAwarded, honourSource, nextID(), at("2026-11-30 10:00"), honourData(code, "绿色工厂", 2026))
 	proxy.SetDown(true)
-	if r := f.fn.Send(t, award); r.Status < 500 {
+	if r := f.Fn.Send(t, award); r.Status < 500 {
 		t.Fatalf("award with the database down: status %d, want 5xx (%s)", r.Status, r.Body)
 	}
 	proxy.SetDown(false)
@@ -52,11 +31,11 @@ func TestDatabaseDown(t *testing.T) {
 		`SELECT count(*) FROM qinqing.inbox`,
 		`SELECT count(*) FROM qinqing.outbox`,
 	} {
-		if n := f.count(t, q); n != 0 {
+		if n := f.Count(t, q); n != 0 {
 			t.Fatalf("%s = %d after the failed delivery, want 0", q, n)
 		}
 	}
-	r := retry(t, award)
+	r := f.Fn.Retry(t, award, 10*time.Second)
 	if r.Status != 200 || r.Type() != TypeDecided {
 		t.Fatalf("retry: %d %s %s", r.Status, r.Type(), r.Body)
 	}
@@ -69,20 +48,20 @@ func TestDatabaseDown(t *testing.T) {
 
 	settle := functest.Event(TypePaymentSettled, treasurySource, nextID(), at("2026-12-03 15:00"), settledData(id, "ICBC-1"))
 	proxy.SetDown(true)
-	if r := f.fn.Send(t, settle); r.Status < 500 {
+	if r := f.Fn.Send(t, settle); r.Status < 500 {
 		t.Fatalf("settlement with the database down: status %d, want 5xx (%s)", r.Status, r.Body)
 	}
 	proxy.SetDown(false)
-	if n := f.count(t, `SELECT count(*) FROM subsidy.settlements`); n != 0 {
+	if n := f.Count(t, `SELECT count(*) FROM subsidy.settlements`); n != 0 {
 		t.Fatalf("%d settlements after the failed delivery, want 0", n)
 	}
-	if r := retry(t, settle); r.Status != 200 || r.Data()["status"] != StatusPaid {
+	if r := f.Fn.Retry(t, settle, 10*time.Second); r.Status != 200 || r.Data()["status"] != StatusPaid {
 		t.Fatalf("retry: %d %s", r.Status, r.Body)
 	}
 	if b := f.budget(t, "green"); b.paid != 1000 || b.payable != 0 || b.remaining != 2000 {
 		t.Fatalf("green budget = %+v, want 1000 paid once", b)
 	}
-	if n := f.count(t, `SELECT count(*) FROM qinqing.outbox WHERE type = $1`, TypePaymentRequested); n != 1 {
+	if n := f.Count(t, `SELECT count(*) FROM qinqing.outbox WHERE type = $1`, TypePaymentRequested); n != 1 {
 		t.Fatalf("%d payment requests, want 1", n)
 	}
 	f.checkLedger(t)

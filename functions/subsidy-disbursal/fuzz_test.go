@@ -3,6 +3,7 @@ package main
 import (
 	"testing"
 
+	"github.com/qinqing/qinqing/shared/event"
 	"github.com/qinqing/qinqing/shared/runtime/functest"
 )
 
@@ -25,15 +26,15 @@ func fuzzPayload(f *testing.F, typ string, valid map[string]any) {
 }
 
 func FuzzHonourAwarded(f *testing.F) {
-	fuzzPayload(f, TypeHonourAwarded, honourData(uscc(1), "金象金牛", 2026))
+	fuzzPayload(f, TypeHonourAwarded, honourData(event.SampleUSCC(1), "金象金牛", 2026))
 }
 
 func FuzzMilestoneApproved(f *testing.F) {
-	fuzzPayload(f, TypeMilestoneApproved, milestoneData(uscc(1), "HZ-2026-0178", "production-started", 100_000_000))
+	fuzzPayload(f, TypeMilestoneApproved, milestoneData(event.SampleUSCC(1), "HZ-2026-0178", "production-started", 100_000_000))
 }
 
 func FuzzSubsidyRequested(f *testing.F) {
-	fuzzPayload(f, TypeSubsidyRequested, requestData("request", uscc(1), "talent-housing-2026-0042", 300000))
+	fuzzPayload(f, TypeSubsidyRequested, requestData("request", event.SampleUSCC(1), "talent-housing-2026-0042", 300000))
 }
 
 func FuzzPaymentSettled(f *testing.F) {

@@ -2,14 +2,9 @@ package main
 
 import (
 	"context"
-	"os"
-	"path/filepath"
 	"testing"
 	"time"
 
-	"github.com/jackc/pgx/v5/pgxpool"
-
-	"github.com/qinqing/qinqing/shared/event"
 	"github.com/qinqing/qinqing/shared/postgres/pgtest"
 	"github.com/qinqing/qinqing/shared/runtime/functest"
 	"github.com/qinqing/qinqing/shared/testkit"
@@ -67,34 +62,17 @@ policies:
     perEnterpriseYearCapFen: 800000
 `
 
-type fixture struct {
-	fn   *functest.Instance
-	sink *functest.Sink
-	pool *pgxpool.Pool
-	url  string
-	env  []string
-}
+type fixture struct{ *functest.Fixture }
 
 // setup starts the function on a fresh database with policies as its
 // POLICIES_FILE ("" for the built-in defaults).
 func setup(t *testing.T, policies string) *fixture {
 	t.Helper()
-	url := pgtest.URL(t)
-	sink := functest.NewSink(t)
-	env := []string{"DATABASE_URL=" + url, "K_SINK=" + sink.URL}
+	var env []string
 	if policies != "" {
-		env = append(env, "POLICIES_FILE="+writeFile(t, "policies.yaml", policies))
+		env = append(env, "POLICIES_FILE="+testkit.WriteFile(t, "policies.yaml", policies))
 	}
-	return &fixture{fn: functest.Start(t, binary, env...), sink: sink, pool: pgtest.PoolFor(t, url), url: url, env: env}
-}
-
-func writeFile(t *testing.T, name, content string) string {
-	t.Helper()
-	path := filepath.Join(t.TempDir(), name)
-	if err := os.WriteFile(path, []byte(content), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	return path
+	return &fixture{functest.Setup(t, binary, functest.Parts{Sink: true, Env: env})}
 }
 
 // at is a time in Huzhou.
@@ -107,8 +85,6 @@ func at(s string) time.Time {
 }
 
 var nextID = functest.NextID
-
-func uscc(n int) string { return event.SampleUSCC(n) }
 
 const (
 	honourSource   = "/portals/honours"
@@ -131,7 +107,7 @@ func requestData(policyID, code, basisID string, amountFen int64) map[string]any
 
 func (f *fixture) send(t *testing.T, typ, source string, when time.Time, data any) *functest.Response {
 	t.Helper()
-	return f.fn.Send(t, functest.Event(typ, source, nextID(), when, data))
+	return f.Fn.Send(t, functest.Event(typ, source, nextID(), when, data))
 }
 
 // decide sends a triggering event and decodes the subsidy.decided reply.
@@ -163,22 +139,13 @@ func settledData(id, bankRef string) map[string]any {
 	return map[string]any{"disbursementId": id, "bankRef": bankRef, "settledAt": "2026-12-03T14:30:00+08:00"}
 }
 
-func (f *fixture) count(t *testing.T, sql string, args ...any) int64 {
-	t.Helper()
-	var n int64
-	if err := f.pool.QueryRow(context.Background(), sql, args...).Scan(&n); err != nil {
-		t.Fatalf("%s: %v", sql, err)
-	}
-	return n
-}
-
 // budget is a row of subsidy.policy_budgets.
 type budget struct{ configured, allocated, remaining, payable, paid int64 }
 
 func (f *fixture) budget(t *testing.T, policyID string) budget {
 	t.Helper()
 	var b budget
-	if err := f.pool.QueryRow(context.Background(), `SELECT configured_budget_fen, allocated_fen, remaining_fen, payable_fen, paid_fen
+	if err := f.Pool.QueryRow(context.Background(), `SELECT configured_budget_fen, allocated_fen, remaining_fen, payable_fen, paid_fen
 		FROM subsidy.policy_budgets WHERE policy_id = $1`, policyID).Scan(&b.configured, &b.allocated, &b.remaining, &b.payable, &b.paid); err != nil {
 		t.Fatalf("policy_budgets %s: %v", policyID, err)
 	}
@@ -190,16 +157,16 @@ func (f *fixture) budget(t *testing.T, policyID string) budget {
 // allocation is what is left plus what was approved.
 func (f *fixture) checkLedger(t *testing.T) {
 	t.Helper()
-	if sum := f.count(t, `SELECT coalesce(sum(amount_fen), 0) FROM subsidy.ledger_lines`); sum != 0 {
+	if sum := f.Count(t, `SELECT coalesce(sum(amount_fen), 0) FROM subsidy.ledger_lines`); sum != 0 {
 		t.Errorf("ledger lines sum to %d fen, want 0", sum)
 	}
-	if n := f.count(t, `SELECT count(*) FROM (SELECT movement_id FROM subsidy.ledger_lines GROUP BY movement_id HAVING sum(amount_fen) <> 0) x`); n != 0 {
+	if n := f.Count(t, `SELECT count(*) FROM (SELECT movement_id FROM subsidy.ledger_lines GROUP BY movement_id HAVING sum(amount_fen) <> 0) x`); n != 0 {
 		t.Errorf("%d movements do not balance", n)
 	}
-	if n := f.count(t, `SELECT count(*) FROM subsidy.policy_budgets WHERE remaining_fen < 0 OR allocated_fen <> remaining_fen + payable_fen + paid_fen`); n != 0 {
+	if n := f.Count(t, `SELECT count(*) FROM subsidy.policy_budgets WHERE remaining_fen < 0 OR allocated_fen <> remaining_fen + payable_fen + paid_fen`); n != 0 {
 		t.Errorf("%d policies overspent or out of balance", n)
 	}
-	if n := f.count(t, `SELECT count(*) FROM subsidy.disbursement_status WHERE payable_fen + paid_fen <> amount_fen
+	if n := f.Count(t, `SELECT count(*) FROM subsidy.disbursement_status WHERE payable_fen + paid_fen <> amount_fen
 		OR (status = 'paid') <> (paid_fen = amount_fen)`); n != 0 {
 		t.Errorf("%d disbursements whose ledger does not match their amount and status", n)
 	}

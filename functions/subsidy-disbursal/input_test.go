@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/qinqing/qinqing/shared/event"
 	"github.com/qinqing/qinqing/shared/postgres/pgtest"
 	"github.com/qinqing/qinqing/shared/runtime/functest"
 )
@@ -20,7 +21,7 @@ func (f *fixture) settled(t *testing.T) {
 		t.Fatal(err)
 	}
 	deadline := time.Now().Add(10 * time.Second)
-	for f.count(t, `SELECT count(*) FROM subsidy.policies`) < int64(len(ps)) {
+	for f.Count(t, `SELECT count(*) FROM subsidy.policies`) < int64(len(ps)) {
 		if time.Now().After(deadline) {
 			t.Fatal("policies not written within 10 s")
 		}
@@ -44,7 +45,7 @@ func TestMilestoneSpellingsPayOnce(t *testing.T) {
 	t.Parallel()
 	f := setup(t, testPolicies)
 	f.settled(t)
-	a := uscc(41)
+	a := event.SampleUSCC(41)
 	spellings := []spelling{
 		{"production-started", false},
 		{"production-started ", true},      // trailing space
@@ -57,13 +58,13 @@ func TestMilestoneSpellingsPayOnce(t *testing.T) {
 	}
 	approvals := 0
 	for i, s := range spellings {
-		before := pgtest.Rows(t, f.pool)
+		before := pgtest.Rows(t, f.Pool)
 		r := f.send(t, TypeMilestoneApproved, projectSource, at("2026-12-01 10:00"), milestoneData(a, "HZ-2026-0178", s.value, 100_000_000))
 		if s.refused {
 			if r.Status != 400 || r.Problem()["field"] != "milestone" {
 				t.Fatalf("spelling %d %q: %d %s, want 400 naming milestone", i, s.value, r.Status, r.Body)
 			}
-			if after := pgtest.Rows(t, f.pool); after != before {
+			if after := pgtest.Rows(t, f.Pool); after != before {
 				t.Fatalf("spelling %d %q: %d rows written by a 400", i, s.value, after-before)
 			}
 			continue
@@ -81,7 +82,7 @@ func TestMilestoneSpellingsPayOnce(t *testing.T) {
 	if approvals != 1 {
 		t.Fatalf("%d approvals for one milestone, want 1", approvals)
 	}
-	if n := f.count(t, `SELECT count(*) FROM subsidy.disbursements WHERE uscc = $1`, a); n != 1 {
+	if n := f.Count(t, `SELECT count(*) FROM subsidy.disbursements WHERE uscc = $1`, a); n != 1 {
 		t.Fatalf("%d disbursements for one milestone, want 1", n)
 	}
 	f.checkLedger(t)
@@ -116,16 +117,16 @@ func TestBusinessKeyEquivalents(t *testing.T) {
 	}
 	for n, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			code := uscc(60 + n)
+			code := event.SampleUSCC(60 + n)
 			approvals := 0
 			for i, s := range tc.spellings {
-				before := pgtest.Rows(t, f.pool)
+				before := pgtest.Rows(t, f.Pool)
 				r := f.send(t, tc.typ, tc.source, at("2026-12-01 10:00"), tc.data(code, s.value))
 				if s.refused {
 					if r.Status != 400 || r.Problem()["field"] != tc.field {
 						t.Fatalf("%q: %d %s, want 400 naming %s", s.value, r.Status, r.Body, tc.field)
 					}
-					if after := pgtest.Rows(t, f.pool); after != before {
+					if after := pgtest.Rows(t, f.Pool); after != before {
 						t.Fatalf("%q: %d rows written by a 400", s.value, after-before)
 					}
 					continue
@@ -155,14 +156,14 @@ func TestControlCharactersAreBadInput(t *testing.T) {
 	t.Parallel()
 	f := setup(t, testPolicies)
 	f.settled(t)
-	d := f.decide(t, TypeHonourAwarded, at("2026-12-01 10:00"), honourData(uscc(70), "金象金牛", 2026))
+	d := f.decide(t, TypeHonourAwarded, at("2026-12-01 10:00"), honourData(event.SampleUSCC(70), "金象金牛", 2026))
 	id := d.Approvals[0].DisbursementID
 	cases := []struct {
 		name, typ, source, field string
 		data                     map[string]any
 	}{
 		{"EnterpriseName", TypeHonourAwarded, honourSource, "enterpriseName",
-			map[string]any{"uscc": uscc(71), "enterpriseName": "湖州\x00企业", "honour": "金象金牛", "year": 2026}},
+			map[string]any{"uscc": event.SampleUSCC(71), "enterpriseName": "湖州\x00企业", "honour": "金象金牛", "year": 2026}},
 		{"DisbursementIDSettled", TypePaymentSettled, treasurySource, "disbursementId", settledData(id+"\x00", "B-1")},
 		{"DisbursementIDFailed", TypePaymentFailed, treasurySource, "disbursementId", map[string]any{"disbursementId": "\x00", "reason": "x"}},
 		{"BankRef", TypePaymentSettled, treasurySource, "bankRef", settledData(id, "B\x00-1")},
@@ -174,12 +175,12 @@ func TestControlCharactersAreBadInput(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			before := pgtest.Rows(t, f.pool)
+			before := pgtest.Rows(t, f.Pool)
 			r := f.send(t, tc.typ, tc.source, at("2026-12-03 15:00"), tc.data)
 			if r.Status != 400 || r.Problem()["field"] != tc.field || r.Header.Get("Content-Type") != "application/problem+json" {
 				t.Fatalf("got %d %s, want 400 naming %s", r.Status, r.Body, tc.field)
 			}
-			if after := pgtest.Rows(t, f.pool); after != before {
+			if after := pgtest.Rows(t, f.Pool); after != before {
 				t.Fatalf("%d rows written by a 400", after-before)
 			}
 		})
@@ -194,7 +195,7 @@ func TestMalformedRequestsAreProblems(t *testing.T) {
 	f := setup(t, testPolicies)
 	f.settled(t)
 	binary := func(drop string, set ...string) *http.Request {
-		req, _ := http.NewRequest(http.MethodPost, f.fn.URL+"/", strings.NewReader(`{}`))
+		req, _ := http.NewRequest(http.MethodPost, f.Fn.URL+"/", strings.NewReader(`{}`))
 		h := map[string]string{"Ce-Specversion": "1.0", "Ce-Id": "x-1", "Ce-Source": honourSource, "Ce-Type": TypeHonourAwarded, "Content-Type": "application/json"}
 		for i := 0; i+1 < len(set); i += 2 {
 			h[set[i]] = set[i+1]
@@ -206,7 +207,7 @@ func TestMalformedRequestsAreProblems(t *testing.T) {
 		return req
 	}
 	structured := func(body string) *http.Request {
-		req, _ := http.NewRequest(http.MethodPost, f.fn.URL+"/", strings.NewReader(body))
+		req, _ := http.NewRequest(http.MethodPost, f.Fn.URL+"/", strings.NewReader(body))
 		req.Header.Set("Content-Type", "application/cloudevents+json")
 		return req
 	}
@@ -227,8 +228,8 @@ func TestMalformedRequestsAreProblems(t *testing.T) {
 		{"UnknownType", binary("", "Ce-Type", "cn.huzhou.nothing"), 400, "type"},
 		{"DataNotJSON", binary("", "Content-Type", "text/plain"), 400, "datacontenttype"},
 	}
-	get, _ := http.NewRequest(http.MethodGet, f.fn.URL+"/", nil)
-	nowhere, _ := http.NewRequest(http.MethodPost, f.fn.URL+"/nowhere", strings.NewReader("{}"))
+	get, _ := http.NewRequest(http.MethodGet, f.Fn.URL+"/", nil)
+	nowhere, _ := http.NewRequest(http.MethodPost, f.Fn.URL+"/nowhere", strings.NewReader("{}"))
 	cases = append(cases, struct {
 		name   string
 		req    *http.Request
