@@ -11,7 +11,6 @@ import (
 	"time"
 
 	cloudevents "github.com/cloudevents/sdk-go/v2"
-	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/qinqing/qinqing/shared/appeal"
 	"github.com/qinqing/qinqing/shared/event"
@@ -28,20 +27,11 @@ func TestMain(m *testing.M) {
 	functest.Main(pgtest.AlsoThroughPgBouncer(m), map[string]*string{".": &binary})
 }
 
-type fixture struct {
-	fn   *functest.Instance
-	pool *pgxpool.Pool
-	url  string
-}
+type fixture struct{ *functest.Fixture }
 
 func setup(t *testing.T, env ...string) *fixture {
 	t.Helper()
-	url := pgtest.URL(t)
-	return &fixture{
-		fn:   functest.Start(t, binary, append([]string{"DATABASE_URL=" + url}, env...)...),
-		pool: pgtest.PoolFor(t, url),
-		url:  url,
-	}
+	return &fixture{functest.Setup(t, binary, functest.Parts{Env: env})}
 }
 
 var (
@@ -56,16 +46,7 @@ var nextID = functest.NextID
 
 func (f *fixture) send(t *testing.T, typ, src string, at time.Time, data any) *functest.Response {
 	t.Helper()
-	return f.fn.Send(t, functest.Event(typ, src, nextID(), at, data))
-}
-
-func (f *fixture) count(t *testing.T, sql string, args ...any) int {
-	t.Helper()
-	var n int
-	if err := f.pool.QueryRow(context.Background(), sql, args...).Scan(&n); err != nil {
-		t.Fatal(err)
-	}
-	return n
+	return f.Fn.Send(t, functest.Event(typ, src, nextID(), at, data))
 }
 
 // testCalendar is 2030 with a five-day May Day holiday (Wed 1 – Sun 5 May)
@@ -150,7 +131,7 @@ func TestCalendarPublished(t *testing.T) {
 		if r.Type() != appeal.TypeCalendarAccepted || d["year"] != float64(2030) || d["holidays"] != float64(5) || d["workdays"] != float64(2) {
 			t.Fatalf("got %d %s %s", r.Status, r.Type(), r.Body)
 		}
-		if n := f.count(t, `SELECT count(*) FROM qinqing.calendar_days WHERE extract(year FROM day) = 2030`); n != 7 {
+		if n := f.Count(t, `SELECT count(*) FROM qinqing.calendar_days WHERE extract(year FROM day) = 2030`); n != 7 {
 			t.Fatalf("%d days stored, want 7", n)
 		}
 	})
@@ -161,10 +142,10 @@ func TestCalendarPublished(t *testing.T) {
 		if r.Type() != appeal.TypeCalendarAccepted || r.Data()["holidays"] != float64(1) || r.Data()["workdays"] != float64(0) {
 			t.Fatalf("got %s %s", r.Type(), r.Body)
 		}
-		if n := f.count(t, `SELECT count(*) FROM qinqing.calendar_days WHERE extract(year FROM day) = 2030`); n != 1 {
+		if n := f.Count(t, `SELECT count(*) FROM qinqing.calendar_days WHERE extract(year FROM day) = 2030`); n != 1 {
 			t.Fatalf("%d days stored after replacement, want 1", n)
 		}
-		if n := f.count(t, `SELECT count(*) FROM qinqing.calendar_days WHERE extract(year FROM day) = 2026`); n == 0 {
+		if n := f.Count(t, `SELECT count(*) FROM qinqing.calendar_days WHERE extract(year FROM day) = 2026`); n == 0 {
 			t.Fatal("publishing 2030 touched 2026")
 		}
 	})
@@ -195,10 +176,10 @@ func TestCalendarPublished(t *testing.T) {
 			}
 		})
 	}
-	if n := f.count(t, `SELECT count(*) FROM qinqing.calendar_days WHERE extract(year FROM day) = 2030`); n != 1 {
+	if n := f.Count(t, `SELECT count(*) FROM qinqing.calendar_days WHERE extract(year FROM day) = 2030`); n != 1 {
 		t.Fatalf("%d days stored after bad publications, want the 1 of the last good one", n)
 	}
-	if n := f.count(t, `SELECT count(*) FROM qinqing.inbox WHERE type = $1`, appeal.TypeCalendarPublished); n != 2 {
+	if n := f.Count(t, `SELECT count(*) FROM qinqing.inbox WHERE type = $1`, appeal.TypeCalendarPublished); n != 2 {
 		t.Fatalf("%d inbox rows, want 2 (bad input writes nothing)", n)
 	}
 }
@@ -263,7 +244,7 @@ func TestSubmit(t *testing.T) {
 	})
 	t.Run("DerivedID", func(t *testing.T) {
 		ev := functest.Event(appeal.TypeSubmitted, portalSrc, "hotline-7781", at, submitData("", "tax", "city"))
-		r := f.fn.Send(t, ev)
+		r := f.Fn.Send(t, ev)
 		if got, want := r.Data()["appealId"], runtime.DeriveID("appeal", portalSrc, "hotline-7781"); got != want {
 			t.Fatalf("appealId = %v, want %s", got, want)
 		}
@@ -278,10 +259,10 @@ func TestSubmit(t *testing.T) {
 		if first != second {
 			t.Fatalf("second submission answered %+v, want %+v", second, first)
 		}
-		if n := f.count(t, `SELECT count(*) FROM appeal.appeals WHERE appeal_id = 'HZ-2026-0001'`); n != 1 {
+		if n := f.Count(t, `SELECT count(*) FROM appeal.appeals WHERE appeal_id = 'HZ-2026-0001'`); n != 1 {
 			t.Fatalf("%d appeals", n)
 		}
-		if n := f.count(t, `SELECT count(*) FROM appeal.history WHERE appeal_id = 'HZ-2026-0001'`); n != 1 {
+		if n := f.Count(t, `SELECT count(*) FROM appeal.history WHERE appeal_id = 'HZ-2026-0001'`); n != 1 {
 			t.Fatalf("%d history rows", n)
 		}
 	})
@@ -301,7 +282,7 @@ func TestSubmit(t *testing.T) {
 				t.Fatalf("reply %d %s %s, first %s", r.Status, r.Type(), r.Body, replies[0].Event.Data())
 			}
 		}
-		if n := f.count(t, `SELECT count(*) FROM appeal.appeals WHERE appeal_id = 'HZ-2026-0002'`); n != 1 {
+		if n := f.Count(t, `SELECT count(*) FROM appeal.appeals WHERE appeal_id = 'HZ-2026-0002'`); n != 1 {
 			t.Fatalf("%d appeals", n)
 		}
 	})
@@ -310,7 +291,7 @@ func TestSubmit(t *testing.T) {
 		d["channel"], d["forumId"], d["signupId"] = "forum", "F-2026-48", "5b0c7e0e-0000-4000-8000-000000000001"
 		a := f.submit(t, at, d)
 		var forumID string
-		if err := f.pool.QueryRow(context.Background(), `SELECT forum_id FROM appeal.appeals WHERE appeal_id = $1`, a.AppealID).Scan(&forumID); err != nil || forumID != "F-2026-48" {
+		if err := f.Pool.QueryRow(context.Background(), `SELECT forum_id FROM appeal.appeals WHERE appeal_id = $1`, a.AppealID).Scan(&forumID); err != nil || forumID != "F-2026-48" {
 			t.Fatalf("forum_id = %q, %v", forumID, err)
 		}
 	})
@@ -349,14 +330,14 @@ func TestSubmitInvalid(t *testing.T) {
 	t.Run("ErrNotJSON", func(t *testing.T) {
 		ev := functest.Event(appeal.TypeSubmitted, portalSrc, nextID(), at, nil)
 		_ = ev.SetData("application/json", []byte("{not json"))
-		if r := f.fn.Send(t, ev); r.Status != 400 || r.Problem()["field"] != "data" {
+		if r := f.Fn.Send(t, ev); r.Status != 400 || r.Problem()["field"] != "data" {
 			t.Fatalf("got %d %s", r.Status, r.Body)
 		}
 	})
-	if n := f.count(t, `SELECT count(*) FROM appeal.appeals`); n != 0 {
+	if n := f.Count(t, `SELECT count(*) FROM appeal.appeals`); n != 0 {
 		t.Fatalf("%d appeals written by bad input", n)
 	}
-	if n := f.count(t, `SELECT count(*) FROM qinqing.inbox`); n != 0 {
+	if n := f.Count(t, `SELECT count(*) FROM qinqing.inbox`); n != 0 {
 		t.Fatalf("%d inbox rows written by bad input", n)
 	}
 }
@@ -387,10 +368,10 @@ func TestAnswerInvalid(t *testing.T) {
 			}
 		})
 	}
-	if n := f.count(t, `SELECT count(*) FROM appeal.history`); n != 1 {
+	if n := f.Count(t, `SELECT count(*) FROM appeal.history`); n != 1 {
 		t.Fatalf("%d history rows, want only the submission", n)
 	}
-	if n := f.count(t, `SELECT count(*) FROM qinqing.inbox`); n != 1 {
+	if n := f.Count(t, `SELECT count(*) FROM qinqing.inbox`); n != 1 {
 		t.Fatalf("%d inbox rows, want only the submission", n)
 	}
 }
@@ -424,7 +405,7 @@ func TestClosedLoop(t *testing.T) {
 	wantUpdated(t, f.answer(t, appeal.TypeRevisited, time.Date(2030, 5, 21, 10, 0, 0, 0, cst),
 		map[string]any{"appealId": id, "satisfaction": "basically_satisfied"}), "closed", dept)
 
-	rows, err := f.pool.Query(context.Background(), `SELECT action, actor, coalesce(from_status, ''), to_status, department,
+	rows, err := f.Pool.Query(context.Background(), `SELECT action, actor, coalesce(from_status, ''), to_status, department,
 			coalesce(satisfaction, ''), to_char(at AT TIME ZONE 'Asia/Shanghai', 'YYYY-MM-DD HH24:MI')
 		FROM appeal.history WHERE appeal_id = $1 ORDER BY seq`, id)
 	if err != nil {
@@ -449,13 +430,13 @@ func TestClosedLoop(t *testing.T) {
 	if fmt.Sprint(got) != fmt.Sprint(want) {
 		t.Fatalf("history:\n%s\nwant:\n%s", joinLines(got), joinLines(want))
 	}
-	if n := f.count(t, `SELECT count(*) FROM appeal.history WHERE jsonb_typeof(detail) <> 'object'`); n != 0 {
+	if n := f.Count(t, `SELECT count(*) FROM appeal.history WHERE jsonb_typeof(detail) <> 'object'`); n != 0 {
 		t.Fatalf("%d history rows without a detail object", n)
 	}
-	if n := f.count(t, `SELECT reopened FROM appeal.appeals WHERE appeal_id = $1`, id); n != 1 {
+	if n := f.Count(t, `SELECT reopened FROM appeal.appeals WHERE appeal_id = $1`, id); n != 1 {
 		t.Fatalf("reopened = %d", n)
 	}
-	if n := f.count(t, `SELECT count(*) FROM appeal.history WHERE appeal_id = $1 AND detail->>'reply' LIKE '剩余5亩%'`, id); n != 1 {
+	if n := f.Count(t, `SELECT count(*) FROM appeal.history WHERE appeal_id = $1 AND detail->>'reply' LIKE '剩余5亩%'`, id); n != 1 {
 		t.Fatalf("reply text kept in %d history rows", n)
 	}
 }
@@ -471,7 +452,7 @@ func joinLines(s []string) string {
 func (f *fixture) wantDue(t *testing.T, id, column, want string) {
 	t.Helper()
 	var got time.Time
-	if err := f.pool.QueryRow(context.Background(), `SELECT `+column+` FROM appeal.appeals WHERE appeal_id = $1`, id).Scan(&got); err != nil {
+	if err := f.Pool.QueryRow(context.Background(), `SELECT `+column+` FROM appeal.appeals WHERE appeal_id = $1`, id).Scan(&got); err != nil {
 		t.Fatal(err)
 	}
 	if s := got.In(cst).Format(time.RFC3339); s != want {
@@ -495,7 +476,7 @@ func TestReturned(t *testing.T) {
 	wantUpdated(t, f.answer(t, appeal.TypeReturned, at.Add(2*time.Hour),
 		map[string]any{"appealId": "HZ-R2", "department": b.Department, "reason": "涉及社保，非税务部门职责"}), "assigned", "yingshang-office")
 	var reason string
-	if err := f.pool.QueryRow(context.Background(), `SELECT detail->>'reason' FROM appeal.history WHERE appeal_id = 'HZ-R2' AND action = 'returned'`).Scan(&reason); err != nil || reason != "涉及社保，非税务部门职责" {
+	if err := f.Pool.QueryRow(context.Background(), `SELECT detail->>'reason' FROM appeal.history WHERE appeal_id = 'HZ-R2' AND action = 'returned'`).Scan(&reason); err != nil || reason != "涉及社保，非税务部门职责" {
 		t.Fatalf("return reason %q, %v", reason, err)
 	}
 }
@@ -506,10 +487,10 @@ func TestRefusals(t *testing.T) {
 	at := time.Date(2026, 12, 1, 9, 30, 0, 0, cst)
 	a := f.submit(t, at, submitData("HZ-X", "land", "anji"))
 	dept := a.Department
-	history := func() int { return f.count(t, `SELECT count(*) FROM appeal.history WHERE appeal_id = 'HZ-X'`) }
+	history := func() int64 { return f.Count(t, `SELECT count(*) FROM appeal.history WHERE appeal_id = 'HZ-X'`) }
 	status := func() string {
 		var s string
-		_ = f.pool.QueryRow(context.Background(), `SELECT status || '/' || department FROM appeal.appeals WHERE appeal_id = 'HZ-X'`).Scan(&s)
+		_ = f.Pool.QueryRow(context.Background(), `SELECT status || '/' || department FROM appeal.appeals WHERE appeal_id = 'HZ-X'`).Scan(&s)
 		return s
 	}
 	refuse := func(t *testing.T, typ string, data map[string]any, reason string) {
@@ -543,10 +524,10 @@ func TestRefusals(t *testing.T) {
 		refuse(t, appeal.TypeRevisited, map[string]any{"appealId": "HZ-X", "satisfaction": "unsatisfied"}, "invalid_transition")
 		// The business environment office cannot return what it holds.
 		f.submit(t, at, submitData("HZ-Y", "", "city"))
-		before := f.count(t, `SELECT count(*) FROM appeal.history WHERE appeal_id = 'HZ-Y'`)
+		before := f.Count(t, `SELECT count(*) FROM appeal.history WHERE appeal_id = 'HZ-Y'`)
 		wantRejected(t, f.answer(t, appeal.TypeReturned, at.Add(time.Hour),
 			map[string]any{"appealId": "HZ-Y", "department": "yingshang-office", "reason": "无法分办"}), "HZ-Y", "invalid_transition")
-		if f.count(t, `SELECT count(*) FROM appeal.history WHERE appeal_id = 'HZ-Y'`) != before {
+		if f.Count(t, `SELECT count(*) FROM appeal.history WHERE appeal_id = 'HZ-Y'`) != before {
 			t.Fatal("refused return was recorded")
 		}
 	})
@@ -558,8 +539,8 @@ func TestRedelivery(t *testing.T) {
 	at := time.Date(2026, 12, 1, 9, 30, 0, 0, cst)
 	same := func(t *testing.T, ev cloudevents.Event) {
 		t.Helper()
-		first := f.fn.Send(t, ev)
-		second := f.fn.SendStructured(t, ev)
+		first := f.Fn.Send(t, ev)
+		second := f.Fn.SendStructured(t, ev)
 		if first.Status != 200 || second.Status != 200 || first.Type() != second.Type() ||
 			!bytes.Equal(first.Event.Data(), second.Event.Data()) || first.Event.ID() != second.Event.ID() {
 			t.Fatalf("replies differ:\n%d %s %s\n%d %s %s", first.Status, first.Type(), first.Body, second.Status, second.Type(), second.Body)
@@ -567,7 +548,7 @@ func TestRedelivery(t *testing.T) {
 	}
 	t.Run("Submitted", func(t *testing.T) {
 		same(t, functest.Event(appeal.TypeSubmitted, portalSrc, "sub-1", at, submitData("", "land", "anji")))
-		if n := f.count(t, `SELECT count(*) FROM appeal.appeals`); n != 1 {
+		if n := f.Count(t, `SELECT count(*) FROM appeal.appeals`); n != 1 {
 			t.Fatalf("%d appeals", n)
 		}
 	})
@@ -577,7 +558,7 @@ func TestRedelivery(t *testing.T) {
 		// invalid transition from accepted.
 		same(t, functest.Event(appeal.TypeAccepted, deptSrc, "acc-1", at.Add(time.Hour),
 			map[string]any{"appealId": id, "department": "anji-natural-resources"}))
-		if n := f.count(t, `SELECT count(*) FROM appeal.history WHERE action = 'accepted'`); n != 1 {
+		if n := f.Count(t, `SELECT count(*) FROM appeal.history WHERE action = 'accepted'`); n != 1 {
 			t.Fatalf("%d acceptances recorded", n)
 		}
 	})
@@ -588,7 +569,7 @@ func TestRedelivery(t *testing.T) {
 	t.Run("Revisited", func(t *testing.T) {
 		same(t, functest.Event(appeal.TypeRevisited, "/hotline/12345", "rev-1", at.Add(3*time.Hour),
 			map[string]any{"appealId": id, "satisfaction": "unsatisfied"}))
-		if n := f.count(t, `SELECT reopened FROM appeal.appeals`); n != 1 {
+		if n := f.Count(t, `SELECT reopened FROM appeal.appeals`); n != 1 {
 			t.Fatalf("reopened %d times", n)
 		}
 	})
@@ -608,7 +589,7 @@ func TestRedelivery(t *testing.T) {
 		replies := make([]*functest.Response, 8)
 		for i := range replies {
 			wg.Add(1)
-			go func() { defer wg.Done(); replies[i] = f.fn.Send(t, ev) }()
+			go func() { defer wg.Done(); replies[i] = f.Fn.Send(t, ev) }()
 		}
 		wg.Wait()
 		for _, r := range replies {
@@ -616,7 +597,7 @@ func TestRedelivery(t *testing.T) {
 				t.Fatalf("burst reply %d %s", r.Status, r.Body)
 			}
 		}
-		if n := f.count(t, `SELECT count(*) FROM appeal.history WHERE action = 'submitted'`); n != 2 {
+		if n := f.Count(t, `SELECT count(*) FROM appeal.history WHERE action = 'submitted'`); n != 2 {
 			t.Fatalf("%d submissions recorded, want 2", n)
 		}
 	})
@@ -643,14 +624,14 @@ func TestRoutingRulesFile(t *testing.T) {
 		if err := os.WriteFile(bad, []byte(`{"rules": [{"category": "land", "departement": "x"}]}`), 0o644); err != nil {
 			t.Fatal(err)
 		}
-		out, err := functest.RunConfigOnly(t, binary, "DATABASE_URL="+f.url, "ROUTING_RULES_FILE="+bad)
+		out, err := functest.RunConfigOnly(t, binary, "DATABASE_URL="+f.DatabaseURL, "ROUTING_RULES_FILE="+bad)
 		line := bytes.TrimSpace(out)
 		if err == nil || !bytes.Contains(line, []byte("ROUTING_RULES_FILE")) || !bytes.Contains(line, []byte("departement")) || bytes.Count(line, []byte("\n")) != 0 {
 			t.Fatalf("got %v: %q", err, out)
 		}
 	})
 	t.Run("ErrMissingFile", func(t *testing.T) {
-		out, err := functest.RunConfigOnly(t, binary, "DATABASE_URL="+f.url, "ROUTING_RULES_FILE="+filepath.Join(dir, "nope.yaml"))
+		out, err := functest.RunConfigOnly(t, binary, "DATABASE_URL="+f.DatabaseURL, "ROUTING_RULES_FILE="+filepath.Join(dir, "nope.yaml"))
 		if err == nil || !bytes.Contains(out, []byte("ROUTING_RULES_FILE")) {
 			t.Fatalf("got %v: %q", err, out)
 		}

@@ -53,9 +53,9 @@ func TestTextFieldsAreBadInputNotFaults(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			before := pgtest.Rows(t, f.pool)
+			before := pgtest.Rows(t, f.Pool)
 			functest.WantInvalid(t, f.send(t, tc.typ, portalSrc, at, tc.data), tc.field)
-			if after := pgtest.Rows(t, f.pool); after != before {
+			if after := pgtest.Rows(t, f.Pool); after != before {
 				t.Fatalf("%d rows written by a 400", after-before)
 			}
 		})

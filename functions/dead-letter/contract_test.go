@@ -16,7 +16,6 @@ import (
 	"time"
 
 	cloudevents "github.com/cloudevents/sdk-go/v2"
-	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/qinqing/qinqing/shared/postgres/pgtest"
 	"github.com/qinqing/qinqing/shared/runtime/functest"
@@ -32,18 +31,11 @@ func TestMain(m *testing.M) {
 
 const token = "test-admin-token-0123456789"
 
-type fixture struct {
-	fn   *functest.Instance
-	sink *functest.Sink
-	pool *pgxpool.Pool
-}
+type fixture struct{ *functest.Fixture }
 
 func setup(t *testing.T, env ...string) *fixture {
 	t.Helper()
-	url := pgtest.URL(t)
-	sink := functest.NewSink(t)
-	env = append([]string{"DATABASE_URL=" + url, "K_SINK=" + sink.URL, "ADMIN_TOKEN=" + token}, env...)
-	return &fixture{fn: functest.Start(t, binary, env...), sink: sink, pool: pgtest.PoolFor(t, url)}
+	return &fixture{functest.Setup(t, binary, functest.Parts{Sink: true, Env: append([]string{"ADMIN_TOKEN=" + token}, env...)})}
 }
 
 var seq atomic.Int64
@@ -71,18 +63,9 @@ func deadLetter(dest string, code int, body string) cloudevents.Event {
 	return ev
 }
 
-func (f *fixture) count(t *testing.T, sql string, args ...any) int {
-	t.Helper()
-	var n int
-	if err := f.pool.QueryRow(context.Background(), sql, args...).Scan(&n); err != nil {
-		t.Fatal(err)
-	}
-	return n
-}
-
 func (f *fixture) admin(t *testing.T, method, path, auth string) *functest.Response {
 	t.Helper()
-	req, err := http.NewRequest(method, f.fn.URL+path, nil)
+	req, err := http.NewRequest(method, f.Fn.URL+path, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -107,7 +90,7 @@ func (f *fixture) list(t *testing.T, query string) []Item {
 
 func (f *fixture) store(t *testing.T, ev cloudevents.Event) {
 	t.Helper()
-	if r := f.fn.Send(t, ev); r.Status != http.StatusAccepted {
+	if r := f.Fn.Send(t, ev); r.Status != http.StatusAccepted {
 		t.Fatalf("dead letter: status %d, want 202 (%s)", r.Status, r.Body)
 	}
 }
@@ -154,14 +137,14 @@ func TestStore(t *testing.T) {
 	})
 	t.Run("RedeliveryStoredOnce", func(t *testing.T) {
 		f.store(t, ev)
-		f.fn.SendStructured(t, ev) // the same dead letter in structured mode
+		f.Fn.SendStructured(t, ev) // the same dead letter in structured mode
 		var wg sync.WaitGroup
 		for i := 0; i < 8; i++ {
 			wg.Add(1)
 			go func() { defer wg.Done(); f.store(t, ev) }()
 		}
 		wg.Wait()
-		if n := f.count(t, `SELECT count(*) FROM deadletter.dead_letters`); n != 1 {
+		if n := f.Count(t, `SELECT count(*) FROM deadletter.dead_letters`); n != 1 {
 			t.Fatalf("%d rows, want 1", n)
 		}
 		if it := f.list(t, ""); len(it) != 1 || it[0].Failures != 1 {
@@ -172,7 +155,7 @@ func TestStore(t *testing.T) {
 		other := ev.Clone()
 		other.SetExtension(ExtErrorDest, "http://broker-filter.knative-eventing.svc.cluster.local/triggers/qinqing/deadline-check/def")
 		f.store(t, other)
-		if n := f.count(t, `SELECT count(*) FROM deadletter.dead_letters WHERE event_id = $1`, ev.ID()); n != 2 {
+		if n := f.Count(t, `SELECT count(*) FROM deadletter.dead_letters WHERE event_id = $1`, ev.ID()); n != 2 {
 			t.Fatalf("%d rows, want 2", n)
 		}
 	})
@@ -214,14 +197,14 @@ func TestStore(t *testing.T) {
 		}
 	})
 	t.Run("ErrNotACloudEvent", func(t *testing.T) {
-		if r := f.fn.Post(t, "application/json", []byte(`{"hello": 1}`)); r.Status != 400 {
+		if r := f.Fn.Post(t, "application/json", []byte(`{"hello": 1}`)); r.Status != 400 {
 			t.Fatalf("status = %d", r.Status)
 		}
 	})
 	t.Run("ErrTooLarge", func(t *testing.T) {
 		e := deadLetter(filterDest, 500, "x")
 		_ = e.SetData("application/json", map[string]any{"x": strings.Repeat("x", 1<<20)})
-		if r := f.fn.Send(t, e); r.Status != http.StatusRequestEntityTooLarge {
+		if r := f.Fn.Send(t, e); r.Status != http.StatusRequestEntityTooLarge {
 			t.Fatalf("status = %d", r.Status)
 		}
 	})
@@ -273,8 +256,8 @@ func TestListAndAuth(t *testing.T) {
 		if got := f.list(t, "?status=pending"); len(got) != 1 {
 			t.Fatalf("a refused replay changed the status: %+v", got)
 		}
-		if len(f.sink.Events()) != 1 {
-			t.Fatalf("sink got %d events, want only the authorised replay", len(f.sink.Events()))
+		if len(f.Sink.Events()) != 1 {
+			t.Fatalf("sink got %d events, want only the authorised replay", len(f.Sink.Events()))
 		}
 	})
 	t.Run("SchemeCaseInsensitive", func(t *testing.T) {
@@ -297,7 +280,7 @@ func TestAdminOff(t *testing.T) {
 			}
 		}
 	}
-	if n := f.count(t, `SELECT count(*) FROM deadletter.dead_letters WHERE status = 'pending'`); n != 1 {
+	if n := f.Count(t, `SELECT count(*) FROM deadletter.dead_letters WHERE status = 'pending'`); n != 1 {
 		t.Fatalf("%d pending, want 1", n)
 	}
 }
@@ -313,8 +296,8 @@ func TestReplay(t *testing.T) {
 	}
 
 	t.Run("ErrSinkRefuses", func(t *testing.T) {
-		f.sink.SetDown(true)
-		defer f.sink.SetDown(false)
+		f.Sink.SetDown(true)
+		defer f.Sink.SetDown(false)
 		r := replay(id)
 		if r.Status != http.StatusBadGateway || r.Header.Get("Content-Type") != "application/problem+json" {
 			t.Fatalf("status = %d, want 502 (%s)", r.Status, r.Body)
@@ -333,7 +316,7 @@ func TestReplay(t *testing.T) {
 		if err := json.Unmarshal(r.Body, &it); err != nil || it.Status != StatusReplayed || it.Replays != 1 || it.ReplayedAt == nil || it.LastReplayError != nil {
 			t.Fatalf("reply = %s (%v)", r.Body, err)
 		}
-		got := f.sink.WaitFor(t, typeAppeal, 1, 5*time.Second)
+		got := f.Sink.WaitFor(t, typeAppeal, 1, 5*time.Second)
 		if len(got) != 1 {
 			t.Fatalf("sink got %d events", len(got))
 		}
@@ -370,7 +353,7 @@ func TestReplay(t *testing.T) {
 			items[0].Failures != 2 || items[0].Replays != 1 {
 			t.Fatalf("pending = %+v", items)
 		}
-		if n := f.count(t, `SELECT count(*) FROM deadletter.dead_letters`); n != 1 {
+		if n := f.Count(t, `SELECT count(*) FROM deadletter.dead_letters`); n != 1 {
 			t.Fatalf("%d rows, want 1", n)
 		}
 	})
@@ -394,7 +377,7 @@ func TestReplay(t *testing.T) {
 				t.Fatalf("codes = %v", codes)
 			}
 		}
-		if n := f.count(t, `SELECT replays FROM deadletter.dead_letters WHERE id = $1`, id); n != 6 {
+		if n := f.Count(t, `SELECT replays FROM deadletter.dead_letters WHERE id = $1`, id); n != 6 {
 			t.Fatalf("replays = %d, want 6", n)
 		}
 	})
@@ -523,9 +506,9 @@ func TestConcurrentFirstDelivery(t *testing.T) {
 		go func() {
 			defer wg.Done()
 			if i%2 == 0 {
-				codes[i] = f.fn.Send(t, ev).Status
+				codes[i] = f.Fn.Send(t, ev).Status
 			} else {
-				codes[i] = f.fn.SendStructured(t, ev).Status
+				codes[i] = f.Fn.SendStructured(t, ev).Status
 			}
 		}()
 	}
@@ -535,7 +518,7 @@ func TestConcurrentFirstDelivery(t *testing.T) {
 			t.Fatalf("codes = %v, want all 202", codes)
 		}
 	}
-	if n := f.count(t, `SELECT count(*) FROM deadletter.dead_letters`); n != 1 {
+	if n := f.Count(t, `SELECT count(*) FROM deadletter.dead_letters`); n != 1 {
 		t.Fatalf("%d rows, want 1", n)
 	}
 	if it := f.list(t, ""); len(it) != 1 || it[0].Failures != 1 || it[0].Status != StatusPending {

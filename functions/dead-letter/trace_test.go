@@ -12,7 +12,6 @@ import (
 	"github.com/cloudevents/sdk-go/v2/binding"
 	cehttp "github.com/cloudevents/sdk-go/v2/protocol/http"
 
-	"github.com/qinqing/qinqing/shared/postgres/pgtest"
 	"github.com/qinqing/qinqing/shared/runtime/functest"
 	"github.com/qinqing/qinqing/shared/telemetry/receiver"
 )
@@ -38,15 +37,14 @@ func TestDeadLetterTrace(t *testing.T) {
 		w.WriteHeader(http.StatusAccepted)
 	}))
 	defer sink.Close()
-	url := pgtest.URL(t)
-	f := &fixture{fn: functest.Start(t, binary, "DATABASE_URL="+url, "K_SINK="+sink.URL, "ADMIN_TOKEN="+token,
-		"OTEL_EXPORTER_OTLP_ENDPOINT="+recv.Endpoint(), "OTEL_BSP_SCHEDULE_DELAY=50")}
+	f := &fixture{functest.Setup(t, binary, functest.Parts{Env: []string{"K_SINK=" + sink.URL, "ADMIN_TOKEN=" + token,
+		"OTEL_EXPORTER_OTLP_ENDPOINT=" + recv.Endpoint(), "OTEL_BSP_SCHEDULE_DELAY=50"}})}
 
 	const traceID, dispatch = "5b8efff798038103d269b633813fc60c", "eee19b7ec3c1b174"
 	ev := deadLetter(filterDest, 500, "boom")
 	delete(ev.Extensions(), "traceparent")
 	ev.SetExtension("knativearrivaltime", "2026-12-01T09:30:16Z") // keeps the map non-empty
-	req, _ := http.NewRequest(http.MethodPost, f.fn.URL+"/", nil)
+	req, _ := http.NewRequest(http.MethodPost, f.Fn.URL+"/", nil)
 	if err := cehttp.WriteRequest(context.Background(), binding.ToMessage(&ev), req); err != nil {
 		t.Fatal(err)
 	}

@@ -12,11 +12,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/jackc/pgx/v5/pgxpool"
-
 	"github.com/qinqing/qinqing/shared/appeal"
-	"github.com/qinqing/qinqing/shared/docs"
-	"github.com/qinqing/qinqing/shared/docs/s3test"
 	"github.com/qinqing/qinqing/shared/event"
 	"github.com/qinqing/qinqing/shared/postgres/pgtest"
 	"github.com/qinqing/qinqing/shared/runtime/functest"
@@ -33,28 +29,14 @@ func TestMain(m *testing.M) {
 }
 
 type fixture struct {
-	fn     *functest.Instance
+	*functest.Fixture
 	router *functest.Instance
-	sink   *functest.Sink
-	pool   *pgxpool.Pool
-	store  *docs.Store
-	env    []string
 }
 
 func setup(t *testing.T) *fixture {
 	t.Helper()
-	url := pgtest.URL(t)
-	s3, store := s3test.New(t)
-	sink := functest.NewSink(t)
-	env := append([]string{"DATABASE_URL=" + url, "K_SINK=" + sink.URL}, s3.Env()...)
-	f := &fixture{
-		fn:     functest.Start(t, binary, env...),
-		router: functest.Start(t, router, "DATABASE_URL="+url),
-		sink:   sink,
-		pool:   pgtest.PoolFor(t, url),
-		store:  store,
-		env:    env,
-	}
+	k := functest.Setup(t, binary, functest.Parts{Sink: true, S3: true})
+	f := &fixture{Fixture: k, router: functest.Start(t, router, "DATABASE_URL="+k.DatabaseURL)}
 	f.publish(t)
 	return f
 }
@@ -111,7 +93,7 @@ func (f *fixture) act(t *testing.T, typ string, at time.Time, data map[string]an
 
 func (f *fixture) ping(t *testing.T, job string, at time.Time) *functest.Response {
 	t.Helper()
-	return f.fn.Send(t, functest.Event(event.PingType, pingSrc, nextID(), at, map[string]any{"job": job}))
+	return f.Fn.Send(t, functest.Event(event.PingType, pingSrc, nextID(), at, map[string]any{"job": job}))
 }
 
 // check runs a deadline check and decodes its reply.
@@ -126,21 +108,12 @@ func (f *fixture) check(t *testing.T, at time.Time) CheckCompleted {
 	return c
 }
 
-func (f *fixture) count(t *testing.T, sql string, args ...any) int {
-	t.Helper()
-	var n int
-	if err := f.pool.QueryRow(context.Background(), sql, args...).Scan(&n); err != nil {
-		t.Fatal(err)
-	}
-	return n
-}
-
 // announced returns the overdue events the sink received, by key.
 func (f *fixture) announced(t *testing.T, n int) map[string]OverdueAnnounced {
 	t.Helper()
-	evs := f.sink.WaitFor(t, appeal.TypeOverdue, n, 10*time.Second)
+	evs := f.Sink.WaitFor(t, appeal.TypeOverdue, n, 10*time.Second)
 	time.Sleep(500 * time.Millisecond) // a relay round more: nothing else may come
-	evs = f.sink.OfType(appeal.TypeOverdue)
+	evs = f.Sink.OfType(appeal.TypeOverdue)
 	out := map[string]OverdueAnnounced{}
 	ids := map[string]bool{}
 	for _, ev := range evs {
@@ -235,12 +208,12 @@ func TestLadder(t *testing.T) {
 	if a := got["overdue/B/assign/exposure"]; a.DueAt.Format(time.RFC3339) != "2030-04-26T23:59:59+08:00" {
 		t.Errorf("dueAt %s, want 2030-04-26T23:59:59+08:00 in the business time zone", a.DueAt.Format(time.RFC3339))
 	}
-	if n := f.count(t, `SELECT count(*) FROM appeal.overdue_announcements`); n != 13 {
+	if n := f.Count(t, `SELECT count(*) FROM appeal.overdue_announcements`); n != 13 {
 		t.Fatalf("%d announcement rows, want 13", n)
 	}
 	t.Run("Redelivery", func(t *testing.T) {
 		ev := functest.Event(event.PingType, pingSrc, "ping-again", day(5, 28, 9), map[string]any{"job": "deadline-check"})
-		first, second := f.fn.Send(t, ev), f.fn.SendStructured(t, ev)
+		first, second := f.Fn.Send(t, ev), f.Fn.SendStructured(t, ev)
 		if first.Status != 200 || second.Status != 200 || !bytes.Equal(first.Event.Data(), second.Event.Data()) || first.Event.ID() != second.Event.ID() {
 			t.Fatalf("replies differ: %s / %s", first.Body, second.Body)
 		}
@@ -281,7 +254,7 @@ func TestConcurrentChecks(t *testing.T) {
 	if total != want {
 		t.Fatalf("checks announced %d in total, want %d", total, want)
 	}
-	if n := f.count(t, `SELECT count(*) FROM qinqing.outbox WHERE type = $1`, appeal.TypeOverdue); n != want {
+	if n := f.Count(t, `SELECT count(*) FROM qinqing.outbox WHERE type = $1`, appeal.TypeOverdue); n != int64(want) {
 		t.Fatalf("%d overdue events queued, want %d", n, want)
 	}
 	f.announced(t, want)
@@ -299,19 +272,19 @@ func TestPingInvalid(t *testing.T) {
 		{"MistypedJob", map[string]any{"job": 1}},
 	} {
 		t.Run("Err"+c.name, func(t *testing.T) {
-			r := f.fn.Send(t, functest.Event(event.PingType, pingSrc, nextID(), day(5, 12, 9), c.data))
+			r := f.Fn.Send(t, functest.Event(event.PingType, pingSrc, nextID(), day(5, 12, 9), c.data))
 			if r.Status != 400 || r.Problem()["field"] != "job" {
 				t.Fatalf("got %d %s", r.Status, r.Body)
 			}
 		})
 	}
 	t.Run("ErrUnknownType", func(t *testing.T) {
-		r := f.fn.Send(t, functest.Event(appeal.TypeSubmitted, "/x", nextID(), day(5, 12, 9), map[string]any{}))
+		r := f.Fn.Send(t, functest.Event(appeal.TypeSubmitted, "/x", nextID(), day(5, 12, 9), map[string]any{}))
 		if r.Status != 400 || r.Problem()["field"] != "type" {
 			t.Fatalf("got %d %s", r.Status, r.Body)
 		}
 	})
-	if n := f.count(t, `SELECT count(*) FROM qinqing.inbox WHERE function = 'deadline-check'`); n != 0 {
+	if n := f.Count(t, `SELECT count(*) FROM qinqing.inbox WHERE function = 'deadline-check'`); n != 0 {
 		t.Fatalf("%d inbox rows written by bad input", n)
 	}
 }
@@ -321,7 +294,7 @@ func TestNoTimeAttribute(t *testing.T) {
 	f := setup(t)
 	// Without a time attribute the check runs as of the receipt.
 	before := time.Now()
-	r := f.fn.Send(t, functest.Event(event.PingType, pingSrc, nextID(), time.Time{}, map[string]any{"job": "deadline-check"}))
+	r := f.Fn.Send(t, functest.Event(event.PingType, pingSrc, nextID(), time.Time{}, map[string]any{"job": "deadline-check"}))
 	var c CheckCompleted
 	r.DataInto(t, &c)
 	if c.AsOf.Before(before.Add(-time.Second)) || c.AsOf.After(time.Now().Add(time.Second)) {
@@ -382,11 +355,11 @@ func TestMonthlyReview(t *testing.T) {
 		t.Fatalf("reply\n got %s\nwant %s", got, want)
 	}
 	ctx := context.Background()
-	jsonDoc, err := f.store.Get(ctx, "reports/2030-05/review.json")
+	jsonDoc, err := f.Store.Get(ctx, "reports/2030-05/review.json")
 	if err != nil {
 		t.Fatal(err)
 	}
-	htmlDoc, err := f.store.Get(ctx, "reports/2030-05/review.html")
+	htmlDoc, err := f.Store.Get(ctx, "reports/2030-05/review.html")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -424,8 +397,8 @@ func TestMonthlyReview(t *testing.T) {
 		if !bytes.Equal(again.Event.Data(), r.Event.Data()) {
 			t.Fatalf("rerun reply %s, first %s", again.Event.Data(), r.Event.Data())
 		}
-		j2, _ := f.store.Get(ctx, "reports/2030-05/review.json")
-		h2, _ := f.store.Get(ctx, "reports/2030-05/review.html")
+		j2, _ := f.Store.Get(ctx, "reports/2030-05/review.json")
+		h2, _ := f.Store.Get(ctx, "reports/2030-05/review.html")
 		if !bytes.Equal(j2, jsonDoc) || !bytes.Equal(h2, htmlDoc) {
 			t.Fatal("rerun changed the documents")
 		}

@@ -28,7 +28,7 @@ func TestPaymentOverdue(t *testing.T) {
 		t.Fatal(subsidyErr)
 	}
 	f := setup(t)
-	sub := functest.Start(t, subsidyBin, f.env...)
+	sub := functest.Start(t, subsidyBin, f.Env...)
 
 	award := func(n int) (id string, due time.Time) {
 		r := sub.Send(t, functest.Event("cn.huzhou.honour.awarded", "/portals/economy", nextID(), day(6, 3, 10), map[string]any{
@@ -54,7 +54,7 @@ func TestPaymentOverdue(t *testing.T) {
 	}
 
 	check := func(at time.Time) CheckCompleted {
-		r := f.fn.Send(t, functest.Event(event.PingType, pingSrc, nextID(), at, map[string]any{"job": "deadline-check"}))
+		r := f.Fn.Send(t, functest.Event(event.PingType, pingSrc, nextID(), at, map[string]any{"job": "deadline-check"}))
 		var c CheckCompleted
 		r.DataInto(t, &c)
 		return c
@@ -79,7 +79,7 @@ func TestPaymentOverdue(t *testing.T) {
 	if announced != 1 {
 		t.Fatalf("4 concurrent checks announced %d, want 1", announced)
 	}
-	got := f.sink.WaitFor(t, subsidy.TypePaymentOverdue, 1, 10*time.Second)
+	got := f.Sink.WaitFor(t, subsidy.TypePaymentOverdue, 1, 10*time.Second)
 	var p struct {
 		DisbursementID string `json:"disbursementId"`
 		USCC           string `json:"uscc"`
@@ -94,7 +94,7 @@ func TestPaymentOverdue(t *testing.T) {
 		t.Fatalf("later check: %+v, want still 1 overdue and nothing announced again", c)
 	}
 	time.Sleep(300 * time.Millisecond)
-	if n := len(f.sink.OfType(subsidy.TypePaymentOverdue)); n != 1 {
+	if n := len(f.Sink.OfType(subsidy.TypePaymentOverdue)); n != 1 {
 		t.Fatalf("%d payment.overdue events at the sink, want 1", n)
 	}
 }

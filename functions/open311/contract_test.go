@@ -16,13 +16,12 @@ import (
 	"testing"
 	"time"
 
-	"github.com/jackc/pgx/v5/pgxpool"
-
 	"github.com/qinqing/qinqing/shared/appeal"
 	"github.com/qinqing/qinqing/shared/event"
 	"github.com/qinqing/qinqing/shared/postgres/pgtest"
 	"github.com/qinqing/qinqing/shared/runtime"
 	"github.com/qinqing/qinqing/shared/runtime/functest"
+	"github.com/qinqing/qinqing/shared/testkit"
 )
 
 var binary, routerBin, checkBin string
@@ -46,26 +45,17 @@ const (
 )
 
 type fixture struct {
-	fn, router, check *functest.Instance
-	sink              *functest.Sink
-	pool              *pgxpool.Pool
+	*functest.Fixture
+	router, check *functest.Instance
 }
 
 func setup(t *testing.T) *fixture {
 	t.Helper()
-	dir := t.TempDir()
-	file := filepath.Join(dir, "portals.json")
-	if err := os.WriteFile(file, []byte(portalsFile), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	url := pgtest.URL(t)
-	sink := functest.NewSink(t)
+	k := functest.Setup(t, binary, functest.Parts{Sink: true, Env: []string{"PORTALS_FILE=" + testkit.WriteFile(t, "portals.json", portalsFile)}})
 	return &fixture{
-		fn:     functest.Start(t, binary, "DATABASE_URL="+url, "PORTALS_FILE="+file, "K_SINK="+sink.URL),
-		router: functest.Start(t, routerBin, "DATABASE_URL="+url),
-		check:  functest.Start(t, checkBin, "DATABASE_URL="+url, "S3_BUCKET=unused", "S3_ENDPOINT=http://127.0.0.1:1"),
-		sink:   sink,
-		pool:   pgtest.PoolFor(t, url),
+		Fixture: k,
+		router:  functest.Start(t, routerBin, "DATABASE_URL="+k.DatabaseURL),
+		check:   functest.Start(t, checkBin, "DATABASE_URL="+k.DatabaseURL, "S3_BUCKET=unused", "S3_ENDPOINT=http://127.0.0.1:1"),
 	}
 }
 
@@ -73,7 +63,7 @@ func setup(t *testing.T) *fixture {
 func (f *fixture) call(t *testing.T, method, path string, form url.Values) (int, http.Header, []byte) {
 	t.Helper()
 	var body io.Reader
-	u := f.fn.URL + path
+	u := f.Fn.URL + path
 	if method == http.MethodPost {
 		body = strings.NewReader(form.Encode())
 	} else if form != nil {
@@ -265,7 +255,7 @@ func (f *fixture) submit(t *testing.T, form url.Values) string {
 // appeal-router.
 func (f *fixture) route(t *testing.T) {
 	t.Helper()
-	for _, ev := range f.sink.OfType(appeal.TypeSubmitted) {
+	for _, ev := range f.Sink.OfType(appeal.TypeSubmitted) {
 		if r := f.router.Send(t, ev); r.Status != 200 || r.Type() != appeal.TypeAssigned {
 			t.Fatalf("appeal-router answered %d %s: %s", r.Status, r.Type(), r.Body)
 		}
@@ -299,7 +289,7 @@ func TestRequestLifecycle(t *testing.T) {
 	id := f.submit(t, form)
 
 	t.Run("SubmittedEvent", func(t *testing.T) {
-		evs := f.sink.OfType(appeal.TypeSubmitted)
+		evs := f.Sink.OfType(appeal.TypeSubmitted)
 		if len(evs) != 1 {
 			t.Fatalf("%d submitted events at the sink, want 1", len(evs))
 		}
@@ -329,7 +319,7 @@ func TestRequestLifecycle(t *testing.T) {
 		if again := f.submit(t, form); again != id {
 			t.Fatalf("retried POST gave %s, want %s", again, id)
 		}
-		evs := f.sink.OfType(appeal.TypeSubmitted)
+		evs := f.Sink.OfType(appeal.TypeSubmitted)
 		if len(evs) != 2 || evs[0].ID() != evs[1].ID() {
 			t.Fatalf("retry sent %d events; ids must be equal so appeal-router handles it once", len(evs))
 		}
@@ -344,7 +334,7 @@ func TestRequestLifecycle(t *testing.T) {
 			t.Fatalf("request = %+v", r)
 		}
 		var due time.Time
-		if err := f.pool.QueryRow(context.Background(), `SELECT reply_due FROM appeal.appeals WHERE appeal_id = $1`, id).Scan(&due); err != nil {
+		if err := f.Pool.QueryRow(context.Background(), `SELECT reply_due FROM appeal.appeals WHERE appeal_id = $1`, id).Scan(&due); err != nil {
 			t.Fatal(err)
 		}
 		exp, err := time.Parse(time.RFC3339, r.ExpectedDatetime)
@@ -591,13 +581,13 @@ func TestErrors(t *testing.T) {
 		}
 	})
 	t.Run("ErrSinkDown", func(t *testing.T) {
-		f.sink.SetDown(true)
-		defer f.sink.SetDown(false)
+		f.Sink.SetDown(true)
+		defer f.Sink.SetDown(false)
 		status, b := post(requestForm(keyA))
 		expectError(t, status, b, 503)
 	})
 	t.Run("NothingSentOnError", func(t *testing.T) {
-		if n := len(f.sink.OfType(appeal.TypeSubmitted)); n != 0 {
+		if n := len(f.Sink.OfType(appeal.TypeSubmitted)); n != 0 {
 			t.Fatalf("%d events reached the sink from refused requests", n)
 		}
 	})

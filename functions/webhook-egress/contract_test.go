@@ -8,20 +8,18 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
-	"os"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
-	"github.com/jackc/pgx/v5/pgxpool"
 	standardwebhooks "github.com/standard-webhooks/standard-webhooks/libraries/go"
 
 	"github.com/qinqing/qinqing/shared/event"
 	"github.com/qinqing/qinqing/shared/postgres/pgtest"
 	"github.com/qinqing/qinqing/shared/runtime/functest"
+	"github.com/qinqing/qinqing/shared/testkit"
 )
 
 var binary string
@@ -157,23 +155,13 @@ func portalsFile(t *testing.T, ps map[string]portalCfg) string {
 		}
 		parts = append(parts, fmt.Sprintf(`%q: {"notify": {"url": %q, "secrets": %s, "types": %s, %s}}`, name, p.url, secrets, types, extra))
 	}
-	return writeFile(t, "portals.json", `{"portals": {`+strings.Join(parts, ", ")+`}}`)
-}
-
-func writeFile(t *testing.T, name, content string) string {
-	t.Helper()
-	p := filepath.Join(t.TempDir(), name)
-	if err := os.WriteFile(p, []byte(content), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	return p
+	return testkit.WriteFile(t, "portals.json", `{"portals": {`+strings.Join(parts, ", ")+`}}`)
 }
 
 var allTypes = Types
 
 type fixture struct {
-	fn                *functest.Instance
-	pool              *pgxpool.Pool
+	*functest.Fixture
 	alpha, beta, gamm *receiver
 }
 
@@ -181,21 +169,20 @@ type fixture struct {
 // every type, gamma only import results.
 func setup(t *testing.T, env ...string) *fixture {
 	t.Helper()
-	url := pgtest.URL(t)
-	f := &fixture{pool: pgtest.PoolFor(t, url), alpha: newReceiver(t, alphaSecret), beta: newReceiver(t, betaSecret), gamm: newReceiver(t, gammaSecret)}
+	f := &fixture{alpha: newReceiver(t, alphaSecret), beta: newReceiver(t, betaSecret), gamm: newReceiver(t, gammaSecret)}
 	file := portalsFile(t, map[string]portalCfg{
 		"alpha": {url: f.alpha.URL + "/qinqing", secrets: []string{alphaSecret, alphaOldSecret}, types: allTypes},
 		"beta":  {url: f.beta.URL, secrets: []string{betaSecret}, types: allTypes},
 		"gamma": {url: f.gamm.URL, secrets: []string{gammaSecret}, types: []string{TypeImportCompleted}},
 	})
-	f.fn = functest.Start(t, binary, append([]string{"DATABASE_URL=" + url, "PORTALS_FILE=" + file,
-		"ADMIN_TOKEN=" + adminToken, "EGRESS_TIMEOUT=1s"}, env...)...)
+	f.Fixture = functest.Setup(t, binary, functest.Parts{Env: append([]string{"PORTALS_FILE=" + file,
+		"ADMIN_TOKEN=" + adminToken, "EGRESS_TIMEOUT=1s"}, env...)})
 	return f
 }
 
 func (f *fixture) exec(t *testing.T, sql string, args ...any) {
 	t.Helper()
-	if _, err := f.pool.Exec(context.Background(), sql, args...); err != nil {
+	if _, err := f.Pool.Exec(context.Background(), sql, args...); err != nil {
 		t.Fatalf("%s: %v", sql, err)
 	}
 }
@@ -231,7 +218,7 @@ func (f *fixture) send(t *testing.T, typ, source, id string, data string) *funct
 	t.Helper()
 	ev := functest.Event(typ, source, id, at, nil)
 	_ = ev.SetData("application/json", []byte(data)) // the bytes as given
-	return f.fn.Send(t, ev)
+	return f.Fn.Send(t, ev)
 }
 
 // wantNotified checks a 200 reply and returns it.
@@ -281,7 +268,7 @@ func TestSignedDelivery(t *testing.T) {
 	t.Run("Structured", func(t *testing.T) {
 		ev := functest.Event(TypeAppealOverdue, "/qinqing/deadline-check", "overdue-1", at,
 			map[string]any{"appealId": "A-1", "stage": "assign", "level": "reminder"})
-		r := f.fn.SendStructured(t, ev)
+		r := f.Fn.SendStructured(t, ev)
 		wantNotified(t, r, RuleOwnPortal)
 		got := f.alpha.deliveries()
 		if len(got) != 2 || got[1].ID != "overdue-1" {
@@ -509,11 +496,9 @@ func TestOutboundSafety(t *testing.T) {
 		// The host name passes the start-up check; the address it resolves
 		// to is refused when connecting.
 		target := newReceiver(t, alphaSecret)
-		url := pgtest.URL(t)
 		file := portalsFile(t, map[string]portalCfg{"alpha": {url: strings.Replace(target.URL, "127.0.0.1", "localhost", 1),
 			secrets: []string{alphaSecret}, types: allTypes, extra: `"insecure": true`}})
-		fn := functest.Start(t, binary, "DATABASE_URL="+url, "PORTALS_FILE="+file, "ADMIN_TOKEN="+adminToken)
-		f := &fixture{fn: fn, pool: pgtest.PoolFor(t, url)}
+		f := &fixture{Fixture: functest.Setup(t, binary, functest.Parts{Env: []string{"PORTALS_FILE=" + file, "ADMIN_TOKEN=" + adminToken}})}
 		f.appeal(t, "A-1", "/portals/alpha", "")
 		n := wantNotified(t, f.send(t, TypeAppealUpdated, "/qinqing/appeal-router", "ev-ssrf", `{"appealId": "A-1"}`), RuleOwnPortal)
 		if n.Deliveries[0].Status != StatusFailed || n.Deliveries[0].HTTPStatus != nil {
@@ -554,11 +539,9 @@ func TestOutboundSafety(t *testing.T) {
 			mu.Unlock()
 		}))
 		t.Cleanup(srv.Close)
-		ca := writeFile(t, "ca.pem", certPEM(srv))
-		url := pgtest.URL(t)
+		ca := testkit.WriteFile(t, "ca.pem", certPEM(srv))
 		file := portalsFile(t, map[string]portalCfg{"alpha": {url: srv.URL, secrets: []string{alphaSecret}, types: allTypes, extra: `"allowPrivate": true`}})
-		fn := functest.Start(t, binary, "DATABASE_URL="+url, "PORTALS_FILE="+file, "SSL_CERT_FILE="+ca)
-		f := &fixture{fn: fn, pool: pgtest.PoolFor(t, url)}
+		f := &fixture{Fixture: functest.Setup(t, binary, functest.Parts{Env: []string{"PORTALS_FILE=" + file, "SSL_CERT_FILE=" + ca}})}
 		f.appeal(t, "A-1", "/portals/alpha", "")
 		wantNotified(t, f.send(t, TypeAppealUpdated, "/qinqing/appeal-router", "ev-tls", `{"appealId": "A-1"}`), RuleOwnPortal)
 		mu.Lock()
@@ -581,7 +564,7 @@ func TestOutboundSafety(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
 			notify := strings.ReplaceAll(tc.notify, "SECRET", strconv.Quote(alphaSecret))
-			file := writeFile(t, "p.json", `{"portals": {"alpha": {"notify": `+notify+`}}}`)
+			file := testkit.WriteFile(t, "p.json", `{"portals": {"alpha": {"notify": `+notify+`}}}`)
 			out, err := functest.RunConfigOnly(t, binary, "DATABASE_URL=postgres://127.0.0.1:1/x", "PORTALS_FILE="+file)
 			line := strings.TrimSpace(string(out))
 			if err == nil || !strings.Contains(line, tc.want) || strings.Contains(line, "\n") {
@@ -606,7 +589,7 @@ func TestBadInput(t *testing.T) {
 		t.Fatalf("status %d %s, want 400 naming type", r.Status, r.Body)
 	}
 	var n int
-	_ = f.pool.QueryRow(context.Background(), `SELECT (SELECT count(*) FROM egress.deliveries) + (SELECT count(*) FROM qinqing.inbox)`).Scan(&n)
+	_ = f.Pool.QueryRow(context.Background(), `SELECT (SELECT count(*) FROM egress.deliveries) + (SELECT count(*) FROM qinqing.inbox)`).Scan(&n)
 	if n != 0 || len(f.alpha.ids())+len(f.beta.ids()) != 0 {
 		t.Fatalf("%d rows written, %d requests sent for bad input", n, len(f.alpha.ids())+len(f.beta.ids()))
 	}
@@ -616,7 +599,7 @@ func TestAdmin(t *testing.T) {
 	t.Parallel()
 	f := setup(t)
 	get := func(path, token string) *functest.Response {
-		req, _ := http.NewRequest(http.MethodGet, f.fn.URL+path, nil)
+		req, _ := http.NewRequest(http.MethodGet, f.Fn.URL+path, nil)
 		if token != "" {
 			req.Header.Set("Authorization", "Bearer "+token)
 		}
@@ -639,7 +622,7 @@ func TestAdmin(t *testing.T) {
 	}
 	// The function runs with its own least-privilege role (migration 0072).
 	var own int
-	_ = f.pool.QueryRow(context.Background(), `SELECT count(*) FROM pg_stat_activity
+	_ = f.Pool.QueryRow(context.Background(), `SELECT count(*) FROM pg_stat_activity
 		WHERE datname = current_database() AND usename = 'qinqing_webhook_egress_login'`).Scan(&own)
 	if own == 0 {
 		t.Fatal("webhook-egress is not connected as qinqing_webhook_egress_login")
@@ -669,7 +652,7 @@ func TestCatalogue(t *testing.T) {
 
 func (f *fixture) list(t *testing.T, query string) []Attempt {
 	t.Helper()
-	req, _ := http.NewRequest(http.MethodGet, f.fn.URL+"/deliveries"+query, nil)
+	req, _ := http.NewRequest(http.MethodGet, f.Fn.URL+"/deliveries"+query, nil)
 	req.Header.Set("Authorization", "Bearer "+adminToken)
 	r := functest.Do(t, req)
 	var d Deliveries

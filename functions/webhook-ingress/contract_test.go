@@ -8,7 +8,6 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -16,6 +15,7 @@ import (
 	"time"
 
 	"github.com/qinqing/qinqing/shared/runtime/functest"
+	"github.com/qinqing/qinqing/shared/testkit"
 )
 
 var binary string
@@ -46,25 +46,17 @@ func portalsJSON() string {
 }}`, oldSecret, newSecret, typeAppeal, typeSignup, treasurySecret, typeSettled)
 }
 
-type fixture struct {
-	fn   *functest.Instance
-	sink *functest.Sink
-}
+type fixture struct{ *functest.Fixture }
 
-func writeFile(t *testing.T, name, content string) string {
-	t.Helper()
-	p := filepath.Join(t.TempDir(), name)
-	if err := os.WriteFile(p, []byte(content), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	return p
-}
+// setup starts webhook-ingress, which has no database, with a sink and
+// portalsJSON as its PORTALS_FILE.
+func setup(t *testing.T) *fixture { return setupWith(t, "portals.json", portalsJSON()) }
 
-func setup(t *testing.T) *fixture {
+// setupWith is setup with portals as the PORTALS_FILE, written as name.
+func setupWith(t *testing.T, name, portals string) *fixture {
 	t.Helper()
-	sink := functest.NewSink(t)
-	fn := functest.Start(t, binary, "PORTALS_FILE="+writeFile(t, "portals.json", portalsJSON()), "K_SINK="+sink.URL, "DATABASE_URL=")
-	return &fixture{fn: fn, sink: sink}
+	return &fixture{functest.Setup(t, binary, functest.Parts{NoDatabase: true, Sink: true,
+		Env: []string{"PORTALS_FILE=" + testkit.WriteFile(t, name, portals)}})}
 }
 
 var seq atomic.Int64
@@ -97,7 +89,7 @@ func signature(secret, id, ts string, body []byte) string {
 
 func (f *fixture) post(t *testing.T, wh *webhook) *functest.Response {
 	t.Helper()
-	req, err := http.NewRequest(http.MethodPost, f.fn.URL+"/webhooks/"+wh.portal, bytes.NewReader(wh.body))
+	req, err := http.NewRequest(http.MethodPost, f.Fn.URL+"/webhooks/"+wh.portal, bytes.NewReader(wh.body))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -160,7 +152,7 @@ func TestWebhookOK(t *testing.T) {
 	if err := json.Unmarshal(r.Body, &acc); err != nil || acc.ID != wh.id || acc.Source != "/portals/enterprise" || acc.Type != typeAppeal {
 		t.Fatalf("accepted body = %s (%v)", r.Body, err)
 	}
-	got := f.sink.OfType(typeAppeal)
+	got := f.Sink.OfType(typeAppeal)
 	if len(got) != 1 {
 		t.Fatalf("sink got %d events, want 1 (202 must mean the sink accepted it)", len(got))
 	}
@@ -187,7 +179,7 @@ func TestWebhookOK(t *testing.T) {
 				t.Fatalf("secrets %d: status = %d (%s)", i, r.Status, r.Body)
 			}
 		}
-		f.sink.WaitFor(t, typeSignup, 4, time.Second)
+		f.Sink.WaitFor(t, typeSignup, 4, time.Second)
 	})
 	t.Run("UnknownVersionsSkipped", func(t *testing.T) {
 		wh := newWebhook("treasury", typeSettled, map[string]any{"disbursementId": "D-1"})
@@ -217,7 +209,7 @@ func TestWebhookOK(t *testing.T) {
 			}
 		}
 		n := 0
-		for _, ev := range f.sink.OfType(typeSettled) {
+		for _, ev := range f.Sink.OfType(typeSettled) {
 			if ev.ID() == wh.id {
 				n++
 			}
@@ -282,7 +274,7 @@ func TestWebhookRefused(t *testing.T) {
 			wantProblem(t, f.post(t, wh), tc.status, tc.field)
 		})
 	}
-	if n := len(f.sink.Events()); n != 0 {
+	if n := len(f.Sink.Events()); n != 0 {
 		t.Fatalf("sink got %d events from refused webhooks", n)
 	}
 	t.Run("ErrUnsignedBodyNotParsed", func(t *testing.T) {
@@ -292,7 +284,7 @@ func TestWebhookRefused(t *testing.T) {
 		wantProblem(t, f.post(t, wh), 401, "")
 	})
 	t.Run("ErrMethod", func(t *testing.T) {
-		resp, err := http.Get(f.fn.URL + "/webhooks/enterprise")
+		resp, err := http.Get(f.Fn.URL + "/webhooks/enterprise")
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -306,7 +298,7 @@ func TestWebhookRefused(t *testing.T) {
 func TestSinkDown(t *testing.T) {
 	t.Parallel()
 	f := setup(t)
-	f.sink.SetDown(true)
+	f.Sink.SetDown(true)
 	wh := newWebhook("enterprise", typeAppeal, appealData, newSecret)
 	r := f.post(t, wh)
 	wantProblem(t, r, http.StatusServiceUnavailable, "")
@@ -317,23 +309,23 @@ func TestSinkDown(t *testing.T) {
 		t.Fatalf("the sink's own answer leaked to the portal: %s", r.Body)
 	}
 	// The portal retries the same message once the sink is back.
-	f.sink.SetDown(false)
+	f.Sink.SetDown(false)
 	if r := f.post(t, wh); r.Status != http.StatusAccepted {
 		t.Fatalf("retry: status = %d (%s)", r.Status, r.Body)
 	}
-	if got := f.sink.OfType(typeAppeal); len(got) != 1 || got[0].ID() != wh.id {
+	if got := f.Sink.OfType(typeAppeal); len(got) != 1 || got[0].ID() != wh.id {
 		t.Fatalf("sink got %d events", len(got))
 	}
 
 	t.Run("ErrSinkUnreachable", func(t *testing.T) {
-		fn := functest.Start(t, binary, "PORTALS_FILE="+writeFile(t, "p.json", portalsJSON()),
+		fn := functest.Start(t, binary, "PORTALS_FILE="+testkit.WriteFile(t, "p.json", portalsJSON()),
 			fmt.Sprintf("K_SINK=http://127.0.0.1:%d", functest.FreePort(t)))
-		g := &fixture{fn: fn}
+		g := &fixture{&functest.Fixture{Fn: fn}}
 		wantProblem(t, g.post(t, newWebhook("enterprise", typeAppeal, appealData, newSecret)), 503, "")
 	})
 	t.Run("ErrNoSink", func(t *testing.T) {
-		fn := functest.Start(t, binary, "PORTALS_FILE="+writeFile(t, "p.json", portalsJSON()), "K_SINK=")
-		g := &fixture{fn: fn}
+		fn := functest.Start(t, binary, "PORTALS_FILE="+testkit.WriteFile(t, "p.json", portalsJSON()), "K_SINK=")
+		g := &fixture{&functest.Fixture{Fn: fn}}
 		wantProblem(t, g.post(t, newWebhook("enterprise", typeAppeal, appealData, newSecret)), 503, "")
 		// Requests that are wrong anyway still get their own status.
 		wantProblem(t, g.post(t, newWebhook("enterprise", typeAppeal, appealData, strangerSecret)), 401, "")
@@ -344,8 +336,7 @@ func TestConfig(t *testing.T) {
 	t.Parallel()
 	t.Run("YAML", func(t *testing.T) {
 		yml := fmt.Sprintf("portals:\n  treasury:\n    secrets:\n      - %s\n    allowedTypes:\n      - %s\n", treasurySecret, typeSettled)
-		sink := functest.NewSink(t)
-		f := &fixture{fn: functest.Start(t, binary, "PORTALS_FILE="+writeFile(t, "portals.yaml", yml), "K_SINK="+sink.URL), sink: sink}
+		f := setupWith(t, "portals.yaml", yml)
 		if r := f.post(t, newWebhook("treasury", typeSettled, map[string]any{"disbursementId": "D-1"}, treasurySecret)); r.Status != 202 {
 			t.Fatalf("status = %d (%s)", r.Status, r.Body)
 		}
@@ -373,7 +364,7 @@ func TestConfig(t *testing.T) {
 			}
 			time.Sleep(20 * time.Millisecond)
 		}
-		g := &fixture{fn: &functest.Instance{URL: url}}
+		g := &fixture{&functest.Fixture{Fn: &functest.Instance{URL: url}}}
 		wantProblem(t, g.post(t, newWebhook("enterprise", typeAppeal, appealData, newSecret)), 404, "")
 	})
 	bad := []struct {
@@ -393,7 +384,7 @@ func TestConfig(t *testing.T) {
 	}
 	for _, tc := range bad {
 		t.Run(tc.name, func(t *testing.T) {
-			out, err := functest.RunConfigOnly(t, binary, "PORTALS_FILE="+writeFile(t, "portals.json", tc.content))
+			out, err := functest.RunConfigOnly(t, binary, "PORTALS_FILE="+testkit.WriteFile(t, "portals.json", tc.content))
 			line := strings.TrimSpace(string(out))
 			if err == nil || !strings.Contains(line, tc.want) || strings.Contains(line, "\n") {
 				t.Fatalf("got %v: %q, want one line containing %q", err, out, tc.want)

@@ -3,8 +3,6 @@ package main
 import (
 	"fmt"
 	"testing"
-
-	"github.com/qinqing/qinqing/shared/runtime/functest"
 )
 
 // The PORTALS_FILE webhook-egress and open311 read too: notify blocks and
@@ -12,14 +10,12 @@ import (
 // webhooks (404), and the others work as before.
 func TestSharedPortalsFile(t *testing.T) {
 	t.Parallel()
-	file := writeFile(t, "portals.json", fmt.Sprintf(`{"portals": {
+	f := setupWith(t, "portals.json", fmt.Sprintf(`{"portals": {
   "enterprise": {"secrets": [%q], "allowedTypes": [%q],
                  "notify": {"url": "https://portal.example.com/hook", "secrets": [%q], "types": ["cn.huzhou.appeal.updated"]},
                  "apiKeys": ["enterprise-open311-key"]},
   "hotline":    {"notify": {"url": "https://hotline.example.com/hook", "secrets": [%q], "types": ["cn.huzhou.appeal.updated"]}}
 }}`, newSecret, typeAppeal, treasurySecret, treasurySecret))
-	sink := functest.NewSink(t)
-	f := &fixture{fn: functest.Start(t, binary, "PORTALS_FILE="+file, "K_SINK="+sink.URL, "DATABASE_URL="), sink: sink}
 	if r := f.post(t, newWebhook("enterprise", typeAppeal, appealData, newSecret)); r.Status != 202 {
 		t.Fatalf("enterprise: %d %s", r.Status, r.Body)
 	}

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/qinqing/qinqing/shared/runtime/functest"
+	"github.com/qinqing/qinqing/shared/testkit"
 )
 
 // TestWeakKeyWarningRedactsSecretShapedNames is the last point of finding
@@ -19,8 +20,8 @@ func TestWeakKeyWarningRedactsSecretShapedNames(t *testing.T) {
 	const leaked = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
 	weak := "whsec_" + base64.StdEncoding.EncodeToString([]byte("sixteen-byte-key"))
 	portals := fmt.Sprintf(`{"portals": {%q: {"secrets": [%q], "allowedTypes": [%q]}}}`, leaked, weak, typeAppeal)
-	fn := functest.Start(t, binary, "PORTALS_FILE="+writeFile(t, "portals.json", portals), "K_SINK=", "DATABASE_URL=")
-	g := &fixture{fn: fn}
+	fn := functest.Start(t, binary, "PORTALS_FILE="+testkit.WriteFile(t, "portals.json", portals), "K_SINK=", "DATABASE_URL=")
+	g := &fixture{&functest.Fixture{Fn: fn}}
 	g.post(t, newWebhook(leaked, typeAppeal, appealData, weak))
 	deadline := time.Now().Add(5 * time.Second)
 	for !strings.Contains(fn.Output(), `"msg":"webhook"`) && time.Now().Before(deadline) {

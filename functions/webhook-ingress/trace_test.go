@@ -10,6 +10,7 @@ import (
 
 	"github.com/qinqing/qinqing/shared/runtime/functest"
 	"github.com/qinqing/qinqing/shared/telemetry/receiver"
+	"github.com/qinqing/qinqing/shared/testkit"
 )
 
 // postTraced posts a signed webhook with the portal's own traceparent
@@ -42,7 +43,7 @@ func TestWebhookTrace(t *testing.T) {
 	}
 	defer recv.Close()
 	sink := functest.NewSink(t)
-	portals := writeFile(t, "portals.json", portalsJSON())
+	portals := testkit.WriteFile(t, "portals.json", portalsJSON())
 	fn := functest.Start(t, binary, "PORTALS_FILE="+portals, "K_SINK="+sink.URL, "DATABASE_URL=",
 		"OTEL_EXPORTER_OTLP_ENDPOINT="+recv.Endpoint(), "OTEL_BSP_SCHEDULE_DELAY=50")
 
@@ -106,13 +107,13 @@ func TestWebhookTraceOff(t *testing.T) {
 	}
 	f := setup(t)
 	const tp = "00-11112222333344445555666677778888-9999aaaabbbbcccc-01"
-	if r, _ := postTraced(t, f.fn, tp); r.Status != http.StatusAccepted {
+	if r, _ := postTraced(t, f.Fn, tp); r.Status != http.StatusAccepted {
 		t.Fatalf("webhook: %d %s", r.Status, r.Body)
 	}
-	if r, _ := postTraced(t, f.fn, ""); r.Status != http.StatusAccepted {
+	if r, _ := postTraced(t, f.Fn, ""); r.Status != http.StatusAccepted {
 		t.Fatalf("webhook: %d %s", r.Status, r.Body)
 	}
-	evs := f.sink.WaitFor(t, typeAppeal, 2, 5*time.Second)
+	evs := f.Sink.WaitFor(t, typeAppeal, 2, 5*time.Second)
 	got := []any{evs[0].Extensions()["traceparent"], evs[1].Extensions()["traceparent"]}
 	if got[0] != tp || got[1] != nil {
 		t.Fatalf("traceparents %v, want [%s <nil>]", got, tp)
