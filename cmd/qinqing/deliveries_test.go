@@ -7,14 +7,12 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/qinqing/qinqing/shared/postgres/pgtest"
 	"github.com/qinqing/qinqing/shared/runtime/functest"
+	"github.com/qinqing/qinqing/shared/testkit"
 )
 
 // TestDeliveries lists webhook-egress's attempts: one delivered, one
@@ -27,20 +25,16 @@ func TestDeliveries(t *testing.T) {
 	portal := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(<-answers) }))
 	defer portal.Close()
 	secret := "whsec_" + base64.StdEncoding.EncodeToString([]byte("cli test portal key 2026"))
-	file := filepath.Join(t.TempDir(), "portals.json")
-	if err := os.WriteFile(file, []byte(fmt.Sprintf(`{"portals": {"enterprise": {"notify": {"url": %q, "secrets": [%q],
-		"types": ["cn.huzhou.appeal.updated"], "insecure": true, "allowPrivate": true}}}}`, portal.URL, secret)), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	url := pgtest.URL(t)
-	pool := pgtest.PoolFor(t, url)
+	file := testkit.WriteFile(t, "portals.json", fmt.Sprintf(`{"portals": {"enterprise": {"notify": {"url": %q, "secrets": [%q],
+		"types": ["cn.huzhou.appeal.updated"], "insecure": true, "allowPrivate": true}}}}`, portal.URL, secret))
+	k := functest.Setup(t, egressBin, functest.Parts{Env: []string{"PORTALS_FILE=" + file, "ADMIN_TOKEN=" + token}})
+	egress := k.Fn
 	at := time.Date(2026, 12, 2, 10, 0, 0, 0, time.UTC)
-	if _, err := pool.Exec(context.Background(), `INSERT INTO appeal.appeals (appeal_id, uscc, enterprise_name, county, title,
+	if _, err := k.Pool.Exec(context.Background(), `INSERT INTO appeal.appeals (appeal_id, uscc, enterprise_name, county, title,
 		channel, status, department, routed_to, received_at, assign_due, first_reply_due, reply_due, updated_at, source, event_id)
 		VALUES ('A-1', '91330502MA28C1234X', 'e', 'wuxing', 't', 'portal', 'assigned', 'd', 'd', $1, $1, $1, $1, $1, '/portals/enterprise', 'e1')`, at); err != nil {
 		t.Fatal(err)
 	}
-	egress := functest.Start(t, egressBin, "DATABASE_URL="+url, "PORTALS_FILE="+file, "ADMIN_TOKEN="+token)
 	for _, id := range []string{"upd-1", "upd-2"} {
 		ev := functest.Event("cn.huzhou.appeal.updated", "/qinqing/appeal-router", id, at, map[string]any{"appealId": "A-1", "status": "accepted"})
 		if r := egress.Send(t, ev); r.Status != 200 {

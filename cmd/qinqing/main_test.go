@@ -12,7 +12,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/qinqing/qinqing/shared/postgres/pgtest"
 	"github.com/qinqing/qinqing/shared/runtime/functest"
 )
 
@@ -26,16 +25,16 @@ func TestMain(m *testing.M) {
 const token = "cli-test-token-0123456789"
 
 type fixture struct {
-	fn   *functest.Instance
-	sink *functest.Sink
-	env  map[string]string
+	*functest.Fixture
+	// cli is the command's environment, reaching the dead-letter function.
+	cli map[string]string
 }
 
+// setup starts dead-letter with its admin endpoints on, and a sink.
 func setup(t *testing.T) *fixture {
 	t.Helper()
-	sink := functest.NewSink(t)
-	fn := functest.Start(t, deadLetterBin, "DATABASE_URL="+pgtest.URL(t), "K_SINK="+sink.URL, "ADMIN_TOKEN="+token)
-	return &fixture{fn: fn, sink: sink, env: map[string]string{"QINQING_DEADLETTER_URL": fn.URL, "ADMIN_TOKEN": token}}
+	k := functest.Setup(t, deadLetterBin, functest.Parts{Sink: true, Env: []string{"ADMIN_TOKEN=" + token}})
+	return &fixture{Fixture: k, cli: map[string]string{"QINQING_DEADLETTER_URL": k.Fn.URL, "ADMIN_TOKEN": token}}
 }
 
 // deadLetter posts an event to the dead-letter function as Knative would.
@@ -46,7 +45,7 @@ func (f *fixture) deadLetter(t *testing.T, id string) {
 	ev.SetExtension("knativeerrordest", "http://broker-filter.knative-eventing.svc.cluster.local/triggers/qinqing/appeal-router/x")
 	ev.SetExtension("knativeerrorcode", 500)
 	ev.SetExtension("knativeerrordata", base64.StdEncoding.EncodeToString([]byte("boom")))
-	if r := f.fn.Send(t, ev); r.Status != http.StatusAccepted {
+	if r := f.Fn.Send(t, ev); r.Status != http.StatusAccepted {
 		t.Fatalf("dead letter: %d %s", r.Status, r.Body)
 	}
 }
@@ -65,9 +64,11 @@ func TestDeadletters(t *testing.T) {
 	f.deadLetter(t, "msg-a")
 	f.deadLetter(t, "msg-b")
 
-	var ids []string
+	// The ids come from the function's admin API, not from the List
+	// subtest: each subtest runs, or fails, on its own.
+	ids := f.ids(t)
 	t.Run("List", func(t *testing.T) {
-		code, out, errs := f.qinqing(t, f.env, "deadletters", "list")
+		code, out, errs := f.qinqing(t, f.cli, "deadletters", "list")
 		if code != 0 || errs != "" {
 			t.Fatalf("exit %d: %s", code, errs)
 		}
@@ -76,52 +77,51 @@ func TestDeadletters(t *testing.T) {
 		if len(lines) != 4 || !strings.HasPrefix(lines[0], "ID ") || !strings.Contains(lines[0], "ERROR DEST") || lines[3] != "2 dead letter(s)" {
 			t.Fatalf("table:\n%s", out)
 		}
-		for _, l := range lines[1:3] {
+		for i, l := range lines[1:3] {
 			fields := strings.Fields(l)
 			if len(fields) != 8 || fields[2] != "pending" || fields[3] != "500" || fields[4] != "cn.huzhou.appeal.submitted" || fields[5] != "/portals/enterprise" {
 				t.Fatalf("row %q", l)
 			}
-			ids = append(ids, fields[0])
+			if fields[0] != ids[i] {
+				t.Fatalf("row %d has id %s, want %s (the admin API's order)", i+1, fields[0], ids[i])
+			}
 		}
 	})
 	t.Run("ListJSON", func(t *testing.T) {
-		code, out, _ := f.qinqing(t, f.env, "deadletters", "list", "--json", "--status", "pending")
+		code, out, _ := f.qinqing(t, f.cli, "deadletters", "list", "--json", "--status", "pending")
 		var l struct{ Items []map[string]any }
 		if code != 0 || json.Unmarshal([]byte(out), &l) != nil || len(l.Items) != 2 || l.Items[0]["errorData"] != "boom" {
 			t.Fatalf("exit %d:\n%s", code, out)
 		}
 	})
 	t.Run("Replay", func(t *testing.T) {
-		needIDs(t, ids)
 		// Flags may follow the id; the URL may come from the flag.
 		env := map[string]string{"ADMIN_TOKEN": token}
-		code, out, errs := f.qinqing(t, env, "deadletters", "replay", ids[0], "--url", f.fn.URL+"/")
+		code, out, errs := f.qinqing(t, env, "deadletters", "replay", ids[0], "--url", f.Fn.URL+"/")
 		if code != 0 || !strings.HasPrefix(out, "replayed "+ids[0]+": cn.huzhou.appeal.submitted") || !strings.Contains(out, "status replayed") {
 			t.Fatalf("exit %d: %s %s", code, out, errs)
 		}
-		if got := f.sink.WaitFor(t, "cn.huzhou.appeal.submitted", 1, 5*time.Second); got[0].Source() != "/portals/enterprise" {
+		if got := f.Sink.WaitFor(t, "cn.huzhou.appeal.submitted", 1, 5*time.Second); got[0].Source() != "/portals/enterprise" {
 			t.Fatalf("replayed %v", got[0])
 		}
-		_, out, _ = f.qinqing(t, f.env, "deadletters", "list", "--status=pending")
+		_, out, _ = f.qinqing(t, f.cli, "deadletters", "list", "--status=pending")
 		if strings.Contains(out, ids[0]) || !strings.Contains(out, ids[1]) {
 			t.Fatalf("pending after replay:\n%s", out)
 		}
-		_, out, _ = f.qinqing(t, f.env, "deadletters", "list", "--status", "replayed")
+		_, out, _ = f.qinqing(t, f.cli, "deadletters", "list", "--status", "replayed")
 		if !strings.Contains(out, ids[0]) || !strings.Contains(out, "replayed") {
 			t.Fatalf("replayed:\n%s", out)
 		}
 	})
 	t.Run("ErrSinkRefuses", func(t *testing.T) {
-		needIDs(t, ids)
-		f.sink.SetDown(true)
-		defer f.sink.SetDown(false)
-		code, _, errs := f.qinqing(t, f.env, "deadletters", "replay", ids[1])
+		f.Sink.SetDown(true)
+		defer f.Sink.SetDown(false)
+		code, _, errs := f.qinqing(t, f.cli, "deadletters", "replay", ids[1])
 		if code != 1 || !strings.Contains(errs, "502") || !strings.Contains(errs, "stays pending") {
 			t.Fatalf("exit %d: %s", code, errs)
 		}
 	})
 	t.Run("Errors", func(t *testing.T) {
-		needIDs(t, ids)
 		cases := []struct {
 			name string
 			env  map[string]string
@@ -129,17 +129,17 @@ func TestDeadletters(t *testing.T) {
 			code int
 			want string
 		}{
-			{"UnknownID", f.env, []string{"deadletters", "replay", "00000000-0000-0000-0000-000000000000"}, 1, "no dead letter with id"},
-			{"WrongToken", map[string]string{"QINQING_DEADLETTER_URL": f.fn.URL, "ADMIN_TOKEN": "wrong"}, []string{"deadletters", "list"}, 1, "401"},
-			{"NoToken", map[string]string{"QINQING_DEADLETTER_URL": f.fn.URL}, []string{"deadletters", "list"}, 1, "ADMIN_TOKEN"},
+			{"UnknownID", f.cli, []string{"deadletters", "replay", "00000000-0000-0000-0000-000000000000"}, 1, "no dead letter with id"},
+			{"WrongToken", map[string]string{"QINQING_DEADLETTER_URL": f.Fn.URL, "ADMIN_TOKEN": "wrong"}, []string{"deadletters", "list"}, 1, "401"},
+			{"NoToken", map[string]string{"QINQING_DEADLETTER_URL": f.Fn.URL}, []string{"deadletters", "list"}, 1, "ADMIN_TOKEN"},
 			{"NoURL", map[string]string{"ADMIN_TOKEN": token}, []string{"deadletters", "list"}, 1, "QINQING_DEADLETTER_URL"},
 			{"Unreachable", map[string]string{"ADMIN_TOKEN": token}, []string{"deadletters", "list", "--url", fmt.Sprintf("http://127.0.0.1:%d", functest.FreePort(t))}, 1, "connection refused"},
-			{"BadStatus", f.env, []string{"deadletters", "list", "--status", "done"}, 2, "--status must be pending or replayed"},
-			{"ReplayWithoutID", f.env, []string{"deadletters", "replay"}, 2, "exactly one dead letter id"},
-			{"UnknownCommand", f.env, []string{"appeals", "list"}, 2, `unknown command "appeals"`},
-			{"UnknownSubcommand", f.env, []string{"deadletters", "purge"}, 2, `unknown deadletters subcommand "purge"`},
-			{"UnknownFlag", f.env, []string{"deadletters", "list", "--colour"}, 2, "flag provided but not defined"},
-			{"NoCommand", f.env, nil, 2, "no command given"},
+			{"BadStatus", f.cli, []string{"deadletters", "list", "--status", "done"}, 2, "--status must be pending or replayed"},
+			{"ReplayWithoutID", f.cli, []string{"deadletters", "replay"}, 2, "exactly one dead letter id"},
+			{"UnknownCommand", f.cli, []string{"appeals", "list"}, 2, `unknown command "appeals"`},
+			{"UnknownSubcommand", f.cli, []string{"deadletters", "purge"}, 2, `unknown deadletters subcommand "purge"`},
+			{"UnknownFlag", f.cli, []string{"deadletters", "list", "--colour"}, 2, "flag provided but not defined"},
+			{"NoCommand", f.cli, nil, 2, "no command given"},
 		}
 		for _, tc := range cases {
 			t.Run(tc.name, func(t *testing.T) {
@@ -154,16 +154,15 @@ func TestDeadletters(t *testing.T) {
 		}
 	})
 	t.Run("Binary", func(t *testing.T) {
-		needIDs(t, ids)
 		// The built command: table on stdout, exit 0; a refusal on stderr, exit 1.
 		cmd := exec.Command(qinqingBin, "deadletters", "list")
-		cmd.Env = []string{"QINQING_DEADLETTER_URL=" + f.fn.URL, "ADMIN_TOKEN=" + token}
+		cmd.Env = []string{"QINQING_DEADLETTER_URL=" + f.Fn.URL, "ADMIN_TOKEN=" + token}
 		out, err := cmd.Output()
 		if err != nil || !strings.Contains(string(out), ids[1]) {
 			t.Fatalf("%v: %s", err, out)
 		}
 		cmd = exec.Command(qinqingBin, "deadletters", "replay", "nope")
-		cmd.Env = []string{"QINQING_DEADLETTER_URL=" + f.fn.URL, "ADMIN_TOKEN=" + token}
+		cmd.Env = []string{"QINQING_DEADLETTER_URL=" + f.Fn.URL, "ADMIN_TOKEN=" + token}
 		var stderr bytes.Buffer
 		cmd.Stderr = &stderr
 		err = cmd.Run()
@@ -175,17 +174,31 @@ func TestDeadletters(t *testing.T) {
 
 func TestAdminOff(t *testing.T) {
 	t.Parallel()
-	fn := functest.Start(t, deadLetterBin, "DATABASE_URL="+pgtest.URL(t), "ADMIN_TOKEN=")
-	f := &fixture{fn: fn}
-	code, _, errs := f.qinqing(t, map[string]string{"QINQING_DEADLETTER_URL": fn.URL, "ADMIN_TOKEN": token}, "deadletters", "list")
+	f := &fixture{Fixture: functest.Setup(t, deadLetterBin, functest.Parts{Env: []string{"ADMIN_TOKEN="}})}
+	code, _, errs := f.qinqing(t, map[string]string{"QINQING_DEADLETTER_URL": f.Fn.URL, "ADMIN_TOKEN": token}, "deadletters", "list")
 	if code != 1 || !strings.Contains(errs, "404") || !strings.Contains(errs, "admin endpoints are off") {
 		t.Fatalf("exit %d: %s", code, errs)
 	}
 }
 
-func needIDs(t *testing.T, ids []string) {
+// ids returns the ids of the stored dead letters in the order the admin
+// API lists them, asking the function directly; it fails the test unless
+// there are two (the parent test stores two).
+func (f *fixture) ids(t *testing.T) []string {
 	t.Helper()
-	if len(ids) < 2 {
-		t.Skip("needs the ids listed by the List subtest")
+	req, err := http.NewRequest(http.MethodGet, f.Fn.URL+"/deadletters", nil)
+	if err != nil {
+		t.Fatal(err)
 	}
+	req.Header.Set("Authorization", "Bearer "+token)
+	r := functest.Do(t, req)
+	var l struct {
+		Items []struct {
+			ID string `json:"id"`
+		} `json:"items"`
+	}
+	if err := json.Unmarshal(r.Body, &l); r.Status != http.StatusOK || err != nil || len(l.Items) != 2 {
+		t.Fatalf("GET /deadletters: %d %s (%v), want two items", r.Status, r.Body, err)
+	}
+	return []string{l.Items[0].ID, l.Items[1].ID}
 }
