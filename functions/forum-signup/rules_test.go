@@ -1,0 +1,206 @@
+package main
+
+import (
+	"testing"
+	"time"
+
+	"github.com/qinqing/qinqing/shared/docs/s3test"
+	"github.com/qinqing/qinqing/shared/event"
+	"github.com/qinqing/qinqing/shared/runtime"
+	"github.com/qinqing/qinqing/shared/runtime/functest"
+)
+
+// The seat rule (contract section 3), tested on the handlers directly, on
+// a transaction rolled back at the end: self signups may take capacity −
+// reservedForNominated seats, nominated signups any free seat, never more
+// confirmed than capacity; the others wait, and a freed seat goes to the
+// first waiting signup that may take it. What the pipeline promises
+// (status codes, redelivery, problem+json) is in contract_test.go.
+
+// rules returns the function's handlers on a transaction of a new
+// database, event time week.
+func rules(t *testing.T) *functest.OnTx {
+	t.Helper()
+	env := functest.Env(t, name)
+	_, store := s3test.New(t)
+	return functest.NewOnTx(t, env.Pool, New(env, store), week)
+}
+
+// scheduled is a Scheduled payload: a forum on 2 December 2026 whose signups
+// close on 1 December at 17:00.
+func scheduled(id string, capacity, reserved int) *Scheduled {
+	return &Scheduled{ForumID: id, Date: "2026-12-02", Theme: "数字经济企业座谈", HostLeader: "市长", Venue: "市民中心",
+		County: "city", Capacity: capacity, ReservedForNominated: reserved, SignupDeadline: "2026-12-01T17:00:00+08:00"}
+}
+
+// signup is enterprise n's SignupRequested payload for the forum.
+func signup(forumID string, n int, mode string) *SignupRequested {
+	p := &SignupRequested{ForumID: forumID, Mode: mode, Topic: "融资难",
+		Enterprise: Enterprise{USCC: event.SampleUSCC(n), Name: "湖州测试企业", County: "wuxing"},
+		Contact:    Contact{Name: "张三", Phone: "13800000000"}}
+	if mode == ModeNominated {
+		p.NominatedBy = "市经信局"
+	}
+	return p
+}
+
+// wantSeat fails the test unless res is a signup reply with that status
+// (and waitlist position, when waitlisted).
+func wantSeat(t *testing.T, res runtime.Result, status string, position int) SignupReply {
+	t.Helper()
+	want := map[string]string{StatusConfirmed: TypeSignupConfirmed, StatusWaitlisted: TypeSignupWaitlisted}[status]
+	got := functest.As[SignupReply](t, res.Reply)
+	if res.Reply.Type != want || got.Status != status || got.WaitlistPosition != position {
+		t.Fatalf("got %s %+v, want %s at waitlist position %d", res.Reply.Type, got, status, position)
+	}
+	return got
+}
+
+// wantPromoted fails the test unless res announces exactly the promotion
+// of signupID from the waitlist.
+func wantPromoted(t *testing.T, res runtime.Result, signupID string) {
+	t.Helper()
+	if len(res.FollowUps) != 1 || res.FollowUps[0].Type != TypeSignupConfirmed {
+		t.Fatalf("follow-ups %+v, want one %s", res.FollowUps, TypeSignupConfirmed)
+	}
+	if got := functest.As[SignupReply](t, res.FollowUps[0]); got.SignupID != signupID || got.Status != StatusConfirmed {
+		t.Fatalf("promoted %+v, want %s confirmed", got, signupID)
+	}
+}
+
+// wantSeats fails the test unless the forum's counters are these.
+func wantSeats(t *testing.T, h *functest.OnTx, forumID string, self, nominated, waitlisted int64) {
+	t.Helper()
+	for _, c := range []struct {
+		column string
+		want   int64
+	}{{"confirmed_self", self}, {"confirmed_nominated", nominated}, {"waitlisted", waitlisted}} {
+		if got := h.Count(t, `SELECT `+c.column+` FROM forum.forums WHERE forum_id = $1`, forumID); got != c.want {
+			t.Errorf("%s = %d, want %d", c.column, got, c.want)
+		}
+	}
+	if got := h.Count(t, `SELECT count(*) FROM forum.signups WHERE forum_id = $1 AND status = 'waitlisted'`, forumID); got != waitlisted {
+		t.Errorf("%d waitlisted signups, want %d", got, waitlisted)
+	}
+}
+
+func TestSeatRule(t *testing.T) {
+	t.Parallel()
+	t.Run("SelfLeavesReservedSeats", func(t *testing.T) {
+		t.Parallel()
+		h := rules(t)
+		h.Handle(t, TypeScheduled, scheduled("F1", 3, 1))
+		wantSeat(t, h.Handle(t, TypeSignupRequested, signup("F1", 1, ModeSelf)), StatusConfirmed, 0)
+		wantSeat(t, h.Handle(t, TypeSignupRequested, signup("F1", 2, ModeSelf)), StatusConfirmed, 0)
+		// One seat is free, but it is the nominated one.
+		wantSeat(t, h.Handle(t, TypeSignupRequested, signup("F1", 3, ModeSelf)), StatusWaitlisted, 1)
+		wantSeats(t, h, "F1", 2, 0, 1)
+	})
+	t.Run("NominatedTakesAnyFreeSeat", func(t *testing.T) {
+		t.Parallel()
+		h := rules(t)
+		h.Handle(t, TypeScheduled, scheduled("F1", 3, 1))
+		for n := 1; n <= 3; n++ {
+			wantSeat(t, h.Handle(t, TypeSignupRequested, signup("F1", n, ModeNominated)), StatusConfirmed, 0)
+		}
+		wantSeats(t, h, "F1", 0, 3, 0)
+	})
+	t.Run("WaitlistedWhenFull", func(t *testing.T) {
+		t.Parallel()
+		h := rules(t)
+		h.Handle(t, TypeScheduled, scheduled("F1", 2, 1))
+		wantSeat(t, h.Handle(t, TypeSignupRequested, signup("F1", 1, ModeSelf)), StatusConfirmed, 0)
+		wantSeat(t, h.Handle(t, TypeSignupRequested, signup("F1", 2, ModeNominated)), StatusConfirmed, 0)
+		wantSeat(t, h.Handle(t, TypeSignupRequested, signup("F1", 3, ModeNominated)), StatusWaitlisted, 1)
+		wantSeat(t, h.Handle(t, TypeSignupRequested, signup("F1", 4, ModeSelf)), StatusWaitlisted, 2)
+		wantSeats(t, h, "F1", 1, 1, 2)
+	})
+	t.Run("CancelPromotesFirstThatMayTake", func(t *testing.T) {
+		t.Parallel()
+		h := rules(t)
+		h.Handle(t, TypeScheduled, scheduled("F1", 2, 1))
+		wantSeat(t, h.Handle(t, TypeSignupRequested, signup("F1", 1, ModeSelf)), StatusConfirmed, 0)
+		wantSeat(t, h.Handle(t, TypeSignupRequested, signup("F1", 2, ModeNominated)), StatusConfirmed, 0)
+		wantSeat(t, h.Handle(t, TypeSignupRequested, signup("F1", 3, ModeSelf)), StatusWaitlisted, 1)
+		n4 := wantSeat(t, h.Handle(t, TypeSignupRequested, signup("F1", 4, ModeNominated)), StatusWaitlisted, 2)
+		// The nominated seat is freed: the self signup first in line may
+		// not take it, the nominated one after it may.
+		res := h.Handle(t, TypeSignupCancelled, &SignupCancelled{ForumID: "F1", USCC: event.SampleUSCC(2)})
+		if res.Reply.Type != TypeCancelAccepted {
+			t.Fatalf("cancel: got %s %+v", res.Reply.Type, res.Reply.Data)
+		}
+		wantPromoted(t, res, n4.SignupID)
+		wantSeats(t, h, "F1", 1, 1, 1)
+	})
+	t.Run("RescheduleWithMoreSeatsPromotes", func(t *testing.T) {
+		t.Parallel()
+		h := rules(t)
+		h.Handle(t, TypeScheduled, scheduled("F1", 1, 0))
+		wantSeat(t, h.Handle(t, TypeSignupRequested, signup("F1", 1, ModeSelf)), StatusConfirmed, 0)
+		n2 := wantSeat(t, h.Handle(t, TypeSignupRequested, signup("F1", 2, ModeSelf)), StatusWaitlisted, 1)
+		res := h.Handle(t, TypeScheduled, scheduled("F1", 2, 0))
+		if res.Reply.Type != TypeScheduledAccepted {
+			t.Fatalf("reschedule: got %s %+v", res.Reply.Type, res.Reply.Data)
+		}
+		wantPromoted(t, res, n2.SignupID)
+		wantSeats(t, h, "F1", 2, 0, 0)
+	})
+	t.Run("ErrCapacityBelowConfirmed", func(t *testing.T) {
+		t.Parallel()
+		h := rules(t)
+		h.Handle(t, TypeScheduled, scheduled("F1", 2, 0))
+		h.Handle(t, TypeSignupRequested, signup("F1", 1, ModeSelf))
+		h.Handle(t, TypeSignupRequested, signup("F1", 2, ModeSelf))
+		res := h.Handle(t, TypeScheduled, scheduled("F1", 1, 0))
+		if got := functest.As[Rejection](t, res.Reply); res.Reply.Type != TypeScheduledRejected || got.Reason != "capacity_below_confirmed" {
+			t.Fatalf("got %s %+v, want %s capacity_below_confirmed", res.Reply.Type, got, TypeScheduledRejected)
+		}
+		if got := h.Count(t, `SELECT capacity FROM forum.forums WHERE forum_id = 'F1'`); got != 2 {
+			t.Fatalf("capacity = %d after the refusal, want 2", got)
+		}
+	})
+}
+
+func TestSignupRefusals(t *testing.T) {
+	t.Parallel()
+	refused := func(t *testing.T, res runtime.Result, reason string) {
+		t.Helper()
+		if got := functest.As[Rejection](t, res.Reply); res.Reply.Type != TypeSignupRejected || got.Reason != reason {
+			t.Fatalf("got %s %+v, want %s %s", res.Reply.Type, got, TypeSignupRejected, reason)
+		}
+	}
+	t.Run("ErrForumNotFound", func(t *testing.T) {
+		t.Parallel()
+		h := rules(t)
+		refused(t, h.Handle(t, TypeSignupRequested, signup("F-none", 1, ModeSelf)), "forum_not_found")
+	})
+	t.Run("ErrAlreadyRegistered", func(t *testing.T) {
+		t.Parallel()
+		h := rules(t)
+		h.Handle(t, TypeScheduled, scheduled("F1", 30, 10))
+		first := wantSeat(t, h.Handle(t, TypeSignupRequested, signup("F1", 1, ModeSelf)), StatusConfirmed, 0)
+		res := h.Handle(t, TypeSignupRequested, signup("F1", 1, ModeNominated))
+		refused(t, res, "already_registered")
+		if got := functest.As[Rejection](t, res.Reply); got.SignupID != first.SignupID {
+			t.Fatalf("rejection names signup %q, want the existing %s", got.SignupID, first.SignupID)
+		}
+		wantSeats(t, h, "F1", 1, 0, 0)
+	})
+	t.Run("ErrSignupClosed", func(t *testing.T) {
+		t.Parallel()
+		h := rules(t)
+		h.Handle(t, TypeScheduled, scheduled("F1", 30, 10))
+		h.Time = time.Date(2026, 12, 1, 17, 0, 1, 0, time.FixedZone("CST", 8*3600)) // a second past the deadline
+		refused(t, h.Handle(t, TypeSignupRequested, signup("F1", 1, ModeSelf)), "signup_closed")
+		wantSeats(t, h, "F1", 0, 0, 0)
+	})
+	t.Run("ErrNotRegistered", func(t *testing.T) {
+		t.Parallel()
+		h := rules(t)
+		h.Handle(t, TypeScheduled, scheduled("F1", 30, 10))
+		res := h.Handle(t, TypeSignupCancelled, &SignupCancelled{ForumID: "F1", USCC: event.SampleUSCC(1)})
+		if got := functest.As[Rejection](t, res.Reply); res.Reply.Type != TypeSignupRejected || got.Reason != "not_registered" {
+			t.Fatalf("got %s %+v, want %s not_registered", res.Reply.Type, got, TypeSignupRejected)
+		}
+	})
+}
