@@ -10,20 +10,17 @@ import (
 	"github.com/qinqing/qinqing/shared/runtime/functest"
 )
 
-// The seat rule (contract section 3), tested on the handlers directly, on
-// a transaction rolled back at the end: self signups may take capacity −
+// The seat rule of contract section 3 — self signups may take capacity −
 // reservedForNominated seats, nominated signups any free seat, never more
 // confirmed than capacity; the others wait, and a freed seat goes to the
-// first waiting signup that may take it. What the pipeline promises
-// (status codes, redelivery, problem+json) is in contract_test.go.
+// first waiting signup that may take it — called on the handlers with
+// typed payloads (functest.OnTx). The pipeline's promises (status codes,
+// redelivery, problem+json) are contract_test.go's.
 
-// rules returns the function's handlers on a transaction of a new
-// database, event time week.
+// rules is the forum's handlers on a rolled-back transaction at week.
 func rules(t *testing.T) *functest.OnTx {
-	t.Helper()
-	env := functest.Env(t, name)
 	_, store := s3test.New(t)
-	return functest.NewOnTx(t, env.Pool, New(env, store), week)
+	return functest.NewOnTxFor(t, name, week, func(env *runtime.Env) *runtime.Function { return New(env, store) })
 }
 
 // scheduled is a Scheduled payload: a forum on 2 December 2026 whose signups
@@ -84,73 +81,81 @@ func wantSeats(t *testing.T, h *functest.OnTx, forumID string, self, nominated, 
 	}
 }
 
+// A seat is enterprise n's signup in a mode and the seat it must get.
+type seat struct {
+	n        int
+	mode     string
+	status   string
+	position int // in the waitlist, when waitlisted
+}
+
+// take signs the enterprises up in order, checking each one's seat, and
+// returns the replies.
+func take(t *testing.T, h *functest.OnTx, forumID string, seats ...seat) []SignupReply {
+	t.Helper()
+	var out []SignupReply
+	for _, s := range seats {
+		out = append(out, wantSeat(t, h.Handle(t, TypeSignupRequested, signup(forumID, s.n, s.mode)), s.status, s.position))
+	}
+	return out
+}
+
 func TestSeatRule(t *testing.T) {
 	t.Parallel()
-	t.Run("SelfLeavesReservedSeats", func(t *testing.T) {
-		t.Parallel()
-		h := rules(t)
-		h.Handle(t, TypeScheduled, scheduled("F1", 3, 1))
-		wantSeat(t, h.Handle(t, TypeSignupRequested, signup("F1", 1, ModeSelf)), StatusConfirmed, 0)
-		wantSeat(t, h.Handle(t, TypeSignupRequested, signup("F1", 2, ModeSelf)), StatusConfirmed, 0)
-		// One seat is free, but it is the nominated one.
-		wantSeat(t, h.Handle(t, TypeSignupRequested, signup("F1", 3, ModeSelf)), StatusWaitlisted, 1)
-		wantSeats(t, h, "F1", 2, 0, 1)
-	})
-	t.Run("NominatedTakesAnyFreeSeat", func(t *testing.T) {
-		t.Parallel()
-		h := rules(t)
-		h.Handle(t, TypeScheduled, scheduled("F1", 3, 1))
-		for n := 1; n <= 3; n++ {
-			wantSeat(t, h.Handle(t, TypeSignupRequested, signup("F1", n, ModeNominated)), StatusConfirmed, 0)
-		}
-		wantSeats(t, h, "F1", 0, 3, 0)
-	})
-	t.Run("WaitlistedWhenFull", func(t *testing.T) {
-		t.Parallel()
-		h := rules(t)
-		h.Handle(t, TypeScheduled, scheduled("F1", 2, 1))
-		wantSeat(t, h.Handle(t, TypeSignupRequested, signup("F1", 1, ModeSelf)), StatusConfirmed, 0)
-		wantSeat(t, h.Handle(t, TypeSignupRequested, signup("F1", 2, ModeNominated)), StatusConfirmed, 0)
-		wantSeat(t, h.Handle(t, TypeSignupRequested, signup("F1", 3, ModeNominated)), StatusWaitlisted, 1)
-		wantSeat(t, h.Handle(t, TypeSignupRequested, signup("F1", 4, ModeSelf)), StatusWaitlisted, 2)
-		wantSeats(t, h, "F1", 1, 1, 2)
-	})
+	for _, tc := range []struct {
+		name                        string
+		capacity, reserved          int
+		seats                       []seat
+		self, nominated, waitlisted int64
+	}{
+		// One seat is free after two, but it is the nominated one.
+		{"SelfLeavesReservedSeats", 3, 1, []seat{{1, ModeSelf, StatusConfirmed, 0}, {2, ModeSelf, StatusConfirmed, 0},
+			{3, ModeSelf, StatusWaitlisted, 1}}, 2, 0, 1},
+		{"NominatedTakesAnyFreeSeat", 3, 1, []seat{{1, ModeNominated, StatusConfirmed, 0}, {2, ModeNominated, StatusConfirmed, 0},
+			{3, ModeNominated, StatusConfirmed, 0}}, 0, 3, 0},
+		{"WaitlistedWhenFull", 2, 1, []seat{{1, ModeSelf, StatusConfirmed, 0}, {2, ModeNominated, StatusConfirmed, 0},
+			{3, ModeNominated, StatusWaitlisted, 1}, {4, ModeSelf, StatusWaitlisted, 2}}, 1, 1, 2},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			h := rules(t)
+			h.Handle(t, TypeScheduled, scheduled("F1", tc.capacity, tc.reserved))
+			take(t, h, "F1", tc.seats...)
+			wantSeats(t, h, "F1", tc.self, tc.nominated, tc.waitlisted)
+		})
+	}
 	t.Run("CancelPromotesFirstThatMayTake", func(t *testing.T) {
 		t.Parallel()
 		h := rules(t)
 		h.Handle(t, TypeScheduled, scheduled("F1", 2, 1))
-		wantSeat(t, h.Handle(t, TypeSignupRequested, signup("F1", 1, ModeSelf)), StatusConfirmed, 0)
-		wantSeat(t, h.Handle(t, TypeSignupRequested, signup("F1", 2, ModeNominated)), StatusConfirmed, 0)
-		wantSeat(t, h.Handle(t, TypeSignupRequested, signup("F1", 3, ModeSelf)), StatusWaitlisted, 1)
-		n4 := wantSeat(t, h.Handle(t, TypeSignupRequested, signup("F1", 4, ModeNominated)), StatusWaitlisted, 2)
+		got := take(t, h, "F1", seat{1, ModeSelf, StatusConfirmed, 0}, seat{2, ModeNominated, StatusConfirmed, 0},
+			seat{3, ModeSelf, StatusWaitlisted, 1}, seat{4, ModeNominated, StatusWaitlisted, 2})
 		// The nominated seat is freed: the self signup first in line may
 		// not take it, the nominated one after it may.
 		res := h.Handle(t, TypeSignupCancelled, &SignupCancelled{ForumID: "F1", USCC: event.SampleUSCC(2)})
 		if res.Reply.Type != TypeCancelAccepted {
 			t.Fatalf("cancel: got %s %+v", res.Reply.Type, res.Reply.Data)
 		}
-		wantPromoted(t, res, n4.SignupID)
+		wantPromoted(t, res, got[3].SignupID)
 		wantSeats(t, h, "F1", 1, 1, 1)
 	})
 	t.Run("RescheduleWithMoreSeatsPromotes", func(t *testing.T) {
 		t.Parallel()
 		h := rules(t)
 		h.Handle(t, TypeScheduled, scheduled("F1", 1, 0))
-		wantSeat(t, h.Handle(t, TypeSignupRequested, signup("F1", 1, ModeSelf)), StatusConfirmed, 0)
-		n2 := wantSeat(t, h.Handle(t, TypeSignupRequested, signup("F1", 2, ModeSelf)), StatusWaitlisted, 1)
+		got := take(t, h, "F1", seat{1, ModeSelf, StatusConfirmed, 0}, seat{2, ModeSelf, StatusWaitlisted, 1})
 		res := h.Handle(t, TypeScheduled, scheduled("F1", 2, 0))
 		if res.Reply.Type != TypeScheduledAccepted {
 			t.Fatalf("reschedule: got %s %+v", res.Reply.Type, res.Reply.Data)
 		}
-		wantPromoted(t, res, n2.SignupID)
+		wantPromoted(t, res, got[1].SignupID)
 		wantSeats(t, h, "F1", 2, 0, 0)
 	})
 	t.Run("ErrCapacityBelowConfirmed", func(t *testing.T) {
 		t.Parallel()
 		h := rules(t)
 		h.Handle(t, TypeScheduled, scheduled("F1", 2, 0))
-		h.Handle(t, TypeSignupRequested, signup("F1", 1, ModeSelf))
-		h.Handle(t, TypeSignupRequested, signup("F1", 2, ModeSelf))
+		take(t, h, "F1", seat{1, ModeSelf, StatusConfirmed, 0}, seat{2, ModeSelf, StatusConfirmed, 0})
 		res := h.Handle(t, TypeScheduled, scheduled("F1", 1, 0))
 		if got := functest.As[Rejection](t, res.Reply); res.Reply.Type != TypeScheduledRejected || got.Reason != "capacity_below_confirmed" {
 			t.Fatalf("got %s %+v, want %s capacity_below_confirmed", res.Reply.Type, got, TypeScheduledRejected)
@@ -178,7 +183,7 @@ func TestSignupRefusals(t *testing.T) {
 		t.Parallel()
 		h := rules(t)
 		h.Handle(t, TypeScheduled, scheduled("F1", 30, 10))
-		first := wantSeat(t, h.Handle(t, TypeSignupRequested, signup("F1", 1, ModeSelf)), StatusConfirmed, 0)
+		first := take(t, h, "F1", seat{1, ModeSelf, StatusConfirmed, 0})[0]
 		res := h.Handle(t, TypeSignupRequested, signup("F1", 1, ModeNominated))
 		refused(t, res, "already_registered")
 		if got := functest.As[Rejection](t, res.Reply); got.SignupID != first.SignupID {

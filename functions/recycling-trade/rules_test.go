@@ -12,21 +12,19 @@ import (
 	"github.com/qinqing/qinqing/shared/runtime/functest"
 )
 
-// The capacity rule (contract section 7), tested on the handlers
-// directly, on a transaction rolled back at the end: a collector's
-// accepted trades of one calendar year (in the business time zone) weigh
-// at most its licence's annual capacity, up to the gram; a trade that
-// would pass it is refused whole and counts for nothing. What the
-// pipeline promises (status codes, redelivery, concurrency, problem+json)
-// is in contract_test.go.
+// Contract section 7's capacity rule: what a collector's accepted trades
+// of one calendar year (in the business time zone) weigh stays within its
+// licence's annual capacity, to the gram, and a trade that would pass it
+// is refused whole and counts for nothing. These tests call the handlers
+// on a transaction (functest.OnTx); contract_test.go keeps status codes,
+// redelivery, concurrency and problem+json.
 
-// rules returns the function's handlers on a transaction of a new
-// database, event time week.
+// rules is the function on a rolled-back transaction, event time week.
 func rules(t *testing.T) *functest.OnTx {
-	t.Helper()
-	env := functest.Env(t, name)
 	_, store := s3test.New(t)
-	return functest.NewOnTx(t, env.Pool, New(env, store, ImportConfig{}), week)
+	return functest.NewOnTxFor(t, name, week, func(env *runtime.Env) *runtime.Function {
+		return New(env, store, ImportConfig{})
+	})
 }
 
 // licence is a LicenceRegistered payload for the collector, valid through

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"strings"
 	"testing"
 	"time"
 
@@ -19,42 +20,21 @@ import (
 // redelivery, problem+json, the ledger through restarts) is in
 // contract_test.go.
 
-// rulesPolicies: green pays two awards whole out of its budget, not a
-// third; specialised caps each enterprise at 500 fen a year; request pays
-// what is asked up to 500,000 fen, at most 800,000 fen a year.
-const rulesPolicies = `
-policies:
-  - policyId: green
-    name: 绿色工厂奖励
-    trigger: cn.huzhou.honour.awarded
-    match: { honour: 绿色工厂 }
-    amountFen: 1000
-    budgetFen: 2500
-  - policyId: specialised
-    name: 专精特新奖励
-    trigger: cn.huzhou.honour.awarded
-    match: { honour: 专精特新 }
-    amountFen: 300
-    budgetFen: 100000
-    perEnterpriseYearCapFen: 500
-  - policyId: request
-    name: 人才安居补贴
-    trigger: cn.huzhou.subsidy.requested
-    amountFen: 500000
-    budgetFen: 10000000
-    perEnterpriseYearCapFen: 800000
-`
+// rulesPolicies is testPolicies with green's budget cut to 2500 fen: two
+// awards of 1000 fit whole, a third does not. specialised caps each
+// enterprise at 500 fen a year; request pays what is asked up to 500,000
+// fen, at most 800,000 fen a year.
+var rulesPolicies = strings.Replace(testPolicies, "amountFen: 1000\n    budgetFen: 3000\n", "amountFen: 1000\n    budgetFen: 2500\n", 1)
 
 // rules returns the function's handlers under rulesPolicies on a
 // transaction of a new database, event time 1 December 2026 in Huzhou.
 func rules(t *testing.T) *functest.OnTx {
 	t.Helper()
 	ps, err := ParsePolicies([]byte(rulesPolicies))
-	if err != nil {
-		t.Fatal(err)
+	if err != nil || !strings.Contains(rulesPolicies, "budgetFen: 2500") {
+		t.Fatalf("rulesPolicies: %v", err)
 	}
-	env := functest.Env(t, name)
-	return functest.NewOnTx(t, env.Pool, New(env, ps).Runtime(), at("2026-12-01 10:00"))
+	return functest.NewOnTxFor(t, name, at("2026-12-01 10:00"), func(env *runtime.Env) *runtime.Function { return New(env, ps).Runtime() })
 }
 
 // honour is enterprise n's HonourAwarded payload.
@@ -78,10 +58,12 @@ func decided(t *testing.T, h *functest.OnTx, typ string, payload any) (Decided, 
 	return functest.As[Decided](t, res.Reply), res
 }
 
-// wantApproved fails the test unless d approves amountFen under policyID
-// alone and res asks the treasury to pay it.
-func wantApproved(t *testing.T, d Decided, res runtime.Result, policyID string, amountFen int64) {
+// approve handles a triggering event and fails the test unless it is
+// decided with amountFen approved under policyID alone and the treasury
+// asked to pay it.
+func approve(t *testing.T, h *functest.OnTx, typ string, payload any, policyID string, amountFen int64) {
 	t.Helper()
+	d, res := decided(t, h, typ, payload)
 	if len(d.Approvals) != 1 || len(d.Rejections) != 0 || d.Approvals[0].PolicyID != policyID || d.Approvals[0].AmountFen != amountFen {
 		t.Fatalf("decided %+v, want %d fen approved under %s", d, amountFen, policyID)
 	}
@@ -93,10 +75,11 @@ func wantApproved(t *testing.T, d Decided, res runtime.Result, policyID string, 
 	}
 }
 
-// wantRefused fails the test unless d refuses under policyID for reason
-// and res asks for no payment.
-func wantRefused(t *testing.T, d Decided, res runtime.Result, policyID, reason string) {
+// refuse handles a triggering event and fails the test unless it is
+// decided with policyID refused for reason and no payment asked for.
+func refuse(t *testing.T, h *functest.OnTx, typ string, payload any, policyID, reason string) {
 	t.Helper()
+	d, res := decided(t, h, typ, payload)
 	if len(d.Approvals) != 0 || len(d.Rejections) != 1 || d.Rejections[0] != (Rejection{PolicyID: policyID, Reason: reason}) {
 		t.Fatalf("decided %+v, want %s refused for %s", d, policyID, reason)
 	}
@@ -111,12 +94,10 @@ func TestBudgetRule(t *testing.T) {
 		t.Parallel()
 		h := rules(t)
 		for n := 1; n <= 2; n++ {
-			d, res := decided(t, h, TypeHonourAwarded, honour(n, "绿色工厂", 2026))
-			wantApproved(t, d, res, "green", 1000)
+			approve(t, h, TypeHonourAwarded, honour(n, "绿色工厂", 2026), "green", 1000)
 		}
 		// 500 fen are left: not enough for the whole 1000, and no part is paid.
-		d, res := decided(t, h, TypeHonourAwarded, honour(3, "绿色工厂", 2026))
-		wantRefused(t, d, res, "green", ReasonBudgetExhausted)
+		refuse(t, h, TypeHonourAwarded, honour(3, "绿色工厂", 2026), "green", ReasonBudgetExhausted)
 		if got := h.Count(t, `SELECT remaining_fen FROM subsidy.policy_budgets WHERE policy_id = 'green'`); got != 500 {
 			t.Fatalf("remaining = %d fen, want 500", got)
 		}
@@ -127,11 +108,9 @@ func TestBudgetRule(t *testing.T) {
 	t.Run("ErrDuplicate", func(t *testing.T) {
 		t.Parallel()
 		h := rules(t)
-		d, res := decided(t, h, TypeHonourAwarded, honour(1, "绿色工厂", 2026))
-		wantApproved(t, d, res, "green", 1000)
+		approve(t, h, TypeHonourAwarded, honour(1, "绿色工厂", 2026), "green", 1000)
 		// The same honour of the same year again (another event): decided once.
-		d, res = decided(t, h, TypeHonourAwarded, honour(1, "绿色工厂", 2026))
-		wantRefused(t, d, res, "green", ReasonDuplicate)
+		refuse(t, h, TypeHonourAwarded, honour(1, "绿色工厂", 2026), "green", ReasonDuplicate)
 		if got := h.Count(t, `SELECT remaining_fen FROM subsidy.policy_budgets WHERE policy_id = 'green'`); got != 1500 {
 			t.Fatalf("remaining = %d fen, want 1500", got)
 		}
@@ -139,8 +118,7 @@ func TestBudgetRule(t *testing.T) {
 	t.Run("ErrNoMatchingPolicy", func(t *testing.T) {
 		t.Parallel()
 		h := rules(t)
-		d, res := decided(t, h, TypeHonourAwarded, honour(1, "金象金牛", 2026))
-		wantRefused(t, d, res, "", ReasonNoMatchingPolicy)
+		refuse(t, h, TypeHonourAwarded, honour(1, "科技小巨人", 2026), "", ReasonNoMatchingPolicy)
 	})
 }
 
@@ -149,37 +127,29 @@ func TestYearCapRule(t *testing.T) {
 	t.Run("ErrCapExceeded", func(t *testing.T) {
 		t.Parallel()
 		h := rules(t)
-		d, res := decided(t, h, TypeHonourAwarded, honour(1, "专精特新", 2026))
-		wantApproved(t, d, res, "specialised", 300)
+		approve(t, h, TypeHonourAwarded, honour(1, "专精特新", 2026), "specialised", 300)
 		// Another basis (last year's honour) decided in the same business
 		// year: 300 + 300 fen would pass the cap of 500.
-		d, res = decided(t, h, TypeHonourAwarded, honour(1, "专精特新", 2025))
-		wantRefused(t, d, res, "specialised", ReasonCapExceeded)
+		refuse(t, h, TypeHonourAwarded, honour(1, "专精特新", 2025), "specialised", ReasonCapExceeded)
 		// The cap is per enterprise.
-		d, res = decided(t, h, TypeHonourAwarded, honour(2, "专精特新", 2026))
-		wantApproved(t, d, res, "specialised", 300)
+		approve(t, h, TypeHonourAwarded, honour(2, "专精特新", 2026), "specialised", 300)
 	})
 	t.Run("NewBusinessYear", func(t *testing.T) {
 		t.Parallel()
 		h := rules(t)
-		d, res := decided(t, h, TypeHonourAwarded, honour(1, "专精特新", 2026))
-		wantApproved(t, d, res, "specialised", 300)
+		approve(t, h, TypeHonourAwarded, honour(1, "专精特新", 2026), "specialised", 300)
 		// 1 January 2027 00:30 in Huzhou is still 2026 in UTC: the business
 		// year is Huzhou's, and its cap starts again.
 		h.Time = time.Date(2027, 1, 1, 0, 30, 0, 0, testkit.Shanghai)
-		d, res = decided(t, h, TypeHonourAwarded, honour(1, "专精特新", 2025))
-		wantApproved(t, d, res, "specialised", 300)
+		approve(t, h, TypeHonourAwarded, honour(1, "专精特新", 2025), "specialised", 300)
 	})
 	t.Run("RequestUpToPolicyAmount", func(t *testing.T) {
 		t.Parallel()
 		h := rules(t)
 		// Asked 600,000 fen: the policy pays at most 500,000 a request.
-		d, res := decided(t, h, TypeSubsidyRequested, request(1, "housing-1", 600_000))
-		wantApproved(t, d, res, "request", 500_000)
-		d, res = decided(t, h, TypeSubsidyRequested, request(1, "housing-2", 300_000))
-		wantApproved(t, d, res, "request", 300_000)
+		approve(t, h, TypeSubsidyRequested, request(1, "housing-1", 600_000), "request", 500_000)
+		approve(t, h, TypeSubsidyRequested, request(1, "housing-2", 300_000), "request", 300_000)
 		// 800,000 fen this year: one fen more passes the cap.
-		d, res = decided(t, h, TypeSubsidyRequested, request(1, "housing-3", 1))
-		wantRefused(t, d, res, "request", ReasonCapExceeded)
+		refuse(t, h, TypeSubsidyRequested, request(1, "housing-3", 1), "request", ReasonCapExceeded)
 	})
 }

@@ -41,6 +41,15 @@ func NewOnTx(t testing.TB, pool *pgxpool.Pool, fn *runtime.Function, at time.Tim
 	return &OnTx{Tx: tx, Fn: fn, Time: at, Source: "/functest/on-tx"}
 }
 
+// NewOnTxFor is NewOnTx on a new migrated database: build makes the
+// function from its environment (Env: the database, the business time
+// zone, its calendar).
+func NewOnTxFor(t testing.TB, name string, at time.Time, build func(env *runtime.Env) *runtime.Function) *OnTx {
+	t.Helper()
+	env := Env(t, name)
+	return NewOnTx(t, env.Pool, build(env), at)
+}
+
 // Handle calls the handler of typ with payload as the event's data and
 // returns its result, failing the test on any error.
 func (h *OnTx) Handle(t testing.TB, typ string, payload any) runtime.Result {
