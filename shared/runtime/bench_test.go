@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"sync"
@@ -67,6 +68,7 @@ func BenchmarkPipeline(b *testing.B) {
 		if err != nil {
 			panic(err)
 		}
+		_, _ = io.Copy(io.Discard, resp.Body)
 		resp.Body.Close()
 		if resp.StatusCode != 200 {
 			panic(fmt.Sprintf("status %d", resp.StatusCode))

@@ -10,7 +10,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/exaring/otelpgx"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"go.uber.org/zap"
@@ -75,7 +74,7 @@ func Main(name string, base Base, db postgres.Config, build func(ctx context.Con
 	if db.URL != "" {
 		var tracer pgx.QueryTracer
 		if tel.Tracing {
-			tracer = otelpgx.NewTracer(otelpgx.WithTrimSQLInSpanName())
+			tracer = telemetry.PgxTracer(nil)
 		}
 		if env.Pool, err = postgres.Open(ctx, db, tracer); err != nil {
 			Fatalf(name, "%v", err)

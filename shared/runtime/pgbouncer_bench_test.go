@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"sync"
@@ -103,6 +104,7 @@ func pipelineSender(b *testing.B, pool *pgxpool.Pool, prefix string) func(i int)
 		if err != nil {
 			panic(err) // b.Fatal is not allowed off the benchmark goroutine
 		}
+		_, _ = io.Copy(io.Discard, resp.Body)
 		resp.Body.Close()
 		if resp.StatusCode != 200 {
 			panic(fmt.Sprintf("%s: status %d", prefix, resp.StatusCode))

@@ -4,13 +4,13 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"sync"
 	"testing"
 	"time"
 
-	"github.com/exaring/otelpgx"
 	"github.com/jackc/pgx/v5"
 	"go.opentelemetry.io/otel/exporters/otlp/otlptrace/otlptracehttp"
 	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
@@ -62,7 +62,7 @@ func BenchmarkTracing(b *testing.B) {
 			tp = sdktrace.NewTracerProvider(sdktrace.WithBatcher(exp), sdktrace.WithSampler(sdktrace.AlwaysSample()))
 			mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(sdkmetric.NewManualReader()))
 			telemetry.SetCurrent(telemetry.New(tp, mp, nil))
-			tracer = otelpgx.NewTracer(otelpgx.WithTracerProvider(tp), otelpgx.WithTrimSQLInSpanName())
+			tracer = telemetry.PgxTracer(tp)
 		} else {
 			telemetry.SetCurrent(telemetry.New(nil, nil, nil))
 		}
@@ -99,6 +99,7 @@ func BenchmarkTracing(b *testing.B) {
 					if err != nil {
 						panic(err)
 					}
+					_, _ = io.Copy(io.Discard, resp.Body)
 					resp.Body.Close()
 					if resp.StatusCode != 200 {
 						panic(fmt.Sprintf("status %d", resp.StatusCode))

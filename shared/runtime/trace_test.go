@@ -12,7 +12,6 @@ import (
 	"sync/atomic"
 	"testing"
 
-	"github.com/exaring/otelpgx"
 	"github.com/jackc/pgx/v5"
 	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/attribute"
@@ -74,7 +73,7 @@ func TestEventSpans(t *testing.T) {
 	if pgtest.ThroughPgBouncer() {
 		cfg.Pooler = postgres.PoolerPgBouncerTransaction
 	}
-	pool, err := postgres.Open(ctx, cfg, otelpgx.NewTracer())
+	pool, err := postgres.Open(ctx, cfg, telemetry.PgxTracer(nil))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -3,6 +3,8 @@ package telemetry
 import (
 	"context"
 	"strconv"
+	"sync"
+	"sync/atomic"
 
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/metric"
@@ -66,6 +68,9 @@ type Instruments struct {
 	attempts   metric.Int64Histogram
 	pruned     metric.Int64Counter
 	panics     metric.Int64Counter
+
+	sets  sync.Map // eventKey → attribute.Set
+	nsets atomic.Int64
 }
 
 func newInstruments(m metric.Meter) *Instruments {
@@ -96,11 +101,38 @@ func newInstruments(m metric.Meter) *Instruments {
 
 // Event records one received event.
 func (i *Instruments) Event(ctx context.Context, function, typ, outcome string, status int, seconds float64) {
-	set := metric.WithAttributeSet(attribute.NewSet(
-		attribute.String("function", function), attribute.String("type", typ),
-		attribute.String("outcome", outcome), attribute.String("status", strconv.Itoa(status))))
+	set := metric.WithAttributeSet(i.eventSet(eventKey{function, typ, outcome, status}))
 	i.events.Add(ctx, 1, set)
 	i.duration.Record(ctx, seconds, set)
+}
+
+// eventKey is the label values of one event series.
+type eventKey struct {
+	function, typ, outcome string
+	status                 int
+}
+
+// maxEventSets bounds the cache of attribute sets: event types come from
+// the senders, and a flood of made-up ones must not grow memory without
+// end (past it, sets are built per event as before).
+const maxEventSets = 1024
+
+// eventSet returns the attribute set of k, built once per series: sorting
+// and hashing four attributes per event is a measurable part of the cost
+// of metrics on the hot path.
+func (i *Instruments) eventSet(k eventKey) attribute.Set {
+	if s, ok := i.sets.Load(k); ok {
+		return s.(attribute.Set)
+	}
+	s := attribute.NewSet(
+		attribute.String("function", k.function), attribute.String("type", k.typ),
+		attribute.String("outcome", k.outcome), attribute.String("status", strconv.Itoa(k.status)))
+	if i.nsets.Load() < maxEventSets {
+		if _, loaded := i.sets.LoadOrStore(k, s); !loaded {
+			i.nsets.Add(1)
+		}
+	}
+	return s
 }
 
 // Delivery records one outbox delivery attempt; attempts is the row's
