@@ -16,7 +16,6 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/aws-sdk-go-v2/service/s3/types"
 	"github.com/aws/smithy-go/middleware"
-	"go.opentelemetry.io/contrib/instrumentation/github.com/aws/aws-sdk-go-v2/otelaws"
 
 	"github.com/qinqing/qinqing/shared/telemetry"
 )
@@ -73,9 +72,9 @@ func (s *Store) build() {
 				func(*middleware.Stack) error { return s.err },
 			}})
 		} else {
-			if telemetry.Current().Tracing {
+			if t := telemetry.Current(); t.Tracing {
 				// A child span per S3 call of the event's span.
-				otelaws.AppendMiddlewares(&awsCfg.APIOptions)
+				awsCfg.APIOptions = append(awsCfg.APIOptions, traceCalls(t.Tracer(), s.cfg.Region))
 			}
 			s.client = s3.NewFromConfig(awsCfg, func(o *s3.Options) {
 				if s.cfg.Endpoint != "" {
