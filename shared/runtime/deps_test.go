@@ -7,10 +7,11 @@ import (
 	"testing"
 )
 
-// No function binary links a Kubernetes or Knative package: they cost
-// start-up time and memory in every pod (logging and signals come from
-// this package instead). The list is what the linker is given for each
-// function's main package.
+// No function binary links a Kubernetes or Knative package, gRPC or the
+// protobuf runtime: they cost start-up time and memory in every pod
+// (logging and signals come from this package instead, the OTLP messages
+// from shared/telemetry's own encoder, S3 spans from shared/docs). The
+// list is what the linker is given for each function's main package.
 func TestFunctionsLinkNoKubernetes(t *testing.T) {
 	t.Parallel()
 	root, err := exec.Command("go", "list", "-m", "-f", "{{.Dir}}").Output()
@@ -33,12 +34,14 @@ func TestFunctionsLinkNoKubernetes(t *testing.T) {
 		}
 		var bad []string
 		for _, p := range strings.Fields(string(out)) {
-			if strings.HasPrefix(p, "k8s.io/") || strings.HasPrefix(p, "knative.dev/") {
+			if strings.HasPrefix(p, "k8s.io/") || strings.HasPrefix(p, "knative.dev/") ||
+				strings.HasPrefix(p, "google.golang.org/grpc") || strings.HasPrefix(p, "google.golang.org/protobuf") ||
+				strings.HasPrefix(p, "go.opentelemetry.io/contrib/instrumentation/github.com/aws/") {
 				bad = append(bad, p)
 			}
 		}
 		if len(bad) > 0 {
-			t.Errorf("%s links %d Kubernetes/Knative packages: %s", filepath.Base(fn), len(bad), strings.Join(bad, " "))
+			t.Errorf("%s links %d Kubernetes, Knative, gRPC or protobuf packages: %s", filepath.Base(fn), len(bad), strings.Join(bad, " "))
 		}
 	}
 }

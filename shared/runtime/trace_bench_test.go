@@ -12,9 +12,6 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
-	"go.opentelemetry.io/otel/exporters/otlp/otlptrace/otlptracehttp"
-	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
-	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.uber.org/zap"
 
 	"github.com/qinqing/qinqing/shared/postgres"
@@ -51,18 +48,18 @@ func BenchmarkTracing(b *testing.B) {
 			return res, err
 		}),
 	}}
-	var tp *sdktrace.TracerProvider
+	var tel *telemetry.Telemetry
 	setup := func(tracing bool) (*httptest.Server, func()) {
 		var tracer pgx.QueryTracer
 		if tracing {
-			exp, err := otlptracehttp.New(ctx, otlptracehttp.WithEndpointURL(recv.Endpoint()+"/v1/traces"))
-			if err != nil {
+			// Telemetry as runtime.Main sets it up from the OTEL_*
+			// variables: the OTLP span and metric exporters, the pgx tracer.
+			b.Setenv("OTEL_EXPORTER_OTLP_ENDPOINT", recv.Endpoint())
+			var err error
+			if tel, err = telemetry.Setup(ctx, telemetry.Options{Service: "bench"}); err != nil {
 				b.Fatal(err)
 			}
-			tp = sdktrace.NewTracerProvider(sdktrace.WithBatcher(exp), sdktrace.WithSampler(sdktrace.AlwaysSample()))
-			mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(sdkmetric.NewManualReader()))
-			telemetry.SetCurrent(telemetry.New(tp, mp, nil))
-			tracer = telemetry.PgxTracer(tp)
+			tracer = telemetry.PgxTracer(nil)
 		} else {
 			telemetry.SetCurrent(telemetry.New(nil, nil, nil))
 		}
@@ -114,10 +111,10 @@ func BenchmarkTracing(b *testing.B) {
 		wg.Wait()
 		return time.Since(start)
 	}
-	off, closeOff := setup(false)
-	defer closeOff()
 	on, closeOn := setup(true)
 	defer closeOn()
+	off, closeOff := setup(false)
+	defer closeOff()
 	run(off, "warm-off")
 	run(on, "warm-on")
 	b.ResetTimer()
@@ -128,7 +125,7 @@ func BenchmarkTracing(b *testing.B) {
 		tOn += run(on, fmt.Sprintf("on%d", round))
 	}
 	b.StopTimer()
-	if err := tp.ForceFlush(ctx); err != nil || len(recv.Spans()) < b.N {
+	if err := tel.Shutdown(ctx); err != nil || len(recv.Spans()) < b.N {
 		b.Fatalf("the receiver got %d spans for %d traced events (%v)", len(recv.Spans()), 2*b.N, err)
 	}
 	b.ReportMetric(float64(tOn)/float64(tOff), "x-tracing-off")

@@ -20,8 +20,6 @@ import (
 
 	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/attribute"
-	"go.opentelemetry.io/otel/exporters/otlp/otlpmetric/otlpmetrichttp"
-	"go.opentelemetry.io/otel/exporters/otlp/otlptrace/otlptracehttp"
 	"go.opentelemetry.io/otel/metric"
 	metricnoop "go.opentelemetry.io/otel/metric/noop"
 	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
@@ -170,7 +168,7 @@ func Setup(ctx context.Context, o Options) (*Telemetry, error) {
 		shutdown  []func(context.Context) error
 	)
 	if traces {
-		exp, err := otlptracehttp.New(ctx)
+		exp, err := newSpanExporter()
 		if err != nil {
 			return nil, fmt.Errorf("OTLP trace exporter: %w", err)
 		}
@@ -183,7 +181,7 @@ func Setup(ctx context.Context, o Options) (*Telemetry, error) {
 	if metrics || o.Prometheus {
 		opts := []sdkmetric.Option{sdkmetric.WithResource(res)}
 		if metrics {
-			exp, err := otlpmetrichttp.New(ctx)
+			exp, err := newMetricExporter()
 			if err != nil {
 				return nil, fmt.Errorf("OTLP metric exporter: %w", err)
 			}
