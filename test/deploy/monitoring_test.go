@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	corev1 "k8s.io/api/core/v1"
+	servingv1 "knative.dev/serving/pkg/apis/serving/v1"
 
 	"github.com/qinqing/qinqing/shared/telemetry"
 )
@@ -39,6 +40,22 @@ type podMonitorSpec struct {
 		Path     string `json:"path"`
 		Interval string `json:"interval,omitempty"`
 	} `json:"podMetricsEndpoints"`
+}
+
+type serviceMonitor struct {
+	APIVersion string     `json:"apiVersion"`
+	Kind       string     `json:"kind"`
+	Metadata   objectMeta `json:"metadata"`
+	Spec       struct {
+		Selector struct {
+			MatchLabels map[string]string `json:"matchLabels"`
+		} `json:"selector"`
+		Endpoints []struct {
+			Port     string `json:"port"`
+			Path     string `json:"path"`
+			Interval string `json:"interval,omitempty"`
+		} `json:"endpoints"`
+	} `json:"spec"`
 }
 
 type prometheusRule struct {
@@ -166,11 +183,7 @@ func TestMonitoring(t *testing.T) {
 	if len(pm.Spec.PodMetricsEndpoints) != 1 || pm.Spec.PodMetricsEndpoints[0].Port != "user-port" || pm.Spec.PodMetricsEndpoints[0].Path != "/metrics" {
 		t.Errorf("PodMonitor endpoints %+v", pm.Spec.PodMetricsEndpoints)
 	}
-	for k, v := range pm.Spec.Selector.MatchLabels {
-		if k != "app.kubernetes.io/name" && k != "app.kubernetes.io/instance" || v == "" {
-			t.Errorf("PodMonitor selects %s=%s, not the chart's pod selector labels", k, v)
-		}
-	}
+	checkScrapeSelector(t, "PodMonitor", pm.Spec.Selector.MatchLabels, r)
 	// Every function gets the OTLP endpoint; /metrics only where it is not public.
 	for _, s := range r.find("Service") {
 		y := string(s.YAML)
@@ -250,5 +263,107 @@ func TestPodMonitorNeedsPrometheus(t *testing.T) {
 	_, err := render(loadChart(t), parseValues(t, "image: {ko: true}\ntelemetry: {podMonitor: {enabled: true}}"))
 	if err == nil || !strings.Contains(err.Error(), "telemetry.prometheus.enabled") {
 		t.Fatalf("render = %v, want a refusal naming telemetry.prometheus.enabled", err)
+	}
+}
+
+// checkScrapeSelector checks that a monitor's selector matches the pods of
+// exactly the functions that serve /metrics (the cluster-local ones): a
+// public function answers 404 there and would show as a target down.
+func checkScrapeSelector(t *testing.T, what string, sel map[string]string, r rendered) {
+	t.Helper()
+	objs, errs := decodeAll(r.find("Service"))
+	for _, err := range errs {
+		t.Fatal(err)
+	}
+	matches := func(podLabels map[string]string) bool {
+		for k, v := range sel {
+			if podLabels[k] != v {
+				return false
+			}
+		}
+		return len(sel) > 0
+	}
+	n := 0
+	for _, s := range objectsOf[*servingv1.Service](objs) {
+		fn := s.Labels["app.kubernetes.io/component"]
+		want := !slices.Contains(publicFunctions, fn)
+		if got := matches(s.Spec.Template.Labels); got != want {
+			t.Errorf("%s selector %v: matches the pods of %s %v, want %v", what, sel, fn, got, want)
+		}
+		n++
+	}
+	if n < 8 {
+		t.Fatalf("%d Knative Services rendered", n)
+	}
+}
+
+// The ServiceMonitor alternative: one headless Service per function that
+// serves /metrics, selecting exactly its pods on the user port, and a
+// ServiceMonitor selecting exactly those Services; it needs /metrics and
+// excludes the PodMonitor.
+func TestServiceMonitor(t *testing.T) {
+	t.Parallel()
+	c := loadChart(t)
+	r := mustRender(t, c, parseValues(t, "image: {ko: true}\ntelemetry: {prometheus: {enabled: true}, serviceMonitor: {enabled: true, labels: {release: prom}}}"))
+	objs, errs := decodeAll(r.Objects)
+	for _, err := range errs {
+		t.Fatal(err)
+	}
+	sms := objectsOf[*serviceMonitor](objs)
+	if len(sms) != 1 || len(objectsOf[*podMonitor](objs)) != 0 {
+		t.Fatalf("%d ServiceMonitors, %d PodMonitors; want 1 and 0", len(sms), len(objectsOf[*podMonitor](objs)))
+	}
+	sm := sms[0]
+	if sm.Metadata.Labels["release"] != "prom" || len(sm.Spec.Endpoints) != 1 || sm.Spec.Endpoints[0].Port != "metrics" || sm.Spec.Endpoints[0].Path != "/metrics" {
+		t.Errorf("ServiceMonitor %+v", sm)
+	}
+	metricsServices := map[string]*corev1.Service{}
+	for _, s := range objectsOf[*corev1.Service](objs) {
+		match := true
+		for k, v := range sm.Spec.Selector.MatchLabels {
+			if s.Labels[k] != v {
+				match = false
+			}
+		}
+		if match {
+			metricsServices[s.Labels["app.kubernetes.io/component"]] = s
+		}
+	}
+	for _, ks := range objectsOf[*servingv1.Service](objs) {
+		fn := ks.Labels["app.kubernetes.io/component"]
+		ms, ok := metricsServices[fn]
+		if slices.Contains(publicFunctions, fn) {
+			if ok {
+				t.Errorf("public function %s has a metrics Service", fn)
+			}
+			continue
+		}
+		if !ok {
+			t.Errorf("function %s: no Service the ServiceMonitor selects", fn)
+			continue
+		}
+		if ms.Spec.ClusterIP != "None" || len(ms.Spec.Ports) != 1 || ms.Spec.Ports[0].Name != "metrics" || ms.Spec.Ports[0].TargetPort.String() != "user-port" {
+			t.Errorf("metrics Service %s: clusterIP %q ports %+v", ms.Name, ms.Spec.ClusterIP, ms.Spec.Ports)
+		}
+		// It selects this function's pods and no other function's.
+		for _, other := range objectsOf[*servingv1.Service](objs) {
+			selected := true
+			for k, v := range ms.Spec.Selector {
+				if other.Spec.Template.Labels[k] != v {
+					selected = false
+				}
+			}
+			if want := other == ks; selected != want {
+				t.Errorf("metrics Service %s selects the pods of %s: %v", ms.Name, other.Labels["app.kubernetes.io/component"], selected)
+			}
+		}
+	}
+	for _, bad := range []string{
+		"image: {ko: true}\ntelemetry: {serviceMonitor: {enabled: true}}",
+		"image: {ko: true}\ntelemetry: {prometheus: {enabled: true}, serviceMonitor: {enabled: true}, podMonitor: {enabled: true}}",
+	} {
+		if _, err := render(c, parseValues(t, bad)); err == nil {
+			t.Errorf("%q rendered", bad)
+		}
 	}
 }

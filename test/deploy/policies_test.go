@@ -135,9 +135,23 @@ func checkNetworkPolicies(t *testing.T, objs []any, v chartutil.Values) []string
 		if !slices.Equal(p.Spec.PolicyTypes, []networkingv1.PolicyType{networkingv1.PolicyTypeIngress}) {
 			add("NetworkPolicy %s: policyTypes %v, want [Ingress]", p.Name, p.Spec.PolicyTypes)
 		}
-		if len(p.Spec.Ingress) != 1 {
-			add("NetworkPolicy %s: %d ingress rules, want 1", p.Name, len(p.Spec.Ingress))
+		// A second rule admits the monitoring peers to the user port, on
+		// the pods that serve /metrics.
+		prom, _ := v.PathValue("telemetry.prometheus.enabled")
+		scraped := prom == true && !slices.Contains(publicFunctions, fn)
+		if got := s.Spec.Template.Labels["qinqing.dev/metrics"] == "true"; got != scraped {
+			add("function %s: pod label qinqing.dev/metrics %v, want %v (serves /metrics)", fn, got, scraped)
+		}
+		if want := 1 + btoi(scraped); len(p.Spec.Ingress) != want {
+			add("NetworkPolicy %s: %d ingress rules, want %d", p.Name, len(p.Spec.Ingress), want)
 			continue
+		}
+		if scraped {
+			m := p.Spec.Ingress[1]
+			want := monitoringPeers(t, v)
+			if len(m.Ports) != 1 || m.Ports[0].Port == nil || m.Ports[0].Port.String() != "user-port" || !reflect.DeepEqual(m.From, want) {
+				add("NetworkPolicy %s: monitoring rule from %s ports %v, want from %s on user-port only", p.Name, peersString(m.From), m.Ports, peersString(want))
+			}
 		}
 		rule := p.Spec.Ingress[0]
 		if len(rule.Ports) != 0 {
@@ -164,6 +178,28 @@ func checkNetworkPolicies(t *testing.T, objs []any, v chartutil.Values) []string
 		}
 	}
 	return problems
+}
+
+func btoi(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+// monitoringPeers is networkPolicy.monitoringFrom of the values.
+func monitoringPeers(t *testing.T, v chartutil.Values) []networkingv1.NetworkPolicyPeer {
+	t.Helper()
+	raw, err := v.PathValue("networkPolicy.monitoringFrom")
+	if err != nil {
+		t.Fatalf("networkPolicy.monitoringFrom: %v", err)
+	}
+	data, _ := yaml.Marshal(raw)
+	var peers []networkingv1.NetworkPolicyPeer
+	if err := strictYAML(data, &peers); err != nil {
+		t.Fatalf("networkPolicy.monitoringFrom: %v", err)
+	}
+	return peers
 }
 
 func peersString(peers []networkingv1.NetworkPolicyPeer) string {

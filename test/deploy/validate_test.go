@@ -64,6 +64,8 @@ func newObject(m manifest) (any, error) {
 		return &policyv1.PodDisruptionBudget{}, nil
 	case "monitoring.coreos.com/v1/PodMonitor":
 		return &podMonitor{}, nil // monitoring_test.go
+	case "monitoring.coreos.com/v1/ServiceMonitor":
+		return &serviceMonitor{}, nil
 	case "monitoring.coreos.com/v1/PrometheusRule":
 		return &prometheusRule{}, nil
 	}
