@@ -141,6 +141,7 @@ func Serve(ctx context.Context, env *Env, fn *Function) error {
 	if err != nil {
 		return err
 	}
+	ln = ProblemListener(ln) // net/http's own 4xx answers as problem+json
 	// The relay waits for the first request after /healthz (or
 	// RelayStartDelay): its connections would otherwise compete with the
 	// first event's on a cold start.
