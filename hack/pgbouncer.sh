@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# A throwaway PgBouncer in transaction pooling mode in front of a local
-# PostgreSQL server, the way a shared cluster runs one.
-#   hack/pgbouncer.sh start DIR PGPORT   start on a free port, print the URL
+# A throwaway PgBouncer in transaction pooling mode (or MODE: session) in
+# front of a local PostgreSQL server, the way a shared cluster runs one.
+#   hack/pgbouncer.sh start DIR PGPORT [MODE]   start on a free port, print the URL
 #   hack/pgbouncer.sh stop DIR           stop the PgBouncer in DIR
 # Installs Debian's pgbouncer package first when the binary is missing.
 # As root, PgBouncer runs as the postgres user, so DIR (and its parents)
@@ -35,7 +35,9 @@ dir=$(cd "$dir" && pwd)
 
 case "$cmd" in
 start)
-  pgport=${3:?usage: pgbouncer.sh start DIR PGPORT}
+  pgport=${3:?usage: pgbouncer.sh start DIR PGPORT [MODE]}
+  mode=${4:-transaction}
+  case "$mode" in transaction|session) ;; *) echo "pgbouncer.sh: MODE is transaction or session, not $mode" >&2; exit 2 ;; esac
   bin=$(ensure_binary)
   if [ "$(id -u)" = 0 ]; then
     chmod 755 "$dir"
@@ -62,7 +64,7 @@ auth_file = $dir/userlist.txt
 auth_user = postgres
 auth_query = SELECT usename, passwd FROM pg_catalog.pg_shadow WHERE usename = \$1
 admin_users = postgres
-pool_mode = transaction
+pool_mode = $mode
 default_pool_size = 20
 max_client_conn = 2000
 server_idle_timeout = 10

@@ -42,8 +42,11 @@ var (
 )
 
 // bouncerHost is the host:port of TEST_PGBOUNCER_URL, "" when unset.
-func bouncerHost() string {
-	raw := os.Getenv("TEST_PGBOUNCER_URL")
+func bouncerHost() string { return hostOf("TEST_PGBOUNCER_URL") }
+
+// hostOf is the host:port of the URL in the environment variable v.
+func hostOf(v string) string {
+	raw := os.Getenv(v)
 	if raw == "" {
 		return ""
 	}
@@ -122,6 +125,22 @@ func PgBouncerURL(t testing.TB, u string) string {
 	host := bouncerHost()
 	if host == "" {
 		t.Skip("pgtest: TEST_PGBOUNCER_URL is unset (no PgBouncer beside TEST_DATABASE_URL); run through make test or hack/with-postgres.sh")
+	}
+	pu, err := url.Parse(u)
+	if err != nil {
+		t.Fatalf("pgtest: %v", err)
+	}
+	pu.Host = host
+	return pu.String()
+}
+
+// PgBouncerSessionURL returns u routed through the PgBouncer in session
+// pooling mode at TEST_PGBOUNCER_SESSION_URL (skipping the test without).
+func PgBouncerSessionURL(t testing.TB, u string) string {
+	t.Helper()
+	host := hostOf("TEST_PGBOUNCER_SESSION_URL")
+	if host == "" {
+		t.Skip("pgtest: TEST_PGBOUNCER_SESSION_URL is unset (no session-mode PgBouncer beside TEST_DATABASE_URL); run through make test or hack/with-postgres.sh")
 	}
 	pu, err := url.Parse(u)
 	if err != nil {

@@ -35,6 +35,12 @@ func main() {
 					}
 					return runtime.Reply("test.probe.done", map[string]int{"one": one}), nil
 				}),
+				"test.probe.follow": runtime.On(func(ctx context.Context, tx pgx.Tx, m runtime.Meta, _ *Empty) (runtime.Result, error) {
+					// A reply and a follow-up through the outbox.
+					res := runtime.Reply("test.probe.done", map[string]string{"id": m.ID})
+					res.FollowUps = []runtime.Outgoing{{Type: "test.probe.followed", Data: map[string]string{"id": m.ID}}}
+					return res, nil
+				}),
 				"test.probe.panic": runtime.On(func(ctx context.Context, tx pgx.Tx, m runtime.Meta, _ *Empty) (runtime.Result, error) {
 					// Something written before the panic, which must roll back.
 					if _, err := tx.Exec(ctx, `INSERT INTO qinqing.calendar_years (year, source, published_at) VALUES (1999, $1, now())`, m.ID); err != nil {
