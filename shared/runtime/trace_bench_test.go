@@ -7,7 +7,9 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -75,9 +77,24 @@ func BenchmarkTracing(b *testing.B) {
 	if _, err := pool.Exec(ctx, `CREATE TABLE bench (source text, id text, n int)`); err != nil {
 		b.Fatal(err)
 	}
+	// cpu is this process's CPU time (user + system): the server, the
+	// senders and, in the traced run, the exporters and the receiver.
+	cpu := func() time.Duration {
+		var ru syscall.Rusage
+		_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
+		return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+	}
+	var cpuOff, cpuOn time.Duration
 	run := func(srv *httptest.Server, tag string) time.Duration {
 		const senders = 8
-		start := time.Now()
+		start, cpu0 := time.Now(), cpu()
+		defer func() {
+			if strings.HasPrefix(tag, "on") {
+				cpuOn += cpu() - cpu0
+			} else if strings.HasPrefix(tag, "off") {
+				cpuOff += cpu() - cpu0
+			}
+		}()
 		var wg sync.WaitGroup
 		next := make(chan int)
 		for w := 0; w < senders; w++ {
@@ -128,6 +145,12 @@ func BenchmarkTracing(b *testing.B) {
 	if err := tel.Shutdown(ctx); err != nil || len(recv.Spans()) < b.N {
 		b.Fatalf("the receiver got %d spans for %d traced events (%v)", len(recv.Spans()), 2*b.N, err)
 	}
+	// Spans the receiver got per traced event (the server span and one per
+	// round trip; fewer would mean the SDK dropped some), and the
+	// process's CPU per event traced against untraced: less sensitive to
+	// other load on the machine than the throughput.
+	b.ReportMetric(float64(len(recv.Spans()))/float64(3*b.N), "spans/event")
+	b.ReportMetric(float64(cpuOn)/float64(cpuOff), "x-cpu-tracing-off")
 	b.ReportMetric(float64(tOn)/float64(tOff), "x-tracing-off")
 	b.ReportMetric(100*(1-float64(tOff)/float64(tOn)), "loss-%")
 	b.ReportMetric(float64(2*b.N)/tOn.Seconds(), "events/s-traced")
