@@ -20,3 +20,14 @@ func LockXact(ctx context.Context, tx pgx.Tx, key string) error {
 	}
 	return nil
 }
+
+// TryLockXact is LockXact without the wait: it reports false at once when
+// another transaction holds the lock named key
+// (pg_try_advisory_xact_lock(hashtextextended(key, 0))).
+func TryLockXact(ctx context.Context, tx pgx.Tx, key string) (bool, error) {
+	var locked bool
+	if err := tx.QueryRow(ctx, `SELECT pg_try_advisory_xact_lock(hashtextextended($1, 0))`, key).Scan(&locked); err != nil {
+		return false, fmt.Errorf("lock %s: %w", key, err)
+	}
+	return locked, nil
+}

@@ -155,8 +155,8 @@ func (r *Relay) Prune(ctx context.Context) (outbox, inbox int64, err error) {
 	} {
 		for ctx.Err() == nil {
 			n, err := postgres.InTxV(ctx, r.Pool, func(tx pgx.Tx) (int64, error) {
-				var locked bool
-				if err := tx.QueryRow(ctx, `SELECT pg_try_advisory_xact_lock(hashtext('qinqing.prune'))`).Scan(&locked); err != nil {
+				locked, err := postgres.TryLockXact(ctx, tx, "qinqing.prune")
+				if err != nil {
 					return 0, err
 				}
 				if !locked {
