@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	_ "embed"
 	"fmt"
 	"html/template"
 	"strconv"
@@ -180,118 +181,13 @@ func newPageData(rv Review) pageData {
 	return p
 }
 
+// reviewHTML is the page's template (templates/review.html): inline CSS,
+// inline SVG, no scripts.
+//
+//go:embed templates/review.html
+var reviewHTML string
+
 // reviewPage is parsed on first use, not at start-up.
 var reviewPage = sync.OnceValue(func() *template.Template {
-	return template.Must(template.New("review").Parse(`<!DOCTYPE html>
-<html lang="zh-CN">
-<head>
-<meta charset="utf-8">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<title>{{.Title}}</title>
-<style>
-body { margin: 0; background: #f4f6f9; color: #1f2933; font-family: "PingFang SC", "Microsoft YaHei", "Noto Sans CJK SC", "Source Han Sans SC", sans-serif; line-height: 1.6; }
-main { max-width: 960px; margin: 0 auto; padding: 32px 24px 48px; }
-header { border-bottom: 3px solid #b71c1c; margin-bottom: 24px; padding-bottom: 12px; }
-h1 { font-size: 26px; margin: 0 0 4px; color: #b71c1c; }
-h2 { font-size: 19px; margin: 32px 0 12px; border-left: 4px solid #b71c1c; padding-left: 10px; }
-.meta { color: #52606d; font-size: 14px; }
-.kpis { display: grid; grid-template-columns: repeat(auto-fit, minmax(160px, 1fr)); gap: 12px; }
-.kpi { background: #fff; border-radius: 8px; padding: 14px 16px; box-shadow: 0 1px 3px rgba(0,0,0,.08); }
-.kpi .label { color: #52606d; font-size: 14px; }
-.kpi .value { font-size: 28px; font-weight: 600; color: #102a43; }
-.kpi .note { color: #7b8794; font-size: 12px; }
-figure { margin: 0; background: #fff; border-radius: 8px; padding: 12px; box-shadow: 0 1px 3px rgba(0,0,0,.08); }
-figcaption { font-weight: 600; margin-bottom: 4px; }
-svg { width: 100%; height: auto; display: block; }
-svg text { font-size: 14px; fill: #1f2933; }
-.rate { fill: #1565c0; } .count { fill: #ef6c00; } .ontime { fill: #2e7d32; } .overdue { fill: #c62828; } .pending { fill: #9aa5b1; }
-.track { fill: #eef1f5; }
-table { width: 100%; border-collapse: collapse; background: #fff; border-radius: 8px; overflow: hidden; box-shadow: 0 1px 3px rgba(0,0,0,.08); font-size: 14px; }
-th, td { padding: 8px 10px; border-bottom: 1px solid #e4e7eb; text-align: right; }
-th:first-child, td:first-child { text-align: left; }
-th { background: #f0f4f8; font-weight: 600; }
-td.code { color: #7b8794; font-size: 12px; }
-.two { display: grid; grid-template-columns: 1fr 1fr; gap: 16px; }
-.notes { font-size: 13px; color: #52606d; }
-.notes li { margin-bottom: 4px; }
-</style>
-</head>
-<body>
-<main>
-<header>
-<h1>{{.Title}}</h1>
-<div class="meta">统计范围：{{.Range}}受理的企业诉求 · 数据截至 {{.AsOf}}</div>
-</header>
-
-<section class="kpis">
-{{- range .KPIs}}
-<div class="kpi"><div class="label">{{.Label}}</div><div class="value">{{.Value}}</div><div class="note">{{.Note}}</div></div>
-{{- end}}
-</section>
-
-{{define "chart"}}
-<figure>
-<figcaption>{{.Title}}</figcaption>
-<svg viewBox="0 0 720 {{.Height}}" role="img" aria-label="{{.Title}}">
-{{- range .Bars}}
-<text x="0" y="{{.Y}}" dy="15">{{.Label}}</text>
-<rect class="track" x="200" y="{{.Y}}" width="420" height="20" rx="3"></rect>
-{{- range .Parts}}
-<rect class="{{.Class}}" x="{{.X}}" y="{{.Y}}" width="{{.W}}" height="20" rx="3"><title>{{.Title}}</title></rect>
-{{- end}}
-<text x="{{.TextX}}" y="{{.Y}}" dy="15">{{.Value}}</text>
-{{- end}}
-{{- range .Legend}}
-<rect class="{{.Class}}" x="{{.X}}" y="{{$.Height}}" width="14" height="14" transform="translate(0,-22)"></rect>
-<text x="{{.X}}" y="{{$.Height}}" dx="20" dy="-10">{{.Label}}</text>
-{{- end}}
-</svg>
-</figure>
-{{end}}
-
-<h2>主要指标</h2>
-{{template "chart" .Rates}}
-
-<h2>常见问题</h2>
-{{if .Categories.Bars}}{{template "chart" .Categories}}{{else}}<p class="meta">本月无诉求。</p>{{end}}
-
-<h2>各部门办理情况</h2>
-{{if .Departments}}
-{{template "chart" .Depts}}
-<p></p>
-<table>
-<thead><tr><th>部门</th><th>受理</th><th>按时答复</th><th>超期</th><th>办理中</th><th>回访</th><th>满意率</th></tr></thead>
-<tbody>
-{{- range .Departments}}
-<tr><td>{{.Name}}<br><span class="code">{{.Code}}</span></td><td>{{.Received}}</td><td>{{.OnTime}}</td><td>{{.Overdue}}</td><td>{{.Pending}}</td><td>{{.Revisits}}</td><td>{{.Satisfaction}}</td></tr>
-{{- end}}
-</tbody>
-</table>
-{{else}}<p class="meta">本月无诉求。</p>{{end}}
-
-<h2>诉求来源</h2>
-<div class="two">
-<table>
-<thead><tr><th>渠道</th><th>件数</th></tr></thead>
-<tbody>{{range .Channels}}<tr><td>{{.Name}}</td><td>{{.Count}}</td></tr>{{else}}<tr><td>—</td><td>0</td></tr>{{end}}</tbody>
-</table>
-<table>
-<thead><tr><th>区县</th><th>件数</th></tr></thead>
-<tbody>{{range .Counties}}<tr><td>{{.Name}}</td><td>{{.Count}}</td></tr>{{else}}<tr><td>—</td><td>0</td></tr>{{end}}</tbody>
-</table>
-</div>
-
-<h2>统计口径</h2>
-<ul class="notes">
-<li>统计对象：受理时间（按北京时间）在本月内的全部诉求，按数据截至时的办理记录统计。</li>
-<li>按时交办率 = 交办期限（受理后2个工作日）届满时已由部门签收的诉求数 ÷ 交办期限已届满或已签收的诉求数。</li>
-<li>按时答复率 = 首次答复不晚于答复期限（受理后10个工作日）的诉求数 ÷ 已按时答复或答复期限已届满的诉求数。</li>
-<li>回访率 = 已回访的诉求数 ÷ 已答复的诉求数。</li>
-<li>满意率 =（满意 + 基本满意）回访次数 ÷ 全部回访次数。</li>
-<li>各部门按数据截至时的承办部门统计；“办理中”指答复期限未届满且尚未答复。</li>
-</ul>
-</main>
-</body>
-</html>
-`))
+	return template.Must(template.New("review").Parse(reviewHTML))
 })
