@@ -309,7 +309,7 @@ func (f *Function) getOne(w http.ResponseWriter, r *http.Request) answer {
 	if event.ValidateID("service_request_id", id) != nil {
 		return failed(w, format, portal, notFound("no service request %q", id))
 	}
-	reqs, err := f.find(r.Context(), query{source: "/portals/" + portal, ids: []string{id}})
+	reqs, err := f.find(r.Context(), query{Source: "/portals/" + portal, IDs: []string{id}})
 	if err != nil {
 		return f.unavailable(w, format, portal, err)
 	}
@@ -339,7 +339,7 @@ func (f *Function) list(w http.ResponseWriter, r *http.Request) answer {
 	if err != nil {
 		return failed(w, format, portal, err)
 	}
-	q.source = "/portals/" + portal
+	q.Source = "/portals/" + portal
 	reqs, err := f.find(r.Context(), q)
 	if err != nil {
 		return f.unavailable(w, format, portal, err)
@@ -356,10 +356,10 @@ func (f *Function) parseQuery(form url.Values) (query, error) {
 			if err := event.ValidateID("service_request_id", id); err != nil {
 				return q, invalid("service_request_id: %q is not a request id", id)
 			}
-			q.ids = append(q.ids, id)
+			q.IDs = append(q.IDs, id)
 		}
-		if len(q.ids) > maxIDs {
-			return q, invalid("service_request_id: at most %d ids, got %d", maxIDs, len(q.ids))
+		if len(q.IDs) > maxIDs {
+			return q, invalid("service_request_id: at most %d ids, got %d", maxIDs, len(q.IDs))
 		}
 		return q, nil
 	}
@@ -368,11 +368,11 @@ func (f *Function) parseQuery(form url.Values) (query, error) {
 		if !ok {
 			return q, invalid("service_code %q is not a service (see services.json)", code)
 		}
-		q.category = rule.Code()
+		q.Category = rule.Code()
 	}
 	switch s := form.Get("status"); s {
 	case "", "open", "closed":
-		q.status = s
+		q.Status = s
 	default:
 		return q, invalid("status must be open or closed, got %q", s)
 	}
@@ -401,7 +401,7 @@ func (f *Function) parseQuery(form url.Values) (query, error) {
 	if end.Sub(start) > maxRange {
 		return q, invalid("start_date and end_date may be at most 90 days apart (got %.1f days)", end.Sub(start).Hours()/24)
 	}
-	q.start, q.end = start, end
+	q.Start, q.End = start, end
 	return q, nil
 }
 

@@ -11,15 +11,8 @@ import (
 	"github.com/qinqing/qinqing/shared/appeal"
 )
 
-// query selects a portal's requests: by ids, or by received time, category
-// and status.
-type query struct {
-	source     string // "/portals/<portal>": only the appeals it submitted
-	ids        []string
-	category   string
-	status     string // "", "open" or "closed"
-	start, end time.Time
-}
+// query selects a portal's requests (its Limit is set by readAppeals).
+type query = appeal.RequestQuery
 
 // appealRow is what a request shows of an appeal.
 type appealRow = appeal.RequestRow
@@ -27,8 +20,8 @@ type appealRow = appeal.RequestRow
 // readAppeals reads appeal-router's tables (read-only) through the appeal
 // domain's store, at most maxResults appeals.
 func readAppeals(ctx context.Context, pool *pgxpool.Pool, q query) ([]appealRow, error) {
-	return appeal.Requests(ctx, pool, appeal.RequestQuery{Source: q.source, IDs: q.ids, Category: q.category,
-		Status: q.status, Start: q.start, End: q.end, Limit: maxResults})
+	q.Limit = maxResults
+	return appeal.Requests(ctx, pool, q)
 }
 
 // Words for the escalation ladder and the deadline stages.
