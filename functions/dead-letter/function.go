@@ -33,14 +33,15 @@ type Function struct {
 // realm names the operator endpoints in a 401's WWW-Authenticate.
 const realm = "qinqing-deadletters"
 
-// New returns the function. POST / receives dead letters; the operator
-// endpoints exist only when token (ADMIN_TOKEN) is set.
-func New(env *runtime.Env, token string, client *http.Client) *runtime.Function {
+// New returns the function. POST / receives dead letters, from senders
+// that senders admits when it is set (DEADLETTER_OIDC_*, oidc.go); the
+// operator endpoints exist only when token (ADMIN_TOKEN) is set.
+func New(env *runtime.Env, token string, client *http.Client, senders *verifier) *runtime.Function {
 	f := &Function{pool: env.Pool, sink: env.Base.Sink, client: client, log: env.Log}
 	return &runtime.Function{
 		Name: name,
 		Routes: func(mux *http.ServeMux) {
-			mux.HandleFunc("POST /{$}", f.receive)
+			mux.HandleFunc("POST /{$}", senders.admit(f.log, f.receive))
 			if token != "" {
 				mux.HandleFunc("GET /deadletters", runtime.AdminOnly(f.log, token, realm, f.list))
 				mux.HandleFunc("POST /deadletters/{id}/replay", runtime.AdminOnly(f.log, token, realm, f.replay))

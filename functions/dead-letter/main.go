@@ -22,6 +22,8 @@ type Config struct {
 	AdminToken string `envconfig:"ADMIN_TOKEN"`
 	// SinkTimeout bounds the POST of a replayed event to K_SINK.
 	SinkTimeout time.Duration `envconfig:"SINK_TIMEOUT" default:"10s"`
+	// OIDCConfig authenticates the senders of dead letters (oidc.go).
+	OIDCConfig
 }
 
 func main() {
@@ -35,6 +37,13 @@ func main() {
 		case len(token) < 16:
 			env.Log.Warnw("ADMIN_TOKEN is shorter than 16 characters; use a long random token")
 		}
-		return New(env, token, &http.Client{Timeout: cfg.SinkTimeout}), nil
+		senders, err := newVerifier(cfg.OIDCConfig)
+		if err != nil {
+			return nil, err
+		}
+		if senders == nil {
+			env.Log.Infow("DEADLETTER_OIDC_ISSUER is unset: dead letters are taken from whoever reaches POST / (see docs/deadletters.md)")
+		}
+		return New(env, token, &http.Client{Timeout: cfg.SinkTimeout}, senders), nil
 	})
 }
