@@ -263,7 +263,8 @@ func checkService(s *servingv1.Service, objs []any) []string {
 	if hasEnv(spec, "PORT") {
 		add("sets PORT, which Knative sets")
 	}
-	// Every *_FILE variable points into a mounted ConfigMap or Secret key.
+	// Every *_FILE variable points into a mounted ConfigMap or Secret key
+	// (or a projected token).
 	for _, e := range c.Env {
 		if !strings.HasSuffix(e.Name, "_FILE") {
 			continue
@@ -308,8 +309,25 @@ func checkMountedFile(spec corev1.PodSpec, c corev1.Container, file string, objs
 						data = sec.Data
 					}
 				}
+			case v.Projected != nil:
+				// A projected service account token or a cluster
+				// ConfigMap (kube-root-ca.crt): the file must be one of
+				// its sources' paths; not JSON.
+				for _, src := range v.Projected.Sources {
+					switch {
+					case src.ServiceAccountToken != nil && src.ServiceAccountToken.Path == base:
+						return ""
+					case src.ConfigMap != nil:
+						for _, it := range src.ConfigMap.Items {
+							if it.Path == base {
+								return ""
+							}
+						}
+					}
+				}
+				return "not among the projected volume's sources"
 			default:
-				return "mounted from neither a ConfigMap nor a Secret"
+				return "mounted from neither a ConfigMap, a Secret nor a projected volume"
 			}
 			key := base
 			if len(items) > 0 {

@@ -16,6 +16,7 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"helm.sh/helm/v3/pkg/chartutil"
+	eventingv1 "knative.dev/eventing/pkg/apis/eventing/v1"
 	servingv1 "knative.dev/serving/pkg/apis/serving/v1"
 )
 
@@ -402,6 +403,90 @@ func TestServiceAccounts(t *testing.T) {
 				if got := accounts[releaseName+"-forum-signup"].Annotations["eks.amazonaws.com/role-arn"]; !strings.HasSuffix(got, "role/qinqing-forum-signup") {
 					t.Errorf("forum-signup's ServiceAccount has role %q, want its own", got)
 				}
+			}
+		})
+	}
+}
+
+// With deadLetter.oidc.enabled (the production values) every Trigger's
+// deadLetterSink names the audience dead-letter checks its senders' tokens
+// for, dead-letter gets the issuer, audience, subjects and a projected
+// token of its service account to read the issuer's keys, and no other
+// function has a token; by default there is none of it.
+func TestDeadLetterOIDC(t *testing.T) {
+	t.Parallel()
+	c := loadChart(t)
+	for _, sc := range []struct {
+		name   string
+		values map[string]any
+		on     bool
+	}{
+		{"production", withKo(readValues(t, chartDir+"/ci/production-values.yaml")), true},
+		{"default", koValues(), false},
+	} {
+		t.Run(sc.name, func(t *testing.T) {
+			r := mustRender(t, c, sc.values)
+			objs, errs := decodeAll(r.Objects)
+			if len(errs) > 0 {
+				t.Fatal(errs)
+			}
+			env := map[string]string{}
+			for _, s := range objectsOf[*servingv1.Service](objs) {
+				fn := s.Labels["app.kubernetes.io/component"]
+				spec := s.Spec.Template.Spec
+				if spec.AutomountServiceAccountToken == nil || *spec.AutomountServiceAccountToken {
+					t.Errorf("function %s mounts its service account token", fn)
+				}
+				projected := false
+				for _, v := range spec.Volumes {
+					if v.Projected != nil {
+						for _, src := range v.Projected.Sources {
+							projected = projected || src.ServiceAccountToken != nil
+						}
+					}
+				}
+				if projected != (sc.on && fn == "dead-letter") {
+					t.Errorf("function %s has a projected service account token: %v", fn, projected)
+				}
+				for _, e := range spec.Containers[0].Env {
+					if strings.HasPrefix(e.Name, "DEADLETTER_OIDC_") {
+						if fn != "dead-letter" {
+							t.Errorf("function %s gets %s", fn, e.Name)
+						}
+						env[e.Name] = e.Value
+					}
+				}
+			}
+			triggers := objectsOf[*eventingv1.Trigger](objs)
+			if len(triggers) == 0 {
+				t.Fatal("no Triggers rendered")
+			}
+			for _, tr := range triggers {
+				dls := tr.Spec.Delivery.DeadLetterSink
+				got := ""
+				if dls.Audience != nil {
+					got = *dls.Audience
+				}
+				if got != env["DEADLETTER_OIDC_AUDIENCE"] {
+					t.Errorf("Trigger %s: deadLetterSink audience %q, dead-letter checks %q", tr.Name, got, env["DEADLETTER_OIDC_AUDIENCE"])
+				}
+			}
+			if !sc.on {
+				if len(env) != 0 {
+					t.Errorf("default values set %v", env)
+				}
+				return
+			}
+			want := map[string]string{
+				"DEADLETTER_OIDC_ISSUER":     "https://kubernetes.default.svc.cluster.local",
+				"DEADLETTER_OIDC_AUDIENCE":   releaseName + "-dead-letter",
+				"DEADLETTER_OIDC_SUBJECTS":   "system:serviceaccount:" + namespace + ":*",
+				"DEADLETTER_OIDC_JWKS_URL":   "https://kubernetes.default.svc/openid/v1/jwks",
+				"DEADLETTER_OIDC_TOKEN_FILE": "/var/run/qinqing/oidc/token",
+				"DEADLETTER_OIDC_CA_FILE":    "/var/run/qinqing/oidc/ca.crt",
+			}
+			if !reflect.DeepEqual(env, want) {
+				t.Errorf("dead-letter env %v, want %v", env, want)
 			}
 		})
 	}

@@ -439,3 +439,11 @@ subscription table).
 {{- printf "\nVALUES VALIDATION:\n  - %s" (join "\n  - " $msgs) | fail -}}
 {{- end -}}
 {{- end -}}
+
+{{/*
+The OIDC audience of dead letters: deadLetter.oidc.audience, or the
+dead-letter Service's name. Usage: include "qinqing.deadLetterAudience" $
+*/}}
+{{- define "qinqing.deadLetterAudience" -}}
+{{- default (include "qinqing.serviceName" (dict "root" . "name" "dead-letter")) .Values.deadLetter.oidc.audience -}}
+{{- end -}}
