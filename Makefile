@@ -11,9 +11,10 @@ run:
 	$(GO) build -o .dev/devstack ./cmd/devstack
 	@.dev/devstack
 
-## test: the whole suite (throwaway Postgres unless TEST_DATABASE_URL is set).
+## test: the whole suite (throwaway Postgres unless TEST_DATABASE_URL is set;
+## versitygw, the SigV4-checking S3 server of the upload test, built if missing).
 test: vet
-	hack/with-postgres.sh $(GO) test -count=1 -timeout 20m ./...
+	VERSITYGW=$$(hack/versitygw.sh) hack/with-postgres.sh $(GO) test -count=1 -timeout 20m ./...
 
 ## test-fast: everything but the knative + helm validation package.
 test-fast:

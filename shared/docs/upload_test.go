@@ -67,10 +67,9 @@ func contains(list []string, s string) bool {
 // TestPresignedSizeEnforcedByVersitygw runs the presigned PUT against
 // versitygw, an S3 server that verifies SigV4 as AWS S3 and MinIO do: the
 // declared size is accepted, a larger or smaller body and another content
-// type are refused and leave the object as it was. It runs when the
-// versitygw binary is on PATH or named by VERSITYGW (go install
-// github.com/versity/versitygw/cmd/versitygw@v1.8.0), and is skipped
-// otherwise: make test does not install it.
+// type are refused and leave the object as it was. make test builds
+// versitygw (hack/versitygw.sh) and names it by VERSITYGW; a plain go test
+// finds it on PATH or skips.
 func TestPresignedSizeEnforcedByVersitygw(t *testing.T) {
 	bin := os.Getenv("VERSITYGW")
 	if bin == "" {
