@@ -14,6 +14,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"maps"
 	"net/http"
 	"os"
 	"os/exec"
@@ -143,6 +144,14 @@ func run(ctx context.Context, dir, weekDir string, serve bool, brokerPort int) e
 	for k, v := range telemetryEnv(otlp) {
 		common[k] = v
 	}
+	// Each function connects as its own login role, as the chart has it
+	// (migration 0090's group roles, cmd/migrate -create-login-roles); the
+	// stack itself (migrations, the summary) stays the owner.
+	roleURLs, err := loginRoleURLs(ctx, dbURL)
+	if err != nil {
+		return fmt.Errorf("login roles: %w", err)
+	}
+	step("%d functions connect as their own login roles (qinqing_<function>_login)", len(roleURLs))
 	var logMu sync.Mutex
 	urls := map[string]string{}
 	var procs []*proc
@@ -160,7 +169,11 @@ func run(ctx context.Context, dir, weekDir string, serve bool, brokerPort int) e
 		if err != nil {
 			return err
 		}
-		p, err := startProc(ctx, filepath.Join(dir, "bin", name), name, pp, envList(common), logFile, &logMu)
+		env := maps.Clone(common)
+		if u, ok := roleURLs[name]; ok {
+			env["DATABASE_URL"] = u
+		}
+		p, err := startProc(ctx, filepath.Join(dir, "bin", name), name, pp, envList(env), logFile, &logMu)
 		if err != nil {
 			return fmt.Errorf("%w; log in %s", err, logPath)
 		}
