@@ -14,12 +14,12 @@ import (
 	"github.com/cloudevents/sdk-go/v2/binding"
 	cehttp "github.com/cloudevents/sdk-go/v2/protocol/http"
 
-	"github.com/qinqing/qinqing/shared/event"
+	"github.com/qinqing/qinqing/shared/contract"
 	"github.com/qinqing/qinqing/shared/runtime"
 )
 
 // broker plays the Knative Broker locally: it is every function's K_SINK,
-// routes each event by type (ping events by job) with event.Route — the
+// routes each event by type (ping events by job) with contract.Route — the
 // same table the Helm chart renders its Triggers from — feeds replies back
 // in as the broker does, retries with exponential backoff, and hands what
 // still fails to the dead-letter function with Knative's error extensions.
@@ -142,7 +142,7 @@ func jobOf(ev cloudevents.Event) string {
 }
 
 func (b *broker) dispatch(ctx context.Context, ev cloudevents.Event) {
-	targets := event.Route(ev.Type(), jobOf(ev))
+	targets := contract.Route(ev.Type(), jobOf(ev))
 	b.mu.Lock()
 	idx := len(b.log)
 	b.log = append(b.log, observed{Event: ev})

@@ -27,8 +27,8 @@ import (
 
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/qinqing/qinqing/shared/contract"
 	"github.com/qinqing/qinqing/shared/docs/s3test"
-	"github.com/qinqing/qinqing/shared/event"
 	"github.com/qinqing/qinqing/shared/postgres"
 	otlprecv "github.com/qinqing/qinqing/shared/telemetry/receiver"
 )
@@ -261,7 +261,7 @@ var notifiedPortals = []string{"enterprise-portal", "hotline-12345"}
 // http on loopback, so insecure and allowPrivate).
 func writePortals(path string, secret []byte, recv *receiver, notifyKeys map[string][]byte) error {
 	outbound := map[string]bool{}
-	for _, s := range event.Catalog {
+	for _, s := range contract.Catalog {
 		if s.Function == "webhook-egress" {
 			for _, t := range s.Types {
 				outbound[t] = true
@@ -269,7 +269,7 @@ func writePortals(path string, secret []byte, recv *receiver, notifyKeys map[str
 		}
 	}
 	var types, updates []string
-	for _, s := range event.Catalog {
+	for _, s := range contract.Catalog {
 		for _, t := range s.Types {
 			if outbound[t] {
 				if s.Function == "webhook-egress" {

@@ -21,6 +21,7 @@ import (
 	cloudevents "github.com/cloudevents/sdk-go/v2"
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/qinqing/qinqing/shared/contract"
 	"github.com/qinqing/qinqing/shared/runtime"
 )
 
@@ -203,7 +204,7 @@ func (p *player) report(l line) {
 			}
 			continue
 		}
-		if o.Event.Type() == "cn.huzhou.portals.notified" {
+		if o.Event.Type() == contract.TypePortalsNotified {
 			continue // webhook-egress's reply; its deliveries are shown below
 		}
 		follow = append(follow, o)

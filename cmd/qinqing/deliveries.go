@@ -12,21 +12,9 @@ import (
 	"strings"
 	"text/tabwriter"
 	"time"
-)
 
-// Delivery is one attempt to notify a portal, as webhook-egress's
-// GET /deliveries lists it.
-type Delivery struct {
-	Portal      string    `json:"portal"`
-	WebhookID   string    `json:"webhookId"`
-	Type        string    `json:"type"`
-	Attempt     int       `json:"attempt"`
-	Status      string    `json:"status"`
-	HTTPStatus  *int      `json:"httpStatus"`
-	LatencyMs   float64   `json:"latencyMs"`
-	Error       *string   `json:"error"`
-	AttemptedAt time.Time `json:"attemptedAt"`
-}
+	"github.com/qinqing/qinqing/shared/contract"
+)
 
 // deliveries runs "qinqing deliveries list": the attempts of webhook-egress
 // to notify the portals, newest first.
@@ -83,9 +71,7 @@ func deliveries(ctx context.Context, args []string, getenv func(string) string, 
 	if err != nil {
 		return err
 	}
-	var l struct {
-		Items []Delivery `json:"items"`
-	}
+	var l contract.Deliveries
 	if err := json.Unmarshal(body, &l); err != nil || l.Items == nil {
 		return fmt.Errorf("GET %s: unexpected answer (is the URL the webhook-egress function?): %s", c.endpoint(path), snippet(body))
 	}

@@ -25,6 +25,8 @@ import (
 	"strings"
 	"text/tabwriter"
 	"time"
+
+	"github.com/qinqing/qinqing/shared/contract"
 )
 
 // Exit codes.
@@ -176,28 +178,6 @@ func newClient(base, token string, timeout time.Duration) (*client, error) {
 	return &client{base: u, token: token, http: &http.Client{Timeout: timeout}}, nil
 }
 
-// Item is a dead letter as GET /deadletters lists it.
-type Item struct {
-	ID              string    `json:"id"`
-	ReceivedAt      time.Time `json:"receivedAt"`
-	Status          string    `json:"status"`
-	ErrorDest       *string   `json:"errorDest"`
-	ErrorCode       *int      `json:"errorCode"`
-	ErrorData       *string   `json:"errorData"`
-	Failures        int       `json:"failures"`
-	Replays         int       `json:"replays"`
-	LastReplayError *string   `json:"lastReplayError"`
-	Event           Event     `json:"event"`
-}
-
-// Event is the stored event's summary.
-type Event struct {
-	ID     string  `json:"id"`
-	Source string  `json:"source"`
-	Type   string  `json:"type"`
-	Time   *string `json:"time"`
-}
-
 func (c *client) list(ctx context.Context, out io.Writer, status string, asJSON bool) error {
 	path := "/deadletters"
 	if status != "" {
@@ -216,7 +196,7 @@ func (c *client) list(ctx context.Context, out io.Writer, status string, asJSON 
 	if asJSON {
 		return writeIndented(out, body)
 	}
-	items := make([]Item, len(l.Items))
+	items := make([]contract.DeadLetter, len(l.Items))
 	for i, raw := range l.Items {
 		if err := json.Unmarshal(raw, &items[i]); err != nil {
 			return fmt.Errorf("GET %s: item %d: %v", c.endpoint(path), i, err)
@@ -252,7 +232,7 @@ func (c *client) replay(ctx context.Context, out io.Writer, id string, asJSON bo
 	if asJSON {
 		return writeIndented(out, body)
 	}
-	var it Item
+	var it contract.DeadLetter
 	if err := json.Unmarshal(body, &it); err != nil {
 		return fmt.Errorf("POST %s: unexpected answer: %s", c.endpoint(path), snippet(body))
 	}

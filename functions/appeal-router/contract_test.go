@@ -12,7 +12,7 @@ import (
 
 	cloudevents "github.com/cloudevents/sdk-go/v2"
 
-	"github.com/qinqing/qinqing/shared/appeal"
+	"github.com/qinqing/qinqing/shared/contract"
 	"github.com/qinqing/qinqing/shared/event"
 	"github.com/qinqing/qinqing/shared/postgres/pgtest"
 	"github.com/qinqing/qinqing/shared/runtime"
@@ -61,8 +61,8 @@ func testCalendar() map[string]any {
 
 func (f *fixture) publish(t *testing.T, data map[string]any) {
 	t.Helper()
-	r := f.send(t, appeal.TypeCalendarPublished, "/state-council", time.Date(2029, 11, 12, 10, 0, 0, 0, cst), data)
-	if r.Status != 200 || r.Type() != appeal.TypeCalendarAccepted {
+	r := f.send(t, contract.TypeCalendarPublished, "/state-council", time.Date(2029, 11, 12, 10, 0, 0, 0, cst), data)
+	if r.Status != 200 || r.Type() != contract.TypeCalendarAccepted {
 		t.Fatalf("publish: %d %s %s", r.Status, r.Type(), r.Body)
 	}
 }
@@ -82,13 +82,13 @@ func submitData(id, category, county string) map[string]any {
 	return d
 }
 
-func (f *fixture) submit(t *testing.T, at time.Time, data map[string]any) Assignment {
+func (f *fixture) submit(t *testing.T, at time.Time, data map[string]any) contract.AppealAssignment {
 	t.Helper()
-	r := f.send(t, appeal.TypeSubmitted, portalSrc, at, data)
-	if r.Status != 200 || r.Type() != appeal.TypeAssigned {
+	r := f.send(t, contract.TypeAppealSubmitted, portalSrc, at, data)
+	if r.Status != 200 || r.Type() != contract.TypeAppealAssigned {
 		t.Fatalf("submit: %d %s %s", r.Status, r.Type(), r.Body)
 	}
-	var a Assignment
+	var a contract.AppealAssignment
 	r.DataInto(t, &a)
 	return a
 }
@@ -106,7 +106,7 @@ func (f *fixture) answer(t *testing.T, typ string, at time.Time, data map[string
 func wantUpdated(t *testing.T, r *functest.Response, status, department string) {
 	t.Helper()
 	d := r.Data()
-	if r.Type() != appeal.TypeUpdated || d["status"] != status || d["department"] != department {
+	if r.Type() != contract.TypeAppealUpdated || d["status"] != status || d["department"] != department {
 		t.Fatalf("got %s %s, want updated %s %s", r.Type(), r.Event.Data(), status, department)
 	}
 }
@@ -114,7 +114,7 @@ func wantUpdated(t *testing.T, r *functest.Response, status, department string) 
 func wantRejected(t *testing.T, r *functest.Response, id, reason string) {
 	t.Helper()
 	d := r.Data()
-	if r.Type() != appeal.TypeRejected || d["reason"] != reason || d["appealId"] != id {
+	if r.Type() != contract.TypeAppealRejected || d["reason"] != reason || d["appealId"] != id {
 		t.Fatalf("got %s %s, want rejected %s", r.Type(), r.Event.Data(), reason)
 	}
 }
@@ -126,9 +126,9 @@ func TestCalendarPublished(t *testing.T) {
 	f := setup(t)
 	at := time.Date(2029, 11, 12, 10, 0, 0, 0, cst)
 	t.Run("OK", func(t *testing.T) {
-		r := f.send(t, appeal.TypeCalendarPublished, "/state-council", at, testCalendar())
+		r := f.send(t, contract.TypeCalendarPublished, "/state-council", at, testCalendar())
 		d := r.Data()
-		if r.Type() != appeal.TypeCalendarAccepted || d["year"] != float64(2030) || d["holidays"] != float64(5) || d["workdays"] != float64(2) {
+		if r.Type() != contract.TypeCalendarAccepted || d["year"] != float64(2030) || d["holidays"] != float64(5) || d["workdays"] != float64(2) {
 			t.Fatalf("got %d %s %s", r.Status, r.Type(), r.Body)
 		}
 		if n := f.Count(t, `SELECT count(*) FROM qinqing.calendar_days WHERE extract(year FROM day) = 2030`); n != 7 {
@@ -136,10 +136,10 @@ func TestCalendarPublished(t *testing.T) {
 		}
 	})
 	t.Run("ReplacesTheYear", func(t *testing.T) {
-		r := f.send(t, appeal.TypeCalendarPublished, "/state-council", at, map[string]any{
+		r := f.send(t, contract.TypeCalendarPublished, "/state-council", at, map[string]any{
 			"year": 2030, "holidays": []string{"2030-01-01"}, "workdays": []string{},
 		})
-		if r.Type() != appeal.TypeCalendarAccepted || r.Data()["holidays"] != float64(1) || r.Data()["workdays"] != float64(0) {
+		if r.Type() != contract.TypeCalendarAccepted || r.Data()["holidays"] != float64(1) || r.Data()["workdays"] != float64(0) {
 			t.Fatalf("got %s %s", r.Type(), r.Body)
 		}
 		if n := f.Count(t, `SELECT count(*) FROM qinqing.calendar_days WHERE extract(year FROM day) = 2030`); n != 1 {
@@ -170,7 +170,7 @@ func TestCalendarPublished(t *testing.T) {
 		t.Run("Err"+c.name, func(t *testing.T) {
 			d := testCalendar()
 			c.edit(d)
-			r := f.send(t, appeal.TypeCalendarPublished, "/state-council", at, d)
+			r := f.send(t, contract.TypeCalendarPublished, "/state-council", at, d)
 			if r.Status != 400 || r.Header.Get("Content-Type") != "application/problem+json" || r.Problem()["field"] != c.field {
 				t.Fatalf("got %d %s, want 400 naming %s", r.Status, r.Body, c.field)
 			}
@@ -179,7 +179,7 @@ func TestCalendarPublished(t *testing.T) {
 	if n := f.Count(t, `SELECT count(*) FROM qinqing.calendar_days WHERE extract(year FROM day) = 2030`); n != 1 {
 		t.Fatalf("%d days stored after bad publications, want the 1 of the last good one", n)
 	}
-	if n := f.Count(t, `SELECT count(*) FROM qinqing.inbox WHERE type = $1`, appeal.TypeCalendarPublished); n != 2 {
+	if n := f.Count(t, `SELECT count(*) FROM qinqing.inbox WHERE type = $1`, contract.TypeCalendarPublished); n != 2 {
 		t.Fatalf("%d inbox rows, want 2 (bad input writes nothing)", n)
 	}
 }
@@ -243,7 +243,7 @@ func TestSubmit(t *testing.T) {
 		}
 	})
 	t.Run("DerivedID", func(t *testing.T) {
-		ev := functest.Event(appeal.TypeSubmitted, portalSrc, "hotline-7781", at, submitData("", "tax", "city"))
+		ev := functest.Event(contract.TypeAppealSubmitted, portalSrc, "hotline-7781", at, submitData("", "tax", "city"))
 		r := f.Fn.Send(t, ev)
 		if got, want := r.Data()["appealId"], runtime.DeriveID("appeal", portalSrc, "hotline-7781"); got != want {
 			t.Fatalf("appealId = %v, want %s", got, want)
@@ -273,12 +273,12 @@ func TestSubmit(t *testing.T) {
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
-				replies[i] = f.send(t, appeal.TypeSubmitted, portalSrc, at.Add(time.Duration(i)*time.Hour), submitData("HZ-2026-0002", "land", "anji"))
+				replies[i] = f.send(t, contract.TypeAppealSubmitted, portalSrc, at.Add(time.Duration(i)*time.Hour), submitData("HZ-2026-0002", "land", "anji"))
 			}()
 		}
 		wg.Wait()
 		for _, r := range replies {
-			if r.Status != 200 || r.Type() != appeal.TypeAssigned || !bytes.Equal(r.Event.Data(), replies[0].Event.Data()) {
+			if r.Status != 200 || r.Type() != contract.TypeAppealAssigned || !bytes.Equal(r.Event.Data(), replies[0].Event.Data()) {
 				t.Fatalf("reply %d %s %s, first %s", r.Status, r.Type(), r.Body, replies[0].Event.Data())
 			}
 		}
@@ -321,14 +321,14 @@ func TestSubmitInvalid(t *testing.T) {
 		t.Run("Err"+c.name, func(t *testing.T) {
 			d := submitData("", "land", "anji")
 			c.edit(d)
-			r := f.send(t, appeal.TypeSubmitted, portalSrc, at, d)
+			r := f.send(t, contract.TypeAppealSubmitted, portalSrc, at, d)
 			if r.Status != 400 || r.Problem()["field"] != c.field {
 				t.Fatalf("got %d %s, want 400 naming %s", r.Status, r.Body, c.field)
 			}
 		})
 	}
 	t.Run("ErrNotJSON", func(t *testing.T) {
-		ev := functest.Event(appeal.TypeSubmitted, portalSrc, nextID(), at, nil)
+		ev := functest.Event(contract.TypeAppealSubmitted, portalSrc, nextID(), at, nil)
 		_ = ev.SetData("application/json", []byte("{not json"))
 		if r := f.Fn.Send(t, ev); r.Status != 400 || r.Problem()["field"] != "data" {
 			t.Fatalf("got %d %s", r.Status, r.Body)
@@ -352,13 +352,13 @@ func TestAnswerInvalid(t *testing.T) {
 		data      map[string]any
 		field     string
 	}{
-		{"AcceptedMissingID", appeal.TypeAccepted, map[string]any{"department": a.Department}, "appealId"},
-		{"AcceptedMissingDepartment", appeal.TypeAccepted, map[string]any{"appealId": "HZ-1"}, "department"},
-		{"AcceptedMistypedDepartment", appeal.TypeAccepted, map[string]any{"appealId": "HZ-1", "department": 3}, "department"},
-		{"ReturnedMissingReason", appeal.TypeReturned, map[string]any{"appealId": "HZ-1", "department": a.Department}, "reason"},
-		{"RepliedMissingReply", appeal.TypeReplied, map[string]any{"appealId": "HZ-1", "department": a.Department, "reply": ""}, "reply"},
-		{"RevisitedMissingSatisfaction", appeal.TypeRevisited, map[string]any{"appealId": "HZ-1"}, "satisfaction"},
-		{"RevisitedUnknownSatisfaction", appeal.TypeRevisited, map[string]any{"appealId": "HZ-1", "satisfaction": "happy"}, "satisfaction"},
+		{"AcceptedMissingID", contract.TypeAppealAccepted, map[string]any{"department": a.Department}, "appealId"},
+		{"AcceptedMissingDepartment", contract.TypeAppealAccepted, map[string]any{"appealId": "HZ-1"}, "department"},
+		{"AcceptedMistypedDepartment", contract.TypeAppealAccepted, map[string]any{"appealId": "HZ-1", "department": 3}, "department"},
+		{"ReturnedMissingReason", contract.TypeAppealReturned, map[string]any{"appealId": "HZ-1", "department": a.Department}, "reason"},
+		{"RepliedMissingReply", contract.TypeAppealReplied, map[string]any{"appealId": "HZ-1", "department": a.Department, "reply": ""}, "reply"},
+		{"RevisitedMissingSatisfaction", contract.TypeAppealRevisited, map[string]any{"appealId": "HZ-1"}, "satisfaction"},
+		{"RevisitedUnknownSatisfaction", contract.TypeAppealRevisited, map[string]any{"appealId": "HZ-1", "satisfaction": "happy"}, "satisfaction"},
 	}
 	for _, c := range cases {
 		t.Run("Err"+c.name, func(t *testing.T) {
@@ -388,21 +388,21 @@ func TestClosedLoop(t *testing.T) {
 	if a.Department != dept {
 		t.Fatalf("routed to %s", a.Department)
 	}
-	wantUpdated(t, f.answer(t, appeal.TypeAccepted, time.Date(2030, 5, 6, 9, 0, 0, 0, cst),
+	wantUpdated(t, f.answer(t, contract.TypeAppealAccepted, time.Date(2030, 5, 6, 9, 0, 0, 0, cst),
 		map[string]any{"appealId": id, "department": dept}), "accepted", dept)
 	// Replied on Thursday 9 May: revisit due 3 working days later, the
 	// third being Monday 13 (Friday 10, make-up Saturday 11, Monday 13).
-	wantUpdated(t, f.answer(t, appeal.TypeReplied, time.Date(2030, 5, 9, 16, 0, 0, 0, cst),
+	wantUpdated(t, f.answer(t, contract.TypeAppealReplied, time.Date(2030, 5, 9, 16, 0, 0, 0, cst),
 		map[string]any{"appealId": id, "department": dept, "reply": "已协调县里新增指标15亩，其余纳入下批次。"}), "replied", dept)
 	f.wantDue(t, id, "revisit_due", "2030-05-13T23:59:59+08:00")
 	// Unsatisfied on Friday 10 May: reopened, reply due 10 working days on.
-	wantUpdated(t, f.answer(t, appeal.TypeRevisited, time.Date(2030, 5, 10, 10, 0, 0, 0, cst),
+	wantUpdated(t, f.answer(t, contract.TypeAppealRevisited, time.Date(2030, 5, 10, 10, 0, 0, 0, cst),
 		map[string]any{"appealId": id, "satisfaction": "unsatisfied", "comment": "指标缺口仍有5亩"}), "accepted", dept)
 	f.wantDue(t, id, "reply_due", "2030-05-23T23:59:59+08:00")
 	f.wantDue(t, id, "first_reply_due", "2030-05-16T23:59:59+08:00")
-	wantUpdated(t, f.answer(t, appeal.TypeReplied, time.Date(2030, 5, 20, 16, 0, 0, 0, cst),
+	wantUpdated(t, f.answer(t, contract.TypeAppealReplied, time.Date(2030, 5, 20, 16, 0, 0, 0, cst),
 		map[string]any{"appealId": id, "department": dept, "reply": "剩余5亩已通过增减挂钩解决。"}), "replied", dept)
-	wantUpdated(t, f.answer(t, appeal.TypeRevisited, time.Date(2030, 5, 21, 10, 0, 0, 0, cst),
+	wantUpdated(t, f.answer(t, contract.TypeAppealRevisited, time.Date(2030, 5, 21, 10, 0, 0, 0, cst),
 		map[string]any{"appealId": id, "satisfaction": "basically_satisfied"}), "closed", dept)
 
 	rows, err := f.Pool.Query(context.Background(), `SELECT action, actor, coalesce(from_status, ''), to_status, department,
@@ -465,15 +465,15 @@ func TestReturned(t *testing.T) {
 	f := setup(t)
 	at := time.Date(2026, 12, 1, 9, 30, 0, 0, cst)
 	a := f.submit(t, at, submitData("HZ-R1", "finance", "city"))
-	wantUpdated(t, f.answer(t, appeal.TypeReturned, at.Add(time.Hour),
+	wantUpdated(t, f.answer(t, contract.TypeAppealReturned, at.Add(time.Hour),
 		map[string]any{"appealId": "HZ-R1", "department": a.Department, "reason": "属于用地问题，非金融办职责"}), "assigned", "yingshang-office")
 	// The business environment office now holds it and signs for it.
-	wantUpdated(t, f.answer(t, appeal.TypeAccepted, at.Add(2*time.Hour),
+	wantUpdated(t, f.answer(t, contract.TypeAppealAccepted, at.Add(2*time.Hour),
 		map[string]any{"appealId": "HZ-R1", "department": "yingshang-office"}), "accepted", "yingshang-office")
 	// Returned after acceptance (by a department) goes back as well.
 	b := f.submit(t, at, submitData("HZ-R2", "tax", "city"))
-	f.answer(t, appeal.TypeAccepted, at.Add(time.Hour), map[string]any{"appealId": "HZ-R2", "department": b.Department})
-	wantUpdated(t, f.answer(t, appeal.TypeReturned, at.Add(2*time.Hour),
+	f.answer(t, contract.TypeAppealAccepted, at.Add(time.Hour), map[string]any{"appealId": "HZ-R2", "department": b.Department})
+	wantUpdated(t, f.answer(t, contract.TypeAppealReturned, at.Add(2*time.Hour),
 		map[string]any{"appealId": "HZ-R2", "department": b.Department, "reason": "涉及社保，非税务部门职责"}), "assigned", "yingshang-office")
 	var reason string
 	if err := f.Pool.QueryRow(context.Background(), `SELECT detail->>'reason' FROM appeal.history WHERE appeal_id = 'HZ-R2' AND action = 'returned'`).Scan(&reason); err != nil || reason != "涉及社保，非税务部门职责" {
@@ -503,29 +503,29 @@ func TestRefusals(t *testing.T) {
 		}
 	}
 	t.Run("ErrUnknownAppeal", func(t *testing.T) {
-		for _, typ := range []string{appeal.TypeAccepted, appeal.TypeReturned, appeal.TypeReplied} {
+		for _, typ := range []string{contract.TypeAppealAccepted, contract.TypeAppealReturned, contract.TypeAppealReplied} {
 			refuse(t, typ, map[string]any{"appealId": "HZ-404", "department": dept, "reason": "x", "reply": "x"}, "unknown_appeal")
 		}
-		refuse(t, appeal.TypeRevisited, map[string]any{"appealId": "HZ-404", "satisfaction": "satisfied"}, "unknown_appeal")
+		refuse(t, contract.TypeAppealRevisited, map[string]any{"appealId": "HZ-404", "satisfaction": "satisfied"}, "unknown_appeal")
 	})
 	t.Run("ErrWrongDepartment", func(t *testing.T) {
-		refuse(t, appeal.TypeAccepted, map[string]any{"appealId": "HZ-X", "department": "natural-resources"}, "wrong_department")
-		refuse(t, appeal.TypeReturned, map[string]any{"appealId": "HZ-X", "department": "tax", "reason": "x"}, "wrong_department")
+		refuse(t, contract.TypeAppealAccepted, map[string]any{"appealId": "HZ-X", "department": "natural-resources"}, "wrong_department")
+		refuse(t, contract.TypeAppealReturned, map[string]any{"appealId": "HZ-X", "department": "tax", "reason": "x"}, "wrong_department")
 	})
 	t.Run("ErrInvalidTransition", func(t *testing.T) {
-		refuse(t, appeal.TypeReplied, map[string]any{"appealId": "HZ-X", "department": dept, "reply": "未签收先答复"}, "invalid_transition")
-		refuse(t, appeal.TypeRevisited, map[string]any{"appealId": "HZ-X", "satisfaction": "satisfied"}, "invalid_transition")
-		f.answer(t, appeal.TypeAccepted, at.Add(time.Hour), map[string]any{"appealId": "HZ-X", "department": dept})
-		refuse(t, appeal.TypeAccepted, map[string]any{"appealId": "HZ-X", "department": dept}, "invalid_transition")
-		f.answer(t, appeal.TypeReplied, at.Add(2*time.Hour), map[string]any{"appealId": "HZ-X", "department": dept, "reply": "已解决"})
-		refuse(t, appeal.TypeReturned, map[string]any{"appealId": "HZ-X", "department": dept, "reason": "x"}, "invalid_transition")
-		refuse(t, appeal.TypeReplied, map[string]any{"appealId": "HZ-X", "department": dept, "reply": "再答复"}, "invalid_transition")
-		f.answer(t, appeal.TypeRevisited, at.Add(3*time.Hour), map[string]any{"appealId": "HZ-X", "satisfaction": "satisfied"})
-		refuse(t, appeal.TypeRevisited, map[string]any{"appealId": "HZ-X", "satisfaction": "unsatisfied"}, "invalid_transition")
+		refuse(t, contract.TypeAppealReplied, map[string]any{"appealId": "HZ-X", "department": dept, "reply": "未签收先答复"}, "invalid_transition")
+		refuse(t, contract.TypeAppealRevisited, map[string]any{"appealId": "HZ-X", "satisfaction": "satisfied"}, "invalid_transition")
+		f.answer(t, contract.TypeAppealAccepted, at.Add(time.Hour), map[string]any{"appealId": "HZ-X", "department": dept})
+		refuse(t, contract.TypeAppealAccepted, map[string]any{"appealId": "HZ-X", "department": dept}, "invalid_transition")
+		f.answer(t, contract.TypeAppealReplied, at.Add(2*time.Hour), map[string]any{"appealId": "HZ-X", "department": dept, "reply": "已解决"})
+		refuse(t, contract.TypeAppealReturned, map[string]any{"appealId": "HZ-X", "department": dept, "reason": "x"}, "invalid_transition")
+		refuse(t, contract.TypeAppealReplied, map[string]any{"appealId": "HZ-X", "department": dept, "reply": "再答复"}, "invalid_transition")
+		f.answer(t, contract.TypeAppealRevisited, at.Add(3*time.Hour), map[string]any{"appealId": "HZ-X", "satisfaction": "satisfied"})
+		refuse(t, contract.TypeAppealRevisited, map[string]any{"appealId": "HZ-X", "satisfaction": "unsatisfied"}, "invalid_transition")
 		// The business environment office cannot return what it holds.
 		f.submit(t, at, submitData("HZ-Y", "", "city"))
 		before := f.Count(t, `SELECT count(*) FROM appeal.history WHERE appeal_id = 'HZ-Y'`)
-		wantRejected(t, f.answer(t, appeal.TypeReturned, at.Add(time.Hour),
+		wantRejected(t, f.answer(t, contract.TypeAppealReturned, at.Add(time.Hour),
 			map[string]any{"appealId": "HZ-Y", "department": "yingshang-office", "reason": "无法分办"}), "HZ-Y", "invalid_transition")
 		if f.Count(t, `SELECT count(*) FROM appeal.history WHERE appeal_id = 'HZ-Y'`) != before {
 			t.Fatal("refused return was recorded")
@@ -547,7 +547,7 @@ func TestRedelivery(t *testing.T) {
 		}
 	}
 	t.Run("Submitted", func(t *testing.T) {
-		same(t, functest.Event(appeal.TypeSubmitted, portalSrc, "sub-1", at, submitData("", "land", "anji")))
+		same(t, functest.Event(contract.TypeAppealSubmitted, portalSrc, "sub-1", at, submitData("", "land", "anji")))
 		if n := f.Count(t, `SELECT count(*) FROM appeal.appeals`); n != 1 {
 			t.Fatalf("%d appeals", n)
 		}
@@ -556,35 +556,35 @@ func TestRedelivery(t *testing.T) {
 	t.Run("Accepted", func(t *testing.T) {
 		// The redelivered acceptance answers "updated" again, not an
 		// invalid transition from accepted.
-		same(t, functest.Event(appeal.TypeAccepted, deptSrc, "acc-1", at.Add(time.Hour),
+		same(t, functest.Event(contract.TypeAppealAccepted, deptSrc, "acc-1", at.Add(time.Hour),
 			map[string]any{"appealId": id, "department": "anji-natural-resources"}))
 		if n := f.Count(t, `SELECT count(*) FROM appeal.history WHERE action = 'accepted'`); n != 1 {
 			t.Fatalf("%d acceptances recorded", n)
 		}
 	})
 	t.Run("Replied", func(t *testing.T) {
-		same(t, functest.Event(appeal.TypeReplied, deptSrc, "rep-1", at.Add(2*time.Hour),
+		same(t, functest.Event(contract.TypeAppealReplied, deptSrc, "rep-1", at.Add(2*time.Hour),
 			map[string]any{"appealId": id, "department": "anji-natural-resources", "reply": "已办结"}))
 	})
 	t.Run("Revisited", func(t *testing.T) {
-		same(t, functest.Event(appeal.TypeRevisited, "/hotline/12345", "rev-1", at.Add(3*time.Hour),
+		same(t, functest.Event(contract.TypeAppealRevisited, "/hotline/12345", "rev-1", at.Add(3*time.Hour),
 			map[string]any{"appealId": id, "satisfaction": "unsatisfied"}))
 		if n := f.Count(t, `SELECT reopened FROM appeal.appeals`); n != 1 {
 			t.Fatalf("reopened %d times", n)
 		}
 	})
 	t.Run("Returned", func(t *testing.T) {
-		same(t, functest.Event(appeal.TypeReturned, deptSrc, "ret-1", at.Add(4*time.Hour),
+		same(t, functest.Event(contract.TypeAppealReturned, deptSrc, "ret-1", at.Add(4*time.Hour),
 			map[string]any{"appealId": id, "department": "anji-natural-resources", "reason": "非本单位职责"}))
 	})
 	t.Run("Refusal", func(t *testing.T) {
-		same(t, functest.Event(appeal.TypeAccepted, deptSrc, "acc-404", at, map[string]any{"appealId": "nope", "department": "tax"}))
+		same(t, functest.Event(contract.TypeAppealAccepted, deptSrc, "acc-404", at, map[string]any{"appealId": "nope", "department": "tax"}))
 	})
 	t.Run("CalendarPublished", func(t *testing.T) {
-		same(t, functest.Event(appeal.TypeCalendarPublished, "/state-council", "cal-2030", at, testCalendar()))
+		same(t, functest.Event(contract.TypeCalendarPublished, "/state-council", "cal-2030", at, testCalendar()))
 	})
 	t.Run("ConcurrentDeliveries", func(t *testing.T) {
-		ev := functest.Event(appeal.TypeSubmitted, portalSrc, "burst", at, submitData("", "tax", "city"))
+		ev := functest.Event(contract.TypeAppealSubmitted, portalSrc, "burst", at, submitData("", "tax", "city"))
 		var wg sync.WaitGroup
 		replies := make([]*functest.Response, 8)
 		for i := range replies {

@@ -8,6 +8,7 @@ import (
 
 	"github.com/qinqing/qinqing/shared/appeal"
 	"github.com/qinqing/qinqing/shared/calendar"
+	"github.com/qinqing/qinqing/shared/contract"
 	"github.com/qinqing/qinqing/shared/runtime"
 )
 
@@ -26,36 +27,14 @@ func New(env *runtime.Env, rules *appeal.Rules) *runtime.Function {
 	return &runtime.Function{
 		Name: name,
 		Handlers: map[string]runtime.Handler{
-			appeal.TypeCalendarPublished: runtime.On(f.publishCalendar),
-			appeal.TypeSubmitted:         runtime.On(f.submit),
-			appeal.TypeAccepted:          runtime.On(f.accept),
-			appeal.TypeReturned:          runtime.On(f.giveBack),
-			appeal.TypeReplied:           runtime.On(f.reply),
-			appeal.TypeRevisited:         runtime.On(f.revisit),
+			contract.TypeCalendarPublished: runtime.On(f.publishCalendar),
+			contract.TypeAppealSubmitted:   runtime.On(f.submit),
+			contract.TypeAppealAccepted:    runtime.On(f.accept),
+			contract.TypeAppealReturned:    runtime.On(f.giveBack),
+			contract.TypeAppealReplied:     runtime.On(f.reply),
+			contract.TypeAppealRevisited:   runtime.On(f.revisit),
 		},
 	}
-}
-
-// Assignment is the data of cn.huzhou.appeal.assigned.
-type Assignment struct {
-	AppealID   string    `json:"appealId"`
-	Department string    `json:"department"`
-	ReceivedAt time.Time `json:"receivedAt"`
-	AssignDue  time.Time `json:"assignDue"`
-	ReplyDue   time.Time `json:"replyDue"`
-}
-
-// Update is the data of cn.huzhou.appeal.updated.
-type Update struct {
-	AppealID   string        `json:"appealId"`
-	Status     appeal.Status `json:"status"`
-	Department string        `json:"department"`
-}
-
-// Rejection is the data of cn.huzhou.appeal.rejected.
-type Rejection struct {
-	AppealID string `json:"appealId"`
-	Reason   string `json:"reason"`
 }
 
 // Refusal reasons of cn.huzhou.appeal.rejected.
@@ -71,12 +50,12 @@ func (f *Function) calendar(ctx context.Context, tx pgx.Tx) (*calendar.Calendar,
 	return f.cache.Get(ctx, tx)
 }
 
-func (f *Function) publishCalendar(ctx context.Context, tx pgx.Tx, m runtime.Meta, p *CalendarPublished) (runtime.Result, error) {
-	if err := calendar.Publish(ctx, tx, p.Year, p.holidays, p.workdays, m.Source); err != nil {
+func (f *Function) publishCalendar(ctx context.Context, tx pgx.Tx, m runtime.Meta, p *contract.CalendarPublished) (runtime.Result, error) {
+	if err := calendar.Publish(ctx, tx, p.Year, p.HolidayDates(), p.WorkdayDates(), m.Source); err != nil {
 		return runtime.Result{}, err
 	}
-	res := runtime.Reply(appeal.TypeCalendarAccepted, map[string]int{
-		"year": p.Year, "holidays": len(p.holidays), "workdays": len(p.workdays),
+	res := runtime.Reply(contract.TypeCalendarAccepted, contract.CalendarAccepted{
+		Year: p.Year, Holidays: len(p.HolidayDates()), Workdays: len(p.WorkdayDates()),
 	})
 	// Dropped after the commit: a load racing with this transaction may
 	// have cached the old year, and a rollback must keep the old one.
@@ -89,7 +68,7 @@ func (f *Function) publishCalendar(ctx context.Context, tx pgx.Tx, m runtime.Met
 // derived from the event's source + id. An appealId that exists already
 // (another event for the same appeal) creates nothing: the reply is the
 // existing appeal's current assignment.
-func (f *Function) submit(ctx context.Context, tx pgx.Tx, m runtime.Meta, p *Submitted) (runtime.Result, error) {
+func (f *Function) submit(ctx context.Context, tx pgx.Tx, m runtime.Meta, p *contract.AppealSubmitted) (runtime.Result, error) {
 	id := p.AppealID
 	if id == "" {
 		id = runtime.DeriveID("appeal", m.Source, m.ID)
@@ -98,7 +77,7 @@ func (f *Function) submit(ctx context.Context, tx pgx.Tx, m runtime.Meta, p *Sub
 	if err != nil {
 		return runtime.Result{}, err
 	}
-	a := Assignment{
+	a := contract.AppealAssignment{
 		AppealID:   id,
 		Department: f.rules.Route(p.Category, p.County),
 		ReceivedAt: m.Time.Truncate(time.Microsecond), // what Postgres keeps
@@ -118,28 +97,28 @@ func (f *Function) submit(ctx context.Context, tx pgx.Tx, m runtime.Meta, p *Sub
 			"assignDue": a.AssignDue, "replyDue": a.ReplyDue}}); err != nil {
 		return runtime.Result{}, err
 	}
-	return runtime.Reply(appeal.TypeAssigned, f.local(a)), nil
+	return runtime.Reply(contract.TypeAppealAssigned, f.local(a)), nil
 }
 
 // local shows the assignment's times in the business time zone.
-func (f *Function) local(a Assignment) Assignment {
+func (f *Function) local(a contract.AppealAssignment) contract.AppealAssignment {
 	a.ReceivedAt, a.AssignDue, a.ReplyDue = a.ReceivedAt.In(f.loc), a.AssignDue.In(f.loc), a.ReplyDue.In(f.loc)
 	return a
 }
 
-func (f *Function) accept(ctx context.Context, tx pgx.Tx, m runtime.Meta, p *Accepted) (runtime.Result, error) {
+func (f *Function) accept(ctx context.Context, tx pgx.Tx, m runtime.Meta, p *contract.AppealAccepted) (runtime.Result, error) {
 	return f.answer(ctx, tx, m, p.AppealID, p.Department, appeal.Accept, "", map[string]any{})
 }
 
-func (f *Function) giveBack(ctx context.Context, tx pgx.Tx, m runtime.Meta, p *Returned) (runtime.Result, error) {
+func (f *Function) giveBack(ctx context.Context, tx pgx.Tx, m runtime.Meta, p *contract.AppealReturned) (runtime.Result, error) {
 	return f.answer(ctx, tx, m, p.AppealID, p.Department, appeal.Return, "", map[string]any{"reason": p.Reason})
 }
 
-func (f *Function) reply(ctx context.Context, tx pgx.Tx, m runtime.Meta, p *Replied) (runtime.Result, error) {
+func (f *Function) reply(ctx context.Context, tx pgx.Tx, m runtime.Meta, p *contract.AppealReplied) (runtime.Result, error) {
 	return f.answer(ctx, tx, m, p.AppealID, p.Department, appeal.Reply, "", map[string]any{"reply": p.Reply})
 }
 
-func (f *Function) revisit(ctx context.Context, tx pgx.Tx, m runtime.Meta, p *Revisited) (runtime.Result, error) {
+func (f *Function) revisit(ctx context.Context, tx pgx.Tx, m runtime.Meta, p *contract.AppealRevisited) (runtime.Result, error) {
 	return f.answer(ctx, tx, m, p.AppealID, "", appeal.Revisit, appeal.Satisfaction(p.Satisfaction),
 		map[string]any{"satisfaction": p.Satisfaction, "comment": p.Comment})
 }
@@ -153,7 +132,7 @@ func (f *Function) revisit(ctx context.Context, tx pgx.Tx, m runtime.Meta, p *Re
 func (f *Function) answer(ctx context.Context, tx pgx.Tx, m runtime.Meta, id, department string, a appeal.Action,
 	sat appeal.Satisfaction, detail map[string]any) (runtime.Result, error) {
 	reject := func(reason string) (runtime.Result, error) {
-		return runtime.Reply(appeal.TypeRejected, Rejection{AppealID: id, Reason: reason}), nil
+		return runtime.Reply(contract.TypeAppealRejected, contract.AppealRejection{AppealID: id, Reason: reason}), nil
 	}
 	cur, found, err := lockAppeal(ctx, tx, id)
 	if err != nil {
@@ -198,5 +177,5 @@ func (f *Function) answer(ctx context.Context, tx pgx.Tx, m runtime.Meta, id, de
 	if err := addHistory(ctx, tx, m, id, s); err != nil {
 		return runtime.Result{}, err
 	}
-	return runtime.Reply(appeal.TypeUpdated, Update{AppealID: id, Status: to, Department: s.department}), nil
+	return runtime.Reply(contract.TypeAppealUpdated, contract.AppealUpdate{AppealID: id, Status: to, Department: s.department}), nil
 }

@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/qinqing/qinqing/shared/appeal"
+	"github.com/qinqing/qinqing/shared/contract"
 	"github.com/qinqing/qinqing/shared/runtime/functest"
 )
 
@@ -19,32 +20,32 @@ func fuzzPayload(f *testing.F, typ string, valid map[string]any) {
 	}
 	env := functest.Env(f, name)
 	p := functest.NewInProcess(env.Pool, New(env, appeal.DefaultRules()), time.Date(2026, 12, 1, 10, 0, 0, 0, cst))
-	p.Commit(f, appeal.TypeSubmitted, submitData("A-1", "land", "wuxing"))
+	p.Commit(f, contract.TypeAppealSubmitted, submitData("A-1", "land", "wuxing"))
 	f.Fuzz(func(t *testing.T, data string) { p.Check(t, typ, []byte(data)) })
 }
 
 func FuzzCalendarPublished(f *testing.F) {
-	fuzzPayload(f, appeal.TypeCalendarPublished, testCalendar())
+	fuzzPayload(f, contract.TypeCalendarPublished, testCalendar())
 }
 
 func FuzzSubmitted(f *testing.F) {
 	d := submitData("A-2", "land", "wuxing")
 	d["channel"], d["forumId"], d["signupId"] = "forum", "2026-W49", "s-1"
-	fuzzPayload(f, appeal.TypeSubmitted, d)
+	fuzzPayload(f, contract.TypeAppealSubmitted, d)
 }
 
 func FuzzAccepted(f *testing.F) {
-	fuzzPayload(f, appeal.TypeAccepted, map[string]any{"appealId": "A-1", "department": "natural-resources"})
+	fuzzPayload(f, contract.TypeAppealAccepted, map[string]any{"appealId": "A-1", "department": "natural-resources"})
 }
 
 func FuzzReturned(f *testing.F) {
-	fuzzPayload(f, appeal.TypeReturned, map[string]any{"appealId": "A-1", "department": "natural-resources", "reason": "不属本部门职责"})
+	fuzzPayload(f, contract.TypeAppealReturned, map[string]any{"appealId": "A-1", "department": "natural-resources", "reason": "不属本部门职责"})
 }
 
 func FuzzReplied(f *testing.F) {
-	fuzzPayload(f, appeal.TypeReplied, map[string]any{"appealId": "A-1", "department": "natural-resources", "reply": "已协调解决"})
+	fuzzPayload(f, contract.TypeAppealReplied, map[string]any{"appealId": "A-1", "department": "natural-resources", "reply": "已协调解决"})
 }
 
 func FuzzRevisited(f *testing.F) {
-	fuzzPayload(f, appeal.TypeRevisited, map[string]any{"appealId": "A-1", "satisfaction": "satisfied", "comment": "满意"})
+	fuzzPayload(f, contract.TypeAppealRevisited, map[string]any{"appealId": "A-1", "satisfaction": "satisfied", "comment": "满意"})
 }

@@ -5,7 +5,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/qinqing/qinqing/shared/appeal"
+	"github.com/qinqing/qinqing/shared/contract"
 	"github.com/qinqing/qinqing/shared/postgres/pgtest"
 	"github.com/qinqing/qinqing/shared/runtime/functest"
 )
@@ -36,20 +36,20 @@ func TestTextFieldsAreBadInputNotFaults(t *testing.T) {
 		name, typ, field string
 		data             map[string]any
 	}{
-		{"Title", appeal.TypeSubmitted, "title", set(forum(), "title", "用地\x00")},
-		{"Detail", appeal.TypeSubmitted, "detail", set(forum(), "detail", "\x00")},
-		{"DetailTooLong", appeal.TypeSubmitted, "detail", set(forum(), "detail", strings.Repeat("长", 4001))},
-		{"Category", appeal.TypeSubmitted, "category", set(forum(), "category", "land\x00")},
-		{"EnterpriseName", appeal.TypeSubmitted, "enterprise.name", set(forum(), "enterprise.name", "湖州\x00")},
-		{"ForumID", appeal.TypeSubmitted, "forumId", set(forum(), "forumId", "2026-W49\x00")},
-		{"ForumIDZeroWidth", appeal.TypeSubmitted, "forumId", set(forum(), "forumId", "2026-W49\u200b")},
-		{"SignupID", appeal.TypeSubmitted, "signupId", set(forum(), "signupId", "\x00")},
-		{"SignupIDSpace", appeal.TypeSubmitted, "signupId", set(forum(), "signupId", "0b5c-signup ")},
-		{"AppealID", appeal.TypeSubmitted, "appealId", set(forum(), "appealId", "A-1\u2010x")},
-		{"Reason", appeal.TypeReturned, "reason", map[string]any{"appealId": "A-1", "department": "tax", "reason": "\x00"}},
-		{"Reply", appeal.TypeReplied, "reply", map[string]any{"appealId": "A-1", "department": "tax", "reply": "已\x00办"}},
-		{"Comment", appeal.TypeRevisited, "comment", map[string]any{"appealId": "A-1", "satisfaction": "satisfied", "comment": "\x00"}},
-		{"Department", appeal.TypeAccepted, "department", map[string]any{"appealId": "A-1", "department": "tax\x00"}},
+		{"Title", contract.TypeAppealSubmitted, "title", set(forum(), "title", "用地\x00")},
+		{"Detail", contract.TypeAppealSubmitted, "detail", set(forum(), "detail", "\x00")},
+		{"DetailTooLong", contract.TypeAppealSubmitted, "detail", set(forum(), "detail", strings.Repeat("长", 4001))},
+		{"Category", contract.TypeAppealSubmitted, "category", set(forum(), "category", "land\x00")},
+		{"EnterpriseName", contract.TypeAppealSubmitted, "enterprise.name", set(forum(), "enterprise.name", "湖州\x00")},
+		{"ForumID", contract.TypeAppealSubmitted, "forumId", set(forum(), "forumId", "2026-W49\x00")},
+		{"ForumIDZeroWidth", contract.TypeAppealSubmitted, "forumId", set(forum(), "forumId", "2026-W49\u200b")},
+		{"SignupID", contract.TypeAppealSubmitted, "signupId", set(forum(), "signupId", "\x00")},
+		{"SignupIDSpace", contract.TypeAppealSubmitted, "signupId", set(forum(), "signupId", "0b5c-signup ")},
+		{"AppealID", contract.TypeAppealSubmitted, "appealId", set(forum(), "appealId", "A-1\u2010x")},
+		{"Reason", contract.TypeAppealReturned, "reason", map[string]any{"appealId": "A-1", "department": "tax", "reason": "\x00"}},
+		{"Reply", contract.TypeAppealReplied, "reply", map[string]any{"appealId": "A-1", "department": "tax", "reply": "已\x00办"}},
+		{"Comment", contract.TypeAppealRevisited, "comment", map[string]any{"appealId": "A-1", "satisfaction": "satisfied", "comment": "\x00"}},
+		{"Department", contract.TypeAppealAccepted, "department", map[string]any{"appealId": "A-1", "department": "tax\x00"}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

@@ -10,6 +10,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/qinqing/qinqing/shared/appeal"
+	"github.com/qinqing/qinqing/shared/contract"
 	"github.com/qinqing/qinqing/shared/runtime"
 )
 
@@ -37,7 +38,7 @@ func lockAppeal(ctx context.Context, tx pgx.Tx, id string) (current, bool, error
 // insertAppeal creates the appeal unless one with its id exists; it
 // reports whether it did. A concurrent insert of the same id waits on the
 // primary key until the other commits, then does nothing.
-func insertAppeal(ctx context.Context, tx pgx.Tx, m runtime.Meta, id string, p *Submitted, a Assignment) (bool, error) {
+func insertAppeal(ctx context.Context, tx pgx.Tx, m runtime.Meta, id string, p *contract.AppealSubmitted, a contract.AppealAssignment) (bool, error) {
 	tag, err := tx.Exec(ctx, `INSERT INTO appeal.appeals (appeal_id, uscc, enterprise_name, county, title, detail, category,
 			channel, forum_id, signup_id, status, department, routed_to, received_at, assign_due, first_reply_due, reply_due,
 			updated_at, source, event_id)
@@ -53,8 +54,8 @@ func insertAppeal(ctx context.Context, tx pgx.Tx, m runtime.Meta, id string, p *
 }
 
 // assignment reads an existing appeal's current assignment.
-func assignment(ctx context.Context, tx pgx.Tx, id string) (Assignment, error) {
-	a := Assignment{AppealID: id}
+func assignment(ctx context.Context, tx pgx.Tx, id string) (contract.AppealAssignment, error) {
+	a := contract.AppealAssignment{AppealID: id}
 	err := tx.QueryRow(ctx, `SELECT department, received_at, assign_due, reply_due FROM appeal.appeals WHERE appeal_id = $1`, id).
 		Scan(&a.Department, &a.ReceivedAt, &a.AssignDue, &a.ReplyDue)
 	if err != nil {

@@ -9,6 +9,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/qinqing/qinqing/shared/contract"
 	"github.com/qinqing/qinqing/shared/runtime"
 )
 
@@ -57,32 +58,6 @@ type Ceremony struct {
 	Winners []Winner // in ceremony order: category, then rank
 }
 
-// Published is the data of ceremony.published.
-type Published struct {
-	Year      int           `json:"year"`
-	Top50     []TopEntry    `json:"top50"`
-	Winners   []WinnerEntry `json:"winners"`
-	Documents []string      `json:"documents"`
-}
-
-// TopEntry is one enterprise of the top 50 in the reply.
-type TopEntry struct {
-	Rank int    `json:"rank"`
-	USCC string `json:"uscc"`
-	Name string `json:"name"`
-}
-
-// WinnerEntry is one winner in the reply. Presenter is the name of the
-// contributor winner presenting a good_case award, "" for the other
-// categories (and for good_case when no contributor won).
-type WinnerEntry struct {
-	Category     string `json:"category"`
-	Rank         int    `json:"rank"`
-	NominationID string `json:"nominationId"`
-	Name         string `json:"name"`
-	Presenter    string `json:"presenter"`
-}
-
 // ceremony runs the annual job for the year of the event time (business
 // time zone): it ranks, names the winners, writes the documents under
 // fixed keys (a rerun or a retry overwrites them with the same bytes when
@@ -113,7 +88,7 @@ func (f *Function) ceremony(ctx context.Context, tx pgx.Tx, m runtime.Meta) (run
 	if err := saveCeremony(ctx, tx, m, year, result); err != nil {
 		return runtime.Result{}, err
 	}
-	return runtime.Reply(TypeCeremonyPublished, result), nil
+	return runtime.Reply(contract.TypeCeremonyPublished, result), nil
 }
 
 // rankWinners orders each category's scored nominations by mean score,
@@ -123,7 +98,7 @@ func (f *Function) ceremony(ctx context.Context, tx pgx.Tx, m runtime.Meta) (run
 // cycling when there are fewer contributors.
 func rankWinners(cands []candidate, perCategory int) []Winner {
 	order := map[string]int{}
-	for i, c := range Categories {
+	for i, c := range contract.AwardCategories {
 		order[c] = i
 	}
 	cands = slices.Clone(cands)
@@ -151,13 +126,13 @@ func rankWinners(cands []candidate, perCategory int) []Winner {
 	}
 	var contributors []int
 	for i, w := range winners {
-		if w.Category == CategoryContributor {
+		if w.Category == contract.AwardContributor {
 			contributors = append(contributors, i)
 		}
 	}
 	if len(contributors) > 0 {
 		for i := range winners {
-			if w := &winners[i]; w.Category == CategoryGoodCase {
+			if w := &winners[i]; w.Category == contract.AwardGoodCase {
 				w.Presenter = &winners[contributors[(w.Rank-1)%len(contributors)]]
 			}
 		}
@@ -171,13 +146,13 @@ func (c Ceremony) certificatePrefix() string {
 }
 
 // Published is the reply for the ceremony whose documents are keys.
-func (c Ceremony) Published(keys []string) Published {
-	p := Published{Year: c.Year, Top50: make([]TopEntry, len(c.Top50)), Winners: make([]WinnerEntry, len(c.Winners)), Documents: keys}
+func (c Ceremony) Published(keys []string) contract.CeremonyPublished {
+	p := contract.CeremonyPublished{Year: c.Year, Top50: make([]contract.TopEntry, len(c.Top50)), Winners: make([]contract.WinnerEntry, len(c.Winners)), Documents: keys}
 	for i, e := range c.Top50 {
-		p.Top50[i] = TopEntry{Rank: e.Rank, USCC: e.USCC, Name: e.Name}
+		p.Top50[i] = contract.TopEntry{Rank: e.Rank, USCC: e.USCC, Name: e.Name}
 	}
 	for i, w := range c.Winners {
-		p.Winners[i] = WinnerEntry{Category: w.Category, Rank: w.Rank, NominationID: w.NominationID, Name: w.Name}
+		p.Winners[i] = contract.WinnerEntry{Category: w.Category, Rank: w.Rank, NominationID: w.NominationID, Name: w.Name}
 		if w.Presenter != nil {
 			p.Winners[i].Presenter = w.Presenter.Name
 		}

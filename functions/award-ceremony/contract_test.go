@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/qinqing/qinqing/shared/contract"
 	"github.com/qinqing/qinqing/shared/event"
 	"github.com/qinqing/qinqing/shared/runtime/functest"
 	"github.com/qinqing/qinqing/shared/testkit"
@@ -25,10 +26,10 @@ func TestMetrics(t *testing.T) {
 	a := event.SampleUSCC(1)
 
 	t.Run("OK", func(t *testing.T) {
-		r := f.must(t, TypeMetricsReported, statsSource, week, metricsData(1, "湖州恒达新材料有限公司", true, 100, 10), TypeMetricsAccepted)
-		var got MetricsAccepted
+		r := f.must(t, contract.TypeMetricsReported, statsSource, week, metricsData(1, "湖州恒达新材料有限公司", true, 100, 10), contract.TypeMetricsAccepted)
+		var got contract.MetricsAccepted
 		r.DataInto(t, &got)
-		if want := (MetricsAccepted{USCC: a, Year: 2026}); got != want {
+		if want := (contract.MetricsAccepted{USCC: a, Year: 2026}); got != want {
 			t.Fatalf("reply = %+v, want %+v", got, want)
 		}
 		if r.Event.Source() != "/qinqing/award-ceremony" {
@@ -36,7 +37,7 @@ func TestMetrics(t *testing.T) {
 		}
 	})
 	t.Run("LaterReplaces", func(t *testing.T) {
-		r := f.must(t, TypeMetricsReported, statsSource, week.Add(time.Hour), metricsData(1, "湖州恒达新材料股份有限公司", false, 200, 20), TypeMetricsAccepted)
+		r := f.must(t, contract.TypeMetricsReported, statsSource, week.Add(time.Hour), metricsData(1, "湖州恒达新材料股份有限公司", false, 200, 20), contract.TypeMetricsAccepted)
 		if r.Data()["superseded"] != false {
 			t.Fatalf("reply = %s", r.Event.Data())
 		}
@@ -49,7 +50,7 @@ func TestMetrics(t *testing.T) {
 	})
 	t.Run("OlderDoesNotReplace", func(t *testing.T) {
 		// An older report delivered late (by event time) changes nothing.
-		r := f.must(t, TypeMetricsReported, statsSource, week.Add(30*time.Minute), metricsData(1, "旧名称", true, 999, 99), TypeMetricsAccepted)
+		r := f.must(t, contract.TypeMetricsReported, statsSource, week.Add(30*time.Minute), metricsData(1, "旧名称", true, 999, 99), contract.TypeMetricsAccepted)
 		if r.Data()["superseded"] != true {
 			t.Fatalf("reply = %s, want superseded", r.Event.Data())
 		}
@@ -60,13 +61,13 @@ func TestMetrics(t *testing.T) {
 	t.Run("OtherYearIsSeparate", func(t *testing.T) {
 		d := metricsData(1, "湖州恒达新材料有限公司", true, 50, 5)
 		d["year"] = 2025
-		f.must(t, TypeMetricsReported, statsSource, week.Add(2*time.Hour), d, TypeMetricsAccepted)
+		f.must(t, contract.TypeMetricsReported, statsSource, week.Add(2*time.Hour), d, contract.TypeMetricsAccepted)
 		if got := f.Count(t, `SELECT count(*) FROM award.metrics WHERE uscc = $1`, a); got != 2 {
 			t.Fatalf("%d rows, want 2", got)
 		}
 	})
 	t.Run("Redelivery", func(t *testing.T) {
-		ev := functest.Event(TypeMetricsReported, statsSource, "metrics-same-id", week.Add(3*time.Hour), metricsData(2, "湖州金鼎纺织有限公司", true, 7, 1))
+		ev := functest.Event(contract.TypeMetricsReported, statsSource, "metrics-same-id", week.Add(3*time.Hour), metricsData(2, "湖州金鼎纺织有限公司", true, 7, 1))
 		first := f.Fn.Send(t, ev)
 		second := f.Fn.SendStructured(t, ev)
 		if first.Status != 200 || second.Status != 200 || first.Type() != second.Type() ||
@@ -140,7 +141,7 @@ func TestMetricsInvalid(t *testing.T) {
 	t.Parallel()
 	f := setup(t)
 	good := func() map[string]any { return metricsData(1, "湖州恒达新材料有限公司", true, 100, 10) }
-	f.sendInvalid(t, TypeMetricsReported, statsSource, good, []invalidCase{
+	f.sendInvalid(t, contract.TypeMetricsReported, statsSource, good, []invalidCase{
 		{"BadUSCC", set("uscc", "91330500MA2B3C4D5X"), "uscc"},
 		{"MissingUSCC", del("uscc"), "uscc"},
 		{"MissingName", set("name", " "), "name"},
@@ -173,23 +174,23 @@ func TestNominations(t *testing.T) {
 	t.Parallel()
 	f := setup(t)
 	t.Run("OK", func(t *testing.T) {
-		for _, c := range Categories {
-			r := f.must(t, TypeNominationSubmitted, awardsSource, week, nominationData("N-"+c, c, "候选"+c), TypeNominationAccepted)
-			var got NominationReply
+		for _, c := range contract.AwardCategories {
+			r := f.must(t, contract.TypeNominationSubmitted, awardsSource, week, nominationData("N-"+c, c, "候选"+c), contract.TypeNominationAccepted)
+			var got contract.NominationReply
 			r.DataInto(t, &got)
-			if want := (NominationReply{NominationID: "N-" + c, Year: 2026, Category: c}); got != want {
+			if want := (contract.NominationReply{NominationID: "N-" + c, Year: 2026, Category: c}); got != want {
 				t.Fatalf("reply = %+v, want %+v", got, want)
 			}
 		}
 	})
 	t.Run("ResubmittedUnchanged", func(t *testing.T) {
-		f.must(t, TypeNominationSubmitted, awardsSource, week.Add(time.Hour), nominationData("N-runner", CategoryRunner, "候选runner"), TypeNominationAccepted)
+		f.must(t, contract.TypeNominationSubmitted, awardsSource, week.Add(time.Hour), nominationData("N-runner", contract.AwardRunner, "候选runner"), contract.TypeNominationAccepted)
 		if n := f.Count(t, `SELECT count(*) FROM award.nominations WHERE nomination_id = 'N-runner' AND submitted_at = $1`, week); n != 1 {
 			t.Fatalf("resubmission changed the nomination")
 		}
 	})
 	t.Run("ErrDuplicateNomination", func(t *testing.T) {
-		r := f.must(t, TypeNominationSubmitted, awardsSource, week.Add(time.Hour), nominationData("N-runner", CategoryRunner, "另一个县区"), TypeNominationRejected)
+		r := f.must(t, contract.TypeNominationSubmitted, awardsSource, week.Add(time.Hour), nominationData("N-runner", contract.AwardRunner, "另一个县区"), contract.TypeNominationRejected)
 		if r.Data()["reason"] != "duplicate_nomination" || r.Data()["nominationId"] != "N-runner" {
 			t.Fatalf("reply = %s", r.Event.Data())
 		}
@@ -203,7 +204,7 @@ func TestNominationInvalid(t *testing.T) {
 	t.Parallel()
 	f := setup(t)
 	good := func() map[string]any {
-		return nominationData("N1", CategoryContributor, "湖州恒达新材料有限公司")
+		return nominationData("N1", contract.AwardContributor, "湖州恒达新材料有限公司")
 	}
 	goodCase := func(c string) func(d map[string]any) {
 		return func(d map[string]any) {
@@ -219,7 +220,7 @@ func TestNominationInvalid(t *testing.T) {
 			}
 		}
 	}
-	f.sendInvalid(t, TypeNominationSubmitted, awardsSource, good, []invalidCase{
+	f.sendInvalid(t, contract.TypeNominationSubmitted, awardsSource, good, []invalidCase{
 		{"MissingID", del("nominationId"), "nominationId"},
 		{"IDWithSlash", set("nominationId", "a/b"), "nominationId"},
 		{"MissingYear", del("year"), "year"},
@@ -230,10 +231,10 @@ func TestNominationInvalid(t *testing.T) {
 		{"NomineeNotObject", set("nominee", "x"), "nominee"},
 		{"ContributorWithoutUSCC", del("nominee.uscc"), "nominee.uscc"},
 		{"ContributorBadUSCC", set("nominee.uscc", "91330500MA2B3C4D5X"), "nominee.uscc"},
-		{"RunnerWithoutCounty", then(goodCase(CategoryRunner), del("nominee.county")), "nominee.county"},
-		{"RunnerUnknownCounty", then(goodCase(CategoryRunner), set("nominee.county", "hangzhou")), "nominee.county"},
-		{"GoodCaseWithoutDepartment", then(goodCase(CategoryGoodCase), del("nominee.department")), "nominee.department"},
-		{"StriverBadOptionalUSCC", then(goodCase(CategoryStriver), set("nominee.uscc", "123")), "nominee.uscc"},
+		{"RunnerWithoutCounty", then(goodCase(contract.AwardRunner), del("nominee.county")), "nominee.county"},
+		{"RunnerUnknownCounty", then(goodCase(contract.AwardRunner), set("nominee.county", "hangzhou")), "nominee.county"},
+		{"GoodCaseWithoutDepartment", then(goodCase(contract.AwardGoodCase), del("nominee.department")), "nominee.department"},
+		{"StriverBadOptionalUSCC", then(goodCase(contract.AwardStriver), set("nominee.uscc", "123")), "nominee.uscc"},
 		{"MissingNominatedBy", del("nominatedBy"), "nominatedBy"},
 		{"CitationNotString", set("citation", 5), "citation"},
 	})
@@ -245,7 +246,7 @@ func TestNominationInvalid(t *testing.T) {
 func TestScores(t *testing.T) {
 	t.Parallel()
 	f := setup(t)
-	f.must(t, TypeNominationSubmitted, awardsSource, week, nominationData("N1", CategoryStriver, "沈建国"), TypeNominationAccepted)
+	f.must(t, contract.TypeNominationSubmitted, awardsSource, week, nominationData("N1", contract.AwardStriver, "沈建国"), contract.TypeNominationAccepted)
 	scoreOf := func(t *testing.T) string {
 		t.Helper()
 		var s string
@@ -255,7 +256,7 @@ func TestScores(t *testing.T) {
 		return s
 	}
 	t.Run("OK", func(t *testing.T) {
-		r := f.must(t, TypeScoreRecorded, judgesSource, week.Add(time.Hour), scoreData("N1", "judge-1", 85.5), TypeScoreAccepted)
+		r := f.must(t, contract.TypeScoreRecorded, judgesSource, week.Add(time.Hour), scoreData("N1", "judge-1", 85.5), contract.TypeScoreAccepted)
 		if !bytes.Equal(r.Event.Data(), []byte(`{"nominationId":"N1","judge":"judge-1","score":85.5,"superseded":false}`)) {
 			t.Fatalf("reply = %s", r.Event.Data())
 		}
@@ -264,7 +265,7 @@ func TestScores(t *testing.T) {
 		}
 	})
 	t.Run("LaterReplaces", func(t *testing.T) {
-		f.must(t, TypeScoreRecorded, judgesSource, week.Add(2*time.Hour), scoreData("N1", "judge-1", 90), TypeScoreAccepted)
+		f.must(t, contract.TypeScoreRecorded, judgesSource, week.Add(2*time.Hour), scoreData("N1", "judge-1", 90), contract.TypeScoreAccepted)
 		if got := scoreOf(t); got != "90.00" {
 			t.Fatalf("score = %s, want 90.00", got)
 		}
@@ -273,7 +274,7 @@ func TestScores(t *testing.T) {
 		}
 	})
 	t.Run("OlderDoesNotReplace", func(t *testing.T) {
-		r := f.must(t, TypeScoreRecorded, judgesSource, week.Add(90*time.Minute), scoreData("N1", "judge-1", 10), TypeScoreAccepted)
+		r := f.must(t, contract.TypeScoreRecorded, judgesSource, week.Add(90*time.Minute), scoreData("N1", "judge-1", 10), contract.TypeScoreAccepted)
 		if r.Data()["superseded"] != true {
 			t.Fatalf("reply = %s", r.Event.Data())
 		}
@@ -282,7 +283,7 @@ func TestScores(t *testing.T) {
 		}
 	})
 	t.Run("ErrUnknownNomination", func(t *testing.T) {
-		r := f.must(t, TypeScoreRecorded, judgesSource, week, scoreData("N404", "judge-1", 70), TypeScoreRejected)
+		r := f.must(t, contract.TypeScoreRecorded, judgesSource, week, scoreData("N404", "judge-1", 70), contract.TypeScoreRejected)
 		if r.Data()["reason"] != "unknown_nomination" || r.Data()["nominationId"] != "N404" {
 			t.Fatalf("reply = %s", r.Event.Data())
 		}
@@ -308,7 +309,7 @@ func TestScores(t *testing.T) {
 			{"MissingNomination", scoreData("", "judge-2", 80), "nominationId"},
 		} {
 			t.Run(tc.name, func(t *testing.T) {
-				r := f.send(t, TypeScoreRecorded, judgesSource, week, tc.data)
+				r := f.send(t, contract.TypeScoreRecorded, judgesSource, week, tc.data)
 				if r.Status != 400 || r.Problem()["field"] != tc.field {
 					t.Fatalf("got %d %s, want 400 naming %s", r.Status, r.Body, tc.field)
 				}
@@ -323,7 +324,7 @@ func TestScores(t *testing.T) {
 	})
 	t.Run("EdgesAccepted", func(t *testing.T) {
 		for i, s := range []any{0, 100, 99.99, jsonNumber("1e2")} {
-			f.must(t, TypeScoreRecorded, judgesSource, week, scoreData("N1", fmt.Sprintf("edge-%d", i), s), TypeScoreAccepted)
+			f.must(t, contract.TypeScoreRecorded, judgesSource, week, scoreData("N1", fmt.Sprintf("edge-%d", i), s), contract.TypeScoreAccepted)
 		}
 	})
 }
@@ -336,7 +337,7 @@ func (n jsonNumber) MarshalJSON() ([]byte, error) { return []byte(n), nil }
 func TestConcurrentScoresLatestEventTimeWins(t *testing.T) {
 	t.Parallel()
 	f := setup(t)
-	f.must(t, TypeNominationSubmitted, awardsSource, week, nominationData("N1", CategoryStriver, "沈建国"), TypeNominationAccepted)
+	f.must(t, contract.TypeNominationSubmitted, awardsSource, week, nominationData("N1", contract.AwardStriver, "沈建国"), contract.TypeNominationAccepted)
 	// 20 scores from one judge, sent at once in reverse time order: the one
 	// with the latest event time stays, whatever the arrival order.
 	var wg sync.WaitGroup
@@ -344,7 +345,7 @@ func TestConcurrentScoresLatestEventTimeWins(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			f.must(t, TypeScoreRecorded, judgesSource, week.Add(time.Duration(i)*time.Minute), scoreData("N1", "judge-1", 50+i), TypeScoreAccepted)
+			f.must(t, contract.TypeScoreRecorded, judgesSource, week.Add(time.Duration(i)*time.Minute), scoreData("N1", "judge-1", 50+i), contract.TypeScoreAccepted)
 		}()
 	}
 	wg.Wait()
@@ -366,7 +367,7 @@ func TestCeremony(t *testing.T) {
 	at := week
 	next := func() time.Time { at = at.Add(time.Minute); return at }
 	report := func(n int, name string, private bool, revenue, tax int64) {
-		f.must(t, TypeMetricsReported, statsSource, next(), metricsData(n, name, private, revenue, tax), TypeMetricsAccepted)
+		f.must(t, contract.TypeMetricsReported, statsSource, next(), metricsData(n, name, private, revenue, tax), contract.TypeMetricsAccepted)
 	}
 	var ranked []enterprise
 	// 52 private enterprises with distinct revenues.
@@ -390,9 +391,9 @@ func TestCeremony(t *testing.T) {
 	report(400, "湖州替换后有限公司", true, 1, 0)
 	ranked = append(ranked, enterprise{400, "湖州替换后有限公司", 1, 0})
 	// A newer report, then an older one delivered late: the newer stands.
-	f.must(t, TypeMetricsReported, statsSource, week.Add(-time.Minute), metricsData(401, "湖州迟到旧报有限公司", true, 1, 0), TypeMetricsAccepted)
-	f.must(t, TypeMetricsReported, statsSource, week.Add(-2*time.Minute), metricsData(401, "湖州迟到更旧有限公司", true, 5, 0), TypeMetricsAccepted)
-	r := f.must(t, TypeMetricsReported, statsSource, week.Add(-3*time.Minute), metricsData(401, "湖州最旧有限公司", true, 9_000_000_000_000, 0), TypeMetricsAccepted)
+	f.must(t, contract.TypeMetricsReported, statsSource, week.Add(-time.Minute), metricsData(401, "湖州迟到旧报有限公司", true, 1, 0), contract.TypeMetricsAccepted)
+	f.must(t, contract.TypeMetricsReported, statsSource, week.Add(-2*time.Minute), metricsData(401, "湖州迟到更旧有限公司", true, 5, 0), contract.TypeMetricsAccepted)
+	r := f.must(t, contract.TypeMetricsReported, statsSource, week.Add(-3*time.Minute), metricsData(401, "湖州最旧有限公司", true, 9_000_000_000_000, 0), contract.TypeMetricsAccepted)
 	if r.Data()["superseded"] != true {
 		t.Fatalf("older report not superseded: %s", r.Event.Data())
 	}
@@ -403,7 +404,7 @@ func TestCeremony(t *testing.T) {
 	// Another year: excluded.
 	old := metricsData(500, "湖州往年有限公司", true, 10_000_000_000_000, 1)
 	old["year"] = 2025
-	f.must(t, TypeMetricsReported, statsSource, next(), old, TypeMetricsAccepted)
+	f.must(t, contract.TypeMetricsReported, statsSource, next(), old, contract.TypeMetricsAccepted)
 
 	slices.SortStableFunc(ranked, func(a, b enterprise) int {
 		switch {
@@ -418,50 +419,50 @@ func TestCeremony(t *testing.T) {
 
 	// Nominations, each a minute after the previous one.
 	nominate := func(id, category, nominee string) {
-		f.must(t, TypeNominationSubmitted, awardsSource, next(), nominationData(id, category, nominee), TypeNominationAccepted)
+		f.must(t, contract.TypeNominationSubmitted, awardsSource, next(), nominationData(id, category, nominee), contract.TypeNominationAccepted)
 	}
 	score := func(id, judge string, s any, at time.Time) {
-		f.must(t, TypeScoreRecorded, judgesSource, at, scoreData(id, judge, s), TypeScoreAccepted)
+		f.must(t, contract.TypeScoreRecorded, judgesSource, at, scoreData(id, judge, s), contract.TypeScoreAccepted)
 	}
 	// runner: run-b and run-a tie at 85 (run-b nominated first, so it ranks
 	// first despite its id); run-c's 95 is replaced by a later 70; run-d
 	// has no score and cannot win.
-	nominate("run-b", CategoryRunner, "安吉县")
-	nominate("run-a", CategoryRunner, "德清县")
-	nominate("run-c", CategoryRunner, "长兴县")
-	nominate("run-d", CategoryRunner, "南浔区")
+	nominate("run-b", contract.AwardRunner, "安吉县")
+	nominate("run-a", contract.AwardRunner, "德清县")
+	nominate("run-c", contract.AwardRunner, "长兴县")
+	nominate("run-d", contract.AwardRunner, "南浔区")
 	score("run-b", "j1", 90.5, next())
 	score("run-b", "j2", 79.5, next())
 	score("run-a", "j1", 85, next())
 	score("run-c", "j1", 95, next())
 	score("run-c", "j1", 70, next())
 	// contributor: two winners only, so presenters cycle.
-	nominate("con-1", CategoryContributor, "湖州贡献一号有限公司")
-	nominate("con-2", CategoryContributor, "湖州贡献二号有限公司")
+	nominate("con-1", contract.AwardContributor, "湖州贡献一号有限公司")
+	nominate("con-2", contract.AwardContributor, "湖州贡献二号有限公司")
 	score("con-1", "j1", 92, next())
 	score("con-2", "j1", 91, next())
 	// striver: one scored, one not.
-	nominate("str-1", CategoryStriver, "沈建国")
-	nominate("str-2", CategoryStriver, "钱美华")
+	nominate("str-1", contract.AwardStriver, "沈建国")
+	nominate("str-2", contract.AwardStriver, "钱美华")
 	score("str-1", "j1", 88, next())
 	// good_case: four scored, three win.
 	for i, s := range []int{99, 98, 97, 10} {
 		id := fmt.Sprintf("gc-%d", i+1)
-		nominate(id, CategoryGoodCase, fmt.Sprintf("好案例%d号", i+1))
+		nominate(id, contract.AwardGoodCase, fmt.Sprintf("好案例%d号", i+1))
 		score(id, "j1", s, next())
 	}
 	// Another year's nomination: excluded.
-	oldNom := nominationData("old-1", CategoryRunner, "吴兴区")
+	oldNom := nominationData("old-1", contract.AwardRunner, "吴兴区")
 	oldNom["year"] = 2025
-	f.must(t, TypeNominationSubmitted, awardsSource, next(), oldNom, TypeNominationAccepted)
+	f.must(t, contract.TypeNominationSubmitted, awardsSource, next(), oldNom, contract.TypeNominationAccepted)
 	score("old-1", "j1", 100, next())
 
 	ping := functest.Event(event.PingType, pingSource, "ceremony-2026", ceremonyAt, map[string]any{"job": "award-ceremony"})
 	first := f.Fn.Send(t, ping)
-	if first.Status != 200 || first.Type() != TypeCeremonyPublished {
+	if first.Status != 200 || first.Type() != contract.TypeCeremonyPublished {
 		t.Fatalf("ceremony: %d %s", first.Status, first.Body)
 	}
-	var got Published
+	var got contract.CeremonyPublished
 	first.DataInto(t, &got)
 
 	t.Run("Top50", func(t *testing.T) {
@@ -469,7 +470,7 @@ func TestCeremony(t *testing.T) {
 			t.Fatalf("year %d, %d enterprises", got.Year, len(got.Top50))
 		}
 		for i, e := range ranked {
-			if want := (TopEntry{Rank: i + 1, USCC: event.SampleUSCC(e.n), Name: e.name}); got.Top50[i] != want {
+			if want := (contract.TopEntry{Rank: i + 1, USCC: event.SampleUSCC(e.n), Name: e.name}); got.Top50[i] != want {
 				t.Fatalf("top50[%d] = %+v, want %+v", i, got.Top50[i], want)
 			}
 		}
@@ -492,16 +493,16 @@ func TestCeremony(t *testing.T) {
 		}
 	})
 	t.Run("WinnersAndPresenters", func(t *testing.T) {
-		want := []WinnerEntry{
-			{CategoryRunner, 1, "run-b", "安吉县", ""},
-			{CategoryRunner, 2, "run-a", "德清县", ""},
-			{CategoryRunner, 3, "run-c", "长兴县", ""},
-			{CategoryContributor, 1, "con-1", "湖州贡献一号有限公司", ""},
-			{CategoryContributor, 2, "con-2", "湖州贡献二号有限公司", ""},
-			{CategoryStriver, 1, "str-1", "沈建国", ""},
-			{CategoryGoodCase, 1, "gc-1", "好案例1号", "湖州贡献一号有限公司"},
-			{CategoryGoodCase, 2, "gc-2", "好案例2号", "湖州贡献二号有限公司"},
-			{CategoryGoodCase, 3, "gc-3", "好案例3号", "湖州贡献一号有限公司"},
+		want := []contract.WinnerEntry{
+			{Category: contract.AwardRunner, Rank: 1, NominationID: "run-b", Name: "安吉县", Presenter: ""},
+			{Category: contract.AwardRunner, Rank: 2, NominationID: "run-a", Name: "德清县", Presenter: ""},
+			{Category: contract.AwardRunner, Rank: 3, NominationID: "run-c", Name: "长兴县", Presenter: ""},
+			{Category: contract.AwardContributor, Rank: 1, NominationID: "con-1", Name: "湖州贡献一号有限公司", Presenter: ""},
+			{Category: contract.AwardContributor, Rank: 2, NominationID: "con-2", Name: "湖州贡献二号有限公司", Presenter: ""},
+			{Category: contract.AwardStriver, Rank: 1, NominationID: "str-1", Name: "沈建国", Presenter: ""},
+			{Category: contract.AwardGoodCase, Rank: 1, NominationID: "gc-1", Name: "好案例1号", Presenter: "湖州贡献一号有限公司"},
+			{Category: contract.AwardGoodCase, Rank: 2, NominationID: "gc-2", Name: "好案例2号", Presenter: "湖州贡献二号有限公司"},
+			{Category: contract.AwardGoodCase, Rank: 3, NominationID: "gc-3", Name: "好案例3号", Presenter: "湖州贡献一号有限公司"},
 		}
 		if !reflect.DeepEqual(got.Winners, want) {
 			t.Fatalf("winners:\n got %+v\nwant %+v", got.Winners, want)
@@ -595,24 +596,24 @@ func cmpInt(a, b int64) int {
 func TestCeremonyRerunFollowsChanges(t *testing.T) {
 	t.Parallel()
 	f := setup(t, "AWARD_WINNERS_PER_CATEGORY=1")
-	f.must(t, TypeNominationSubmitted, awardsSource, week, nominationData("A", CategoryRunner, "安吉县"), TypeNominationAccepted)
-	f.must(t, TypeNominationSubmitted, awardsSource, week, nominationData("B", CategoryRunner, "德清县"), TypeNominationAccepted)
-	f.must(t, TypeScoreRecorded, judgesSource, week, scoreData("A", "j1", 80), TypeScoreAccepted)
-	f.must(t, TypeScoreRecorded, judgesSource, week, scoreData("B", "j1", 70), TypeScoreAccepted)
-	var got Published
+	f.must(t, contract.TypeNominationSubmitted, awardsSource, week, nominationData("A", contract.AwardRunner, "安吉县"), contract.TypeNominationAccepted)
+	f.must(t, contract.TypeNominationSubmitted, awardsSource, week, nominationData("B", contract.AwardRunner, "德清县"), contract.TypeNominationAccepted)
+	f.must(t, contract.TypeScoreRecorded, judgesSource, week, scoreData("A", "j1", 80), contract.TypeScoreAccepted)
+	f.must(t, contract.TypeScoreRecorded, judgesSource, week, scoreData("B", "j1", 70), contract.TypeScoreAccepted)
+	var got contract.CeremonyPublished
 	f.ping(t, ceremonyAt).DataInto(t, &got)
 	if len(got.Winners) != 1 || got.Winners[0].NominationID != "A" {
 		t.Fatalf("winners = %+v, want A only (AWARD_WINNERS_PER_CATEGORY=1)", got.Winners)
 	}
 	// Equal means: the earlier nomination wins; both were nominated at
 	// the same time, so the nomination id decides.
-	f.must(t, TypeScoreRecorded, judgesSource, week.Add(time.Hour), scoreData("B", "j1", 80), TypeScoreAccepted)
+	f.must(t, contract.TypeScoreRecorded, judgesSource, week.Add(time.Hour), scoreData("B", "j1", 80), contract.TypeScoreAccepted)
 	f.ping(t, ceremonyAt).DataInto(t, &got)
 	if got.Winners[0].NominationID != "A" {
 		t.Fatalf("tie: winner = %+v, want A", got.Winners)
 	}
 	// A corrected score changes the result; the former winner's certificate goes.
-	f.must(t, TypeScoreRecorded, judgesSource, week.Add(2*time.Hour), scoreData("B", "j1", 95), TypeScoreAccepted)
+	f.must(t, contract.TypeScoreRecorded, judgesSource, week.Add(2*time.Hour), scoreData("B", "j1", 95), contract.TypeScoreAccepted)
 	f.ping(t, ceremonyAt).DataInto(t, &got)
 	if got.Winners[0].NominationID != "B" {
 		t.Fatalf("winners = %+v, want B", got.Winners)
@@ -626,15 +627,15 @@ func TestCeremonyEscapesHostileNames(t *testing.T) {
 	t.Parallel()
 	f := setup(t)
 	hostile := "<script>alert(1)</script>"
-	d := nominationData("X1", CategoryGoodCase, hostile)
+	d := nominationData("X1", contract.AwardGoodCase, hostile)
 	d["nominee"].(map[string]any)["department"] = `"><img src=x onerror=alert(2)>`
 	d["citation"] = "<b>&amp;</b>"
-	f.must(t, TypeNominationSubmitted, awardsSource, week, d, TypeNominationAccepted)
-	f.must(t, TypeNominationSubmitted, awardsSource, week, nominationData("C1", CategoryContributor, hostile), TypeNominationAccepted)
-	f.must(t, TypeScoreRecorded, judgesSource, week, scoreData("X1", "j1", 90), TypeScoreAccepted)
-	f.must(t, TypeScoreRecorded, judgesSource, week, scoreData("C1", "j1", 90), TypeScoreAccepted)
-	f.must(t, TypeMetricsReported, statsSource, week, metricsData(1, hostile, true, 100, 1), TypeMetricsAccepted)
-	var got Published
+	f.must(t, contract.TypeNominationSubmitted, awardsSource, week, d, contract.TypeNominationAccepted)
+	f.must(t, contract.TypeNominationSubmitted, awardsSource, week, nominationData("C1", contract.AwardContributor, hostile), contract.TypeNominationAccepted)
+	f.must(t, contract.TypeScoreRecorded, judgesSource, week, scoreData("X1", "j1", 90), contract.TypeScoreAccepted)
+	f.must(t, contract.TypeScoreRecorded, judgesSource, week, scoreData("C1", "j1", 90), contract.TypeScoreAccepted)
+	f.must(t, contract.TypeMetricsReported, statsSource, week, metricsData(1, hostile, true, 100, 1), contract.TypeMetricsAccepted)
+	var got contract.CeremonyPublished
 	f.ping(t, ceremonyAt).DataInto(t, &got)
 	if got.Top50[0].Name != hostile || got.Winners[1].Name != hostile || got.Winners[1].Presenter != hostile {
 		t.Fatalf("reply should carry the names as given: %+v", got)
@@ -665,7 +666,7 @@ func TestCeremonyEmptyYearAndBusinessTimeZone(t *testing.T) {
 	newYear := time.Date(2026, 12, 31, 16, 30, 0, 0, time.UTC)
 	d := metricsData(1, "湖州新年有限公司", true, 100, 1)
 	d["year"] = 2027
-	f.must(t, TypeMetricsReported, statsSource, newYear, d, TypeMetricsAccepted)
+	f.must(t, contract.TypeMetricsReported, statsSource, newYear, d, contract.TypeMetricsAccepted)
 
 	r := f.ping(t, newYear.Add(-time.Hour)) // 2026-12-31 23:30 in Huzhou
 	if !bytes.Equal(r.Event.Data(), []byte(`{"year":2026,"top50":[],"winners":[],"documents":["awards/2026/top50.csv","awards/2026/programme.html"]}`)) {
@@ -677,7 +678,7 @@ func TestCeremonyEmptyYearAndBusinessTimeZone(t *testing.T) {
 	if !strings.Contains(string(f.get(t, "awards/2026/programme.html")), "暂无") {
 		t.Fatalf("empty programme does not say so")
 	}
-	var got Published
+	var got contract.CeremonyPublished
 	f.ping(t, newYear).DataInto(t, &got)
 	if got.Year != 2027 || len(got.Top50) != 1 || got.Top50[0].USCC != event.SampleUSCC(1) {
 		t.Fatalf("ceremony at %v: %+v", newYear, got)
@@ -688,10 +689,10 @@ func TestConcurrentCeremonies(t *testing.T) {
 	t.Parallel()
 	f := setup(t)
 	for i := 1; i <= 5; i++ {
-		f.must(t, TypeMetricsReported, statsSource, week, metricsData(i, fmt.Sprintf("湖州并发%d有限公司", i), true, int64(i), 0), TypeMetricsAccepted)
+		f.must(t, contract.TypeMetricsReported, statsSource, week, metricsData(i, fmt.Sprintf("湖州并发%d有限公司", i), true, int64(i), 0), contract.TypeMetricsAccepted)
 		id := fmt.Sprintf("S%d", i)
-		f.must(t, TypeNominationSubmitted, awardsSource, week, nominationData(id, CategoryStriver, "奋斗者"+id), TypeNominationAccepted)
-		f.must(t, TypeScoreRecorded, judgesSource, week, scoreData(id, "j1", 50+i), TypeScoreAccepted)
+		f.must(t, contract.TypeNominationSubmitted, awardsSource, week, nominationData(id, contract.AwardStriver, "奋斗者"+id), contract.TypeNominationAccepted)
+		f.must(t, contract.TypeScoreRecorded, judgesSource, week, scoreData(id, "j1", 50+i), contract.TypeScoreAccepted)
 	}
 	replies := make([]*functest.Response, 6)
 	var wg sync.WaitGroup
@@ -726,7 +727,7 @@ func TestPingInvalid(t *testing.T) {
 		t.Fatalf("not a CloudEvent: %d", r.Status)
 	}
 	big := metricsData(1, strings.Repeat("x", 1<<20), true, 1, 1)
-	if r := f.send(t, TypeMetricsReported, statsSource, week, big); r.Status != http.StatusRequestEntityTooLarge {
+	if r := f.send(t, contract.TypeMetricsReported, statsSource, week, big); r.Status != http.StatusRequestEntityTooLarge {
 		t.Fatalf("too large: %d", r.Status)
 	}
 }
@@ -801,25 +802,25 @@ func TestSampleWeek(t *testing.T) {
 		counts[l.Type]++
 		last = r
 	}
-	if counts[TypeMetricsReported] < 55 || counts[TypeNominationSubmitted] < 8 || counts[TypeScoreRecorded] < 20 {
+	if counts[contract.TypeMetricsReported] < 55 || counts[contract.TypeNominationSubmitted] < 8 || counts[contract.TypeScoreRecorded] < 20 {
 		t.Fatalf("sample week is thin: %v", counts)
 	}
-	if last.Type() != TypeCeremonyPublished {
+	if last.Type() != contract.TypeCeremonyPublished {
 		t.Fatalf("the week ends with %s, want the ceremony", last.Type())
 	}
-	var got Published
+	var got contract.CeremonyPublished
 	last.DataInto(t, &got)
 	perCategory := map[string]int{}
 	for _, w := range got.Winners {
 		perCategory[w.Category]++
-		if (w.Category == CategoryGoodCase) != (w.Presenter != "") {
+		if (w.Category == contract.AwardGoodCase) != (w.Presenter != "") {
 			t.Errorf("winner %+v: presenter only for good_case", w)
 		}
 	}
 	if got.Year != 2026 || len(got.Top50) != TopSize || len(got.Documents) != 2+len(got.Winners) {
 		t.Fatalf("ceremony: year %d, %d top, %d documents", got.Year, len(got.Top50), len(got.Documents))
 	}
-	for _, c := range Categories {
+	for _, c := range contract.AwardCategories {
 		if perCategory[c] != 3 {
 			t.Errorf("%d %s winners, want 3", perCategory[c], c)
 		}
@@ -834,12 +835,12 @@ func TestYearIsData(t *testing.T) {
 	f := setup(t)
 	d := metricsData(1, "湖州远期有限公司", true, 100, 1)
 	d["year"] = 2031
-	f.must(t, TypeMetricsReported, statsSource, time.Time{}, d, TypeMetricsAccepted)
-	n := nominationData("Y2031", CategoryStriver, "沈远期")
+	f.must(t, contract.TypeMetricsReported, statsSource, time.Time{}, d, contract.TypeMetricsAccepted)
+	n := nominationData("Y2031", contract.AwardStriver, "沈远期")
 	n["year"] = 2031
-	f.must(t, TypeNominationSubmitted, awardsSource, week, n, TypeNominationAccepted)
-	f.must(t, TypeScoreRecorded, judgesSource, week, scoreData("Y2031", "j1", 90), TypeScoreAccepted)
-	var got Published
+	f.must(t, contract.TypeNominationSubmitted, awardsSource, week, n, contract.TypeNominationAccepted)
+	f.must(t, contract.TypeScoreRecorded, judgesSource, week, scoreData("Y2031", "j1", 90), contract.TypeScoreAccepted)
+	var got contract.CeremonyPublished
 	f.ping(t, time.Date(2031, 11, 1, 10, 0, 0, 0, testkit.Shanghai)).DataInto(t, &got)
 	if got.Year != 2031 || len(got.Top50) != 1 || got.Top50[0].USCC != event.SampleUSCC(1) || len(got.Winners) != 1 || got.Winners[0].NominationID != "Y2031" {
 		t.Fatalf("2031 ceremony: %+v", got)
@@ -854,7 +855,7 @@ func TestTop50GuardsFormulas(t *testing.T) {
 	f := setup(t)
 	names := []string{"=HYPERLINK(\"http://evil.example\")", "+86 公司", "＝SUM(A1)", "湖州正常企业"}
 	for i, name := range names {
-		f.must(t, TypeMetricsReported, statsSource, week, metricsData(i+1, name, true, int64(1000-i), 1), TypeMetricsAccepted)
+		f.must(t, contract.TypeMetricsReported, statsSource, week, metricsData(i+1, name, true, int64(1000-i), 1), contract.TypeMetricsAccepted)
 	}
 	f.ping(t, ceremonyAt)
 	recs, err := csv.NewReader(bytes.NewReader(f.get(t, "awards/2026/top50.csv"))).ReadAll()

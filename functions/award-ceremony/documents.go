@@ -14,6 +14,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 
+	"github.com/qinqing/qinqing/shared/contract"
 	"github.com/qinqing/qinqing/shared/docs"
 	"github.com/qinqing/qinqing/shared/event"
 )
@@ -51,10 +52,10 @@ type categoryInfo struct {
 }
 
 var categoryNames = map[string]categoryInfo{
-	CategoryRunner:      {Title: "奔跑者", Honoree: "县区", Number: "二"},
-	CategoryContributor: {Title: "贡献者", Honoree: "企业", Number: "三"},
-	CategoryStriver:     {Title: "奋斗者", Honoree: "个人", Number: "四"},
-	CategoryGoodCase:    {Title: "好案例", Honoree: "政府部门", Number: "五"},
+	contract.AwardRunner:      {Title: "奔跑者", Honoree: "县区", Number: "二"},
+	contract.AwardContributor: {Title: "贡献者", Honoree: "企业", Number: "三"},
+	contract.AwardStriver:     {Title: "奋斗者", Honoree: "个人", Number: "四"},
+	contract.AwardGoodCase:    {Title: "好案例", Honoree: "政府部门", Number: "五"},
 }
 
 // top50Header is the first row of top50.csv.
@@ -156,7 +157,7 @@ func (c Ceremony) programmeView() programmeView {
 		v.Top50 = append(v.Top50, rankedView{Rank: e.Rank, Name: e.Name, USCC: e.USCC, County: countyName(e.County),
 			Revenue: wan(e.RevenueFen), Tax: wan(e.TaxFen), Employees: e.Employees})
 	}
-	for _, cat := range Categories {
+	for _, cat := range contract.AwardCategories {
 		info := categoryNames[cat]
 		s := sectionView{Category: cat, Number: info.Number, Title: info.Title, Honoree: info.Honoree}
 		for _, w := range c.Winners {
@@ -176,18 +177,18 @@ func (c Ceremony) winnerView(w Winner) winnerView {
 		Serial: fmt.Sprintf("SGZX-%d-%s-%02d", c.Year, strings.ToUpper(strings.ReplaceAll(w.Category, "_", "")), w.Rank)}
 	var details []string
 	switch w.Category {
-	case CategoryGoodCase:
+	case contract.AwardGoodCase:
 		// The department receives the award; the certificate names it as
 		// the recipient, the programme beside the case.
 		v.Recipient = w.Department
 		details = append(details, w.Department)
-	case CategoryContributor:
+	case contract.AwardContributor:
 		details = append(details, "统一社会信用代码 "+w.USCC)
 	}
 	if w.County != "" && countyName(w.County) != w.Name {
 		details = append(details, countyName(w.County))
 	}
-	if w.Category == CategoryStriver && w.Department != "" {
+	if w.Category == contract.AwardStriver && w.Department != "" {
 		details = append(details, w.Department)
 	}
 	v.Detail = strings.Join(details, " · ")

@@ -5,6 +5,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/qinqing/qinqing/shared/contract"
 	"github.com/qinqing/qinqing/shared/event"
 	"github.com/qinqing/qinqing/shared/runtime/functest"
 )
@@ -15,9 +16,9 @@ func TestS3DownDuringCeremony(t *testing.T) {
 	t.Parallel()
 	f := &fixture{functest.Setup(t, binary, functest.Parts{S3: true, ProxyS3: true})}
 	proxy := f.S3Proxy
-	f.must(t, TypeMetricsReported, statsSource, week, metricsData(1, "湖州恒达新材料有限公司", true, 100, 1), TypeMetricsAccepted)
-	f.must(t, TypeNominationSubmitted, awardsSource, week, nominationData("S1", CategoryStriver, "沈建国"), TypeNominationAccepted)
-	f.must(t, TypeScoreRecorded, judgesSource, week, scoreData("S1", "j1", 90), TypeScoreAccepted)
+	f.must(t, contract.TypeMetricsReported, statsSource, week, metricsData(1, "湖州恒达新材料有限公司", true, 100, 1), contract.TypeMetricsAccepted)
+	f.must(t, contract.TypeNominationSubmitted, awardsSource, week, nominationData("S1", contract.AwardStriver, "沈建国"), contract.TypeNominationAccepted)
+	f.must(t, contract.TypeScoreRecorded, judgesSource, week, scoreData("S1", "j1", 90), contract.TypeScoreAccepted)
 
 	proxy.SetDown(true)
 	ping := functest.Event(event.PingType, pingSource, nextID(), ceremonyAt, map[string]any{"job": "award-ceremony"})
@@ -33,9 +34,9 @@ func TestS3DownDuringCeremony(t *testing.T) {
 	proxy.SetDown(false)
 
 	r := f.Fn.Retry(t, ping, 10*time.Second)
-	var got Published
+	var got contract.CeremonyPublished
 	r.DataInto(t, &got)
-	if r.Type() != TypeCeremonyPublished || got.Year != 2026 || len(got.Top50) != 1 || len(got.Winners) != 1 || len(got.Documents) != 3 {
+	if r.Type() != contract.TypeCeremonyPublished || got.Year != 2026 || len(got.Top50) != 1 || len(got.Winners) != 1 || len(got.Documents) != 3 {
 		t.Fatalf("retry: %d %s %s", r.Status, r.Type(), r.Body)
 	}
 	for _, k := range got.Documents {

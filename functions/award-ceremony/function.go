@@ -8,6 +8,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/qinqing/qinqing/shared/contract"
 	"github.com/qinqing/qinqing/shared/docs"
 	"github.com/qinqing/qinqing/shared/event"
 	"github.com/qinqing/qinqing/shared/runtime"
@@ -35,10 +36,10 @@ func New(env *runtime.Env, store *docs.Store, winners int) *runtime.Function {
 		// (the chart gives it timeoutSeconds 600).
 		RequestTimeout: runtime.LongRequestTimeout,
 		Handlers: map[string]runtime.Handler{
-			TypeMetricsReported:     runtime.On(f.metrics),
-			TypeNominationSubmitted: runtime.On(f.nominate),
-			TypeScoreRecorded:       runtime.On(f.score),
-			event.PingType:          runtime.Jobs(map[string]runtime.JobFunc{"award-ceremony": f.ceremony}),
+			contract.TypeMetricsReported:     runtime.On(f.metrics),
+			contract.TypeNominationSubmitted: runtime.On(f.nominate),
+			contract.TypeScoreRecorded:       runtime.On(f.score),
+			event.PingType:                   runtime.Jobs(map[string]runtime.JobFunc{"award-ceremony": f.ceremony}),
 		},
 	}
 }
@@ -50,70 +51,41 @@ func validWinnersPerCategory(n int) error {
 	return nil
 }
 
-// MetricsAccepted is the data of metrics.accepted. Superseded is true when
-// a report with a later event time was already on file, so this one was
-// recorded as handled but did not replace it.
-type MetricsAccepted struct {
-	USCC       string `json:"uscc"`
-	Year       int    `json:"year"`
-	Superseded bool   `json:"superseded"`
-}
-
-// NominationReply is the data of nomination.accepted and
-// nomination.rejected (reason "duplicate_nomination").
-type NominationReply struct {
-	NominationID string `json:"nominationId"`
-	Year         int    `json:"year"`
-	Category     string `json:"category"`
-	Reason       string `json:"reason,omitempty"`
-}
-
-// ScoreReply is the data of score.accepted and score.rejected (reason
-// "unknown_nomination"). Superseded is true when the judge's score with a
-// later event time was already on file.
-type ScoreReply struct {
-	NominationID string      `json:"nominationId"`
-	Judge        string      `json:"judge"`
-	Score        json.Number `json:"score"`
-	Superseded   bool        `json:"superseded"`
-	Reason       string      `json:"reason,omitempty"`
-}
-
-func (f *Function) metrics(ctx context.Context, tx pgx.Tx, m runtime.Meta, p *MetricsReported) (runtime.Result, error) {
+func (f *Function) metrics(ctx context.Context, tx pgx.Tx, m runtime.Meta, p *contract.MetricsReported) (runtime.Result, error) {
 	replaced, err := upsertMetrics(ctx, tx, m, p)
 	if err != nil {
 		return runtime.Result{}, err
 	}
-	return runtime.Reply(TypeMetricsAccepted, MetricsAccepted{USCC: p.USCC, Year: p.Year, Superseded: !replaced}), nil
+	return runtime.Reply(contract.TypeMetricsAccepted, contract.MetricsAccepted{USCC: p.USCC, Year: p.Year, Superseded: !replaced}), nil
 }
 
-func (f *Function) nominate(ctx context.Context, tx pgx.Tx, m runtime.Meta, p *NominationSubmitted) (runtime.Result, error) {
-	reply := NominationReply{NominationID: p.NominationID, Year: p.Year, Category: p.Category}
+func (f *Function) nominate(ctx context.Context, tx pgx.Tx, m runtime.Meta, p *contract.NominationSubmitted) (runtime.Result, error) {
+	reply := contract.NominationReply{NominationID: p.NominationID, Year: p.Year, Category: p.Category}
 	same, err := insertNomination(ctx, tx, m, p)
 	if err != nil {
 		return runtime.Result{}, err
 	}
 	if !same {
 		reply.Reason = "duplicate_nomination"
-		return runtime.Reply(TypeNominationRejected, reply), nil
+		return runtime.Reply(contract.TypeNominationRejected, reply), nil
 	}
-	return runtime.Reply(TypeNominationAccepted, reply), nil
+	return runtime.Reply(contract.TypeNominationAccepted, reply), nil
 }
 
-func (f *Function) score(ctx context.Context, tx pgx.Tx, m runtime.Meta, p *ScoreRecorded) (runtime.Result, error) {
-	reply := ScoreReply{NominationID: p.NominationID, Judge: p.Judge, Score: json.Number(formatScore(p.centi))}
+func (f *Function) score(ctx context.Context, tx pgx.Tx, m runtime.Meta, p *contract.ScoreRecorded) (runtime.Result, error) {
+	reply := contract.ScoreReply{NominationID: p.NominationID, Judge: p.Judge, Score: json.Number(contract.FormatScore(p.Centi()))}
 	found, err := nominationExists(ctx, tx, p.NominationID)
 	if err != nil {
 		return runtime.Result{}, err
 	}
 	if !found {
 		reply.Reason = "unknown_nomination"
-		return runtime.Reply(TypeScoreRejected, reply), nil
+		return runtime.Reply(contract.TypeScoreRejected, reply), nil
 	}
 	replaced, err := upsertScore(ctx, tx, m, p)
 	if err != nil {
 		return runtime.Result{}, err
 	}
 	reply.Superseded = !replaced
-	return runtime.Reply(TypeScoreAccepted, reply), nil
+	return runtime.Reply(contract.TypeScoreAccepted, reply), nil
 }

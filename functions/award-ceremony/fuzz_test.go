@@ -3,6 +3,7 @@ package main
 import (
 	"testing"
 
+	"github.com/qinqing/qinqing/shared/contract"
 	"github.com/qinqing/qinqing/shared/docs/s3test"
 	"github.com/qinqing/qinqing/shared/event"
 	"github.com/qinqing/qinqing/shared/runtime/functest"
@@ -20,20 +21,20 @@ func fuzzPayload(f *testing.F, typ string, valid map[string]any) {
 	env := functest.Env(f, name)
 	_, store := s3test.New(f)
 	p := functest.NewInProcess(env.Pool, New(env, store, 3), week)
-	p.Commit(f, TypeNominationSubmitted, nominationData("N1", CategoryGoodCase, "好案例"))
+	p.Commit(f, contract.TypeNominationSubmitted, nominationData("N1", contract.AwardGoodCase, "好案例"))
 	f.Fuzz(func(t *testing.T, data string) { p.Check(t, typ, []byte(data)) })
 }
 
 func FuzzMetricsReported(f *testing.F) {
-	fuzzPayload(f, TypeMetricsReported, metricsData(1, "湖州测试企业", true, 1000, 100))
+	fuzzPayload(f, contract.TypeMetricsReported, metricsData(1, "湖州测试企业", true, 1000, 100))
 }
 
 func FuzzNominationSubmitted(f *testing.F) {
-	fuzzPayload(f, TypeNominationSubmitted, nominationData("N2", CategoryContributor, "湖州贡献一号有限公司"))
+	fuzzPayload(f, contract.TypeNominationSubmitted, nominationData("N2", contract.AwardContributor, "湖州贡献一号有限公司"))
 }
 
 func FuzzScoreRecorded(f *testing.F) {
-	fuzzPayload(f, TypeScoreRecorded, scoreData("N1", "judge-01", 85.5))
+	fuzzPayload(f, contract.TypeScoreRecorded, scoreData("N1", "judge-01", 85.5))
 }
 
 func FuzzCeremonyJob(f *testing.F) {

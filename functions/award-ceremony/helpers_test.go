@@ -9,6 +9,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 
+	"github.com/qinqing/qinqing/shared/contract"
 	"github.com/qinqing/qinqing/shared/event"
 	"github.com/qinqing/qinqing/shared/postgres/pgtest"
 	"github.com/qinqing/qinqing/shared/runtime/functest"
@@ -65,7 +66,7 @@ func (f *fixture) must(t *testing.T, typ, source string, at time.Time, data any,
 
 func (f *fixture) ping(t *testing.T, at time.Time) *functest.Response {
 	t.Helper()
-	return f.must(t, event.PingType, pingSource, at, map[string]any{"job": "award-ceremony"}, TypeCeremonyPublished)
+	return f.must(t, event.PingType, pingSource, at, map[string]any{"job": "award-ceremony"}, contract.TypeCeremonyPublished)
 }
 
 func (f *fixture) get(t *testing.T, key string) []byte {
@@ -108,12 +109,12 @@ func metricsData(n int, name string, private bool, revenueFen, taxFen int64) map
 func nominationData(id, category, nomineeName string) map[string]any {
 	nominee := map[string]any{"name": nomineeName}
 	switch category {
-	case CategoryRunner:
+	case contract.AwardRunner:
 		nominee["county"] = "anji"
-	case CategoryContributor:
+	case contract.AwardContributor:
 		nominee["uscc"] = event.SampleUSCC(9000 + len(id))
 		nominee["county"] = "deqing"
-	case CategoryGoodCase:
+	case contract.AwardGoodCase:
 		nominee["department"] = "市市场监管局"
 	}
 	return map[string]any{

@@ -5,6 +5,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/qinqing/qinqing/shared/contract"
 	"github.com/qinqing/qinqing/shared/postgres/pgtest"
 	"github.com/qinqing/qinqing/shared/runtime/functest"
 )
@@ -16,9 +17,9 @@ import (
 func TestTextFieldsAreBadInputNotFaults(t *testing.T) {
 	t.Parallel()
 	f := setup(t)
-	f.must(t, TypeNominationSubmitted, awardsSource, week, nominationData("N1", CategoryGoodCase, "好案例"), TypeNominationAccepted)
+	f.must(t, contract.TypeNominationSubmitted, awardsSource, week, nominationData("N1", contract.AwardGoodCase, "好案例"), contract.TypeNominationAccepted)
 	nom := func(edit func(d map[string]any)) map[string]any {
-		d := nominationData("N2", CategoryGoodCase, "好案例2号")
+		d := nominationData("N2", contract.AwardGoodCase, "好案例2号")
 		edit(d)
 		return d
 	}
@@ -26,18 +27,18 @@ func TestTextFieldsAreBadInputNotFaults(t *testing.T) {
 		name, typ, source, field string
 		data                     map[string]any
 	}{
-		{"MetricsName", TypeMetricsReported, statsSource, "name", metricsData(1, "湖州\x00企业", true, 1, 1)},
-		{"NomineeName", TypeNominationSubmitted, awardsSource, "nominee.name", nom(set("nominee.name", "\x00"))},
-		{"NomineeDepartment", TypeNominationSubmitted, awardsSource, "nominee.department", nom(set("nominee.department", "市\x00局"))},
-		{"NominatedBy", TypeNominationSubmitted, awardsSource, "nominatedBy", nom(set("nominatedBy", "市委\x00"))},
-		{"NominatedByTooLong", TypeNominationSubmitted, awardsSource, "nominatedBy", nom(set("nominatedBy", strings.Repeat("x", 100000)))},
-		{"Citation", TypeNominationSubmitted, awardsSource, "citation", nom(set("citation", "实干\x00争先"))},
-		{"NominationIDNUL", TypeNominationSubmitted, awardsSource, "nominationId", nom(set("nominationId", "N2\x00"))},
-		{"Judge", TypeScoreRecorded, judgesSource, "judge", scoreData("N1", "judge\x00-1", 80)},
-		{"JudgeZeroWidth", TypeScoreRecorded, judgesSource, "judge", scoreData("N1", "judge-1\u200b", 80)},
-		{"JudgeTrailingSpace", TypeScoreRecorded, judgesSource, "judge", scoreData("N1", "judge-1 ", 80)},
-		{"JudgeHyphenLookalike", TypeScoreRecorded, judgesSource, "judge", scoreData("N1", "judge\u20101", 80)},
-		{"ScoreNominationIDZeroWidth", TypeScoreRecorded, judgesSource, "nominationId", scoreData("N1\u200b", "judge-1", 80)},
+		{"MetricsName", contract.TypeMetricsReported, statsSource, "name", metricsData(1, "湖州\x00企业", true, 1, 1)},
+		{"NomineeName", contract.TypeNominationSubmitted, awardsSource, "nominee.name", nom(set("nominee.name", "\x00"))},
+		{"NomineeDepartment", contract.TypeNominationSubmitted, awardsSource, "nominee.department", nom(set("nominee.department", "市\x00局"))},
+		{"NominatedBy", contract.TypeNominationSubmitted, awardsSource, "nominatedBy", nom(set("nominatedBy", "市委\x00"))},
+		{"NominatedByTooLong", contract.TypeNominationSubmitted, awardsSource, "nominatedBy", nom(set("nominatedBy", strings.Repeat("x", 100000)))},
+		{"Citation", contract.TypeNominationSubmitted, awardsSource, "citation", nom(set("citation", "实干\x00争先"))},
+		{"NominationIDNUL", contract.TypeNominationSubmitted, awardsSource, "nominationId", nom(set("nominationId", "N2\x00"))},
+		{"Judge", contract.TypeScoreRecorded, judgesSource, "judge", scoreData("N1", "judge\x00-1", 80)},
+		{"JudgeZeroWidth", contract.TypeScoreRecorded, judgesSource, "judge", scoreData("N1", "judge-1\u200b", 80)},
+		{"JudgeTrailingSpace", contract.TypeScoreRecorded, judgesSource, "judge", scoreData("N1", "judge-1 ", 80)},
+		{"JudgeHyphenLookalike", contract.TypeScoreRecorded, judgesSource, "judge", scoreData("N1", "judge\u20101", 80)},
+		{"ScoreNominationIDZeroWidth", contract.TypeScoreRecorded, judgesSource, "nominationId", scoreData("N1\u200b", "judge-1", 80)},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -56,9 +57,9 @@ func TestTextFieldsAreBadInputNotFaults(t *testing.T) {
 func TestJudgeOneKey(t *testing.T) {
 	t.Parallel()
 	f := setup(t)
-	f.must(t, TypeNominationSubmitted, awardsSource, week, nominationData("N1", CategoryGoodCase, "好案例"), TypeNominationAccepted)
+	f.must(t, contract.TypeNominationSubmitted, awardsSource, week, nominationData("N1", contract.AwardGoodCase, "好案例"), contract.TypeNominationAccepted)
 	for i, judge := range []string{"judge-01", "Judge-01", "ｊｕｄｇｅ－０１", "JUDGE-01"} {
-		r := f.must(t, TypeScoreRecorded, judgesSource, week.Add(time.Duration(i)*time.Minute), scoreData("N1", judge, 80+i), TypeScoreAccepted)
+		r := f.must(t, contract.TypeScoreRecorded, judgesSource, week.Add(time.Duration(i)*time.Minute), scoreData("N1", judge, 80+i), contract.TypeScoreAccepted)
 		if r.Data()["judge"] != "judge-01" {
 			t.Fatalf("%q replied as judge %v, want judge-01", judge, r.Data()["judge"])
 		}

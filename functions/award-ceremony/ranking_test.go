@@ -5,6 +5,8 @@ import (
 	"strconv"
 	"testing"
 	"time"
+
+	"github.com/qinqing/qinqing/shared/contract"
 )
 
 func TestRankWinners(t *testing.T) {
@@ -12,13 +14,13 @@ func TestRankWinners(t *testing.T) {
 	at := func(m int) time.Time { return week.Add(time.Duration(m) * time.Minute) }
 	cands := []candidate{
 		// Means 85 (170/2) and 85 (85/1): the earlier nomination first.
-		{NominationID: "r-late", Category: CategoryRunner, submittedAt: at(2), sum: 8500, count: 1},
-		{NominationID: "r-early", Category: CategoryRunner, submittedAt: at(1), sum: 17000, count: 2},
+		{NominationID: "r-late", Category: contract.AwardRunner, submittedAt: at(2), sum: 8500, count: 1},
+		{NominationID: "r-early", Category: contract.AwardRunner, submittedAt: at(1), sum: 17000, count: 2},
 		// Mean 85.01 beats both.
-		{NominationID: "r-top", Category: CategoryRunner, submittedAt: at(9), sum: 8501, count: 1},
-		{NominationID: "c1", Name: "甲", Category: CategoryContributor, submittedAt: at(1), sum: 9000, count: 1},
-		{NominationID: "g1", Category: CategoryGoodCase, submittedAt: at(1), sum: 9000, count: 1},
-		{NominationID: "g2", Category: CategoryGoodCase, submittedAt: at(2), sum: 8000, count: 1},
+		{NominationID: "r-top", Category: contract.AwardRunner, submittedAt: at(9), sum: 8501, count: 1},
+		{NominationID: "c1", Name: "甲", Category: contract.AwardContributor, submittedAt: at(1), sum: 9000, count: 1},
+		{NominationID: "g1", Category: contract.AwardGoodCase, submittedAt: at(1), sum: 9000, count: 1},
+		{NominationID: "g2", Category: contract.AwardGoodCase, submittedAt: at(2), sum: 8000, count: 1},
 	}
 	w := rankWinners(cands, 2)
 	var got []string
@@ -49,7 +51,7 @@ func TestRankWinners(t *testing.T) {
 func TestFormatting(t *testing.T) {
 	t.Parallel()
 	for centi, want := range map[int64]string{0: "0", 10000: "100", 8550: "85.5", 7225: "72.25", 5: "0.05", 9999: "99.99"} {
-		if got := formatScore(centi); got != want {
+		if got := contract.FormatScore(centi); got != want {
 			t.Errorf("formatScore(%d) = %q, want %q", centi, got, want)
 		}
 	}
@@ -70,16 +72,16 @@ func FuzzParseScore(f *testing.F) {
 		if !json.Valid([]byte(s)) {
 			return
 		}
-		centi, err := parseScore("score", json.RawMessage(s))
+		centi, err := contract.ParseScore("score", json.RawMessage(s))
 		if err != nil {
 			return
 		}
 		if centi < 0 || centi > 10000 {
 			t.Fatalf("parseScore(%q) = %d out of range", s, centi)
 		}
-		back, err := parseScore("score", json.RawMessage(formatScore(centi)))
+		back, err := contract.ParseScore("score", json.RawMessage(contract.FormatScore(centi)))
 		if err != nil || back != centi {
-			t.Fatalf("round trip %q → %d → %q → %d, %v", s, centi, formatScore(centi), back, err)
+			t.Fatalf("round trip %q → %d → %q → %d, %v", s, centi, contract.FormatScore(centi), back, err)
 		}
 	})
 }

@@ -7,6 +7,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/qinqing/qinqing/shared/contract"
 	"github.com/qinqing/qinqing/shared/postgres"
 	"github.com/qinqing/qinqing/shared/runtime"
 )
@@ -14,7 +15,7 @@ import (
 // upsertMetrics records a report unless one with a later event time is on
 // file for the enterprise and year; it reports whether this one is now
 // current. At equal event times the later arrival wins.
-func upsertMetrics(ctx context.Context, tx pgx.Tx, m runtime.Meta, p *MetricsReported) (bool, error) {
+func upsertMetrics(ctx context.Context, tx pgx.Tx, m runtime.Meta, p *contract.MetricsReported) (bool, error) {
 	var current bool
 	err := tx.QueryRow(ctx, `INSERT INTO award.metrics AS cur (uscc, year, name, county, private, revenue_fen, tax_fen,
 			employees, reported_at, event_source, event_id)
@@ -38,7 +39,7 @@ func upsertMetrics(ctx context.Context, tx pgx.Tx, m runtime.Meta, p *MetricsRep
 // insertNomination stores a new nomination. When the id is taken it
 // reports whether the stored nomination says the same (a resubmission,
 // accepted again without change) or something else (a duplicate).
-func insertNomination(ctx context.Context, tx pgx.Tx, m runtime.Meta, p *NominationSubmitted) (bool, error) {
+func insertNomination(ctx context.Context, tx pgx.Tx, m runtime.Meta, p *contract.NominationSubmitted) (bool, error) {
 	n := p.Nominee
 	tag, err := tx.Exec(ctx, `INSERT INTO award.nominations (nomination_id, year, category, nominee_name, nominee_uscc,
 			nominee_county, nominee_department, nominated_by, citation, submitted_at, event_source, event_id)
@@ -74,14 +75,14 @@ func nominationExists(ctx context.Context, tx pgx.Tx, id string) (bool, error) {
 // upsertScore records a judge's score unless the judge's score with a
 // later event time is on file; it reports whether this one is now current.
 // At equal event times the later arrival wins.
-func upsertScore(ctx context.Context, tx pgx.Tx, m runtime.Meta, p *ScoreRecorded) (bool, error) {
+func upsertScore(ctx context.Context, tx pgx.Tx, m runtime.Meta, p *contract.ScoreRecorded) (bool, error) {
 	var current bool
 	err := tx.QueryRow(ctx, `INSERT INTO award.scores AS cur (nomination_id, judge, score, scored_at, event_source, event_id)
 		VALUES ($1, $2, $3::numeric / 100, $4, $5, $6)
 		ON CONFLICT (nomination_id, judge) DO UPDATE SET score = EXCLUDED.score, scored_at = EXCLUDED.scored_at,
 			event_source = EXCLUDED.event_source, event_id = EXCLUDED.event_id
 		WHERE cur.scored_at <= EXCLUDED.scored_at
-		RETURNING true`, p.NominationID, p.Judge, p.centi, m.Time, m.Source, m.ID).Scan(&current)
+		RETURNING true`, p.NominationID, p.Judge, p.Centi(), m.Time, m.Source, m.ID).Scan(&current)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return false, nil
 	}
@@ -147,7 +148,7 @@ func scoredNominations(ctx context.Context, tx pgx.Tx, year int) ([]candidate, e
 }
 
 // saveCeremony records the latest published result of the year.
-func saveCeremony(ctx context.Context, tx pgx.Tx, m runtime.Meta, year int, result Published) error {
+func saveCeremony(ctx context.Context, tx pgx.Tx, m runtime.Meta, year int, result contract.CeremonyPublished) error {
 	_, err := tx.Exec(ctx, `INSERT INTO award.ceremonies (year, as_of, event_source, event_id, result, published_at)
 		VALUES ($1, $2, $3, $4, $5, now())
 		ON CONFLICT (year) DO UPDATE SET as_of = EXCLUDED.as_of, event_source = EXCLUDED.event_source,

@@ -12,6 +12,7 @@ import (
 	cloudevents "github.com/cloudevents/sdk-go/v2"
 	"github.com/cloudevents/sdk-go/v2/types"
 
+	"github.com/qinqing/qinqing/shared/contract"
 	"github.com/qinqing/qinqing/shared/runtime"
 )
 
@@ -180,45 +181,12 @@ func (d *DeadLetter) ReplayEvent() (*cloudevents.Event, error) {
 	return &ev, ev.Validate()
 }
 
-// Item is a dead letter as the operator endpoints show it (contract
-// section 10), with a few more fields that help decide on a replay.
-type Item struct {
-	ID              string     `json:"id"`
-	ReceivedAt      time.Time  `json:"receivedAt"`
-	Status          string     `json:"status"`
-	ErrorDest       *string    `json:"errorDest"`
-	ErrorCode       *int       `json:"errorCode"`
-	ErrorData       *string    `json:"errorData"`
-	Event           EventView  `json:"event"`
-	Failures        int        `json:"failures"`
-	Replays         int        `json:"replays"`
-	ReplayedAt      *time.Time `json:"replayedAt,omitempty"`
-	LastReplayError *string    `json:"lastReplayError,omitempty"`
-}
-
-// EventView is the stored event in the attribute names of CloudEvents'
-// JSON format. data is the JSON value when the data is JSON, a string when
-// it is other text; binary data is in data_base64 (data is null then).
-type EventView struct {
-	SpecVersion     string            `json:"specversion"`
-	ID              string            `json:"id"`
-	Source          string            `json:"source"`
-	Type            string            `json:"type"`
-	Subject         string            `json:"subject,omitempty"`
-	Time            *string           `json:"time"`
-	DataContentType string            `json:"datacontenttype,omitempty"`
-	DataSchema      string            `json:"dataschema,omitempty"`
-	Extensions      map[string]string `json:"extensions,omitempty"`
-	Data            json.RawMessage   `json:"data"`
-	DataBase64      string            `json:"data_base64,omitempty"`
-}
-
 // Item returns the operator view of d.
-func (d *DeadLetter) Item() Item {
-	it := Item{
+func (d *DeadLetter) Item() contract.DeadLetter {
+	it := contract.DeadLetter{
 		ID: d.ID, ReceivedAt: d.ReceivedAt.UTC(), Status: d.Status, ErrorCode: d.ErrorCode, ErrorData: d.ErrorData,
 		Failures: d.Failures, Replays: d.Replays, ReplayedAt: d.ReplayedAt, LastReplayError: d.LastError,
-		Event: EventView{
+		Event: contract.DeadLetterEvent{
 			SpecVersion: d.SpecVersion, ID: d.EventID, Source: d.Source, Type: d.Type, Subject: d.Subject,
 			DataContentType: d.DataContentType, DataSchema: d.DataSchema, Extensions: d.Extensions,
 		},

@@ -14,6 +14,7 @@ import (
 	"go.opentelemetry.io/otel/trace"
 	"go.uber.org/zap"
 
+	"github.com/qinqing/qinqing/shared/contract"
 	"github.com/qinqing/qinqing/shared/event"
 	"github.com/qinqing/qinqing/shared/postgres"
 	"github.com/qinqing/qinqing/shared/runtime"
@@ -103,11 +104,6 @@ func (f *Function) receive(w http.ResponseWriter, r *http.Request) {
 	w.WriteHeader(http.StatusAccepted)
 }
 
-// List is the body of GET /deadletters.
-type List struct {
-	Items []Item `json:"items"`
-}
-
 // list answers GET /deadletters[?status=pending|replayed].
 func (f *Function) list(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
@@ -121,7 +117,7 @@ func (f *Function) list(w http.ResponseWriter, r *http.Request) {
 		unavailable(w, err)
 		return
 	}
-	out := List{Items: make([]Item, 0, len(ds))}
+	out := contract.DeadLetters{Items: make([]contract.DeadLetter, 0, len(ds))}
 	for _, d := range ds {
 		out.Items = append(out.Items, d.Item())
 	}

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/qinqing/qinqing/shared/appeal"
+	"github.com/qinqing/qinqing/shared/contract"
 	"github.com/qinqing/qinqing/shared/event"
 	"github.com/qinqing/qinqing/shared/postgres/pgtest"
 	"github.com/qinqing/qinqing/shared/runtime/functest"
@@ -59,11 +60,11 @@ func day(m time.Month, d, h int) time.Time { return time.Date(2030, m, d, h, 0, 
 // Saturday 11 May.
 func (f *fixture) publish(t *testing.T) {
 	t.Helper()
-	r := f.router.Send(t, functest.Event(appeal.TypeCalendarPublished, "/state-council", nextID(), time.Date(2029, 11, 12, 10, 0, 0, 0, cst),
+	r := f.router.Send(t, functest.Event(contract.TypeCalendarPublished, "/state-council", nextID(), time.Date(2029, 11, 12, 10, 0, 0, 0, cst),
 		map[string]any{"year": 2030,
 			"holidays": []string{"2030-05-01", "2030-05-02", "2030-05-03", "2030-05-04", "2030-05-05"},
 			"workdays": []string{"2030-04-28", "2030-05-11"}}))
-	if r.Type() != appeal.TypeCalendarAccepted {
+	if r.Type() != contract.TypeCalendarAccepted {
 		t.Fatalf("publish calendar: %d %s", r.Status, r.Body)
 	}
 }
@@ -71,12 +72,12 @@ func (f *fixture) publish(t *testing.T) {
 // submit files an appeal through appeal-router and returns its department.
 func (f *fixture) submit(t *testing.T, id string, at time.Time, category, county string) string {
 	t.Helper()
-	r := f.router.Send(t, functest.Event(appeal.TypeSubmitted, "/portals/enterprise", nextID(), at, map[string]any{
+	r := f.router.Send(t, functest.Event(contract.TypeAppealSubmitted, "/portals/enterprise", nextID(), at, map[string]any{
 		"appealId":   id,
 		"enterprise": map[string]any{"uscc": event.SampleUSCC(7), "name": "湖州南太湖智造有限公司"},
 		"county":     county, "title": "问题" + id, "detail": "详情", "category": category, "channel": "portal",
 	}))
-	if r.Type() != appeal.TypeAssigned {
+	if r.Type() != contract.TypeAppealAssigned {
 		t.Fatalf("submit %s: %d %s", id, r.Status, r.Body)
 	}
 	return r.Data()["department"].(string)
@@ -86,7 +87,7 @@ func (f *fixture) submit(t *testing.T, id string, at time.Time, category, county
 func (f *fixture) act(t *testing.T, typ string, at time.Time, data map[string]any) {
 	t.Helper()
 	r := f.router.Send(t, functest.Event(typ, deptSrc, nextID(), at, data))
-	if r.Type() != appeal.TypeUpdated {
+	if r.Type() != contract.TypeAppealUpdated {
 		t.Fatalf("%s %v: %d %s", typ, data, r.Status, r.Body)
 	}
 }
@@ -97,27 +98,27 @@ func (f *fixture) ping(t *testing.T, job string, at time.Time) *functest.Respons
 }
 
 // check runs a deadline check and decodes its reply.
-func (f *fixture) check(t *testing.T, at time.Time) CheckCompleted {
+func (f *fixture) check(t *testing.T, at time.Time) contract.CheckCompleted {
 	t.Helper()
 	r := f.ping(t, "deadline-check", at)
-	if r.Status != 200 || r.Type() != appeal.TypeCheckCompleted {
+	if r.Status != 200 || r.Type() != contract.TypeDeadlineCheckCompleted {
 		t.Fatalf("check: %d %s %s", r.Status, r.Type(), r.Body)
 	}
-	var c CheckCompleted
+	var c contract.CheckCompleted
 	r.DataInto(t, &c)
 	return c
 }
 
 // announced returns the overdue events the sink received, by key.
-func (f *fixture) announced(t *testing.T, n int) map[string]OverdueAnnounced {
+func (f *fixture) announced(t *testing.T, n int) map[string]contract.OverdueAnnounced {
 	t.Helper()
-	evs := f.Sink.WaitFor(t, appeal.TypeOverdue, n, 10*time.Second)
+	evs := f.Sink.WaitFor(t, contract.TypeAppealOverdue, n, 10*time.Second)
 	time.Sleep(500 * time.Millisecond) // a relay round more: nothing else may come
-	evs = f.Sink.OfType(appeal.TypeOverdue)
-	out := map[string]OverdueAnnounced{}
+	evs = f.Sink.OfType(contract.TypeAppealOverdue)
+	out := map[string]contract.OverdueAnnounced{}
 	ids := map[string]bool{}
 	for _, ev := range evs {
-		var a OverdueAnnounced
+		var a contract.OverdueAnnounced
 		if err := ev.DataAs(&a); err != nil {
 			t.Fatal(err)
 		}
@@ -136,9 +137,9 @@ func (f *fixture) announced(t *testing.T, n int) map[string]OverdueAnnounced {
 	return out
 }
 
-func wantCheck(t *testing.T, got CheckCompleted, assign, reply, revisit, announced int) {
+func wantCheck(t *testing.T, got contract.CheckCompleted, assign, reply, revisit, announced int) {
 	t.Helper()
-	want := Overdue{Assign: assign, Reply: reply, Revisit: revisit}
+	want := contract.OverdueCounts{Assign: assign, Reply: reply, Revisit: revisit}
 	if got.Overdue != want || got.Announced != announced {
 		t.Fatalf("check as of %s: overdue %+v announced %d, want %+v announced %d", got.AsOf, got.Overdue, got.Announced, want, announced)
 	}
@@ -169,18 +170,18 @@ func TestLadder(t *testing.T) {
 	// Tuesday 14 May: A's assign reaches 2.
 	wantCheck(t, f.check(t, day(5, 14, 9)), 2, 1, 0, 1)
 	// B is signed for (late): its assign stage is no longer overdue.
-	f.act(t, appeal.TypeAccepted, day(5, 14, 10), map[string]any{"appealId": "B", "department": deptB})
+	f.act(t, contract.TypeAppealAccepted, day(5, 14, 10), map[string]any{"appealId": "B", "department": deptB})
 	// Monday 20 May: A's assign and B's reply reach exposure.
 	wantCheck(t, f.check(t, day(5, 20, 9)), 1, 1, 0, 2)
 	// A is signed for, B replied (revisit due Thursday 23 May).
-	f.act(t, appeal.TypeAccepted, day(5, 20, 11), map[string]any{"appealId": "A", "department": deptA})
-	f.act(t, appeal.TypeReplied, day(5, 20, 10), map[string]any{"appealId": "B", "department": deptB, "reply": "退税已到账"})
+	f.act(t, contract.TypeAppealAccepted, day(5, 20, 11), map[string]any{"appealId": "A", "department": deptA})
+	f.act(t, contract.TypeAppealReplied, day(5, 20, 10), map[string]any{"appealId": "B", "department": deptB, "reply": "退税已到账"})
 	// Monday 27 May: A's reply (due Wednesday 22 May) and B's revisit are
 	// 3 and 2 working days overdue: reminder and supervision each.
 	wantCheck(t, f.check(t, day(5, 27, 9)), 0, 1, 1, 4)
 
 	got := f.announced(t, 13)
-	for _, w := range []OverdueAnnounced{
+	for _, w := range []contract.OverdueAnnounced{
 		{AppealID: "A", Stage: "assign", Level: "reminder", Department: deptA, DueAt: day(5, 11, 0).Add(23*time.Hour + 59*time.Minute + 59*time.Second), WorkingDaysOverdue: 0},
 		{AppealID: "A", Stage: "assign", Level: "supervision", Department: deptA, WorkingDaysOverdue: 2},
 		{AppealID: "A", Stage: "assign", Level: "exposure", Department: deptA, WorkingDaysOverdue: 6},
@@ -235,7 +236,7 @@ func TestConcurrentChecks(t *testing.T) {
 	total := 0
 	for _, at := range rounds {
 		var wg sync.WaitGroup
-		replies := make([]CheckCompleted, 4)
+		replies := make([]contract.CheckCompleted, 4)
 		for i := range replies {
 			wg.Add(1)
 			go func() { defer wg.Done(); replies[i] = f.check(t, at) }()
@@ -254,7 +255,7 @@ func TestConcurrentChecks(t *testing.T) {
 	if total != want {
 		t.Fatalf("checks announced %d in total, want %d", total, want)
 	}
-	if n := f.Count(t, `SELECT count(*) FROM qinqing.outbox WHERE type = $1`, appeal.TypeOverdue); n != int64(want) {
+	if n := f.Count(t, `SELECT count(*) FROM qinqing.outbox WHERE type = $1`, contract.TypeAppealOverdue); n != int64(want) {
 		t.Fatalf("%d overdue events queued, want %d", n, want)
 	}
 	f.announced(t, want)
@@ -279,7 +280,7 @@ func TestPingInvalid(t *testing.T) {
 		})
 	}
 	t.Run("ErrUnknownType", func(t *testing.T) {
-		r := f.Fn.Send(t, functest.Event(appeal.TypeSubmitted, "/x", nextID(), day(5, 12, 9), map[string]any{}))
+		r := f.Fn.Send(t, functest.Event(contract.TypeAppealSubmitted, "/x", nextID(), day(5, 12, 9), map[string]any{}))
 		if r.Status != 400 || r.Problem()["field"] != "type" {
 			t.Fatalf("got %d %s", r.Status, r.Body)
 		}
@@ -295,7 +296,7 @@ func TestNoTimeAttribute(t *testing.T) {
 	// Without a time attribute the check runs as of the receipt.
 	before := time.Now()
 	r := f.Fn.Send(t, functest.Event(event.PingType, pingSrc, nextID(), time.Time{}, map[string]any{"job": "deadline-check"}))
-	var c CheckCompleted
+	var c contract.CheckCompleted
 	r.DataInto(t, &c)
 	if c.AsOf.Before(before.Add(-time.Second)) || c.AsOf.After(time.Now().Add(time.Second)) {
 		t.Fatalf("asOf = %s, want about now", c.AsOf)
@@ -309,33 +310,33 @@ func TestMonthlyReview(t *testing.T) {
 	f := setup(t)
 	// M1: signed for and replied in time, satisfied.
 	d1 := f.submit(t, "M1", day(5, 6, 9), "land", "anji")
-	f.act(t, appeal.TypeAccepted, day(5, 7, 10), map[string]any{"appealId": "M1", "department": d1})
-	f.act(t, appeal.TypeReplied, day(5, 10, 10), map[string]any{"appealId": "M1", "department": d1, "reply": "已解决"})
-	f.act(t, appeal.TypeRevisited, day(5, 13, 10), map[string]any{"appealId": "M1", "satisfaction": "satisfied"})
+	f.act(t, contract.TypeAppealAccepted, day(5, 7, 10), map[string]any{"appealId": "M1", "department": d1})
+	f.act(t, contract.TypeAppealReplied, day(5, 10, 10), map[string]any{"appealId": "M1", "department": d1, "reply": "已解决"})
+	f.act(t, contract.TypeAppealRevisited, day(5, 13, 10), map[string]any{"appealId": "M1", "satisfaction": "satisfied"})
 	// M2: signed for late (due 9 May), replied late (due 20 May),
 	// unsatisfied, replied again, basically satisfied.
 	d2 := f.submit(t, "M2", day(5, 7, 9), "land", "city")
-	f.act(t, appeal.TypeAccepted, day(5, 13, 10), map[string]any{"appealId": "M2", "department": d2})
-	f.act(t, appeal.TypeReplied, day(5, 22, 10), map[string]any{"appealId": "M2", "department": d2, "reply": "初步答复"})
-	f.act(t, appeal.TypeRevisited, day(5, 23, 10), map[string]any{"appealId": "M2", "satisfaction": "unsatisfied"})
-	f.act(t, appeal.TypeReplied, day(5, 28, 10), map[string]any{"appealId": "M2", "department": d2, "reply": "再次答复"})
-	f.act(t, appeal.TypeRevisited, day(5, 29, 10), map[string]any{"appealId": "M2", "satisfaction": "basically_satisfied"})
+	f.act(t, contract.TypeAppealAccepted, day(5, 13, 10), map[string]any{"appealId": "M2", "department": d2})
+	f.act(t, contract.TypeAppealReplied, day(5, 22, 10), map[string]any{"appealId": "M2", "department": d2, "reply": "初步答复"})
+	f.act(t, contract.TypeAppealRevisited, day(5, 23, 10), map[string]any{"appealId": "M2", "satisfaction": "unsatisfied"})
+	f.act(t, contract.TypeAppealReplied, day(5, 28, 10), map[string]any{"appealId": "M2", "department": d2, "reply": "再次答复"})
+	f.act(t, contract.TypeAppealRevisited, day(5, 29, 10), map[string]any{"appealId": "M2", "satisfaction": "basically_satisfied"})
 	// M3: never signed for.
 	f.submit(t, "M3", day(5, 8, 9), "finance", "city")
 	// M4: the business environment office's own, replied in time; its
 	// revisit comes after the review's time and does not count.
 	f.submit(t, "M4", day(5, 9, 9), "", "city")
-	f.act(t, appeal.TypeAccepted, day(5, 9, 15), map[string]any{"appealId": "M4", "department": "yingshang-office"})
-	f.act(t, appeal.TypeReplied, day(5, 15, 10), map[string]any{"appealId": "M4", "department": "yingshang-office", "reply": "已协调"})
-	f.act(t, appeal.TypeRevisited, day(6, 2, 10), map[string]any{"appealId": "M4", "satisfaction": "satisfied"})
+	f.act(t, contract.TypeAppealAccepted, day(5, 9, 15), map[string]any{"appealId": "M4", "department": "yingshang-office"})
+	f.act(t, contract.TypeAppealReplied, day(5, 15, 10), map[string]any{"appealId": "M4", "department": "yingshang-office", "reply": "已协调"})
+	f.act(t, contract.TypeAppealRevisited, day(6, 2, 10), map[string]any{"appealId": "M4", "satisfaction": "satisfied"})
 	// M5: received on the last afternoon; not yet due on 1 June. Its
 	// acceptance on 3 June is after the review's time.
 	d5 := f.submit(t, "M5", day(5, 31, 15), "land", "anji")
-	f.act(t, appeal.TypeAccepted, day(6, 3, 9), map[string]any{"appealId": "M5", "department": d5})
+	f.act(t, contract.TypeAppealAccepted, day(6, 3, 9), map[string]any{"appealId": "M5", "department": d5})
 	// M6: returned, then signed for by the office on its due day; never replied.
 	d6 := f.submit(t, "M6", day(5, 14, 9), "finance", "wuxing")
-	f.act(t, appeal.TypeReturned, day(5, 15, 9), map[string]any{"appealId": "M6", "department": d6, "reason": "非本部门职责"})
-	f.act(t, appeal.TypeAccepted, day(5, 16, 9), map[string]any{"appealId": "M6", "department": "yingshang-office"})
+	f.act(t, contract.TypeAppealReturned, day(5, 15, 9), map[string]any{"appealId": "M6", "department": d6, "reason": "非本部门职责"})
+	f.act(t, contract.TypeAppealAccepted, day(5, 16, 9), map[string]any{"appealId": "M6", "department": "yingshang-office"})
 	// Not May: 29 April (Beijing time) and 1 June 08:00.
 	f.submit(t, "APR", time.Date(2030, 4, 30, 15, 30, 0, 0, time.UTC).Add(-24*time.Hour), "land", "anji")
 	f.submit(t, "JUN", day(6, 1, 8), "land", "anji")
@@ -345,7 +346,7 @@ func TestMonthlyReview(t *testing.T) {
 	f.submit(t, "JUN2", time.Date(2030, 5, 31, 16, 30, 0, 0, time.UTC), "tax", "city")
 
 	r := f.ping(t, "monthly-review", day(6, 1, 9))
-	if r.Status != 200 || r.Type() != appeal.TypeReviewPublished {
+	if r.Status != 200 || r.Type() != contract.TypeReviewPublished {
 		t.Fatalf("review: %d %s %s", r.Status, r.Type(), r.Body)
 	}
 	want := `{"period":"2030-05","received":6,"assignedOnTimeRate":0.6,"repliedOnTimeRate":0.4,"revisitRate":0.6667,` +
@@ -392,7 +393,7 @@ func TestMonthlyReview(t *testing.T) {
 	}
 	t.Run("RerunSameFiguresAndBytes", func(t *testing.T) {
 		// More happens to May's appeals; the review is run again later.
-		f.act(t, appeal.TypeAccepted, day(6, 3, 10), map[string]any{"appealId": "M3", "department": "financial-work"})
+		f.act(t, contract.TypeAppealAccepted, day(6, 3, 10), map[string]any{"appealId": "M3", "department": "financial-work"})
 		again := f.ping(t, "monthly-review", day(6, 5, 9))
 		if !bytes.Equal(again.Event.Data(), r.Event.Data()) {
 			t.Fatalf("rerun reply %s, first %s", again.Event.Data(), r.Event.Data())
@@ -405,7 +406,7 @@ func TestMonthlyReview(t *testing.T) {
 	})
 	t.Run("EmptyMonth", func(t *testing.T) {
 		r := f.ping(t, "monthly-review", day(3, 15, 9))
-		if r.Type() != appeal.TypeReviewPublished || r.Data()["period"] != "2030-02" || r.Data()["received"] != float64(0) {
+		if r.Type() != contract.TypeReviewPublished || r.Data()["period"] != "2030-02" || r.Data()["received"] != float64(0) {
 			t.Fatalf("got %s %s", r.Type(), r.Body)
 		}
 		// Lists are [] (never null) and rates 0 when nothing was received.
@@ -452,8 +453,8 @@ func TestAsOfEventTime(t *testing.T) {
 	// signed for late on Tuesday 21 May and replied on Wednesday 22 May
 	// (revisit due Monday 27 May) — all before the checks below arrive.
 	deptL := f.submit(t, "L", day(5, 13, 9), "land", "anji")
-	f.act(t, appeal.TypeAccepted, day(5, 21, 10), map[string]any{"appealId": "L", "department": deptL})
-	f.act(t, appeal.TypeReplied, day(5, 22, 10), map[string]any{"appealId": "L", "department": deptL, "reply": "已答复"})
+	f.act(t, contract.TypeAppealAccepted, day(5, 21, 10), map[string]any{"appealId": "L", "department": deptL})
+	f.act(t, contract.TypeAppealReplied, day(5, 22, 10), map[string]any{"appealId": "L", "department": deptL, "reply": "已答复"})
 
 	t.Run("AtTheDueTimeNotYetOverdue", func(t *testing.T) {
 		// At 23:59:59 on Friday 17 May W is due, not past due; L was

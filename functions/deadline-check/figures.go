@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/qinqing/qinqing/shared/appeal"
+	"github.com/qinqing/qinqing/shared/contract"
 )
 
 // Review is the monthly review (营商环境月评议), the content of
@@ -15,24 +16,24 @@ import (
 // event time of the first run for the month. docs/appeals.md gives each
 // rate's numerator and denominator.
 type Review struct {
-	Period             string              `json:"period"`
-	From               time.Time           `json:"from"`
-	To                 time.Time           `json:"to"`
-	AsOf               time.Time           `json:"asOf"`
-	Received           int                 `json:"received"`
-	Assign             StageFigures        `json:"assign"`
-	Reply              StageFigures        `json:"reply"`
-	Replied            int                 `json:"replied"`
-	Revisited          int                 `json:"revisited"`
-	Revisits           RevisitFigures      `json:"revisits"`
-	AssignedOnTimeRate float64             `json:"assignedOnTimeRate"`
-	RepliedOnTimeRate  float64             `json:"repliedOnTimeRate"`
-	RevisitRate        float64             `json:"revisitRate"`
-	SatisfactionRate   float64             `json:"satisfactionRate"`
-	TopCategories      []CategoryCount     `json:"topCategories"`
-	Departments        []DepartmentFigures `json:"departments"`
-	Channels           []NamedCount        `json:"channels"`
-	Counties           []NamedCount        `json:"counties"`
+	Period             string                   `json:"period"`
+	From               time.Time                `json:"from"`
+	To                 time.Time                `json:"to"`
+	AsOf               time.Time                `json:"asOf"`
+	Received           int                      `json:"received"`
+	Assign             StageFigures             `json:"assign"`
+	Reply              StageFigures             `json:"reply"`
+	Replied            int                      `json:"replied"`
+	Revisited          int                      `json:"revisited"`
+	Revisits           RevisitFigures           `json:"revisits"`
+	AssignedOnTimeRate float64                  `json:"assignedOnTimeRate"`
+	RepliedOnTimeRate  float64                  `json:"repliedOnTimeRate"`
+	RevisitRate        float64                  `json:"revisitRate"`
+	SatisfactionRate   float64                  `json:"satisfactionRate"`
+	TopCategories      []contract.CategoryCount `json:"topCategories"`
+	Departments        []DepartmentFigures      `json:"departments"`
+	Channels           []NamedCount             `json:"channels"`
+	Counties           []NamedCount             `json:"counties"`
 }
 
 // StageFigures splits the cohort by how a deadline went: met in time,
@@ -50,12 +51,6 @@ type RevisitFigures struct {
 	Satisfied          int `json:"satisfied"`
 	BasicallySatisfied int `json:"basicallySatisfied"`
 	Unsatisfied        int `json:"unsatisfied"`
-}
-
-// CategoryCount is one of the most frequent categories (common problems).
-type CategoryCount struct {
-	Category string `json:"category"`
-	Count    int    `json:"count"`
 }
 
 // NamedCount is a count per channel or county.
@@ -157,7 +152,7 @@ func (r record) reply(asOf time.Time) outcome {
 // same records give the same review.
 func Figures(recs []record, period string, from, to, asOf time.Time) Review {
 	rv := Review{Period: period, From: from, To: to, AsOf: asOf, Received: len(recs),
-		TopCategories: []CategoryCount{}, Departments: []DepartmentFigures{}, Channels: []NamedCount{}, Counties: []NamedCount{}}
+		TopCategories: []contract.CategoryCount{}, Departments: []DepartmentFigures{}, Channels: []NamedCount{}, Counties: []NamedCount{}}
 	categories, channels, counties := map[string]int{}, map[string]int{}, map[string]int{}
 	depts := map[string]*DepartmentFigures{}
 	for _, r := range recs {
@@ -219,7 +214,7 @@ func Figures(recs []record, period string, from, to, asOf time.Time) Review {
 		if len(rv.TopCategories) == topCategories {
 			break
 		}
-		rv.TopCategories = append(rv.TopCategories, CategoryCount{Category: c.Name, Count: c.Count})
+		rv.TopCategories = append(rv.TopCategories, contract.CategoryCount{Category: c.Name, Count: c.Count})
 	}
 	rv.Channels, rv.Counties = ranked(channels), ranked(counties)
 	for _, d := range depts {

@@ -6,8 +6,8 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
-	"github.com/qinqing/qinqing/shared/appeal"
 	"github.com/qinqing/qinqing/shared/calendar"
+	"github.com/qinqing/qinqing/shared/contract"
 	"github.com/qinqing/qinqing/shared/docs"
 	"github.com/qinqing/qinqing/shared/event"
 	"github.com/qinqing/qinqing/shared/runtime"
@@ -43,34 +43,16 @@ func New(env *runtime.Env, store *docs.Store) *runtime.Function {
 	}
 }
 
-// CheckCompleted is the data of cn.huzhou.deadline.check.completed.
-// Overdue counts what is past its due time as of the check (announced
-// now or before); Announced is how many overdue follow-ups this check
-// queued.
-type CheckCompleted struct {
-	AsOf      time.Time `json:"asOf"`
-	Overdue   Overdue   `json:"overdue"`
-	Announced int       `json:"announced"`
-}
-
-// Overdue counts the overdue items per kind.
-type Overdue struct {
-	Assign  int `json:"assign"`
-	Reply   int `json:"reply"`
-	Revisit int `json:"revisit"`
-	Payment int `json:"payment"`
-}
-
 // A Check finds what is overdue as of m.Time, adds its counts to c.Overdue
 // and returns the follow-ups announcing what was not announced before
 // (each with a Key, and guarded by a unique row of its own, so two checks
 // at once announce it once).
-type Check func(ctx context.Context, tx pgx.Tx, m runtime.Meta, c *CheckCompleted) ([]runtime.Outgoing, error)
+type Check func(ctx context.Context, tx pgx.Tx, m runtime.Meta, c *contract.CheckCompleted) ([]runtime.Outgoing, error)
 
 // paymentsOverdue announces, once each, subsidy payments not settled by
 // their dueAt (contract section 5, the payment part; the queries live with
 // the subsidy domain in shared/subsidy).
-func (f *Function) paymentsOverdue(ctx context.Context, tx pgx.Tx, m runtime.Meta, c *CheckCompleted) ([]runtime.Outgoing, error) {
+func (f *Function) paymentsOverdue(ctx context.Context, tx pgx.Tx, m runtime.Meta, c *contract.CheckCompleted) ([]runtime.Outgoing, error) {
 	n, out, err := subsidy.AnnounceOverduePayments(ctx, tx, m.Time.In(f.loc))
 	c.Overdue.Payment = n
 	return out, err
@@ -79,7 +61,7 @@ func (f *Function) paymentsOverdue(ctx context.Context, tx pgx.Tx, m runtime.Met
 // deadlineCheck runs every check as of the event time in the event's
 // transaction.
 func (f *Function) deadlineCheck(ctx context.Context, tx pgx.Tx, m runtime.Meta) (runtime.Result, error) {
-	c := CheckCompleted{AsOf: m.Time.In(f.loc)}
+	c := contract.CheckCompleted{AsOf: m.Time.In(f.loc)}
 	var res runtime.Result
 	for _, check := range f.checks {
 		out, err := check(ctx, tx, m, &c)
@@ -89,6 +71,6 @@ func (f *Function) deadlineCheck(ctx context.Context, tx pgx.Tx, m runtime.Meta)
 		res.FollowUps = append(res.FollowUps, out...)
 	}
 	c.Announced = len(res.FollowUps)
-	res.Reply = runtime.Outgoing{Type: appeal.TypeCheckCompleted, Data: c}
+	res.Reply = runtime.Outgoing{Type: contract.TypeDeadlineCheckCompleted, Data: c}
 	return res, nil
 }

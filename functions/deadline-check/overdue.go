@@ -11,19 +11,10 @@ import (
 
 	"github.com/qinqing/qinqing/shared/appeal"
 	"github.com/qinqing/qinqing/shared/calendar"
+	"github.com/qinqing/qinqing/shared/contract"
 	"github.com/qinqing/qinqing/shared/runtime"
 	"github.com/qinqing/qinqing/shared/telemetry"
 )
-
-// OverdueAnnounced is the data of cn.huzhou.appeal.overdue.
-type OverdueAnnounced struct {
-	AppealID           string       `json:"appealId"`
-	Stage              appeal.Stage `json:"stage"`
-	Level              appeal.Level `json:"level"`
-	Department         string       `json:"department"`
-	DueAt              time.Time    `json:"dueAt"`
-	WorkingDaysOverdue int          `json:"workingDaysOverdue"`
-}
 
 // pastDue is an appeal past the due time of a stage it has not met.
 type pastDue struct {
@@ -124,7 +115,7 @@ func (s stateAt) pastDue(asOf time.Time) []pastDue {
 // (appeal, stage, level) reached is announced once. Each appeal is judged
 // as it stood at the event time, so a check that arrives late, or again
 // under a new id, gives the same figures.
-func (f *Function) appealsOverdue(ctx context.Context, tx pgx.Tx, m runtime.Meta, c *CheckCompleted) ([]runtime.Outgoing, error) {
+func (f *Function) appealsOverdue(ctx context.Context, tx pgx.Tx, m runtime.Meta, c *contract.CheckCompleted) ([]runtime.Outgoing, error) {
 	late, err := pastDueAt(ctx, tx, m.Time)
 	if err != nil {
 		return nil, err
@@ -172,7 +163,7 @@ func (f *Function) appealsOverdue(ctx context.Context, tx pgx.Tx, m runtime.Meta
 		a.DueAt = a.DueAt.In(f.loc)
 		out = append(out, runtime.Outgoing{
 			Key:     appeal.OverdueKey(a.AppealID, a.Stage, a.Level),
-			Type:    appeal.TypeOverdue,
+			Type:    contract.TypeAppealOverdue,
 			Subject: a.AppealID,
 			Data:    a,
 			TraceParent: tel.Continue(ctx, traces[a.AppealID], "overdue "+string(a.Stage)+"/"+string(a.Level),
@@ -187,13 +178,13 @@ func (f *Function) appealsOverdue(ctx context.Context, tx pgx.Tx, m runtime.Meta
 // level each has reached as of asOf, lowest first: workingDaysOverdue is
 // the number of working days after the due date up to and including the
 // date of the check, both dates in the calendar's time zone.
-func Ladder(cal *calendar.Calendar, late []pastDue, asOf time.Time) []OverdueAnnounced {
+func Ladder(cal *calendar.Calendar, late []pastDue, asOf time.Time) []contract.OverdueAnnounced {
 	today := calendar.DateOf(asOf, cal.Loc)
-	var out []OverdueAnnounced
+	var out []contract.OverdueAnnounced
 	for _, p := range late {
 		n := cal.WorkingDaysBetween(calendar.DateOf(p.due, cal.Loc), today)
 		for _, l := range appeal.LevelsFor(n) {
-			out = append(out, OverdueAnnounced{AppealID: p.appealID, Stage: p.stage, Level: l,
+			out = append(out, contract.OverdueAnnounced{AppealID: p.appealID, Stage: p.stage, Level: l,
 				Department: p.department, DueAt: p.due, WorkingDaysOverdue: n})
 		}
 	}

@@ -6,9 +6,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/qinqing/qinqing/shared/contract"
 	"github.com/qinqing/qinqing/shared/event"
 	"github.com/qinqing/qinqing/shared/runtime/functest"
-	"github.com/qinqing/qinqing/shared/subsidy"
 )
 
 var (
@@ -53,9 +53,9 @@ func TestPaymentOverdue(t *testing.T) {
 		t.Fatalf("settle: %d %s", r.Status, r.Body)
 	}
 
-	check := func(at time.Time) CheckCompleted {
+	check := func(at time.Time) contract.CheckCompleted {
 		r := f.Fn.Send(t, functest.Event(event.PingType, pingSrc, nextID(), at, map[string]any{"job": "deadline-check"}))
-		var c CheckCompleted
+		var c contract.CheckCompleted
 		r.DataInto(t, &c)
 		return c
 	}
@@ -63,7 +63,7 @@ func TestPaymentOverdue(t *testing.T) {
 		t.Fatalf("at dueAt: %+v, want nothing overdue yet", c.Overdue)
 	}
 	var wg sync.WaitGroup
-	results := make([]CheckCompleted, 4)
+	results := make([]contract.CheckCompleted, 4)
 	for i := range results {
 		wg.Add(1)
 		go func() { defer wg.Done(); results[i] = check(due.Add(time.Hour)) }()
@@ -79,7 +79,7 @@ func TestPaymentOverdue(t *testing.T) {
 	if announced != 1 {
 		t.Fatalf("4 concurrent checks announced %d, want 1", announced)
 	}
-	got := f.Sink.WaitFor(t, subsidy.TypePaymentOverdue, 1, 10*time.Second)
+	got := f.Sink.WaitFor(t, contract.TypePaymentOverdue, 1, 10*time.Second)
 	var p struct {
 		DisbursementID string `json:"disbursementId"`
 		USCC           string `json:"uscc"`
@@ -94,7 +94,7 @@ func TestPaymentOverdue(t *testing.T) {
 		t.Fatalf("later check: %+v, want still 1 overdue and nothing announced again", c)
 	}
 	time.Sleep(300 * time.Millisecond)
-	if n := len(f.Sink.OfType(subsidy.TypePaymentOverdue)); n != 1 {
+	if n := len(f.Sink.OfType(contract.TypePaymentOverdue)); n != 1 {
 		t.Fatalf("%d payment.overdue events at the sink, want 1", n)
 	}
 }

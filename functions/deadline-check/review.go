@@ -11,6 +11,7 @@ import (
 
 	"github.com/qinqing/qinqing/shared/appeal"
 	"github.com/qinqing/qinqing/shared/calendar"
+	"github.com/qinqing/qinqing/shared/contract"
 	"github.com/qinqing/qinqing/shared/runtime"
 )
 
@@ -62,7 +63,7 @@ func (f *Function) monthlyReview(ctx context.Context, tx pgx.Tx, m runtime.Meta)
 	if err := f.docs.Put(ctx, keys[1], "text/html; charset=utf-8", page); err != nil {
 		return runtime.Result{}, err
 	}
-	return runtime.Reply(appeal.TypeReviewPublished, ReviewPublished{Period: period, Received: rv.Received,
+	return runtime.Reply(contract.TypeReviewPublished, contract.ReviewPublished{Period: period, Received: rv.Received,
 		AssignedOnTimeRate: rv.AssignedOnTimeRate, RepliedOnTimeRate: rv.RepliedOnTimeRate, RevisitRate: rv.RevisitRate,
 		SatisfactionRate: rv.SatisfactionRate, TopCategories: rv.TopCategories, Keys: keys}), nil
 }

@@ -8,6 +8,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/qinqing/qinqing/shared/appeal"
+	"github.com/qinqing/qinqing/shared/contract"
 	"github.com/qinqing/qinqing/shared/runtime"
 )
 
@@ -17,7 +18,7 @@ import (
 // it waits on the first conflicting row until this one commits, then
 // skips what this one announced (ON CONFLICT DO NOTHING): no duplicates,
 // no deadlock.
-func recordAnnouncements(ctx context.Context, tx pgx.Tx, m runtime.Meta, due []OverdueAnnounced) (map[string]bool, error) {
+func recordAnnouncements(ctx context.Context, tx pgx.Tx, m runtime.Meta, due []contract.OverdueAnnounced) (map[string]bool, error) {
 	ids := make([]string, len(due))
 	stages := make([]string, len(due))
 	levels := make([]string, len(due))

@@ -22,6 +22,7 @@ import (
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 
+	"github.com/qinqing/qinqing/shared/contract"
 	"github.com/qinqing/qinqing/shared/docs"
 	"github.com/qinqing/qinqing/shared/docs/s3test"
 	"github.com/qinqing/qinqing/shared/event"
@@ -74,7 +75,7 @@ func bareReceiver(pool *pgxpool.Pool) http.HandlerFunc {
 			http.Error(w, err.Error(), http.StatusBadRequest)
 			return
 		}
-		var p SignupRequested
+		var p contract.SignupRequested
 		if err := json.Unmarshal(ev.Data(), &p); err != nil {
 			http.Error(w, err.Error(), http.StatusBadRequest)
 			return
@@ -95,9 +96,9 @@ func bareReceiver(pool *pgxpool.Pool) http.HandlerFunc {
 			http.Error(w, fmt.Sprintf("bare: fresh %v status %q: %v", fresh, status, err), http.StatusInternalServerError)
 			return
 		}
-		typ := TypeSignupConfirmed
+		typ := contract.TypeSignupConfirmed
 		if status == StatusWaitlisted {
-			typ = TypeSignupWaitlisted
+			typ = contract.TypeSignupWaitlisted
 		} else {
 			position = 0
 		}
@@ -106,7 +107,7 @@ func bareReceiver(pool *pgxpool.Pool) http.HandlerFunc {
 		reply.SetSource("/bare")
 		reply.SetType(typ)
 		reply.SetTime(ev.Time())
-		_ = reply.SetData(cloudevents.ApplicationJSON, SignupReply{SignupID: signupID, ForumID: p.ForumID, USCC: p.Enterprise.USCC,
+		_ = reply.SetData(cloudevents.ApplicationJSON, contract.SignupReply{SignupID: signupID, ForumID: p.ForumID, USCC: p.Enterprise.USCC,
 			Status: status, WaitlistPosition: position, Uploads: []docs.Upload{}})
 		_ = cehttp.WriteResponseWriter(ctx, binding.ToMessage(&reply), http.StatusOK, w)
 	}
@@ -137,15 +138,15 @@ func (s *ingestSide) burst(tb testing.TB, forums []string, n, senders int) {
 			var lat []time.Duration
 			for i := range next {
 				k := int(benchSeq.Add(1))
-				mode := ModeSelf
+				mode := contract.ModeSelf
 				if k%5 == 0 {
-					mode = ModeNominated
+					mode = contract.ModeNominated
 				}
 				data, _ := json.Marshal(signupData(forums[i%len(forums)], event.SampleUSCC(100000+k), mode))
 				req, _ := http.NewRequest(http.MethodPost, s.url, bytes.NewReader(data))
 				req.Header.Set("Content-Type", "application/json")
 				req.Header.Set("Ce-Specversion", "1.0")
-				req.Header.Set("Ce-Type", TypeSignupRequested)
+				req.Header.Set("Ce-Type", contract.TypeSignupRequested)
 				req.Header.Set("Ce-Source", portalSrc)
 				req.Header.Set("Ce-Id", fmt.Sprint("bench-", k))
 				req.Header.Set("Ce-Time", week.Format(time.RFC3339))
@@ -156,7 +157,7 @@ func (s *ingestSide) burst(tb testing.TB, forums []string, n, senders int) {
 				}
 				_, _ = io.Copy(io.Discard, resp.Body)
 				resp.Body.Close()
-				if resp.StatusCode != 200 || (resp.Header.Get("Ce-Type") != TypeSignupConfirmed && resp.Header.Get("Ce-Type") != TypeSignupWaitlisted) {
+				if resp.StatusCode != 200 || (resp.Header.Get("Ce-Type") != contract.TypeSignupConfirmed && resp.Header.Get("Ce-Type") != contract.TypeSignupWaitlisted) {
 					panic(fmt.Sprintf("%s: status %d type %q", s.url, resp.StatusCode, resp.Header.Get("Ce-Type")))
 				}
 				lat = append(lat, time.Since(t0))

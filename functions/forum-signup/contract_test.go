@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/qinqing/qinqing/shared/contract"
 	"github.com/qinqing/qinqing/shared/event"
 	"github.com/qinqing/qinqing/shared/postgres/pgtest"
 	"github.com/qinqing/qinqing/shared/runtime/functest"
@@ -71,8 +72,8 @@ func (f *fixture) send(t *testing.T, typ string, at time.Time, data any) *functe
 
 func (f *fixture) schedule(t *testing.T, forumID string, capacity, reserved int) {
 	t.Helper()
-	r := f.send(t, TypeScheduled, week, scheduleData(forumID, capacity, reserved))
-	if r.Status != 200 || r.Type() != TypeScheduledAccepted {
+	r := f.send(t, contract.TypeForumScheduled, week, scheduleData(forumID, capacity, reserved))
+	if r.Status != 200 || r.Type() != contract.TypeForumScheduledAccepted {
 		t.Fatalf("schedule: status %d type %q body %s", r.Status, r.Type(), r.Body)
 	}
 }
@@ -85,8 +86,8 @@ func TestSchedule(t *testing.T) {
 	t.Run("Reschedule", func(t *testing.T) {
 		d := scheduleData("F1", 40, 10)
 		d["venue"] = "吴兴区政府"
-		r := f.send(t, TypeScheduled, week, d)
-		if r.Type() != TypeScheduledAccepted {
+		r := f.send(t, contract.TypeForumScheduled, week, d)
+		if r.Type() != contract.TypeForumScheduledAccepted {
 			t.Fatalf("got %s %s", r.Type(), r.Body)
 		}
 		if got := f.Count(t, `SELECT capacity FROM forum.forums WHERE forum_id='F1'`); got != 40 {
@@ -95,10 +96,10 @@ func TestSchedule(t *testing.T) {
 	})
 	t.Run("ErrCapacityBelowConfirmed", func(t *testing.T) {
 		for i := 0; i < 3; i++ {
-			f.send(t, TypeSignupRequested, week, signupData("F1", event.SampleUSCC(i), "self"))
+			f.send(t, contract.TypeSignupRequested, week, signupData("F1", event.SampleUSCC(i), "self"))
 		}
-		r := f.send(t, TypeScheduled, week, scheduleData("F1", 2, 0))
-		if r.Status != 200 || r.Type() != TypeScheduledRejected || r.Data()["reason"] != "capacity_below_confirmed" {
+		r := f.send(t, contract.TypeForumScheduled, week, scheduleData("F1", 2, 0))
+		if r.Status != 200 || r.Type() != contract.TypeForumScheduledRejected || r.Data()["reason"] != "capacity_below_confirmed" {
 			t.Fatalf("got %d %s %s", r.Status, r.Type(), r.Body)
 		}
 		if got := f.Count(t, `SELECT capacity FROM forum.forums WHERE forum_id='F1'`); got != 40 {
@@ -106,7 +107,7 @@ func TestSchedule(t *testing.T) {
 		}
 	})
 	t.Run("ErrReservedOverCapacity", func(t *testing.T) {
-		r := f.send(t, TypeScheduled, week, scheduleData("F2", 5, 6))
+		r := f.send(t, contract.TypeForumScheduled, week, scheduleData("F2", 5, 6))
 		if r.Status != 400 || r.Problem()["field"] != "reservedForNominated" {
 			t.Fatalf("got %d %s", r.Status, r.Body)
 		}
@@ -154,7 +155,7 @@ func TestSignupInvalid(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			d := good()
 			tc.edit(d)
-			r := f.send(t, TypeSignupRequested, week, d)
+			r := f.send(t, contract.TypeSignupRequested, week, d)
 			if r.Status != 400 {
 				t.Fatalf("status = %d, want 400 (%s)", r.Status, r.Body)
 			}
@@ -178,7 +179,7 @@ func TestSignupInvalid(t *testing.T) {
 		})
 	}
 	t.Run("NotJSON", func(t *testing.T) {
-		ev := functest.Event(TypeSignupRequested, portalSrc, nextID(), week, nil)
+		ev := functest.Event(contract.TypeSignupRequested, portalSrc, nextID(), week, nil)
 		_ = ev.SetData("application/json", []byte("{not json"))
 		if r := f.Fn.Send(t, ev); r.Status != 400 {
 			t.Fatalf("status = %d", r.Status)
@@ -197,14 +198,14 @@ func TestSignupInvalid(t *testing.T) {
 	t.Run("TooLarge", func(t *testing.T) {
 		d := good()
 		d["topic"] = string(bytes.Repeat([]byte("x"), 1<<20))
-		if r := f.send(t, TypeSignupRequested, week, d); r.Status != http.StatusRequestEntityTooLarge {
+		if r := f.send(t, contract.TypeSignupRequested, week, d); r.Status != http.StatusRequestEntityTooLarge {
 			t.Fatalf("status = %d", r.Status)
 		}
 	})
 	if n := f.Count(t, `SELECT count(*) FROM forum.signups`); n != 0 {
 		t.Fatalf("%d signups written by bad input", n)
 	}
-	if n := f.Count(t, `SELECT count(*) FROM qinqing.inbox WHERE type = $1`, TypeSignupRequested); n != 0 {
+	if n := f.Count(t, `SELECT count(*) FROM qinqing.inbox WHERE type = $1`, contract.TypeSignupRequested); n != 0 {
 		t.Fatalf("%d inbox rows written by bad input", n)
 	}
 }
@@ -222,11 +223,11 @@ func TestSignupFlow(t *testing.T) {
 			map[string]any{"title": "融资难", "detail": "贷款审批慢", "category": "finance"},
 		}
 		data["documents"] = []any{map[string]any{"fileName": "plan.pdf", "contentType": "application/pdf", "sizeBytes": 13}}
-		r := f.send(t, TypeSignupRequested, week, data)
-		if r.Type() != TypeSignupConfirmed {
+		r := f.send(t, contract.TypeSignupRequested, week, data)
+		if r.Type() != contract.TypeSignupConfirmed {
 			t.Fatalf("got %d %s %s", r.Status, r.Type(), r.Body)
 		}
-		var rep SignupReply
+		var rep contract.SignupReply
 		r.DataInto(t, &rep)
 		if rep.Status != "confirmed" || rep.USCC != a || rep.SignupID == "" || len(rep.Uploads) != 1 {
 			t.Fatalf("reply = %+v", rep)
@@ -252,7 +253,7 @@ func TestSignupFlow(t *testing.T) {
 			t.Fatalf("stored object = %q, %v", got, err)
 		}
 		// Each problem becomes an appeal follow-up.
-		appeals := f.Sink.WaitFor(t, TypeAppealSubmitted, 2, 10*time.Second)
+		appeals := f.Sink.WaitFor(t, contract.TypeAppealSubmitted, 2, 10*time.Second)
 		for _, ev := range appeals {
 			var ap map[string]any
 			_ = ev.DataAs(&ap)
@@ -266,65 +267,65 @@ func TestSignupFlow(t *testing.T) {
 		}
 	})
 	t.Run("ErrAlreadyRegistered", func(t *testing.T) {
-		r := f.send(t, TypeSignupRequested, week, signupData("F1", a, "self"))
-		if r.Type() != TypeSignupRejected || r.Data()["reason"] != "already_registered" || r.Data()["signupId"] == "" {
+		r := f.send(t, contract.TypeSignupRequested, week, signupData("F1", a, "self"))
+		if r.Type() != contract.TypeSignupRejected || r.Data()["reason"] != "already_registered" || r.Data()["signupId"] == "" {
 			t.Fatalf("got %s %s", r.Type(), r.Body)
 		}
 	})
 	t.Run("SelfSeatsThenWaitlist", func(t *testing.T) {
-		if r := f.send(t, TypeSignupRequested, week, signupData("F1", b, "self")); r.Type() != TypeSignupConfirmed {
+		if r := f.send(t, contract.TypeSignupRequested, week, signupData("F1", b, "self")); r.Type() != contract.TypeSignupConfirmed {
 			t.Fatalf("b: %s %s", r.Type(), r.Body)
 		}
 		// Two self seats are taken; the third seat is reserved.
-		r := f.send(t, TypeSignupRequested, week, signupData("F1", c, "self"))
-		if r.Type() != TypeSignupWaitlisted || r.Data()["waitlistPosition"] != float64(1) {
+		r := f.send(t, contract.TypeSignupRequested, week, signupData("F1", c, "self"))
+		if r.Type() != contract.TypeSignupWaitlisted || r.Data()["waitlistPosition"] != float64(1) {
 			t.Fatalf("c: %s %s", r.Type(), r.Body)
 		}
-		if r := f.send(t, TypeSignupRequested, week, signupData("F1", d, "nominated")); r.Type() != TypeSignupConfirmed {
+		if r := f.send(t, contract.TypeSignupRequested, week, signupData("F1", d, "nominated")); r.Type() != contract.TypeSignupConfirmed {
 			t.Fatalf("d: %s %s", r.Type(), r.Body)
 		}
-		r = f.send(t, TypeSignupRequested, week, signupData("F1", e, "nominated"))
-		if r.Type() != TypeSignupWaitlisted || r.Data()["waitlistPosition"] != float64(2) {
+		r = f.send(t, contract.TypeSignupRequested, week, signupData("F1", e, "nominated"))
+		if r.Type() != contract.TypeSignupWaitlisted || r.Data()["waitlistPosition"] != float64(2) {
 			t.Fatalf("e: %s %s", r.Type(), r.Body)
 		}
 	})
 	t.Run("CancelPromotesFirstThatMayTake", func(t *testing.T) {
 		// d (nominated) leaves: its seat may go to c (self)? No: self seats
 		// are full, so it goes to e, the first waitlisted nominated signup.
-		r := f.send(t, TypeSignupCancelled, week, map[string]any{"forumId": "F1", "uscc": d})
-		if r.Type() != TypeCancelAccepted || r.Data()["signupId"] == "" {
+		r := f.send(t, contract.TypeSignupCancelled, week, map[string]any{"forumId": "F1", "uscc": d})
+		if r.Type() != contract.TypeSignupCancelAccepted || r.Data()["signupId"] == "" {
 			t.Fatalf("cancel: %s %s", r.Type(), r.Body)
 		}
-		got := f.Sink.WaitFor(t, TypeSignupConfirmed, 1, 10*time.Second)
-		var rep SignupReply
+		got := f.Sink.WaitFor(t, contract.TypeSignupConfirmed, 1, 10*time.Second)
+		var rep contract.SignupReply
 		_ = got[0].DataAs(&rep)
 		if rep.USCC != e || rep.Status != "confirmed" {
 			t.Fatalf("promoted %+v, want %s", rep, e)
 		}
 		// a (self) leaves: c takes the self seat.
-		f.send(t, TypeSignupCancelled, week, map[string]any{"forumId": "F1", "uscc": a})
-		got = f.Sink.WaitFor(t, TypeSignupConfirmed, 2, 10*time.Second)
+		f.send(t, contract.TypeSignupCancelled, week, map[string]any{"forumId": "F1", "uscc": a})
+		got = f.Sink.WaitFor(t, contract.TypeSignupConfirmed, 2, 10*time.Second)
 		_ = got[1].DataAs(&rep)
 		if rep.USCC != c {
 			t.Fatalf("promoted %+v, want %s", rep, c)
 		}
 	})
 	t.Run("ErrNotRegistered", func(t *testing.T) {
-		r := f.send(t, TypeSignupCancelled, week, map[string]any{"forumId": "F1", "uscc": d})
-		if r.Type() != TypeSignupRejected || r.Data()["reason"] != "not_registered" {
+		r := f.send(t, contract.TypeSignupCancelled, week, map[string]any{"forumId": "F1", "uscc": d})
+		if r.Type() != contract.TypeSignupRejected || r.Data()["reason"] != "not_registered" {
 			t.Fatalf("got %s %s", r.Type(), r.Body)
 		}
 	})
 	t.Run("ErrForumNotFound", func(t *testing.T) {
-		r := f.send(t, TypeSignupRequested, week, signupData("F404", a, "self"))
-		if r.Type() != TypeSignupRejected || r.Data()["reason"] != "forum_not_found" {
+		r := f.send(t, contract.TypeSignupRequested, week, signupData("F404", a, "self"))
+		if r.Type() != contract.TypeSignupRejected || r.Data()["reason"] != "forum_not_found" {
 			t.Fatalf("got %s %s", r.Type(), r.Body)
 		}
 	})
 	t.Run("ErrSignupClosed", func(t *testing.T) {
 		late := time.Date(2026, 12, 1, 9, 0, 1, 0, time.UTC) // 17:00:01 in Huzhou
-		r := f.send(t, TypeSignupRequested, late, signupData("F1", event.SampleUSCC(9), "self"))
-		if r.Type() != TypeSignupRejected || r.Data()["reason"] != "signup_closed" {
+		r := f.send(t, contract.TypeSignupRequested, late, signupData("F1", event.SampleUSCC(9), "self"))
+		if r.Type() != contract.TypeSignupRejected || r.Data()["reason"] != "signup_closed" {
 			t.Fatalf("got %s %s", r.Type(), r.Body)
 		}
 	})
@@ -336,7 +337,7 @@ func TestRedelivery(t *testing.T) {
 	f.schedule(t, "F1", 30, 10)
 	data := signupData("F1", event.SampleUSCC(1), "self")
 	data["problems"] = []any{map[string]any{"title": "用电", "category": "energy"}}
-	ev := functest.Event(TypeSignupRequested, portalSrc, "same-id", week, data)
+	ev := functest.Event(contract.TypeSignupRequested, portalSrc, "same-id", week, data)
 	first := f.Fn.Send(t, ev)
 	// Structured mode this time: same event, other encoding.
 	second := f.Fn.SendStructured(t, ev)
@@ -353,7 +354,7 @@ func TestRedelivery(t *testing.T) {
 		t.Fatalf("%d outbox rows, want 1", n)
 	}
 	// Concurrent deliveries of one event: one effect, one reply.
-	ev2 := functest.Event(TypeSignupRequested, portalSrc, "burst-id", week, signupData("F1", event.SampleUSCC(2), "self"))
+	ev2 := functest.Event(contract.TypeSignupRequested, portalSrc, "burst-id", week, signupData("F1", event.SampleUSCC(2), "self"))
 	var wg sync.WaitGroup
 	replies := make([]*functest.Response, 8)
 	for i := range replies {
@@ -382,7 +383,7 @@ type seatRun struct {
 func signupConcurrently(t *testing.T, f *fixture, base int, modes []string) seatRun {
 	t.Helper()
 	types := make([]string, len(modes))
-	replies := make([]SignupReply, len(modes))
+	replies := make([]contract.SignupReply, len(modes))
 	var wg sync.WaitGroup
 	sem := make(chan struct{}, 32)
 	for i, mode := range modes {
@@ -391,7 +392,7 @@ func signupConcurrently(t *testing.T, f *fixture, base int, modes []string) seat
 			defer wg.Done()
 			sem <- struct{}{}
 			defer func() { <-sem }()
-			r := f.send(t, TypeSignupRequested, week, signupData("F1", event.SampleUSCC(base+i), mode))
+			r := f.send(t, contract.TypeSignupRequested, week, signupData("F1", event.SampleUSCC(base+i), mode))
 			types[i] = r.Type()
 			if r.Event != nil {
 				_ = r.Event.DataAs(&replies[i])
@@ -402,11 +403,11 @@ func signupConcurrently(t *testing.T, f *fixture, base int, modes []string) seat
 	run := seatRun{positions: map[int]bool{}}
 	for i, typ := range types {
 		switch {
-		case typ == TypeSignupConfirmed && modes[i] == ModeSelf:
+		case typ == contract.TypeSignupConfirmed && modes[i] == contract.ModeSelf:
 			run.self++
-		case typ == TypeSignupConfirmed:
+		case typ == contract.TypeSignupConfirmed:
 			run.nominated++
-		case typ == TypeSignupWaitlisted:
+		case typ == contract.TypeSignupWaitlisted:
 			run.waitlisted++
 			run.positions[replies[i].WaitlistPosition] = true
 		default:
@@ -419,10 +420,10 @@ func signupConcurrently(t *testing.T, f *fixture, base int, modes []string) seat
 func modes(self, nominated int) []string {
 	m := make([]string, 0, self+nominated)
 	for i := 0; i < self; i++ {
-		m = append(m, ModeSelf)
+		m = append(m, contract.ModeSelf)
 	}
 	for i := 0; i < nominated; i++ {
-		m = append(m, ModeNominated)
+		m = append(m, contract.ModeNominated)
 	}
 	return m
 }
@@ -474,7 +475,7 @@ func TestConcurrentSeats(t *testing.T) {
 		f.schedule(t, "F1", 30, 10)
 		m := modes(100, 0)
 		for i := 0; i < 15; i++ { // nominated at 0, 8, …, 112
-			m = append(m[:i*8], append([]string{ModeNominated}, m[i*8:]...)...)
+			m = append(m[:i*8], append([]string{contract.ModeNominated}, m[i*8:]...)...)
 		}
 		r := signupConcurrently(t, f, 1000, m)
 		if r.self+r.nominated != 30 || r.self > 20 || r.nominated < 10 {
@@ -495,7 +496,7 @@ func TestWeeklyClose(t *testing.T) {
 	f.schedule(t, "F1", 2, 0)
 	d := scheduleData("F2", 10, 0)
 	d["signupDeadline"] = "2026-12-08T17:00:00+08:00"
-	f.send(t, TypeScheduled, week, d)
+	f.send(t, contract.TypeForumScheduled, week, d)
 	for i := 0; i < 3; i++ {
 		data := signupData("F1", event.SampleUSCC(i), "self")
 		data["problems"] = []any{map[string]any{"title": fmt.Sprintf("问题%d", i), "category": "land"}}
@@ -507,16 +508,16 @@ func TestWeeklyClose(t *testing.T) {
 		case 2:
 			data["topic"] = `=HYPERLINK("http://evil.example","点我")`
 		}
-		f.send(t, TypeSignupRequested, week, data)
+		f.send(t, contract.TypeSignupRequested, week, data)
 	}
 	cron := func(at time.Time) *functest.Response {
 		return f.Fn.Send(t, functest.Event("dev.knative.sources.ping", "/apis/v1/namespaces/qinqing/pingsources/forum-weekly", nextID(), at, map[string]any{"job": "forum-weekly"}))
 	}
 	asOf := time.Date(2026, 12, 1, 10, 0, 0, 0, time.UTC) // 18:00 in Huzhou
 	r := cron(asOf)
-	var got struct{ Closed []ClosedForum }
+	var got struct{ Closed []contract.ClosedForum }
 	r.DataInto(t, &got)
-	if r.Type() != TypeWeeklyCompleted || len(got.Closed) != 1 {
+	if r.Type() != contract.TypeForumWeeklyCompleted || len(got.Closed) != 1 {
 		t.Fatalf("got %s %s", r.Type(), r.Body)
 	}
 	c := got.Closed[0]
@@ -548,27 +549,27 @@ func TestWeeklyClose(t *testing.T) {
 	if len(got.Closed) != 0 {
 		t.Fatalf("second run closed %+v", got.Closed)
 	}
-	if r := f.send(t, TypeSignupRequested, week, signupData("F1", event.SampleUSCC(77), "self")); r.Data()["reason"] != "signup_closed" {
+	if r := f.send(t, contract.TypeSignupRequested, week, signupData("F1", event.SampleUSCC(77), "self")); r.Data()["reason"] != "signup_closed" {
 		t.Fatalf("signup after close: %s", r.Body)
 	}
 	t.Run("ClosedStaysClosed", func(t *testing.T) {
 		// Rescheduling with a later deadline does not reopen signups.
 		d := scheduleData("F1", 2, 0)
 		d["signupDeadline"] = "2026-12-09T17:00:00+08:00"
-		if r := f.send(t, TypeScheduled, asOf, d); r.Type() != TypeScheduledAccepted {
+		if r := f.send(t, contract.TypeForumScheduled, asOf, d); r.Type() != contract.TypeForumScheduledAccepted {
 			t.Fatalf("reschedule: %s %s", r.Type(), r.Body)
 		}
-		if r := f.send(t, TypeSignupRequested, asOf, signupData("F1", event.SampleUSCC(78), "self")); r.Data()["reason"] != "signup_closed" {
+		if r := f.send(t, contract.TypeSignupRequested, asOf, signupData("F1", event.SampleUSCC(78), "self")); r.Data()["reason"] != "signup_closed" {
 			t.Fatalf("signup after rescheduling a closed forum: %s", r.Body)
 		}
 	})
 	t.Run("CancelAfterClosePromotes", func(t *testing.T) {
-		r := f.send(t, TypeSignupCancelled, asOf, map[string]any{"forumId": "F1", "uscc": event.SampleUSCC(0)})
-		if r.Type() != TypeCancelAccepted {
+		r := f.send(t, contract.TypeSignupCancelled, asOf, map[string]any{"forumId": "F1", "uscc": event.SampleUSCC(0)})
+		if r.Type() != contract.TypeSignupCancelAccepted {
 			t.Fatalf("cancel after close: %s %s", r.Type(), r.Body)
 		}
-		got := f.Sink.WaitFor(t, TypeSignupConfirmed, 1, 10*time.Second)
-		var rep SignupReply
+		got := f.Sink.WaitFor(t, contract.TypeSignupConfirmed, 1, 10*time.Second)
+		var rep contract.SignupReply
 		_ = got[0].DataAs(&rep)
 		if rep.USCC != event.SampleUSCC(2) || rep.ForumID != "F1" {
 			t.Fatalf("promoted %+v, want %s", rep, event.SampleUSCC(2))
@@ -615,7 +616,7 @@ func TestStructuredMode(t *testing.T) {
 	f.schedule(t, "F1", 30, 10)
 	envelope := func(id string, data map[string]any, base64 bool) []byte {
 		raw, _ := json.Marshal(data)
-		ev := map[string]any{"specversion": "1.0", "type": TypeSignupRequested, "source": portalSrc, "id": id,
+		ev := map[string]any{"specversion": "1.0", "type": contract.TypeSignupRequested, "source": portalSrc, "id": id,
 			"time": week.Format(time.RFC3339), "datacontenttype": "application/json"}
 		if base64 {
 			ev["data_base64"] = raw
@@ -628,7 +629,7 @@ func TestStructuredMode(t *testing.T) {
 	for i, b64 := range []bool{false, true} {
 		code := event.SampleUSCC(10 + i)
 		r := f.Fn.Post(t, "application/cloudevents+json; charset=utf-8", envelope(nextID(), signupData("F1", code, "self"), b64))
-		if r.Status != 200 || r.Type() != TypeSignupConfirmed || r.Data()["uscc"] != code {
+		if r.Status != 200 || r.Type() != contract.TypeSignupConfirmed || r.Data()["uscc"] != code {
 			t.Fatalf("data_base64=%v: %d %s %s", b64, r.Status, r.Type(), r.Body)
 		}
 	}

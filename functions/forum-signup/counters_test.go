@@ -4,6 +4,7 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/qinqing/qinqing/shared/contract"
 	"github.com/qinqing/qinqing/shared/event"
 )
 
@@ -39,12 +40,12 @@ func TestSeatCountersMatchSignups(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			f.send(t, TypeSignupCancelled, week, map[string]any{"forumId": "F1", "uscc": event.SampleUSCC(1000 + i*2)})
+			f.send(t, contract.TypeSignupCancelled, week, map[string]any{"forumId": "F1", "uscc": event.SampleUSCC(1000 + i*2)})
 		}()
 	}
 	wg.Wait()
 	check("after the cancellations")
-	if r := f.send(t, TypeScheduled, week, scheduleData("F1", 35, 10)); r.Type() != TypeScheduledAccepted {
+	if r := f.send(t, contract.TypeForumScheduled, week, scheduleData("F1", 35, 10)); r.Type() != contract.TypeForumScheduledAccepted {
 		t.Fatalf("reschedule: %s %s", r.Type(), r.Body)
 	}
 	check("after the reschedule")

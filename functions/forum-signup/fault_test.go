@@ -5,6 +5,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/qinqing/qinqing/shared/contract"
 	"github.com/qinqing/qinqing/shared/event"
 	"github.com/qinqing/qinqing/shared/runtime/functest"
 )
@@ -16,12 +17,12 @@ func TestDatabaseDown(t *testing.T) {
 	f := &fixture{functest.Setup(t, binary, functest.Parts{Sink: true, S3: true, ProxyDatabase: true})}
 	fn, proxy := f.Fn, f.DatabaseProxy
 
-	sched := functest.Event(TypeScheduled, portalSrc, nextID(), week, scheduleData("F1", 30, 10))
+	sched := functest.Event(contract.TypeForumScheduled, portalSrc, nextID(), week, scheduleData("F1", 30, 10))
 	if r := fn.Send(t, sched); r.Status != 200 {
 		t.Fatalf("schedule: %d %s", r.Status, r.Body)
 	}
 	proxy.SetDown(true)
-	ev := functest.Event(TypeSignupRequested, portalSrc, nextID(), week, signupData("F1", event.SampleUSCC(1), "self"))
+	ev := functest.Event(contract.TypeSignupRequested, portalSrc, nextID(), week, signupData("F1", event.SampleUSCC(1), "self"))
 	r := fn.Send(t, ev)
 	if r.Status < 500 {
 		t.Fatalf("status with the database down = %d, want 5xx (%s)", r.Status, r.Body)
@@ -31,7 +32,7 @@ func TestDatabaseDown(t *testing.T) {
 		t.Fatalf("%d signups after a failed delivery", n)
 	}
 	r = fn.Retry(t, ev, 10*time.Second) // Knative's retry
-	if r.Type() != TypeSignupConfirmed {
+	if r.Type() != contract.TypeSignupConfirmed {
 		t.Fatalf("retry: %d %s %s", r.Status, r.Type(), r.Body)
 	}
 }
@@ -42,8 +43,8 @@ func TestS3DownDuringClose(t *testing.T) {
 	t.Parallel()
 	f := &fixture{functest.Setup(t, binary, functest.Parts{S3: true, ProxyS3: true})}
 	fn, proxy := f.Fn, f.S3Proxy
-	fn.Send(t, functest.Event(TypeScheduled, portalSrc, nextID(), week, scheduleData("F1", 30, 10)))
-	fn.Send(t, functest.Event(TypeSignupRequested, portalSrc, nextID(), week, signupData("F1", event.SampleUSCC(1), "self")))
+	fn.Send(t, functest.Event(contract.TypeForumScheduled, portalSrc, nextID(), week, scheduleData("F1", 30, 10)))
+	fn.Send(t, functest.Event(contract.TypeSignupRequested, portalSrc, nextID(), week, signupData("F1", event.SampleUSCC(1), "self")))
 
 	proxy.SetDown(true)
 	ping := functest.Event("dev.knative.sources.ping", "/ping", nextID(), time.Date(2026, 12, 2, 0, 0, 0, 0, time.UTC), map[string]any{"job": "forum-weekly"})

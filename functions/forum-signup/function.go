@@ -7,12 +7,21 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/qinqing/qinqing/shared/contract"
 	"github.com/qinqing/qinqing/shared/docs"
 	"github.com/qinqing/qinqing/shared/event"
 	"github.com/qinqing/qinqing/shared/runtime"
 )
 
 const name = "forum-signup"
+
+// Signup statuses (the status of signup.confirmed and signup.waitlisted,
+// and of the stored signup).
+const (
+	StatusConfirmed  = "confirmed"
+	StatusWaitlisted = "waitlisted"
+	StatusCancelled  = "cancelled"
+)
 
 // Function handles the forum's events.
 type Function struct {
@@ -25,45 +34,26 @@ func New(env *runtime.Env, store *docs.Store) *runtime.Function {
 	return &runtime.Function{
 		Name: name,
 		Handlers: map[string]runtime.Handler{
-			TypeScheduled:       runtime.On(f.schedule),
-			TypeSignupRequested: runtime.OnStatement(signupStatement, f.signup),
-			TypeSignupCancelled: runtime.On(f.cancel),
-			event.PingType:      runtime.Jobs(map[string]runtime.JobFunc{"forum-weekly": f.weekly}),
+			contract.TypeForumScheduled:  runtime.On(f.schedule),
+			contract.TypeSignupRequested: runtime.OnStatement(signupStatement, f.signup),
+			contract.TypeSignupCancelled: runtime.On(f.cancel),
+			event.PingType:               runtime.Jobs(map[string]runtime.JobFunc{"forum-weekly": f.weekly}),
 		},
 	}
 }
 
-// SignupReply is the data of signup.confirmed and signup.waitlisted, as a
-// reply and as the follow-up announcing a promotion from the waitlist.
-type SignupReply struct {
-	SignupID         string        `json:"signupId"`
-	ForumID          string        `json:"forumId"`
-	USCC             string        `json:"uscc"`
-	Status           string        `json:"status"`
-	WaitlistPosition int           `json:"waitlistPosition"`
-	Uploads          []docs.Upload `json:"uploads"`
-}
-
-// Rejection is the data of signup.rejected and scheduled.rejected.
-type Rejection struct {
-	ForumID  string `json:"forumId"`
-	USCC     string `json:"uscc,omitempty"`
-	Reason   string `json:"reason"`
-	SignupID string `json:"signupId,omitempty"`
-}
-
-func (f *Function) schedule(ctx context.Context, tx pgx.Tx, m runtime.Meta, p *Scheduled) (runtime.Result, error) {
+func (f *Function) schedule(ctx context.Context, tx pgx.Tx, m runtime.Meta, p *contract.ForumScheduled) (runtime.Result, error) {
 	fm, found, err := lockForum(ctx, tx, p.ForumID)
 	if err != nil {
 		return runtime.Result{}, err
 	}
 	if found && p.Capacity < fm.seats.total() {
-		return runtime.Reply(TypeScheduledRejected, Rejection{ForumID: p.ForumID, Reason: "capacity_below_confirmed"}), nil
+		return runtime.Reply(contract.TypeForumScheduledRejected, contract.SignupRejection{ForumID: p.ForumID, Reason: "capacity_below_confirmed"}), nil
 	}
 	if err := upsertForum(ctx, tx, p, m.Time); err != nil {
 		return runtime.Result{}, err
 	}
-	res := runtime.Reply(TypeScheduledAccepted, map[string]string{"forumId": p.ForumID})
+	res := runtime.Reply(contract.TypeForumScheduledAccepted, contract.ForumScheduledAccepted{ForumID: p.ForumID})
 	if found && !fm.closed {
 		// More seats (or fewer reserved) may let waitlisted signups in.
 		fm.capacity, fm.reserved = p.Capacity, p.ReservedForNominated
@@ -77,15 +67,15 @@ func (f *Function) schedule(ctx context.Context, tx pgx.Tx, m runtime.Meta, p *S
 // signupStatement is a signup's decision (signupDecision, which takes the
 // forum's row lock), sent by the runtime with BEGIN and the inbox insert:
 // the lock is held from that round trip to the commit in the next.
-func signupStatement(m runtime.Meta, p *SignupRequested, o *signupOutcome) runtime.Statement {
+func signupStatement(m runtime.Meta, p *contract.SignupRequested, o *signupOutcome) runtime.Statement {
 	return decideSignup(runtime.DeriveID("signup", m.Source, m.ID), p, m.Time, m.Source, o)
 }
 
 // signup answers what signupStatement decided. The upload URLs are
 // presigned here (no network: a signature).
-func (f *Function) signup(ctx context.Context, tx pgx.Tx, m runtime.Meta, p *SignupRequested, o *signupOutcome) (runtime.Result, error) {
+func (f *Function) signup(ctx context.Context, tx pgx.Tx, m runtime.Meta, p *contract.SignupRequested, o *signupOutcome) (runtime.Result, error) {
 	reject := func(reason, signupID string) (runtime.Result, error) {
-		return runtime.Reply(TypeSignupRejected, Rejection{ForumID: p.ForumID, USCC: p.Enterprise.USCC, Reason: reason, SignupID: signupID}), nil
+		return runtime.Reply(contract.TypeSignupRejected, contract.SignupRejection{ForumID: p.ForumID, USCC: p.Enterprise.USCC, Reason: reason, SignupID: signupID}), nil
 	}
 	signupID := runtime.DeriveID("signup", m.Source, m.ID)
 	switch {
@@ -110,35 +100,35 @@ func (f *Function) signup(ctx context.Context, tx pgx.Tx, m runtime.Meta, p *Sig
 		return runtime.Result{}, err
 	}
 	status, position := o.status, o.position
-	replyType := TypeSignupConfirmed
+	replyType := contract.TypeSignupConfirmed
 	if status == StatusWaitlisted {
-		replyType = TypeSignupWaitlisted
+		replyType = contract.TypeSignupWaitlisted
 	}
-	res := runtime.Reply(replyType, SignupReply{SignupID: signupID, ForumID: p.ForumID, USCC: p.Enterprise.USCC,
+	res := runtime.Reply(replyType, contract.SignupReply{SignupID: signupID, ForumID: p.ForumID, USCC: p.Enterprise.USCC,
 		Status: status, WaitlistPosition: position, Uploads: uploads})
 	for i, pr := range p.Problems {
 		appealID := fmt.Sprintf("%s-p%d", signupID, i+1)
 		res.FollowUps = append(res.FollowUps, runtime.Outgoing{
 			Key:  "appeal/" + appealID,
-			Type: TypeAppealSubmitted,
-			Data: map[string]any{
-				"appealId":   appealID,
-				"enterprise": map[string]string{"uscc": p.Enterprise.USCC, "name": p.Enterprise.Name},
-				"county":     p.Enterprise.County,
-				"title":      pr.Title,
-				"detail":     pr.Detail,
-				"category":   pr.Category,
-				"channel":    "forum",
-				"forumId":    p.ForumID,
-				"signupId":   signupID,
+			Type: contract.TypeAppealSubmitted,
+			Data: contract.AppealSubmitted{
+				AppealID:   appealID,
+				Enterprise: contract.AppealEnterprise{USCC: p.Enterprise.USCC, Name: p.Enterprise.Name},
+				County:     p.Enterprise.County,
+				Title:      pr.Title,
+				Detail:     pr.Detail,
+				Category:   pr.Category,
+				Channel:    contract.ChannelForum,
+				ForumID:    p.ForumID,
+				SignupID:   signupID,
 			},
 		})
 	}
 	return res, nil
 }
 
-func (f *Function) cancel(ctx context.Context, tx pgx.Tx, m runtime.Meta, p *SignupCancelled) (runtime.Result, error) {
-	notRegistered := runtime.Reply(TypeSignupRejected, Rejection{ForumID: p.ForumID, USCC: p.USCC, Reason: "not_registered"})
+func (f *Function) cancel(ctx context.Context, tx pgx.Tx, m runtime.Meta, p *contract.SignupCancelled) (runtime.Result, error) {
+	notRegistered := runtime.Reply(contract.TypeSignupRejected, contract.SignupRejection{ForumID: p.ForumID, USCC: p.USCC, Reason: "not_registered"})
 	fm, found, err := lockForum(ctx, tx, p.ForumID)
 	if err != nil || !found {
 		return notRegistered, err
@@ -150,12 +140,12 @@ func (f *Function) cancel(ctx context.Context, tx pgx.Tx, m runtime.Meta, p *Sig
 	switch {
 	case status == StatusWaitlisted:
 		fm.seats.waitlisted--
-	case mode == ModeSelf:
+	case mode == contract.ModeSelf:
 		fm.seats.self--
 	default:
 		fm.seats.nominated--
 	}
-	res := runtime.Reply(TypeCancelAccepted, map[string]string{"signupId": signupID})
+	res := runtime.Reply(contract.TypeSignupCancelAccepted, contract.SignupCancelAccepted{SignupID: signupID})
 	if res.FollowUps, err = fillSeats(ctx, tx, p.ForumID, fm, m.Time); err != nil {
 		return runtime.Result{}, err
 	}

@@ -3,6 +3,7 @@ package main
 import (
 	"testing"
 
+	"github.com/qinqing/qinqing/shared/contract"
 	"github.com/qinqing/qinqing/shared/docs/s3test"
 	"github.com/qinqing/qinqing/shared/event"
 	"github.com/qinqing/qinqing/shared/runtime/functest"
@@ -17,7 +18,7 @@ func inProcess(f *testing.F) *functest.InProcess {
 	env := functest.Env(f, name)
 	_, store := s3test.New(f)
 	p := functest.NewInProcess(env.Pool, New(env, store), week)
-	p.Commit(f, TypeScheduled, scheduleData("F1", 30, 10))
+	p.Commit(f, contract.TypeForumScheduled, scheduleData("F1", 30, 10))
 	return p
 }
 
@@ -29,17 +30,19 @@ func fuzzPayload(f *testing.F, typ string, valid map[string]any) {
 	f.Fuzz(func(t *testing.T, data string) { p.Check(t, typ, []byte(data)) })
 }
 
-func FuzzScheduled(f *testing.F) { fuzzPayload(f, TypeScheduled, scheduleData("F2", 30, 10)) }
+func FuzzScheduled(f *testing.F) {
+	fuzzPayload(f, contract.TypeForumScheduled, scheduleData("F2", 30, 10))
+}
 
 func FuzzSignupRequested(f *testing.F) {
 	d := signupData("F1", event.SampleUSCC(1), "nominated")
 	d["problems"] = []any{map[string]any{"title": "用地", "detail": "扩建", "category": "land"}}
 	d["documents"] = []any{map[string]any{"fileName": "a.pdf", "contentType": "application/pdf", "sizeBytes": 10}}
-	fuzzPayload(f, TypeSignupRequested, d)
+	fuzzPayload(f, contract.TypeSignupRequested, d)
 }
 
 func FuzzSignupCancelled(f *testing.F) {
-	fuzzPayload(f, TypeSignupCancelled, map[string]any{"forumId": "F1", "uscc": event.SampleUSCC(1)})
+	fuzzPayload(f, contract.TypeSignupCancelled, map[string]any{"forumId": "F1", "uscc": event.SampleUSCC(1)})
 }
 
 func FuzzWeeklyJob(f *testing.F) {

@@ -4,6 +4,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/qinqing/qinqing/shared/contract"
 	"github.com/qinqing/qinqing/shared/event"
 	"github.com/qinqing/qinqing/shared/postgres/pgtest"
 	"github.com/qinqing/qinqing/shared/runtime/functest"
@@ -71,28 +72,28 @@ func TestTextFieldsAreBadInputNotFaults(t *testing.T) {
 		edit      edit
 		field     string
 	}{
-		{"Theme", TypeScheduled, func() map[string]any { return scheduleData("F2", 3, 0) }, setField("theme", "数字\x00经济"), "theme"},
-		{"HostLeader", TypeScheduled, func() map[string]any { return scheduleData("F2", 3, 0) }, setField("hostLeader", "市长\x00"), "hostLeader"},
-		{"Venue", TypeScheduled, func() map[string]any { return scheduleData("F2", 3, 0) }, setField("venue", "\x00"), "venue"},
-		{"ForumIDNUL", TypeScheduled, func() map[string]any { return scheduleData("F2\x00", 3, 0) }, setField("county", "city"), "forumId"},
-		{"DeadlineOffset24", TypeScheduled, func() map[string]any { return scheduleData("F2", 3, 0) }, setField("signupDeadline", "2026-12-01T17:00:00+24:00"), "signupDeadline"},
-		{"EnterpriseName", TypeSignupRequested, signup, setField("enterprise.name", "湖州\x00企业"), "enterprise.name"},
-		{"ContactName", TypeSignupRequested, signup, setField("contact.name", "张\x00三"), "contact.name"},
-		{"Topic", TypeSignupRequested, signup, setField("topic", "融资\x00难"), "topic"},
-		{"TopicBell", TypeSignupRequested, signup, setField("topic", "\a"), "topic"},
-		{"NominatedBy", TypeSignupRequested, signup, setField("nominatedBy", "市经信局\x00"), "nominatedBy"},
-		{"NominatedByTooLong", TypeSignupRequested, signup, setField("nominatedBy", strings.Repeat("局", 100000)), "nominatedBy"},
-		{"ProblemTitle", TypeSignupRequested, signup, setField("problems[2].title", "用\x00工"), "problems[2].title"},
-		{"ProblemDetail", TypeSignupRequested, signup, setField("problems[1].detail", "\x00"), "problems[1].detail"},
-		{"ProblemCategory", TypeSignupRequested, signup, setField("problems[0].category", "land\x00"), "problems[0].category"},
-		{"FileName", TypeSignupRequested, signup, setField("documents[1].fileName", "b\x00.pdf"), "documents[1].fileName"},
-		{"FileNameZeroWidth", TypeSignupRequested, signup, setField("documents[1].fileName", "b\u200b.pdf"), "documents[1].fileName"},
-		{"SizeBytesMistyped", TypeSignupRequested, signup, setField("documents[2].sizeBytes", "10"), "documents[2].sizeBytes"},
-		{"ProblemTitleMistyped", TypeSignupRequested, signup, setField("problems[2].title", 5), "problems[2].title"},
-		{"ForumIDZeroWidth", TypeSignupRequested, signup, setField("forumId", "F1\u200b"), "forumId"},
-		{"ForumIDTrailingSpace", TypeSignupRequested, signup, setField("forumId", "F1 "), "forumId"},
-		{"ForumIDHyphenLookalike", TypeSignupRequested, signup, setField("forumId", "2026\u2010W49"), "forumId"},
-		{"ForumIDFullWidth", TypeSignupRequested, signup, setField("forumId", "Ｆ1"), "forumId"},
+		{"Theme", contract.TypeForumScheduled, func() map[string]any { return scheduleData("F2", 3, 0) }, setField("theme", "数字\x00经济"), "theme"},
+		{"HostLeader", contract.TypeForumScheduled, func() map[string]any { return scheduleData("F2", 3, 0) }, setField("hostLeader", "市长\x00"), "hostLeader"},
+		{"Venue", contract.TypeForumScheduled, func() map[string]any { return scheduleData("F2", 3, 0) }, setField("venue", "\x00"), "venue"},
+		{"ForumIDNUL", contract.TypeForumScheduled, func() map[string]any { return scheduleData("F2\x00", 3, 0) }, setField("county", "city"), "forumId"},
+		{"DeadlineOffset24", contract.TypeForumScheduled, func() map[string]any { return scheduleData("F2", 3, 0) }, setField("signupDeadline", "2026-12-01T17:00:00+24:00"), "signupDeadline"},
+		{"EnterpriseName", contract.TypeSignupRequested, signup, setField("enterprise.name", "湖州\x00企业"), "enterprise.name"},
+		{"ContactName", contract.TypeSignupRequested, signup, setField("contact.name", "张\x00三"), "contact.name"},
+		{"Topic", contract.TypeSignupRequested, signup, setField("topic", "融资\x00难"), "topic"},
+		{"TopicBell", contract.TypeSignupRequested, signup, setField("topic", "\a"), "topic"},
+		{"NominatedBy", contract.TypeSignupRequested, signup, setField("nominatedBy", "市经信局\x00"), "nominatedBy"},
+		{"NominatedByTooLong", contract.TypeSignupRequested, signup, setField("nominatedBy", strings.Repeat("局", 100000)), "nominatedBy"},
+		{"ProblemTitle", contract.TypeSignupRequested, signup, setField("problems[2].title", "用\x00工"), "problems[2].title"},
+		{"ProblemDetail", contract.TypeSignupRequested, signup, setField("problems[1].detail", "\x00"), "problems[1].detail"},
+		{"ProblemCategory", contract.TypeSignupRequested, signup, setField("problems[0].category", "land\x00"), "problems[0].category"},
+		{"FileName", contract.TypeSignupRequested, signup, setField("documents[1].fileName", "b\x00.pdf"), "documents[1].fileName"},
+		{"FileNameZeroWidth", contract.TypeSignupRequested, signup, setField("documents[1].fileName", "b\u200b.pdf"), "documents[1].fileName"},
+		{"SizeBytesMistyped", contract.TypeSignupRequested, signup, setField("documents[2].sizeBytes", "10"), "documents[2].sizeBytes"},
+		{"ProblemTitleMistyped", contract.TypeSignupRequested, signup, setField("problems[2].title", 5), "problems[2].title"},
+		{"ForumIDZeroWidth", contract.TypeSignupRequested, signup, setField("forumId", "F1\u200b"), "forumId"},
+		{"ForumIDTrailingSpace", contract.TypeSignupRequested, signup, setField("forumId", "F1 "), "forumId"},
+		{"ForumIDHyphenLookalike", contract.TypeSignupRequested, signup, setField("forumId", "2026\u2010W49"), "forumId"},
+		{"ForumIDFullWidth", contract.TypeSignupRequested, signup, setField("forumId", "Ｆ1"), "forumId"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -106,7 +107,7 @@ func TestTextFieldsAreBadInputNotFaults(t *testing.T) {
 		})
 	}
 	t.Run("ValidSignupStillWorks", func(t *testing.T) {
-		if r := f.send(t, TypeSignupRequested, week, signup()); r.Type() != TypeSignupConfirmed {
+		if r := f.send(t, contract.TypeSignupRequested, week, signup()); r.Type() != contract.TypeSignupConfirmed {
 			t.Fatalf("got %d %s %s", r.Status, r.Type(), r.Body)
 		}
 	})
@@ -121,10 +122,10 @@ func TestForumIDOneKey(t *testing.T) {
 	f.schedule(t, "2026-W49", 30, 0)
 	code := event.SampleUSCC(600)
 	for _, id := range []string{"2026-W49", "2026-W49 ", " 2026-W49", "2026-W49\u200b", "2026\u2010W49", "２０２６-W49", "2026-W49\x00"} {
-		r := f.send(t, TypeSignupRequested, week, signupData(id, code, "self"))
+		r := f.send(t, contract.TypeSignupRequested, week, signupData(id, code, "self"))
 		switch {
 		case id == "2026-W49":
-			if r.Type() != TypeSignupConfirmed {
+			if r.Type() != contract.TypeSignupConfirmed {
 				t.Fatalf("%q: %d %s", id, r.Status, r.Body)
 			}
 		default:
@@ -133,7 +134,7 @@ func TestForumIDOneKey(t *testing.T) {
 	}
 	// Case matters in an opaque id: 2026-w49 is another forum, which does
 	// not exist.
-	if r := f.send(t, TypeSignupRequested, week, signupData("2026-w49", code, "self")); r.Type() != TypeSignupRejected || r.Data()["reason"] != "forum_not_found" {
+	if r := f.send(t, contract.TypeSignupRequested, week, signupData("2026-w49", code, "self")); r.Type() != contract.TypeSignupRejected || r.Data()["reason"] != "forum_not_found" {
 		t.Fatalf("2026-w49: %d %s", r.Status, r.Body)
 	}
 	if n := f.Count(t, `SELECT count(*) FROM forum.signups WHERE uscc = $1`, code); n != 1 {

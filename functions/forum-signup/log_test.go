@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/qinqing/qinqing/shared/contract"
 	"github.com/qinqing/qinqing/shared/event"
 	"github.com/qinqing/qinqing/shared/runtime/functest"
 )
@@ -19,7 +20,7 @@ func TestEventLogLines(t *testing.T) {
 	f.schedule(t, "F1", 1, 0)
 
 	send := func(data map[string]any) string {
-		ev := functest.Event(TypeSignupRequested, portalSrc, nextID(), week, data)
+		ev := functest.Event(contract.TypeSignupRequested, portalSrc, nextID(), week, data)
 		f.Fn.Send(t, ev)
 		return ev.ID()
 	}
@@ -31,7 +32,7 @@ func TestEventLogLines(t *testing.T) {
 	huge := signupData("F1", event.SampleUSCC(4), "self")
 	huge["topic"] = string(bytes.Repeat([]byte("x"), 1<<20))
 	tooLarge := send(huge)
-	redelivered := functest.Event(TypeSignupRequested, portalSrc, handled, week, signupData("F1", event.SampleUSCC(1), "self"))
+	redelivered := functest.Event(contract.TypeSignupRequested, portalSrc, handled, week, signupData("F1", event.SampleUSCC(1), "self"))
 	f.Fn.Send(t, redelivered)
 
 	want := map[string][]string{ // id → outcomes in order
@@ -62,15 +63,15 @@ func TestEventLogLines(t *testing.T) {
 			t.Fatalf("%d log lines for event %s, want %d:\n%s", len(got), id, len(outcomes), f.Fn.Output())
 		}
 		for i, l := range got {
-			if l["outcome"] != outcomes[i] || l["type"] != TypeSignupRequested {
-				t.Errorf("event %s line %d: outcome %v type %v, want %s %s", id, i, l["outcome"], l["type"], outcomes[i], TypeSignupRequested)
+			if l["outcome"] != outcomes[i] || l["type"] != contract.TypeSignupRequested {
+				t.Errorf("event %s line %d: outcome %v type %v, want %s %s", id, i, l["outcome"], l["type"], outcomes[i], contract.TypeSignupRequested)
 			}
 			if _, ok := l["ms"].(float64); !ok {
 				t.Errorf("event %s line %d: ms = %v, want a number", id, i, l["ms"])
 			}
 		}
 	}
-	if got := lines[refused][0]["reply"]; got != TypeSignupRejected {
-		t.Errorf("refused signup logged reply %v, want %s", got, TypeSignupRejected)
+	if got := lines[refused][0]["reply"]; got != contract.TypeSignupRejected {
+		t.Errorf("refused signup logged reply %v, want %s", got, contract.TypeSignupRejected)
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/qinqing/qinqing/shared/contract"
 	"github.com/qinqing/qinqing/shared/event"
 	"github.com/qinqing/qinqing/shared/runtime/functest"
 )
@@ -21,7 +22,7 @@ func TestOutboxSurvivesSinkDownAndCrash(t *testing.T) {
 		map[string]any{"title": "用地", "category": "land"},
 		map[string]any{"title": "融资", "category": "finance"},
 	}
-	if r := f.send(t, TypeSignupRequested, week, data); r.Type() != TypeSignupConfirmed {
+	if r := f.send(t, contract.TypeSignupRequested, week, data); r.Type() != contract.TypeSignupConfirmed {
 		t.Fatalf("signup: %s %s", r.Type(), r.Body)
 	}
 	// The relay tries, fails, and backs off; nothing is delivered or lost.
@@ -42,7 +43,7 @@ func TestOutboxSurvivesSinkDownAndCrash(t *testing.T) {
 	}
 	f.Sink.SetDown(false)
 	functest.Start(t, binary, f.Env...)
-	got := f.Sink.WaitFor(t, TypeAppealSubmitted, 2, 10*time.Second)
+	got := f.Sink.WaitFor(t, contract.TypeAppealSubmitted, 2, 10*time.Second)
 	ids := map[string]bool{}
 	for _, ev := range got {
 		ids[ev.ID()] = true
@@ -83,10 +84,10 @@ func TestOutboxWithoutSink(t *testing.T) {
 	env := append([]string{}, f.Env...)
 	env = append(env, "K_SINK=")
 	fn := functest.Start(t, binary, env...)
-	fn.Send(t, functest.Event(TypeScheduled, portalSrc, nextID(), week, scheduleData("F1", 30, 10)))
+	fn.Send(t, functest.Event(contract.TypeForumScheduled, portalSrc, nextID(), week, scheduleData("F1", 30, 10)))
 	data := signupData("F1", event.SampleUSCC(1), "self")
 	data["problems"] = []any{map[string]any{"title": "用地", "category": "land"}}
-	fn.Send(t, functest.Event(TypeSignupRequested, portalSrc, nextID(), week, data))
+	fn.Send(t, functest.Event(contract.TypeSignupRequested, portalSrc, nextID(), week, data))
 	time.Sleep(500 * time.Millisecond)
 	if n := f.Count(t, `SELECT count(*) FROM qinqing.outbox WHERE delivered_at IS NULL AND attempts = 0`); n != 1 {
 		t.Fatalf("%d untouched pending rows, want 1", n)

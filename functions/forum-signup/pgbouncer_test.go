@@ -8,6 +8,7 @@ import (
 
 	cloudevents "github.com/cloudevents/sdk-go/v2"
 
+	"github.com/qinqing/qinqing/shared/contract"
 	"github.com/qinqing/qinqing/shared/docs/s3test"
 	"github.com/qinqing/qinqing/shared/event"
 	"github.com/qinqing/qinqing/shared/postgres/pgtest"
@@ -38,9 +39,9 @@ func TestBurstThroughPgBouncer(t *testing.T) {
 	const signups, redeliveries = 200, 50
 	events := make([]cloudevents.Event, signups)
 	for i := range events {
-		d := signupData("F1", event.SampleUSCC(5000+i), ModeSelf)
+		d := signupData("F1", event.SampleUSCC(5000+i), contract.ModeSelf)
 		d["problems"] = []any{map[string]any{"title": "用电", "category": "energy"}}
-		events[i] = functest.Event(TypeSignupRequested, portalSrc, nextID(), week, d)
+		events[i] = functest.Event(contract.TypeSignupRequested, portalSrc, nextID(), week, d)
 	}
 	send := func(n int) []*functest.Response {
 		replies := make([]*functest.Response, n)
@@ -57,10 +58,10 @@ func TestBurstThroughPgBouncer(t *testing.T) {
 	confirmed := 0
 	for i, r := range first {
 		switch r.Type() {
-		case TypeSignupConfirmed:
+		case contract.TypeSignupConfirmed:
 			confirmed++
-		case TypeSignupWaitlisted:
-			var reply SignupReply
+		case contract.TypeSignupWaitlisted:
+			var reply contract.SignupReply
 			r.DataInto(t, &reply)
 			positions[reply.WaitlistPosition] = true
 		default:
@@ -78,13 +79,13 @@ func TestBurstThroughPgBouncer(t *testing.T) {
 	if n := f.Count(t, `SELECT count(*) FROM forum.signups`); n != signups {
 		t.Fatalf("%d signups stored, want %d", n, signups)
 	}
-	got := sink.WaitFor(t, TypeAppealSubmitted, signups, 60*time.Second)
+	got := sink.WaitFor(t, contract.TypeAppealSubmitted, signups, 60*time.Second)
 	seen := map[string]bool{}
 	for _, ev := range got {
 		seen[ev.ID()] = true
 	}
 	time.Sleep(500 * time.Millisecond) // time for a second delivery to show
-	if n := len(sink.OfType(TypeAppealSubmitted)); len(seen) != signups || n != signups {
+	if n := len(sink.OfType(contract.TypeAppealSubmitted)); len(seen) != signups || n != signups {
 		t.Fatalf("%d follow-ups delivered with %d distinct ids, want %d once each", n, len(seen), signups)
 	}
 	if n := f.Count(t, `SELECT count(*) FROM qinqing.outbox WHERE delivered_at IS NULL`); n != 0 {

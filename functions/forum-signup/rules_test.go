@@ -4,6 +4,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/qinqing/qinqing/shared/contract"
 	"github.com/qinqing/qinqing/shared/docs/s3test"
 	"github.com/qinqing/qinqing/shared/event"
 	"github.com/qinqing/qinqing/shared/runtime"
@@ -25,17 +26,17 @@ func rules(t *testing.T) *functest.OnTx {
 
 // scheduled is a Scheduled payload: a forum on 2 December 2026 whose signups
 // close on 1 December at 17:00.
-func scheduled(id string, capacity, reserved int) *Scheduled {
-	return &Scheduled{ForumID: id, Date: "2026-12-02", Theme: "数字经济企业座谈", HostLeader: "市长", Venue: "市民中心",
+func scheduled(id string, capacity, reserved int) *contract.ForumScheduled {
+	return &contract.ForumScheduled{ForumID: id, Date: "2026-12-02", Theme: "数字经济企业座谈", HostLeader: "市长", Venue: "市民中心",
 		County: "city", Capacity: capacity, ReservedForNominated: reserved, SignupDeadline: "2026-12-01T17:00:00+08:00"}
 }
 
 // signup is enterprise n's SignupRequested payload for the forum.
-func signup(forumID string, n int, mode string) *SignupRequested {
-	p := &SignupRequested{ForumID: forumID, Mode: mode, Topic: "融资难",
-		Enterprise: Enterprise{USCC: event.SampleUSCC(n), Name: "湖州测试企业", County: "wuxing"},
-		Contact:    Contact{Name: "张三", Phone: "13800000000"}}
-	if mode == ModeNominated {
+func signup(forumID string, n int, mode string) *contract.SignupRequested {
+	p := &contract.SignupRequested{ForumID: forumID, Mode: mode, Topic: "融资难",
+		Enterprise: contract.SignupEnterprise{USCC: event.SampleUSCC(n), Name: "湖州测试企业", County: "wuxing"},
+		Contact:    contract.Contact{Name: "张三", Phone: "13800000000"}}
+	if mode == contract.ModeNominated {
 		p.NominatedBy = "市经信局"
 	}
 	return p
@@ -43,10 +44,10 @@ func signup(forumID string, n int, mode string) *SignupRequested {
 
 // wantSeat fails the test unless res is a signup reply with that status
 // (and waitlist position, when waitlisted).
-func wantSeat(t *testing.T, res runtime.Result, status string, position int) SignupReply {
+func wantSeat(t *testing.T, res runtime.Result, status string, position int) contract.SignupReply {
 	t.Helper()
-	want := map[string]string{StatusConfirmed: TypeSignupConfirmed, StatusWaitlisted: TypeSignupWaitlisted}[status]
-	got := functest.As[SignupReply](t, res.Reply)
+	want := map[string]string{StatusConfirmed: contract.TypeSignupConfirmed, StatusWaitlisted: contract.TypeSignupWaitlisted}[status]
+	got := functest.As[contract.SignupReply](t, res.Reply)
 	if res.Reply.Type != want || got.Status != status || got.WaitlistPosition != position {
 		t.Fatalf("got %s %+v, want %s at waitlist position %d", res.Reply.Type, got, status, position)
 	}
@@ -57,10 +58,10 @@ func wantSeat(t *testing.T, res runtime.Result, status string, position int) Sig
 // of signupID from the waitlist.
 func wantPromoted(t *testing.T, res runtime.Result, signupID string) {
 	t.Helper()
-	if len(res.FollowUps) != 1 || res.FollowUps[0].Type != TypeSignupConfirmed {
-		t.Fatalf("follow-ups %+v, want one %s", res.FollowUps, TypeSignupConfirmed)
+	if len(res.FollowUps) != 1 || res.FollowUps[0].Type != contract.TypeSignupConfirmed {
+		t.Fatalf("follow-ups %+v, want one %s", res.FollowUps, contract.TypeSignupConfirmed)
 	}
-	if got := functest.As[SignupReply](t, res.FollowUps[0]); got.SignupID != signupID || got.Status != StatusConfirmed {
+	if got := functest.As[contract.SignupReply](t, res.FollowUps[0]); got.SignupID != signupID || got.Status != StatusConfirmed {
 		t.Fatalf("promoted %+v, want %s confirmed", got, signupID)
 	}
 }
@@ -91,11 +92,11 @@ type seat struct {
 
 // take signs the enterprises up in order, checking each one's seat, and
 // returns the replies.
-func take(t *testing.T, h *functest.OnTx, forumID string, seats ...seat) []SignupReply {
+func take(t *testing.T, h *functest.OnTx, forumID string, seats ...seat) []contract.SignupReply {
 	t.Helper()
-	var out []SignupReply
+	var out []contract.SignupReply
 	for _, s := range seats {
-		out = append(out, wantSeat(t, h.Handle(t, TypeSignupRequested, signup(forumID, s.n, s.mode)), s.status, s.position))
+		out = append(out, wantSeat(t, h.Handle(t, contract.TypeSignupRequested, signup(forumID, s.n, s.mode)), s.status, s.position))
 	}
 	return out
 }
@@ -109,17 +110,17 @@ func TestSeatRule(t *testing.T) {
 		self, nominated, waitlisted int64
 	}{
 		// One seat is free after two, but it is the nominated one.
-		{"SelfLeavesReservedSeats", 3, 1, []seat{{1, ModeSelf, StatusConfirmed, 0}, {2, ModeSelf, StatusConfirmed, 0},
-			{3, ModeSelf, StatusWaitlisted, 1}}, 2, 0, 1},
-		{"NominatedTakesAnyFreeSeat", 3, 1, []seat{{1, ModeNominated, StatusConfirmed, 0}, {2, ModeNominated, StatusConfirmed, 0},
-			{3, ModeNominated, StatusConfirmed, 0}}, 0, 3, 0},
-		{"WaitlistedWhenFull", 2, 1, []seat{{1, ModeSelf, StatusConfirmed, 0}, {2, ModeNominated, StatusConfirmed, 0},
-			{3, ModeNominated, StatusWaitlisted, 1}, {4, ModeSelf, StatusWaitlisted, 2}}, 1, 1, 2},
+		{"SelfLeavesReservedSeats", 3, 1, []seat{{1, contract.ModeSelf, StatusConfirmed, 0}, {2, contract.ModeSelf, StatusConfirmed, 0},
+			{3, contract.ModeSelf, StatusWaitlisted, 1}}, 2, 0, 1},
+		{"NominatedTakesAnyFreeSeat", 3, 1, []seat{{1, contract.ModeNominated, StatusConfirmed, 0}, {2, contract.ModeNominated, StatusConfirmed, 0},
+			{3, contract.ModeNominated, StatusConfirmed, 0}}, 0, 3, 0},
+		{"WaitlistedWhenFull", 2, 1, []seat{{1, contract.ModeSelf, StatusConfirmed, 0}, {2, contract.ModeNominated, StatusConfirmed, 0},
+			{3, contract.ModeNominated, StatusWaitlisted, 1}, {4, contract.ModeSelf, StatusWaitlisted, 2}}, 1, 1, 2},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
 			h := rules(t)
-			h.Handle(t, TypeScheduled, scheduled("F1", tc.capacity, tc.reserved))
+			h.Handle(t, contract.TypeForumScheduled, scheduled("F1", tc.capacity, tc.reserved))
 			take(t, h, "F1", tc.seats...)
 			wantSeats(t, h, "F1", tc.self, tc.nominated, tc.waitlisted)
 		})
@@ -127,13 +128,13 @@ func TestSeatRule(t *testing.T) {
 	t.Run("CancelPromotesFirstThatMayTake", func(t *testing.T) {
 		t.Parallel()
 		h := rules(t)
-		h.Handle(t, TypeScheduled, scheduled("F1", 2, 1))
-		got := take(t, h, "F1", seat{1, ModeSelf, StatusConfirmed, 0}, seat{2, ModeNominated, StatusConfirmed, 0},
-			seat{3, ModeSelf, StatusWaitlisted, 1}, seat{4, ModeNominated, StatusWaitlisted, 2})
+		h.Handle(t, contract.TypeForumScheduled, scheduled("F1", 2, 1))
+		got := take(t, h, "F1", seat{1, contract.ModeSelf, StatusConfirmed, 0}, seat{2, contract.ModeNominated, StatusConfirmed, 0},
+			seat{3, contract.ModeSelf, StatusWaitlisted, 1}, seat{4, contract.ModeNominated, StatusWaitlisted, 2})
 		// The nominated seat is freed: the self signup first in line may
 		// not take it, the nominated one after it may.
-		res := h.Handle(t, TypeSignupCancelled, &SignupCancelled{ForumID: "F1", USCC: event.SampleUSCC(2)})
-		if res.Reply.Type != TypeCancelAccepted {
+		res := h.Handle(t, contract.TypeSignupCancelled, &contract.SignupCancelled{ForumID: "F1", USCC: event.SampleUSCC(2)})
+		if res.Reply.Type != contract.TypeSignupCancelAccepted {
 			t.Fatalf("cancel: got %s %+v", res.Reply.Type, res.Reply.Data)
 		}
 		wantPromoted(t, res, got[3].SignupID)
@@ -142,10 +143,10 @@ func TestSeatRule(t *testing.T) {
 	t.Run("RescheduleWithMoreSeatsPromotes", func(t *testing.T) {
 		t.Parallel()
 		h := rules(t)
-		h.Handle(t, TypeScheduled, scheduled("F1", 1, 0))
-		got := take(t, h, "F1", seat{1, ModeSelf, StatusConfirmed, 0}, seat{2, ModeSelf, StatusWaitlisted, 1})
-		res := h.Handle(t, TypeScheduled, scheduled("F1", 2, 0))
-		if res.Reply.Type != TypeScheduledAccepted {
+		h.Handle(t, contract.TypeForumScheduled, scheduled("F1", 1, 0))
+		got := take(t, h, "F1", seat{1, contract.ModeSelf, StatusConfirmed, 0}, seat{2, contract.ModeSelf, StatusWaitlisted, 1})
+		res := h.Handle(t, contract.TypeForumScheduled, scheduled("F1", 2, 0))
+		if res.Reply.Type != contract.TypeForumScheduledAccepted {
 			t.Fatalf("reschedule: got %s %+v", res.Reply.Type, res.Reply.Data)
 		}
 		wantPromoted(t, res, got[1].SignupID)
@@ -154,11 +155,11 @@ func TestSeatRule(t *testing.T) {
 	t.Run("ErrCapacityBelowConfirmed", func(t *testing.T) {
 		t.Parallel()
 		h := rules(t)
-		h.Handle(t, TypeScheduled, scheduled("F1", 2, 0))
-		take(t, h, "F1", seat{1, ModeSelf, StatusConfirmed, 0}, seat{2, ModeSelf, StatusConfirmed, 0})
-		res := h.Handle(t, TypeScheduled, scheduled("F1", 1, 0))
-		if got := functest.As[Rejection](t, res.Reply); res.Reply.Type != TypeScheduledRejected || got.Reason != "capacity_below_confirmed" {
-			t.Fatalf("got %s %+v, want %s capacity_below_confirmed", res.Reply.Type, got, TypeScheduledRejected)
+		h.Handle(t, contract.TypeForumScheduled, scheduled("F1", 2, 0))
+		take(t, h, "F1", seat{1, contract.ModeSelf, StatusConfirmed, 0}, seat{2, contract.ModeSelf, StatusConfirmed, 0})
+		res := h.Handle(t, contract.TypeForumScheduled, scheduled("F1", 1, 0))
+		if got := functest.As[contract.SignupRejection](t, res.Reply); res.Reply.Type != contract.TypeForumScheduledRejected || got.Reason != "capacity_below_confirmed" {
+			t.Fatalf("got %s %+v, want %s capacity_below_confirmed", res.Reply.Type, got, contract.TypeForumScheduledRejected)
 		}
 		if got := h.Count(t, `SELECT capacity FROM forum.forums WHERE forum_id = 'F1'`); got != 2 {
 			t.Fatalf("capacity = %d after the refusal, want 2", got)
@@ -170,23 +171,23 @@ func TestSignupRefusals(t *testing.T) {
 	t.Parallel()
 	refused := func(t *testing.T, res runtime.Result, reason string) {
 		t.Helper()
-		if got := functest.As[Rejection](t, res.Reply); res.Reply.Type != TypeSignupRejected || got.Reason != reason {
-			t.Fatalf("got %s %+v, want %s %s", res.Reply.Type, got, TypeSignupRejected, reason)
+		if got := functest.As[contract.SignupRejection](t, res.Reply); res.Reply.Type != contract.TypeSignupRejected || got.Reason != reason {
+			t.Fatalf("got %s %+v, want %s %s", res.Reply.Type, got, contract.TypeSignupRejected, reason)
 		}
 	}
 	t.Run("ErrForumNotFound", func(t *testing.T) {
 		t.Parallel()
 		h := rules(t)
-		refused(t, h.Handle(t, TypeSignupRequested, signup("F-none", 1, ModeSelf)), "forum_not_found")
+		refused(t, h.Handle(t, contract.TypeSignupRequested, signup("F-none", 1, contract.ModeSelf)), "forum_not_found")
 	})
 	t.Run("ErrAlreadyRegistered", func(t *testing.T) {
 		t.Parallel()
 		h := rules(t)
-		h.Handle(t, TypeScheduled, scheduled("F1", 30, 10))
-		first := take(t, h, "F1", seat{1, ModeSelf, StatusConfirmed, 0})[0]
-		res := h.Handle(t, TypeSignupRequested, signup("F1", 1, ModeNominated))
+		h.Handle(t, contract.TypeForumScheduled, scheduled("F1", 30, 10))
+		first := take(t, h, "F1", seat{1, contract.ModeSelf, StatusConfirmed, 0})[0]
+		res := h.Handle(t, contract.TypeSignupRequested, signup("F1", 1, contract.ModeNominated))
 		refused(t, res, "already_registered")
-		if got := functest.As[Rejection](t, res.Reply); got.SignupID != first.SignupID {
+		if got := functest.As[contract.SignupRejection](t, res.Reply); got.SignupID != first.SignupID {
 			t.Fatalf("rejection names signup %q, want the existing %s", got.SignupID, first.SignupID)
 		}
 		wantSeats(t, h, "F1", 1, 0, 0)
@@ -194,18 +195,18 @@ func TestSignupRefusals(t *testing.T) {
 	t.Run("ErrSignupClosed", func(t *testing.T) {
 		t.Parallel()
 		h := rules(t)
-		h.Handle(t, TypeScheduled, scheduled("F1", 30, 10))
+		h.Handle(t, contract.TypeForumScheduled, scheduled("F1", 30, 10))
 		h.Time = time.Date(2026, 12, 1, 17, 0, 1, 0, time.FixedZone("CST", 8*3600)) // a second past the deadline
-		refused(t, h.Handle(t, TypeSignupRequested, signup("F1", 1, ModeSelf)), "signup_closed")
+		refused(t, h.Handle(t, contract.TypeSignupRequested, signup("F1", 1, contract.ModeSelf)), "signup_closed")
 		wantSeats(t, h, "F1", 0, 0, 0)
 	})
 	t.Run("ErrNotRegistered", func(t *testing.T) {
 		t.Parallel()
 		h := rules(t)
-		h.Handle(t, TypeScheduled, scheduled("F1", 30, 10))
-		res := h.Handle(t, TypeSignupCancelled, &SignupCancelled{ForumID: "F1", USCC: event.SampleUSCC(1)})
-		if got := functest.As[Rejection](t, res.Reply); res.Reply.Type != TypeSignupRejected || got.Reason != "not_registered" {
-			t.Fatalf("got %s %+v, want %s not_registered", res.Reply.Type, got, TypeSignupRejected)
+		h.Handle(t, contract.TypeForumScheduled, scheduled("F1", 30, 10))
+		res := h.Handle(t, contract.TypeSignupCancelled, &contract.SignupCancelled{ForumID: "F1", USCC: event.SampleUSCC(1)})
+		if got := functest.As[contract.SignupRejection](t, res.Reply); res.Reply.Type != contract.TypeSignupRejected || got.Reason != "not_registered" {
+			t.Fatalf("got %s %+v, want %s not_registered", res.Reply.Type, got, contract.TypeSignupRejected)
 		}
 	})
 }

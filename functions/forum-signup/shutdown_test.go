@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/qinqing/qinqing/shared/contract"
 	"github.com/qinqing/qinqing/shared/event"
 	"github.com/qinqing/qinqing/shared/runtime/functest"
 )
@@ -28,7 +29,7 @@ func TestGracefulShutdown(t *testing.T) {
 	if _, err := tx.Exec(t.Context(), `SELECT 1 FROM forum.forums WHERE forum_id = 'F1' FOR UPDATE`); err != nil {
 		t.Fatal(err)
 	}
-	ev := functest.Event(TypeSignupRequested, portalSrc, nextID(), week, signupData("F1", event.SampleUSCC(1), "self"))
+	ev := functest.Event(contract.TypeSignupRequested, portalSrc, nextID(), week, signupData("F1", event.SampleUSCC(1), "self"))
 	replied := make(chan *functest.Response, 1)
 	go func() { replied <- f.Fn.Send(t, ev) }()
 	waitUntil(t, "the signup waits for the forum lock", func() bool {
@@ -55,7 +56,7 @@ func TestGracefulShutdown(t *testing.T) {
 	}
 	select {
 	case r := <-replied:
-		if r.Status != http.StatusOK || r.Type() != TypeSignupConfirmed {
+		if r.Status != http.StatusOK || r.Type() != contract.TypeSignupConfirmed {
 			t.Fatalf("in-flight event: %d %s %s", r.Status, r.Type(), r.Body)
 		}
 	case <-time.After(15 * time.Second):

@@ -9,6 +9,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/qinqing/qinqing/shared/contract"
 	"github.com/qinqing/qinqing/shared/docs"
 	"github.com/qinqing/qinqing/shared/runtime"
 )
@@ -38,7 +39,7 @@ func (f forum) mayTake(mode string) bool {
 	if f.seats.total() >= f.capacity {
 		return false
 	}
-	return mode == ModeNominated || f.seats.self < f.capacity-f.reserved
+	return mode == contract.ModeNominated || f.seats.self < f.capacity-f.reserved
 }
 
 // lockForum reads a forum with its seat counters and locks its row until
@@ -72,7 +73,7 @@ func storeSeats(ctx context.Context, tx pgx.Tx, forumID string, s seats) error {
 	return nil
 }
 
-func upsertForum(ctx context.Context, tx pgx.Tx, p *Scheduled, at time.Time) error {
+func upsertForum(ctx context.Context, tx pgx.Tx, p *contract.ForumScheduled, at time.Time) error {
 	_, err := tx.Exec(ctx, `INSERT INTO forum.forums (forum_id, forum_date, theme, host_leader, venue, county,
 			capacity, reserved_for_nominated, signup_deadline, scheduled_at)
 		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
@@ -80,7 +81,7 @@ func upsertForum(ctx context.Context, tx pgx.Tx, p *Scheduled, at time.Time) err
 			host_leader = EXCLUDED.host_leader, venue = EXCLUDED.venue, county = EXCLUDED.county,
 			capacity = EXCLUDED.capacity, reserved_for_nominated = EXCLUDED.reserved_for_nominated,
 			signup_deadline = EXCLUDED.signup_deadline, scheduled_at = EXCLUDED.scheduled_at`,
-		p.ForumID, p.date, p.Theme, p.HostLeader, p.Venue, p.County, p.Capacity, p.ReservedForNominated, p.deadline, at)
+		p.ForumID, p.Day(), p.Theme, p.HostLeader, p.Venue, p.County, p.Capacity, p.ReservedForNominated, p.Deadline(), at)
 	if err != nil {
 		return fmt.Errorf("upsert forum: %w", err)
 	}
@@ -151,7 +152,7 @@ type signupOutcome struct {
 
 // decideSignup is signupDecision for the signup signupID of the event
 // from source, scanning into o.
-func decideSignup(signupID string, p *SignupRequested, at time.Time, source string, o *signupOutcome) runtime.Statement {
+func decideSignup(signupID string, p *contract.SignupRequested, at time.Time, source string, o *signupOutcome) runtime.Statement {
 	problems, _ := json.Marshal(nonNil(p.Problems)) // plain structs: cannot fail
 	documents, _ := json.Marshal(nonNil(p.Documents))
 	return runtime.Statement{
@@ -226,7 +227,7 @@ func fillSeats(ctx context.Context, tx pgx.Tx, forumID string, f forum, at time.
 			continue
 		}
 		promoted = append(promoted, w.id)
-		if w.mode == ModeSelf {
+		if w.mode == contract.ModeSelf {
 			f.seats.self++
 		} else {
 			f.seats.nominated++
@@ -234,8 +235,8 @@ func fillSeats(ctx context.Context, tx pgx.Tx, forumID string, f forum, at time.
 		f.seats.waitlisted--
 		out = append(out, runtime.Outgoing{
 			Key:  "promoted/" + w.id,
-			Type: TypeSignupConfirmed,
-			Data: SignupReply{SignupID: w.id, ForumID: forumID, USCC: w.uscc, Status: StatusConfirmed, Uploads: []docs.Upload{}},
+			Type: contract.TypeSignupConfirmed,
+			Data: contract.SignupReply{SignupID: w.id, ForumID: forumID, USCC: w.uscc, Status: StatusConfirmed, Uploads: []docs.Upload{}},
 		})
 		if f.seats.total() >= f.capacity {
 			break

@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/qinqing/qinqing/shared/contract"
 	"github.com/qinqing/qinqing/shared/docs/s3test"
 	"github.com/qinqing/qinqing/shared/event"
 	"github.com/qinqing/qinqing/shared/postgres/pgtest"
@@ -39,7 +40,7 @@ func TestTracesOverOTLP(t *testing.T) {
 	data := signupData("T1", event.SampleUSCC(41), "self")
 	data["problems"] = []any{map[string]any{"title": "用电", "category": "energy"}}
 	data["documents"] = []any{map[string]any{"fileName": "plan.pdf", "contentType": "application/pdf", "sizeBytes": 12}}
-	ev := functest.Event(TypeSignupRequested, portalSrc, nextID(), week, data)
+	ev := functest.Event(contract.TypeSignupRequested, portalSrc, nextID(), week, data)
 	ev.SetExtension("traceparent", "00-"+traceID+"-"+parent+"-01")
 	if r := fn.Send(t, ev); r.Status != 200 || !strings.Contains(r.Header.Get("Ce-Traceparent"), traceID) {
 		t.Fatalf("signup: %d %s, reply traceparent %q", r.Status, r.Body, r.Header.Get("Ce-Traceparent"))
@@ -48,7 +49,7 @@ func TestTracesOverOTLP(t *testing.T) {
 		t.Fatalf("redelivery: %d %s", r.Status, r.Body)
 	}
 
-	appeal := sink.WaitFor(t, TypeAppealSubmitted, 1, 10*time.Second)[0]
+	appeal := sink.WaitFor(t, contract.TypeAppealSubmitted, 1, 10*time.Second)[0]
 	tp, _ := appeal.Extensions()["traceparent"].(string)
 	if len(tp) != 55 || tp[3:35] != traceID {
 		t.Fatalf("appeal follow-up traceparent %q, want trace %s", tp, traceID)
@@ -76,7 +77,7 @@ func TestTracesOverOTLP(t *testing.T) {
 		}
 	}
 	if server.ParentSpanID != parent || server.Service != "forum-signup" ||
-		server.Attributes["cloudevents.event_type"] != TypeSignupRequested || server.Attributes["cloudevents.event_id"] != ev.ID() ||
+		server.Attributes["cloudevents.event_type"] != contract.TypeSignupRequested || server.Attributes["cloudevents.event_id"] != ev.ID() ||
 		server.Attributes["cloudevents.event_source"] != portalSrc || server.Attributes["http.response.status_code"] != "200" {
 		t.Fatalf("server span %+v", server)
 	}

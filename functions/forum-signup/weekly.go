@@ -11,17 +11,10 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/qinqing/qinqing/shared/contract"
 	"github.com/qinqing/qinqing/shared/docs"
 	"github.com/qinqing/qinqing/shared/runtime"
 )
-
-// ClosedForum is one entry of weekly.completed.
-type ClosedForum struct {
-	ForumID    string `json:"forumId"`
-	Confirmed  int    `json:"confirmed"`
-	Waitlisted int    `json:"waitlisted"`
-	RosterKey  string `json:"rosterKey"`
-}
 
 // weekly closes, once, every forum whose signup deadline has passed as of
 // the event time, and writes its roster. A second check finds them closed.
@@ -32,7 +25,7 @@ func (f *Function) weekly(ctx context.Context, tx pgx.Tx, m runtime.Meta) (runti
 	if err != nil {
 		return runtime.Result{}, err
 	}
-	closed := make([]ClosedForum, 0, len(ids))
+	closed := make([]contract.ClosedForum, 0, len(ids))
 	for _, id := range ids {
 		c, err := f.closeForum(ctx, tx, id, m.Time)
 		if err != nil {
@@ -40,20 +33,20 @@ func (f *Function) weekly(ctx context.Context, tx pgx.Tx, m runtime.Meta) (runti
 		}
 		closed = append(closed, c)
 	}
-	return runtime.Reply(TypeWeeklyCompleted, map[string]any{"closed": closed}), nil
+	return runtime.Reply(contract.TypeForumWeeklyCompleted, contract.ForumWeeklyCompleted{Closed: closed}), nil
 }
 
 // rosterHeader is the first row of roster.csv.
 var rosterHeader = []string{"signupId", "status", "mode", "uscc", "enterpriseName", "county", "contactName",
 	"contactPhone", "nominatedBy", "topic", "problems", "requestedAt"}
 
-func (f *Function) closeForum(ctx context.Context, tx pgx.Tx, forumID string, at time.Time) (ClosedForum, error) {
+func (f *Function) closeForum(ctx context.Context, tx pgx.Tx, forumID string, at time.Time) (contract.ClosedForum, error) {
 	var buf bytes.Buffer
 	w := docs.NewCSVWriter(&buf)
 	_ = w.Write(rosterHeader)
-	c := ClosedForum{ForumID: forumID, RosterKey: path.Join("forums", forumID, "roster.csv")}
+	c := contract.ClosedForum{ForumID: forumID, RosterKey: path.Join("forums", forumID, "roster.csv")}
 	err := eachRosterEntry(ctx, tx, forumID, func(e *rosterEntry) error {
-		var ps []Problem
+		var ps []contract.Problem
 		if err := json.Unmarshal([]byte(e.problems), &ps); err != nil {
 			return err
 		}
@@ -72,17 +65,17 @@ func (f *Function) closeForum(ctx context.Context, tx pgx.Tx, forumID string, at
 		return nil
 	})
 	if err != nil {
-		return ClosedForum{}, fmt.Errorf("roster: %w", err)
+		return contract.ClosedForum{}, fmt.Errorf("roster: %w", err)
 	}
 	if err := w.Flush(); err != nil {
-		return ClosedForum{}, fmt.Errorf("roster: %w", err)
+		return contract.ClosedForum{}, fmt.Errorf("roster: %w", err)
 	}
 	// Written before the commit under a fixed key: a retry overwrites it.
 	if err := f.docs.Put(ctx, c.RosterKey, "text/csv; charset=utf-8", buf.Bytes()); err != nil {
-		return ClosedForum{}, err
+		return contract.ClosedForum{}, err
 	}
 	if err := markForumClosed(ctx, tx, forumID, at, c.RosterKey); err != nil {
-		return ClosedForum{}, err
+		return contract.ClosedForum{}, err
 	}
 	return c, nil
 }

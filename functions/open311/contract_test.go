@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/qinqing/qinqing/shared/appeal"
+	"github.com/qinqing/qinqing/shared/contract"
 	"github.com/qinqing/qinqing/shared/event"
 	"github.com/qinqing/qinqing/shared/postgres/pgtest"
 	"github.com/qinqing/qinqing/shared/runtime"
@@ -255,8 +256,8 @@ func (f *fixture) submit(t *testing.T, form url.Values) string {
 // appeal-router.
 func (f *fixture) route(t *testing.T) {
 	t.Helper()
-	for _, ev := range f.Sink.OfType(appeal.TypeSubmitted) {
-		if r := f.router.Send(t, ev); r.Status != 200 || r.Type() != appeal.TypeAssigned {
+	for _, ev := range f.Sink.OfType(contract.TypeAppealSubmitted) {
+		if r := f.router.Send(t, ev); r.Status != 200 || r.Type() != contract.TypeAppealAssigned {
 			t.Fatalf("appeal-router answered %d %s: %s", r.Status, r.Type(), r.Body)
 		}
 	}
@@ -289,7 +290,7 @@ func TestRequestLifecycle(t *testing.T) {
 	id := f.submit(t, form)
 
 	t.Run("SubmittedEvent", func(t *testing.T) {
-		evs := f.Sink.OfType(appeal.TypeSubmitted)
+		evs := f.Sink.OfType(contract.TypeAppealSubmitted)
 		if len(evs) != 1 {
 			t.Fatalf("%d submitted events at the sink, want 1", len(evs))
 		}
@@ -319,7 +320,7 @@ func TestRequestLifecycle(t *testing.T) {
 		if again := f.submit(t, form); again != id {
 			t.Fatalf("retried POST gave %s, want %s", again, id)
 		}
-		evs := f.Sink.OfType(appeal.TypeSubmitted)
+		evs := f.Sink.OfType(contract.TypeAppealSubmitted)
 		if len(evs) != 2 || evs[0].ID() != evs[1].ID() {
 			t.Fatalf("retry sent %d events; ids must be equal so appeal-router handles it once", len(evs))
 		}
@@ -369,23 +370,23 @@ func TestRequestLifecycle(t *testing.T) {
 		t.Helper()
 		data["appealId"] = id
 		r := f.router.Send(t, functest.Event(typ, "/portals/departments", functest.NextID(), time.Now(), data))
-		if r.Status != 200 || r.Type() != appeal.TypeUpdated {
+		if r.Status != 200 || r.Type() != contract.TypeAppealUpdated {
 			t.Fatalf("%s: %d %s %s", typ, r.Status, r.Type(), r.Body)
 		}
 	}
 	t.Run("Answered", func(t *testing.T) {
-		answer(appeal.TypeAccepted, map[string]any{"department": assign})
+		answer(contract.TypeAppealAccepted, map[string]any{"department": assign})
 		if r := f.get(t, keyA, id); !strings.Contains(r.StatusNotes, "signed for") {
 			t.Errorf("after accepted: %q", r.StatusNotes)
 		}
-		answer(appeal.TypeReplied, map[string]any{"department": assign, "reply": "The certificate is issued; collect it at the county service centre."})
+		answer(contract.TypeAppealReplied, map[string]any{"department": assign, "reply": "The certificate is issued; collect it at the county service centre."})
 		r := f.get(t, keyA, id)
 		if r.Status != "open" || r.StatusNotes != "Answered: The certificate is issued; collect it at the county service centre." {
 			t.Errorf("after replied: %+v", r)
 		}
 	})
 	t.Run("Closed", func(t *testing.T) {
-		answer(appeal.TypeRevisited, map[string]any{"satisfaction": "satisfied"})
+		answer(contract.TypeAppealRevisited, map[string]any{"satisfaction": "satisfied"})
 		r := f.get(t, keyA, id)
 		if r.Status != "closed" || !strings.Contains(r.StatusNotes, "satisfied; closed") {
 			t.Errorf("after revisit: %+v", r)
@@ -587,7 +588,7 @@ func TestErrors(t *testing.T) {
 		expectError(t, status, b, 503)
 	})
 	t.Run("NothingSentOnError", func(t *testing.T) {
-		if n := len(f.Sink.OfType(appeal.TypeSubmitted)); n != 0 {
+		if n := len(f.Sink.OfType(contract.TypeAppealSubmitted)); n != 0 {
 			t.Fatalf("%d events reached the sink from refused requests", n)
 		}
 	})

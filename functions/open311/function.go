@@ -15,6 +15,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/qinqing/qinqing/shared/appeal"
+	"github.com/qinqing/qinqing/shared/contract"
 	"github.com/qinqing/qinqing/shared/event"
 	"github.com/qinqing/qinqing/shared/runtime"
 )
@@ -26,11 +27,11 @@ const Jurisdiction = "huzhou"
 
 // Limits of the API.
 const (
-	maxRange      = 90 * 24 * time.Hour // start_date … end_date
-	maxIDs        = 100                 // ids in one service_request_id list
-	maxResults    = 1000                // requests in one list answer
-	maxTitle      = 200                 // appeal-router's limits
-	maxText       = 4000
+	maxRange      = 90 * 24 * time.Hour     // start_date … end_date
+	maxIDs        = 100                     // ids in one service_request_id list
+	maxResults    = 1000                    // requests in one list answer
+	maxTitle      = contract.MaxAppealTitle // appeal-router's limits
+	maxText       = contract.MaxAppealText
 	maxTitleGuess = 60 // characters of the description used as title
 )
 
@@ -208,7 +209,7 @@ func (f *Function) post(w http.ResponseWriter, r *http.Request) answer {
 	ev := cloudevents.NewEvent()
 	ev.SetID(id)
 	ev.SetSource(source)
-	ev.SetType(appeal.TypeSubmitted)
+	ev.SetType(contract.TypeAppealSubmitted)
 	ev.SetTime(f.now().UTC())
 	if err := ev.SetData(cloudevents.ApplicationJSON, sub); err != nil {
 		return failed(w, format, portal, &event.Error{Code: event.EINTERNAL, Message: "could not encode the request", Err: err})
@@ -222,25 +223,11 @@ func (f *Function) post(w http.ResponseWriter, r *http.Request) answer {
 	return answer{portal: portal, n: 1}
 }
 
-// submitted is the cn.huzhou.appeal.submitted data (contract section 4).
-type submitted struct {
-	AppealID   string `json:"appealId"`
-	Enterprise struct {
-		USCC string `json:"uscc"`
-		Name string `json:"name"`
-	} `json:"enterprise"`
-	County   string `json:"county"`
-	Title    string `json:"title"`
-	Detail   string `json:"detail"`
-	Category string `json:"category"`
-	Channel  string `json:"channel"`
-}
-
 // submission checks the form of a POST against what appeal-router
 // accepts, so that an id answered 201 always becomes an appeal. email and
 // phone are accepted as the spec allows but not passed on or stored.
-func (f *Function) submission(form url.Values) (*submitted, string, error) {
-	var s submitted
+func (f *Function) submission(form url.Values) (*contract.AppealSubmitted, string, error) {
+	var s contract.AppealSubmitted
 	code := strings.TrimSpace(form.Get("service_code"))
 	if code == "" {
 		return nil, "", invalid("service_code is required (see services.json)")
@@ -250,7 +237,7 @@ func (f *Function) submission(form url.Values) (*submitted, string, error) {
 		return nil, "", invalid("service_code %q is not a service (see services.json)", code)
 	}
 	s.Category = rule.Code()
-	s.Channel = "portal"
+	s.Channel = contract.ChannelPortal
 	s.Detail = form.Get("description")
 	s.Enterprise.USCC = form.Get("attribute[uscc]")
 	s.Enterprise.Name = form.Get("attribute[enterprise_name]")

@@ -20,6 +20,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/jackc/pgx/v5"
 
+	"github.com/qinqing/qinqing/shared/contract"
 	"github.com/qinqing/qinqing/shared/docs"
 	"github.com/qinqing/qinqing/shared/docs/s3test"
 	"github.com/qinqing/qinqing/shared/event"
@@ -234,9 +235,9 @@ func BenchmarkImport(b *testing.B) {
 	fn, pid := startForBench(b, env)
 	g := newGenerator()
 	for _, l := range g.licences {
-		r := fn.Send(b, functest.Event(TypeLicenceRegistered, portalSrc, "lic-"+l.no, week,
+		r := fn.Send(b, functest.Event(contract.TypeLicenceRegistered, portalSrc, "lic-"+l.no, week,
 			licenceData(l.no, l.uscc, "2025-01-01", "2030-12-31", 1_000_000_000)))
-		if r.Type() != TypeLicenceAccepted {
+		if r.Type() != contract.TypeLicenceAccepted {
 			b.Fatalf("licence: %s", r.Body)
 		}
 	}
@@ -251,7 +252,7 @@ func BenchmarkImport(b *testing.B) {
 				prefix := fmt.Sprintf("R%d", run)
 				key := fmt.Sprintf("imports/bench/%d.csv", run)
 				sum := uploadGenerated(b, store, g, key, rows, prefix)
-				ev := functest.Event(TypeTradesImported, portalSrc, fmt.Sprintf("bench-%d", run), week, importData("BENCH-"+prefix, key))
+				ev := functest.Event(contract.TypeTradesImported, portalSrc, fmt.Sprintf("bench-%d", run), week, importData("BENCH-"+prefix, key))
 				emptyTrades(b, dbURL) // both sides start from an empty table
 				cpu0, self0 := procCPU(pid), selfCPU()
 				b.StartTimer()
@@ -261,7 +262,7 @@ func BenchmarkImport(b *testing.B) {
 				b.StopTimer()
 				fnCPU += procCPU(pid) - cpu0
 				testCPU += selfCPU() - self0
-				var rep ImportCompleted
+				var rep contract.ImportCompleted
 				r.DataInto(b, &rep)
 				if rep.Accepted != sum.accepted || rep.Rejected != sum.rejected {
 					b.Fatalf("reply %+v, want %d accepted %d rejected", rep, sum.accepted, sum.rejected)

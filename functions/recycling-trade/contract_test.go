@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/qinqing/qinqing/shared/contract"
 	"github.com/qinqing/qinqing/shared/event"
 	"github.com/qinqing/qinqing/shared/runtime/functest"
 )
@@ -50,7 +51,7 @@ func TestLicence(t *testing.T) {
 		// RFC 3339 timestamps are read as their calendar date in Huzhou;
 		// the licence number is stored (and quoted) in its key form.
 		d := licenceData("ｚｊ-hw-ts", collectorA, "2025-12-31T16:00:00Z", "2026-12-31T23:59:59+08:00", 1000)
-		r := f.send(t, TypeLicenceRegistered, week, d)
+		r := f.send(t, contract.TypeLicenceRegistered, week, d)
 		if r.Status != 200 || r.Data()["licenceNo"] != "ZJ-HW-TS" {
 			t.Fatalf("got %d %s, want 200 with licenceNo ZJ-HW-TS", r.Status, r.Body)
 		}
@@ -90,7 +91,7 @@ func TestLicence(t *testing.T) {
 		t.Run("Err"+tc.name, func(t *testing.T) {
 			d := licenceData("ZJ-HW-BAD", collectorA, "2026-01-01", "2026-12-31", 1000)
 			tc.edit(d)
-			r := f.send(t, TypeLicenceRegistered, week, d)
+			r := f.send(t, contract.TypeLicenceRegistered, week, d)
 			if r.Status != 400 || r.Problem()["field"] != tc.field {
 				t.Fatalf("got %d %s, want 400 naming %s", r.Status, r.Body, tc.field)
 			}
@@ -168,7 +169,7 @@ func TestTradeInvalid(t *testing.T) {
 		// Without a time attribute the receipt time is "now".
 		d := good()
 		d["occurredAt"] = time.Now().Add(time.Hour).Format(time.RFC3339)
-		if r := f.Fn.Send(t, functest.Event(TypeTradeRecorded, portalSrc, nextID(), time.Time{}, d)); r.Status != 400 || r.Problem()["field"] != "occurredAt" {
+		if r := f.Fn.Send(t, functest.Event(contract.TypeTradeRecorded, portalSrc, nextID(), time.Time{}, d)); r.Status != 400 || r.Problem()["field"] != "occurredAt" {
 			t.Fatalf("got %d %s", r.Status, r.Body)
 		}
 	})
@@ -177,7 +178,7 @@ func TestTradeInvalid(t *testing.T) {
 			t.Fatalf("%s = %d after bad input", q, n)
 		}
 	}
-	if n := f.Count(t, `SELECT count(*) FROM qinqing.inbox WHERE type = $1`, TypeTradeRecorded); n != 0 {
+	if n := f.Count(t, `SELECT count(*) FROM qinqing.inbox WHERE type = $1`, contract.TypeTradeRecorded); n != 0 {
 		t.Fatalf("%d inbox rows written by bad input", n)
 	}
 }
@@ -192,7 +193,7 @@ func TestTradeFlow(t *testing.T) {
 		d["documents"] = []any{map[string]any{"fileName": "manifest.pdf", "contentType": "application/pdf", "sizeBytes": 17}}
 		r := f.trade(t, d)
 		wantAccepted(t, r)
-		var rep TradeAccepted
+		var rep contract.TradeAccepted
 		r.DataInto(t, &rep)
 		if rep.TradeID != "T1" || rep.ManifestNo != "HW-2026-0001" || len(rep.Uploads) != 1 {
 			t.Fatalf("reply = %+v", rep)
@@ -276,7 +277,7 @@ func TestTradeFlow(t *testing.T) {
 	t.Run("CapacityPerCalendarYearInBusinessZone", func(t *testing.T) {
 		// 2027-01-01 00:30 in Huzhou is still 2026 in UTC: it counts for 2027.
 		week2027 := time.Date(2027, 1, 2, 0, 0, 0, 0, time.UTC)
-		r := f.send(t, TypeTradeRecorded, week2027, tradeData("T24", "HW-2027-0001", collectorB, "L-SMALL", 1, "1.000", "2026-12-31T16:30:00Z"))
+		r := f.send(t, contract.TypeTradeRecorded, week2027, tradeData("T24", "HW-2027-0001", collectorB, "L-SMALL", 1, "1.000", "2026-12-31T16:30:00Z"))
 		wantAccepted(t, r)
 		if g := f.yearTotal(t, collectorB, 2027); g != 1000 {
 			t.Fatalf("2027 total = %d g, want 1000", g)
@@ -312,7 +313,7 @@ func TestCapacityRace(t *testing.T) {
 				go func() {
 					defer wg.Done()
 					d := tradeData(fmt.Sprintf("R%d-%d", round, i), fmt.Sprintf("M-R%d-%d", round, i), collector, lic, 1, "60.000", "2026-11-20T10:00:00+08:00")
-					ev := functest.Event(TypeTradeRecorded, portalSrc, nextID(), week, d)
+					ev := functest.Event(contract.TypeTradeRecorded, portalSrc, nextID(), week, d)
 					<-start
 					types[i] = f.Fn.Send(t, ev).Type()
 				}()
@@ -321,7 +322,7 @@ func TestCapacityRace(t *testing.T) {
 			wg.Wait()
 			accepted := 0
 			for _, ty := range types {
-				if ty == TypeTradeAccepted {
+				if ty == contract.TypeTradeAccepted {
 					accepted++
 				}
 			}
@@ -346,7 +347,7 @@ func TestCapacityRace(t *testing.T) {
 				sem <- struct{}{}
 				defer func() { <-sem }()
 				d := tradeData(fmt.Sprintf("B%d", i), fmt.Sprintf("M-B%d", i), collector, "L-BURST", 1, "10.000", "2026-11-20T10:00:00+08:00")
-				r := f.send(t, TypeTradeRecorded, week, d)
+				r := f.send(t, contract.TypeTradeRecorded, week, d)
 				replies[i] = r.Type() + " " + fmt.Sprint(r.Data()["reason"])
 			}()
 		}
@@ -355,7 +356,7 @@ func TestCapacityRace(t *testing.T) {
 		for _, r := range replies {
 			counts[r]++
 		}
-		if counts[TypeTradeAccepted+" <nil>"] != 20 || counts[TypeTradeRejected+" capacity_exceeded"] != 20 {
+		if counts[contract.TypeTradeAccepted+" <nil>"] != 20 || counts[contract.TypeTradeRejected+" capacity_exceeded"] != 20 {
 			t.Fatalf("replies %v, want 20 accepted and 20 capacity_exceeded", counts)
 		}
 		if g := f.yearTotal(t, collector, 2026); g != 200000 {
@@ -375,7 +376,7 @@ func TestCapacityRace(t *testing.T) {
 			go func() {
 				defer wg.Done()
 				d := tradeData(fmt.Sprintf("D%d", i), "M-SAME", collector, "L-DUP", 1, "10.000", "2026-11-20T10:00:00+08:00")
-				r := f.send(t, TypeTradeRecorded, week, d)
+				r := f.send(t, contract.TypeTradeRecorded, week, d)
 				replies[i] = r.Type() + " " + fmt.Sprint(r.Data()["reason"])
 			}()
 		}
@@ -384,7 +385,7 @@ func TestCapacityRace(t *testing.T) {
 		for _, r := range replies {
 			counts[r]++
 		}
-		if counts[TypeTradeAccepted+" <nil>"] != 1 || counts[TypeTradeRejected+" duplicate_manifest"] != 7 {
+		if counts[contract.TypeTradeAccepted+" <nil>"] != 1 || counts[contract.TypeTradeRejected+" duplicate_manifest"] != 7 {
 			t.Fatalf("replies %v, want 1 accepted and 7 duplicate_manifest", counts)
 		}
 		if g := f.yearTotal(t, collector, 2026); g != 10000 {
@@ -399,10 +400,10 @@ func TestRedelivery(t *testing.T) {
 	f.licence(t, "L1", collectorA, 1000)
 	d := tradeData("T1", "M1", collectorA, "L1", 2, "30.000", "2026-11-20T10:00:00+08:00")
 	d["documents"] = []any{map[string]any{"fileName": "photo.jpg", "contentType": "image/jpeg", "sizeBytes": 2048}}
-	ev := functest.Event(TypeTradeRecorded, portalSrc, "same-id", week, d)
+	ev := functest.Event(contract.TypeTradeRecorded, portalSrc, "same-id", week, d)
 	first := f.Fn.Send(t, ev)
 	second := f.Fn.SendStructured(t, ev)
-	if first.Status != 200 || second.Status != 200 || first.Type() != TypeTradeAccepted {
+	if first.Status != 200 || second.Status != 200 || first.Type() != contract.TypeTradeAccepted {
 		t.Fatalf("status %d %s, %d", first.Status, first.Type(), second.Status)
 	}
 	if first.Type() != second.Type() || !bytes.Equal(first.Event.Data(), second.Event.Data()) || first.Event.ID() != second.Event.ID() {
@@ -415,13 +416,13 @@ func TestRedelivery(t *testing.T) {
 		t.Fatalf("total %d g, want 30000", g)
 	}
 	// A refusal is answered the same way again.
-	rej := functest.Event(TypeTradeRecorded, portalSrc, "refused-id", week, tradeData("T2", "M2", collectorA, "L404", 2, "30.000", "2026-11-20T10:00:00+08:00"))
+	rej := functest.Event(contract.TypeTradeRecorded, portalSrc, "refused-id", week, tradeData("T2", "M2", collectorA, "L404", 2, "30.000", "2026-11-20T10:00:00+08:00"))
 	a, b := f.Fn.Send(t, rej), f.Fn.Send(t, rej)
-	if a.Type() != TypeTradeRejected || !bytes.Equal(a.Event.Data(), b.Event.Data()) {
+	if a.Type() != contract.TypeTradeRejected || !bytes.Equal(a.Event.Data(), b.Event.Data()) {
 		t.Fatalf("refusal replies: %s / %s", a.Body, b.Body)
 	}
 	// Concurrent deliveries of one event: one effect, one reply.
-	ev2 := functest.Event(TypeTradeRecorded, portalSrc, "burst-id", week, tradeData("T3", "M3", collectorA, "L1", 2, "30.000", "2026-11-20T10:00:00+08:00"))
+	ev2 := functest.Event(contract.TypeTradeRecorded, portalSrc, "burst-id", week, tradeData("T3", "M3", collectorA, "L1", 2, "30.000", "2026-11-20T10:00:00+08:00"))
 	var wg sync.WaitGroup
 	replies := make([]*functest.Response, 8)
 	for i := range replies {
@@ -430,7 +431,7 @@ func TestRedelivery(t *testing.T) {
 	}
 	wg.Wait()
 	for _, r := range replies {
-		if r.Status != 200 || r.Type() != TypeTradeAccepted || !bytes.Equal(r.Event.Data(), replies[0].Event.Data()) {
+		if r.Status != 200 || r.Type() != contract.TypeTradeAccepted || !bytes.Equal(r.Event.Data(), replies[0].Event.Data()) {
 			t.Fatalf("burst reply %d %s", r.Status, r.Body)
 		}
 	}

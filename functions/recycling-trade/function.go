@@ -9,6 +9,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/qinqing/qinqing/shared/contract"
 	"github.com/qinqing/qinqing/shared/docs"
 	"github.com/qinqing/qinqing/shared/event"
 	"github.com/qinqing/qinqing/shared/postgres"
@@ -35,33 +36,19 @@ func New(env *runtime.Env, store *docs.Store, imp ImportConfig) *runtime.Functio
 		// (the chart gives it timeoutSeconds 600).
 		RequestTimeout: runtime.LongRequestTimeout,
 		Handlers: map[string]runtime.Handler{
-			TypeLicenceRegistered: onAt(f.loc, f.register),
-			TypeTradeRecorded:     onAt(f.loc, f.record),
-			TypeTradesImported:    runtime.Staged(f.importTrades),
-			event.PingType:        runtime.Jobs(map[string]runtime.JobFunc{"recycling-stats": f.stats}),
+			contract.TypeLicenceRegistered: onAt(f.loc, f.register),
+			contract.TypeTradeRecorded:     onAt(f.loc, f.record),
+			contract.TypeTradesImported:    runtime.Staged(f.importTrades),
+			event.PingType:                 runtime.Jobs(map[string]runtime.JobFunc{"recycling-stats": f.stats}),
 		},
 	}
 }
 
-// TradeAccepted is the data of trade.accepted.
-type TradeAccepted struct {
-	TradeID    string        `json:"tradeId"`
-	ManifestNo string        `json:"manifestNo"`
-	Uploads    []docs.Upload `json:"uploads"`
-}
-
-// TradeRejected is the data of trade.rejected.
-type TradeRejected struct {
-	TradeID    string `json:"tradeId"`
-	ManifestNo string `json:"manifestNo"`
-	Reason     string `json:"reason"`
-}
-
-func (f *Function) register(ctx context.Context, tx pgx.Tx, m runtime.Meta, p *LicenceRegistered) (runtime.Result, error) {
-	if err := upsertLicence(ctx, tx, &p.licence, m.Time); err != nil {
+func (f *Function) register(ctx context.Context, tx pgx.Tx, m runtime.Meta, p *contract.LicenceRegistered) (runtime.Result, error) {
+	if err := upsertLicence(ctx, tx, p.Licence(), m.Time); err != nil {
 		return runtime.Result{}, err
 	}
-	return runtime.Reply(TypeLicenceAccepted, map[string]string{"licenceNo": p.LicenceNo}), nil
+	return runtime.Reply(contract.TypeLicenceAccepted, contract.LicenceAccepted{LicenceNo: p.LicenceNo}), nil
 }
 
 // refusal rolls back the savepoint of a trade that fails at the last step.
@@ -74,10 +61,10 @@ func (r refusal) Error() string { return string(r) }
 // conditional UPDATE of the collector's year total serialises concurrent
 // trades of one collector, and a manifest recorded concurrently by another
 // event undoes the claim.
-func (f *Function) record(ctx context.Context, tx pgx.Tx, m runtime.Meta, p *TradeRecorded) (runtime.Result, error) {
-	t := &p.trade
+func (f *Function) record(ctx context.Context, tx pgx.Tx, m runtime.Meta, p *contract.TradeRecorded) (runtime.Result, error) {
+	t := p.Trade()
 	reject := func(reason string) (runtime.Result, error) {
-		return runtime.Reply(TypeTradeRejected, TradeRejected{TradeID: t.TradeID, ManifestNo: t.ManifestNo, Reason: reason}), nil
+		return runtime.Reply(contract.TypeTradeRejected, contract.TradeRejected{TradeID: t.TradeID, ManifestNo: t.ManifestNo, Reason: reason}), nil
 	}
 	if dup, err := tradeExists(ctx, tx, t.ManifestNo, t.TradeID); err != nil || dup {
 		if err != nil {
@@ -120,5 +107,28 @@ func (f *Function) record(ctx context.Context, tx pgx.Tx, m runtime.Meta, p *Tra
 	if err != nil {
 		return runtime.Result{}, err
 	}
-	return runtime.Reply(TypeTradeAccepted, TradeAccepted{TradeID: t.TradeID, ManifestNo: t.ManifestNo, Uploads: uploads}), nil
+	return runtime.Reply(contract.TypeTradeAccepted, contract.TradeAccepted{TradeID: t.TradeID, ManifestNo: t.ManifestNo, Uploads: uploads}), nil
+}
+
+// atValidator is a payload whose validity depends on the event time or
+// the business time zone.
+type atValidator[T any] interface {
+	*T
+	ValidateAt(asOf time.Time, loc *time.Location) error
+}
+
+// onAt is runtime.On for payloads validated against the event time and
+// the business time zone loc: the check happens before any transaction,
+// so a 400 writes nothing.
+func onAt[T any, P atValidator[T]](loc *time.Location, fn func(ctx context.Context, tx pgx.Tx, m runtime.Meta, p P) (runtime.Result, error)) runtime.Handler {
+	return runtime.HandlerFunc(func(m runtime.Meta, data []byte) (runtime.Run, error) {
+		p := P(new(T))
+		if err := runtime.DecodeJSON(data, p); err != nil {
+			return nil, err
+		}
+		if err := p.ValidateAt(m.Time, loc); err != nil {
+			return nil, err
+		}
+		return func(ctx context.Context, tx pgx.Tx) (runtime.Result, error) { return fn(ctx, tx, m, p) }, nil
+	})
 }

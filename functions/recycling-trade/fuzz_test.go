@@ -3,6 +3,7 @@ package main
 import (
 	"testing"
 
+	"github.com/qinqing/qinqing/shared/contract"
 	"github.com/qinqing/qinqing/shared/docs/s3test"
 	"github.com/qinqing/qinqing/shared/runtime/functest"
 )
@@ -19,20 +20,20 @@ func fuzzPayload(f *testing.F, typ string, valid map[string]any) {
 	env := functest.Env(f, name)
 	_, store := s3test.New(f)
 	p := functest.NewInProcess(env.Pool, New(env, store, ImportConfig{ChunkRows: 100, Prefix: "imports/"}), week)
-	p.Commit(f, TypeLicenceRegistered, licenceData("L-A", collectorA, "2026-01-01", "2026-12-31", 100000))
+	p.Commit(f, contract.TypeLicenceRegistered, licenceData("L-A", collectorA, "2026-01-01", "2026-12-31", 100000))
 	f.Fuzz(func(t *testing.T, data string) { p.Check(t, typ, []byte(data)) })
 }
 
 func FuzzLicenceRegistered(f *testing.F) {
-	fuzzPayload(f, TypeLicenceRegistered, licenceData("L-B", collectorB, "2026-01-01", "2026-12-31T00:00:00+08:00", "1000.5"))
+	fuzzPayload(f, contract.TypeLicenceRegistered, licenceData("L-B", collectorB, "2026-01-01", "2026-12-31T00:00:00+08:00", "1000.5"))
 }
 
 func FuzzTradeRecorded(f *testing.F) {
 	d := tradeData("T1", "HW-2026-0001", collectorA, "L-A", 1, "10.000", "2026-11-20T10:00:00+08:00")
 	d["documents"] = []any{map[string]any{"fileName": "a.pdf", "contentType": "application/pdf", "sizeBytes": 10}}
-	fuzzPayload(f, TypeTradeRecorded, d)
+	fuzzPayload(f, contract.TypeTradeRecorded, d)
 }
 
 func FuzzTradesImported(f *testing.F) {
-	fuzzPayload(f, TypeTradesImported, map[string]any{"batchId": "B-1", "key": "imports/uploads/none.csv"})
+	fuzzPayload(f, contract.TypeTradesImported, map[string]any{"batchId": "B-1", "key": "imports/uploads/none.csv"})
 }

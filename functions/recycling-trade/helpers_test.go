@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/qinqing/qinqing/shared/contract"
 	"github.com/qinqing/qinqing/shared/event"
 	"github.com/qinqing/qinqing/shared/postgres/pgtest"
 	"github.com/qinqing/qinqing/shared/recycling"
@@ -64,8 +65,8 @@ func (f *fixture) licence(t *testing.T, no, collector string, capacityKg any) {
 
 func (f *fixture) licenceFor(t *testing.T, no, collector, from, to string, capacityKg any) {
 	t.Helper()
-	r := f.send(t, TypeLicenceRegistered, week, licenceData(no, collector, from, to, capacityKg))
-	if r.Status != 200 || r.Type() != TypeLicenceAccepted || r.Data()["licenceNo"] != no {
+	r := f.send(t, contract.TypeLicenceRegistered, week, licenceData(no, collector, from, to, capacityKg))
+	if r.Status != 200 || r.Type() != contract.TypeLicenceAccepted || r.Data()["licenceNo"] != no {
 		t.Fatalf("register licence %s: %d %s %s", no, r.Status, r.Type(), r.Body)
 	}
 }
@@ -88,20 +89,20 @@ func tradeData(id, manifest, collector, licence string, sets int, weightKg, occu
 
 func (f *fixture) trade(t *testing.T, data map[string]any) *functest.Response {
 	t.Helper()
-	return f.send(t, TypeTradeRecorded, week, data)
+	return f.send(t, contract.TypeTradeRecorded, week, data)
 }
 
 func wantAccepted(t *testing.T, r *functest.Response) {
 	t.Helper()
-	if r.Status != 200 || r.Type() != TypeTradeAccepted {
-		t.Fatalf("got %d %s %s, want %s", r.Status, r.Type(), r.Body, TypeTradeAccepted)
+	if r.Status != 200 || r.Type() != contract.TypeTradeAccepted {
+		t.Fatalf("got %d %s %s, want %s", r.Status, r.Type(), r.Body, contract.TypeTradeAccepted)
 	}
 }
 
 func wantRejected(t *testing.T, r *functest.Response, reason string) {
 	t.Helper()
-	if r.Status != 200 || r.Type() != TypeTradeRejected || r.Data()["reason"] != reason {
-		t.Fatalf("got %d %s %s, want %s with reason %s", r.Status, r.Type(), r.Body, TypeTradeRejected, reason)
+	if r.Status != 200 || r.Type() != contract.TypeTradeRejected || r.Data()["reason"] != reason {
+		t.Fatalf("got %d %s %s, want %s with reason %s", r.Status, r.Type(), r.Body, contract.TypeTradeRejected, reason)
 	}
 }
 

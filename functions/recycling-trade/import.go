@@ -14,6 +14,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 
+	"github.com/qinqing/qinqing/shared/contract"
 	"github.com/qinqing/qinqing/shared/docs"
 	"github.com/qinqing/qinqing/shared/event"
 	"github.com/qinqing/qinqing/shared/postgres"
@@ -71,14 +72,6 @@ func hasDotSegment(p string) bool {
 	return false
 }
 
-// ImportCompleted is the data of import.completed.
-type ImportCompleted struct {
-	BatchID   string `json:"batchId"`
-	Accepted  int64  `json:"accepted"`
-	Rejected  int64  `json:"rejected"`
-	ErrorsKey string `json:"errorsKey"`
-}
-
 // ReasonInvalid is the reason of a row that is malformed (what would be a
 // 400 for a single trade event); field and detail say what is wrong.
 const ReasonInvalid = "invalid"
@@ -92,7 +85,7 @@ var errorsHeader = []string{"row", "tradeId", "manifestNo", "reason", "field", "
 // writes errors.csv and completes the batch. The event's transaction then
 // only stores the reply. A failure after some chunks committed answers
 // 503 saying what is stored; the retry resumes after the last chunk.
-func (f *Function) importTrades(ctx context.Context, m runtime.Meta, p *TradesImported) (runtime.Run, error) {
+func (f *Function) importTrades(ctx context.Context, m runtime.Meta, p *contract.TradesImported) (runtime.Run, error) {
 	if err := f.imp.confine(p.Key); err != nil {
 		return nil, err
 	}
@@ -101,11 +94,11 @@ func (f *Function) importTrades(ctx context.Context, m runtime.Meta, p *TradesIm
 		return nil, err
 	}
 	return func(context.Context, pgx.Tx) (runtime.Result, error) {
-		return runtime.Reply(TypeImportCompleted, json.RawMessage(reply)), nil
+		return runtime.Reply(contract.TypeImportCompleted, json.RawMessage(reply)), nil
 	}, nil
 }
 
-func (f *Function) runImport(ctx context.Context, m runtime.Meta, p *TradesImported) ([]byte, error) {
+func (f *Function) runImport(ctx context.Context, m runtime.Meta, p *contract.TradesImported) ([]byte, error) {
 	b, err := loadBatch(ctx, f.pool, p.BatchID)
 	if err != nil {
 		return nil, stopped(p.BatchID, nil, err)
@@ -324,7 +317,7 @@ func (f *Function) complete(ctx context.Context, b *batch) ([]byte, error) {
 		return nil, err
 	}
 	return postgres.InTxV(ctx, f.pool, func(tx pgx.Tx) ([]byte, error) {
-		rep := ImportCompleted{BatchID: b.id, ErrorsKey: errorsKey}
+		rep := contract.ImportCompleted{BatchID: b.id, ErrorsKey: errorsKey}
 		var stored []byte
 		var err error
 		if rep.Accepted, rep.Rejected, stored, err = lockBatchResult(ctx, tx, b.id); err != nil || stored != nil {

@@ -22,6 +22,7 @@ import (
 	"github.com/cloudevents/sdk-go/v2/binding"
 	cehttp "github.com/cloudevents/sdk-go/v2/protocol/http"
 
+	"github.com/qinqing/qinqing/shared/contract"
 	"github.com/qinqing/qinqing/shared/docs/s3test"
 	"github.com/qinqing/qinqing/shared/postgres"
 	"github.com/qinqing/qinqing/shared/postgres/pgtest"
@@ -87,14 +88,14 @@ func TestImport(t *testing.T) {
 		row("I19", "M19", collectorA, "L-A", "0", "10.000", at), // 19 invalid batterySets
 	)
 	f.put(t, "imports/2026-11/batch-1.csv", file)
-	ev := functest.Event(TypeTradesImported, portalSrc, "import-1", week, importData("B1", "imports/2026-11/batch-1.csv"))
+	ev := functest.Event(contract.TypeTradesImported, portalSrc, "import-1", week, importData("B1", "imports/2026-11/batch-1.csv"))
 	r := f.Fn.Send(t, ev)
-	if r.Status != 200 || r.Type() != TypeImportCompleted {
+	if r.Status != 200 || r.Type() != contract.TypeImportCompleted {
 		t.Fatalf("got %d %s %s", r.Status, r.Type(), r.Body)
 	}
-	var rep ImportCompleted
+	var rep contract.ImportCompleted
 	r.DataInto(t, &rep)
-	if rep != (ImportCompleted{BatchID: "B1", Accepted: 4, Rejected: 14, ErrorsKey: "imports/B1/errors.csv"}) {
+	if rep != (contract.ImportCompleted{BatchID: "B1", Accepted: 4, Rejected: 14, ErrorsKey: "imports/B1/errors.csv"}) {
 		t.Fatalf("reply = %+v", rep)
 	}
 	body, err := f.Store.Get(context.Background(), rep.ErrorsKey)
@@ -148,8 +149,8 @@ func TestImport(t *testing.T) {
 		// The same batch announced again by a new event, after more trades
 		// arrived: nothing changes and the reply is the same.
 		wantAccepted(t, f.trade(t, tradeData("T-NEW", "M-NEW", collectorA, "L-A", 1, "10.000", at)))
-		rerun := f.send(t, TypeTradesImported, week.Add(time.Hour), importData("B1", "imports/2026-11/batch-1.csv"))
-		if rerun.Status != 200 || rerun.Type() != TypeImportCompleted || !bytes.Equal(rerun.Event.Data(), r.Event.Data()) {
+		rerun := f.send(t, contract.TypeTradesImported, week.Add(time.Hour), importData("B1", "imports/2026-11/batch-1.csv"))
+		if rerun.Status != 200 || rerun.Type() != contract.TypeImportCompleted || !bytes.Equal(rerun.Event.Data(), r.Event.Data()) {
 			t.Fatalf("rerun: %d %s, want %s", rerun.Status, rerun.Body, r.Event.Data())
 		}
 		if n := f.Count(t, `SELECT count(*) FROM recycling.trades`); n != 6 {
@@ -161,17 +162,17 @@ func TestImport(t *testing.T) {
 	})
 	t.Run("ErrSameBatchOtherFile", func(t *testing.T) {
 		f.put(t, "imports/other.csv", csvFile(t, recycling.CSVHeader))
-		r := f.send(t, TypeTradesImported, week, importData("B1", "imports/other.csv"))
+		r := f.send(t, contract.TypeTradesImported, week, importData("B1", "imports/other.csv"))
 		if r.Status != 400 || r.Problem()["field"] != "key" {
 			t.Fatalf("got %d %s", r.Status, r.Body)
 		}
 	})
 	t.Run("HeaderOnly", func(t *testing.T) {
 		f.put(t, "imports/empty.csv", []byte("\ufeff"+strings.Join(recycling.CSVHeader, ",")+"\r\n"))
-		r := f.send(t, TypeTradesImported, week, importData("B-EMPTY", "imports/empty.csv"))
-		var rep ImportCompleted
+		r := f.send(t, contract.TypeTradesImported, week, importData("B-EMPTY", "imports/empty.csv"))
+		var rep contract.ImportCompleted
 		r.DataInto(t, &rep)
-		if rep != (ImportCompleted{BatchID: "B-EMPTY", ErrorsKey: "imports/B-EMPTY/errors.csv"}) {
+		if rep != (contract.ImportCompleted{BatchID: "B-EMPTY", ErrorsKey: "imports/B-EMPTY/errors.csv"}) {
 			t.Fatalf("reply = %+v", rep)
 		}
 		if body, err := f.Store.Get(context.Background(), rep.ErrorsKey); err != nil || string(body) != "row,tradeId,manifestNo,reason,field,detail\n" {
@@ -199,7 +200,7 @@ func TestImportRefused(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run("Err"+tc.name, func(t *testing.T) {
-			r := f.send(t, TypeTradesImported, week, tc.data)
+			r := f.send(t, contract.TypeTradesImported, week, tc.data)
 			if r.Status != 400 || r.Problem()["field"] != tc.field {
 				t.Fatalf("got %d %s, want 400 naming %s", r.Status, r.Body, tc.field)
 			}
@@ -246,7 +247,7 @@ func TestImportResume(t *testing.T) {
 	if _, err := hold.Exec(ctx, `SELECT 1 FROM recycling.collector_years WHERE collector_uscc = $1 FOR UPDATE`, collectorB); err != nil {
 		t.Fatal(err)
 	}
-	ev := functest.Event(TypeTradesImported, portalSrc, "import-big", week, importData("B-BIG", "imports/big.csv"))
+	ev := functest.Event(contract.TypeTradesImported, portalSrc, "import-big", week, importData("B-BIG", "imports/big.csv"))
 	go func() {
 		// Not functest.Send: the request fails when the process is killed.
 		req, _ := http.NewRequest(http.MethodPost, f.Fn.URL+"/", nil)
@@ -273,7 +274,7 @@ func TestImportResume(t *testing.T) {
 
 	fn := functest.Start(t, binary, f.Env...)
 	r := fn.Send(t, ev)
-	var rep ImportCompleted
+	var rep contract.ImportCompleted
 	r.DataInto(t, &rep)
 	if rep.Accepted != 40 || rep.Rejected != 1 {
 		t.Fatalf("reply after resuming = %+v", rep)
@@ -310,8 +311,8 @@ func TestImportStreams(t *testing.T) {
 		t.Fatal(err)
 	}
 	f.put(t, "imports/gen.csv", buf.Bytes())
-	r := f.send(t, TypeTradesImported, week, importData("GEN", "imports/gen.csv"))
-	var rep ImportCompleted
+	r := f.send(t, contract.TypeTradesImported, week, importData("GEN", "imports/gen.csv"))
+	var rep contract.ImportCompleted
 	r.DataInto(t, &rep)
 	if rep.Accepted != sum.accepted || rep.Rejected != sum.rejected {
 		t.Fatalf("reply = %+v, want %d accepted %d rejected", rep, sum.accepted, sum.rejected)
@@ -371,7 +372,7 @@ func TestImportKeyConfined(t *testing.T) {
 		"importsX/ok.csv",             // a sibling folder sharing the prefix's letters
 	} {
 		t.Run("Err"+key, func(t *testing.T) {
-			r := f.send(t, TypeTradesImported, week, importData("B-KEY", key))
+			r := f.send(t, contract.TypeTradesImported, week, importData("B-KEY", key))
 			if r.Status != 400 || r.Problem()["field"] != "key" {
 				t.Fatalf("key %q: got %d %s, want 400 naming key", key, r.Status, r.Body)
 			}
@@ -387,10 +388,10 @@ func TestImportKeyConfined(t *testing.T) {
 		g := setup(t, "IMPORT_PREFIX=uploads/recycling/")
 		g.put(t, "uploads/recycling/ok.csv", good)
 		g.put(t, "imports/ok.csv", good)
-		if r := g.send(t, TypeTradesImported, week, importData("B-OK", "uploads/recycling/ok.csv")); r.Status != 200 {
+		if r := g.send(t, contract.TypeTradesImported, week, importData("B-OK", "uploads/recycling/ok.csv")); r.Status != 200 {
 			t.Fatalf("under the prefix: %d %s", r.Status, r.Body)
 		}
-		if r := g.send(t, TypeTradesImported, week, importData("B-NO", "imports/ok.csv")); r.Status != 400 || r.Problem()["field"] != "key" {
+		if r := g.send(t, contract.TypeTradesImported, week, importData("B-NO", "imports/ok.csv")); r.Status != 400 || r.Problem()["field"] != "key" {
 			t.Fatalf("outside the prefix: %d %s", r.Status, r.Body)
 		}
 	})
@@ -417,8 +418,8 @@ func TestImportErrorsFormulas(t *testing.T) {
 	sum := row("T-4", "@SUM(1)", collectorA, "L-A", "1", "1.2345", at)         // invalid weight
 	wide := row("T-5", "－1+1", collectorA, "L-A", "1", "1.2345", at)           // full-width minus
 	f.put(t, "imports/formulas.csv", csvFile(t, recycling.CSVHeader, hyper, calc, calcAgain, sum, wide))
-	r := f.send(t, TypeTradesImported, week, importData("B-F", "imports/formulas.csv"))
-	var rep ImportCompleted
+	r := f.send(t, contract.TypeTradesImported, week, importData("B-F", "imports/formulas.csv"))
+	var rep contract.ImportCompleted
 	r.DataInto(t, &rep)
 	body, err := f.Store.Get(context.Background(), rep.ErrorsKey)
 	if err != nil {
@@ -481,13 +482,13 @@ func faultLicences(t *testing.T, f *fixture) {
 
 // importOnce imports a file in one go on a fresh fixture: the reference
 // the interrupted imports must equal.
-func importOnce(t *testing.T, file []byte, licences func(*testing.T, *fixture), extra ...string) (ImportCompleted, []byte) {
+func importOnce(t *testing.T, file []byte, licences func(*testing.T, *fixture), extra ...string) (contract.ImportCompleted, []byte) {
 	t.Helper()
 	f := setup(t, extra...)
 	licences(t, f)
 	f.put(t, "imports/file.csv", file)
-	r := f.send(t, TypeTradesImported, week, importData("B-F", "imports/file.csv"))
-	var rep ImportCompleted
+	r := f.send(t, contract.TypeTradesImported, week, importData("B-F", "imports/file.csv"))
+	var rep contract.ImportCompleted
 	r.DataInto(t, &rep)
 	body, err := f.Store.Get(context.Background(), rep.ErrorsKey)
 	if err != nil {
@@ -577,7 +578,7 @@ func TestImportFaults(t *testing.T) {
 	check := func(t *testing.T, p *fixture, ev cloudevents.Event) {
 		t.Helper()
 		r := p.Fn.Retry(t, ev, 10*time.Second)
-		var rep ImportCompleted
+		var rep contract.ImportCompleted
 		r.DataInto(t, &rep)
 		if rep != wantRep {
 			t.Fatalf("reply after the retry = %+v, want %+v", rep, wantRep)
@@ -617,7 +618,7 @@ func TestImportFaults(t *testing.T) {
 		faultLicences(t, p)
 		p.put(t, "imports/file.csv", file)
 		release := holdYear(t, p, collectorB)
-		ev := functest.Event(TypeTradesImported, portalSrc, nextID(), week, importData("B-F", "imports/file.csv"))
+		ev := functest.Event(contract.TypeTradesImported, portalSrc, nextID(), week, importData("B-F", "imports/file.csv"))
 		answer := sendAsync(t, p.Fn, ev)
 		waitRowsDone(t, p, "B-F", 36) // seven chunks stored, the eighth waits
 		// The seventh chunk's commit is visible before its answer reaches the
@@ -640,7 +641,7 @@ func TestImportFaults(t *testing.T) {
 		faultLicences(t, p)
 		p.put(t, "imports/file.csv", file)
 		release := holdYear(t, p, collectorB)
-		ev := functest.Event(TypeTradesImported, portalSrc, nextID(), week, importData("B-F", "imports/file.csv"))
+		ev := functest.Event(contract.TypeTradesImported, portalSrc, nextID(), week, importData("B-F", "imports/file.csv"))
 		answer := sendAsync(t, p.Fn, ev)
 		waitRowsDone(t, p, "B-F", 36) // the whole (small) file is read by now
 		p.S3Proxy.SetDown(true)
@@ -661,8 +662,8 @@ func TestImportFaults(t *testing.T) {
 		faultLicences(t, f)
 		f.put(t, "imports/file.csv", file)
 		release := holdYear(t, f, collectorA)
-		ev := functest.Event(TypeTradesImported, portalSrc, nextID(), week, importData("B-F", "imports/file.csv"))
-		other := functest.Event(TypeTradesImported, portalSrc, nextID(), week.Add(time.Minute), importData("B-F", "imports/file.csv"))
+		ev := functest.Event(contract.TypeTradesImported, portalSrc, nextID(), week, importData("B-F", "imports/file.csv"))
+		other := functest.Event(contract.TypeTradesImported, portalSrc, nextID(), week.Add(time.Minute), importData("B-F", "imports/file.csv"))
 		var answers []<-chan *functest.Response
 		for _, e := range []cloudevents.Event{ev, ev, other, ev, other} {
 			answers = append(answers, sendAsync(t, f.Fn, e))
@@ -679,7 +680,7 @@ func TestImportFaults(t *testing.T) {
 				first = r.Body
 			}
 		}
-		rep, body := ImportCompleted{}, []byte(nil)
+		rep, body := contract.ImportCompleted{}, []byte(nil)
 		r := f.Fn.Send(t, ev)
 		r.DataInto(t, &rep)
 		if rep != wantRep {
@@ -728,7 +729,7 @@ func TestImportS3Stream(t *testing.T) {
 	licences(t, p)
 	p.put(t, "imports/file.csv", file)
 	release := holdYear(t, p, g.licences[1].uscc)
-	ev := functest.Event(TypeTradesImported, portalSrc, nextID(), week, importData("B-F", "imports/file.csv"))
+	ev := functest.Event(contract.TypeTradesImported, portalSrc, nextID(), week, importData("B-F", "imports/file.csv"))
 	answer := sendAsync(t, p.Fn, ev)
 	waitRowsDone(t, p, "B-F", 1)       // the first chunk waits
 	time.Sleep(200 * time.Millisecond) // for the reader to fill what buffers it has
@@ -750,7 +751,7 @@ func TestImportS3Stream(t *testing.T) {
 	}
 	p.S3Proxy.SetDown(false)
 	r = p.Fn.Retry(t, ev, 10*time.Second)
-	var rep ImportCompleted
+	var rep contract.ImportCompleted
 	r.DataInto(t, &rep)
 	if rep != wantRep {
 		t.Fatalf("reply after the retry = %+v, want %+v", rep, wantRep)
@@ -780,8 +781,8 @@ func TestImportDuplicatesFirst(t *testing.T) {
 		row("T-F", "M-OLD", collectorA, "L-A", "1", "500.000", at), // 7 duplicate, though implausible
 		row("T-A", "M-G", collectorA, "L-A", "1", "1.000", at),     // 8 capacity: T-A's row 2 was refused, so this is judged on its own
 	))
-	r := f.send(t, TypeTradesImported, week, importData("B-D", "imports/dups.csv"))
-	var rep ImportCompleted
+	r := f.send(t, contract.TypeTradesImported, week, importData("B-D", "imports/dups.csv"))
+	var rep contract.ImportCompleted
 	r.DataInto(t, &rep)
 	if rep.Accepted != 2 || rep.Rejected != 5 {
 		t.Fatalf("reply %+v", rep)
@@ -916,7 +917,7 @@ func TestImportBehindPgBouncer(t *testing.T) {
 	// The process dies while the last chunk waits; a new one gets the
 	// event four times at once and they finish the import together.
 	release := holdYear(t, f, collectorB)
-	ev := functest.Event(TypeTradesImported, portalSrc, nextID(), week, importData("B-F", "imports/file.csv"))
+	ev := functest.Event(contract.TypeTradesImported, portalSrc, nextID(), week, importData("B-F", "imports/file.csv"))
 	_ = sendAsync(t, f.Fn, ev)
 	waitRowsDone(t, f, "B-F", 36)
 	f.Fn.Kill()
@@ -933,7 +934,7 @@ func TestImportBehindPgBouncer(t *testing.T) {
 		}
 	}
 	r := f.Fn.Send(t, ev)
-	var rep ImportCompleted
+	var rep contract.ImportCompleted
 	r.DataInto(t, &rep)
 	if rep != wantRep {
 		t.Fatalf("reply %+v, want %+v", rep, wantRep)

@@ -3,6 +3,7 @@ package main
 import (
 	"testing"
 
+	"github.com/qinqing/qinqing/shared/contract"
 	"github.com/qinqing/qinqing/shared/postgres/pgtest"
 	"github.com/qinqing/qinqing/shared/recycling"
 	"github.com/qinqing/qinqing/shared/runtime/functest"
@@ -40,8 +41,8 @@ func TestManifestOneKey(t *testing.T) {
 		row("I3", "HW-2026-0003", collectorA, "l-a", "1", "10.000", at),
 	}
 	f.put(t, "imports/uploads/manifest-keys.csv", csvFile(t, rows...))
-	r := f.Fn.Send(t, functest.Event(TypeTradesImported, portalSrc, nextID(), week, importData("B-KEYS", "imports/uploads/manifest-keys.csv")))
-	var done ImportCompleted
+	r := f.Fn.Send(t, functest.Event(contract.TypeTradesImported, portalSrc, nextID(), week, importData("B-KEYS", "imports/uploads/manifest-keys.csv")))
+	var done contract.ImportCompleted
 	r.DataInto(t, &done)
 	if done.Accepted != 1 || done.Rejected != 2 {
 		t.Fatalf("import = %+v, want 1 accepted (I3) and 2 rejected", done)

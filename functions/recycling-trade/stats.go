@@ -9,6 +9,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/qinqing/qinqing/shared/calendar"
+	"github.com/qinqing/qinqing/shared/contract"
 	"github.com/qinqing/qinqing/shared/event"
 	"github.com/qinqing/qinqing/shared/postgres"
 	"github.com/qinqing/qinqing/shared/recycling"
@@ -45,16 +46,6 @@ type StatsDocument struct {
 	Counties []CountyTotals `json:"counties"`
 }
 
-// StatsPublished is the data of stats.published.
-type StatsPublished struct {
-	Period      string `json:"period"`
-	Producers   int64  `json:"producers"`
-	BatterySets int64  `json:"batterySets"`
-	WeightKg    string `json:"weightKg"`
-	AmountFen   int64  `json:"amountFen"`
-	Key         string `json:"key"`
-}
-
 // stats publishes the totals of the calendar month before the event time
 // (business time zone), counting each trade by its occurredAt. The first
 // run for a period and event time keeps its reply and document
@@ -80,7 +71,7 @@ func (f *Function) stats(ctx context.Context, tx pgx.Tx, m runtime.Meta) (runtim
 		if err := f.docs.Put(ctx, key, "application/json", document); err != nil {
 			return runtime.Result{}, err
 		}
-		return runtime.Reply(TypeStatsPublished, json.RawMessage(reply)), nil
+		return runtime.Reply(contract.TypeRecyclingStatsPublished, json.RawMessage(reply)), nil
 	}
 	all, byCounty, err := monthTotals(ctx, tx, from, to)
 	if err != nil {
@@ -100,7 +91,7 @@ func (f *Function) stats(ctx context.Context, tx pgx.Tx, m runtime.Meta) (runtim
 		return runtime.Result{}, err
 	}
 	body = append(body, '\n')
-	replyData, err := json.Marshal(StatsPublished{Period: period, Producers: all.Producers,
+	replyData, err := json.Marshal(contract.RecyclingStatsPublished{Period: period, Producers: all.Producers,
 		BatterySets: all.BatterySets, WeightKg: all.WeightKg, AmountFen: all.AmountFen, Key: key})
 	if err != nil {
 		return runtime.Result{}, err
@@ -112,5 +103,5 @@ func (f *Function) stats(ctx context.Context, tx pgx.Tx, m runtime.Meta) (runtim
 	if err := keepStats(ctx, tx, m, period, replyData, body); err != nil {
 		return runtime.Result{}, err
 	}
-	return runtime.Reply(TypeStatsPublished, json.RawMessage(replyData)), nil
+	return runtime.Reply(contract.TypeRecyclingStatsPublished, json.RawMessage(replyData)), nil
 }

@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/qinqing/qinqing/shared/contract"
 	"github.com/qinqing/qinqing/shared/event"
 	"github.com/qinqing/qinqing/shared/runtime/functest"
 )
@@ -23,7 +24,7 @@ func TestStats(t *testing.T) {
 		d := tradeData(id, "M-"+id, collectorA, "L-A", sets, weight, at)
 		d["producer"] = map[string]any{"uscc": producer, "name": "产废单位" + id, "county": county}
 		d["amountFen"] = amount
-		wantAccepted(t, f.send(t, TypeTradeRecorded, recorded, d))
+		wantAccepted(t, f.send(t, contract.TypeTradeRecorded, recorded, d))
 	}
 	trade("S1", p1, "changxing", 10, "150.250", 30000, "2031-03-31T16:10:00Z")    // 04-01 00:10 in Huzhou: April
 	trade("S2", p1, "changxing", 5, "75.005", 15000, "2031-04-15T12:00:00+08:00") // April
@@ -35,12 +36,12 @@ func TestStats(t *testing.T) {
 	// 2031-05-01 00:05 in Huzhou is still April in UTC: the month is the business zone's.
 	ping := functest.Event(event.PingType, pingSrc, "stats-2031-05", time.Date(2031, 4, 30, 16, 5, 0, 0, time.UTC), map[string]any{"job": "recycling-stats"})
 	r := f.Fn.Send(t, ping)
-	if r.Status != 200 || r.Type() != TypeStatsPublished {
+	if r.Status != 200 || r.Type() != contract.TypeRecyclingStatsPublished {
 		t.Fatalf("got %d %s %s", r.Status, r.Type(), r.Body)
 	}
-	var rep StatsPublished
+	var rep contract.RecyclingStatsPublished
 	r.DataInto(t, &rep)
-	want := StatsPublished{Period: "2031-04", Producers: 2, BatterySets: 18, WeightKg: "256.356", AmountFen: 50007, Key: "recycling/stats/2031-04.json"}
+	want := contract.RecyclingStatsPublished{Period: "2031-04", Producers: 2, BatterySets: 18, WeightKg: "256.356", AmountFen: 50007, Key: "recycling/stats/2031-04.json"}
 	if rep != want {
 		t.Fatalf("reply = %+v, want %+v", rep, want)
 	}
@@ -91,7 +92,7 @@ func TestStats(t *testing.T) {
 		late := tradeData("S7", "M-S7", collectorA, "L-A", 4, "40.000", "2031-04-20T10:00:00+08:00")
 		late["producer"] = map[string]any{"uscc": event.SampleUSCC(34), "name": "产废单位S7", "county": "deqing"}
 		late["amountFen"] = 3000
-		wantAccepted(t, f.send(t, TypeTradeRecorded, time.Date(2031, 5, 25, 0, 0, 0, 0, time.UTC), late))
+		wantAccepted(t, f.send(t, contract.TypeTradeRecorded, time.Date(2031, 5, 25, 0, 0, 0, 0, time.UTC), late))
 		replay := f.Fn.Send(t, functest.Event(event.PingType, pingSrc, "stats-replay", ping.Time(), map[string]any{"job": "recycling-stats"}))
 		if replay.Status != 200 || !bytes.Equal(replay.Event.Data(), r.Event.Data()) {
 			t.Fatalf("replay as of %s: %d %s, want %s", ping.Time(), replay.Status, replay.Event.Data(), r.Event.Data())
@@ -101,9 +102,9 @@ func TestStats(t *testing.T) {
 		}
 		// A run with another time counts it.
 		later := f.Fn.Send(t, functest.Event(event.PingType, pingSrc, "stats-after-late", time.Date(2031, 5, 26, 0, 0, 0, 0, time.UTC), map[string]any{"job": "recycling-stats"}))
-		var got StatsPublished
+		var got contract.RecyclingStatsPublished
 		later.DataInto(t, &got)
-		want := StatsPublished{Period: "2031-04", Producers: 3, BatterySets: 22, WeightKg: "296.356", AmountFen: 53007, Key: "recycling/stats/2031-04.json"}
+		want := contract.RecyclingStatsPublished{Period: "2031-04", Producers: 3, BatterySets: 22, WeightKg: "296.356", AmountFen: 53007, Key: "recycling/stats/2031-04.json"}
 		if got != want {
 			t.Fatalf("after the late trade: %+v, want %+v", got, want)
 		}
@@ -118,9 +119,9 @@ func TestStats(t *testing.T) {
 	})
 	t.Run("EmptyMonth", func(t *testing.T) {
 		r := f.Fn.Send(t, functest.Event(event.PingType, pingSrc, "stats-empty", time.Date(2031, 2, 1, 0, 0, 0, 0, time.UTC), map[string]any{"job": "recycling-stats"}))
-		var rep StatsPublished
+		var rep contract.RecyclingStatsPublished
 		r.DataInto(t, &rep)
-		if rep != (StatsPublished{Period: "2031-01", WeightKg: "0.000", Key: "recycling/stats/2031-01.json"}) {
+		if rep != (contract.RecyclingStatsPublished{Period: "2031-01", WeightKg: "0.000", Key: "recycling/stats/2031-01.json"}) {
 			t.Fatalf("reply = %+v", rep)
 		}
 	})

@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/qinqing/qinqing/shared/contract"
 	"github.com/qinqing/qinqing/shared/runtime/functest"
 )
 
@@ -21,15 +22,15 @@ func TestSampleWeek(t *testing.T) {
 	}
 	defer fh.Close()
 	want := []string{
-		TypeLicenceAccepted,
-		TypeTradeAccepted, TypeTradeAccepted, TypeTradeAccepted,
-		TypeTradeRejected + " implausible_weight",
-		TypeTradeRejected + " duplicate_manifest",
-		TypeStatsPublished,
-		TypeTradeAccepted,
+		contract.TypeLicenceAccepted,
+		contract.TypeTradeAccepted, contract.TypeTradeAccepted, contract.TypeTradeAccepted,
+		contract.TypeTradeRejected + " implausible_weight",
+		contract.TypeTradeRejected + " duplicate_manifest",
+		contract.TypeRecyclingStatsPublished,
+		contract.TypeTradeAccepted,
 	}
 	var got []string
-	var stats StatsPublished
+	var stats contract.RecyclingStatsPublished
 	sc := bufio.NewScanner(fh)
 	for sc.Scan() {
 		var l struct {
@@ -55,7 +56,7 @@ func TestSampleWeek(t *testing.T) {
 			outcome += " " + reason
 		}
 		got = append(got, outcome)
-		if r.Type() == TypeStatsPublished {
+		if r.Type() == contract.TypeRecyclingStatsPublished {
 			r.DataInto(t, &stats)
 		}
 	}
@@ -67,7 +68,7 @@ func TestSampleWeek(t *testing.T) {
 			t.Fatalf("event %d: %s, want %s", i+1, got[i], want[i])
 		}
 	}
-	if stats != (StatsPublished{Period: "2026-11", Producers: 3, BatterySets: 77, WeightKg: "1761.650", AmountFen: 1409320,
+	if stats != (contract.RecyclingStatsPublished{Period: "2026-11", Producers: 3, BatterySets: 77, WeightKg: "1761.650", AmountFen: 1409320,
 		Key: "recycling/stats/2026-11.json"}) {
 		t.Fatalf("November = %+v", stats)
 	}

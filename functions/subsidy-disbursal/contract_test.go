@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/qinqing/qinqing/shared/contract"
 	"github.com/qinqing/qinqing/shared/event"
 	"github.com/qinqing/qinqing/shared/postgres/pgtest"
 	"github.com/qinqing/qinqing/shared/runtime"
@@ -24,11 +25,11 @@ func TestHonourApproval(t *testing.T) {
 	f := setup(t, testPolicies)
 	a := event.SampleUSCC(1)
 
-	var d Decided
+	var d contract.SubsidyDecided
 	t.Run("OK", func(t *testing.T) {
 		// Tuesday 29 September 2026; 1–7 October are holidays and Saturday
 		// 10 October is a make-up working day: 30 Sep, 8, 9, 10, 12 Oct.
-		d = f.decide(t, TypeHonourAwarded, at("2026-09-29 10:00"), honourData(a, "金象金牛", 2026))
+		d = f.decide(t, contract.TypeHonourAwarded, at("2026-09-29 10:00"), honourData(a, "金象金牛", 2026))
 		if d.USCC != a || len(d.Approvals) != 2 || len(d.Rejections) != 0 {
 			t.Fatalf("decided = %+v, want two approvals", d)
 		}
@@ -43,7 +44,7 @@ func TestHonourApproval(t *testing.T) {
 		}
 	})
 	t.Run("DueAtAcrossHoliday", func(t *testing.T) {
-		r := f.send(t, TypeHonourAwarded, honourSource, at("2026-09-29 10:00"), honourData(event.SampleUSCC(2), "金象金牛", 2026))
+		r := f.send(t, contract.TypeHonourAwarded, honourSource, at("2026-09-29 10:00"), honourData(event.SampleUSCC(2), "金象金牛", 2026))
 		var raw struct {
 			Approvals []struct {
 				DueAt string `json:"dueAt"`
@@ -57,13 +58,13 @@ func TestHonourApproval(t *testing.T) {
 	t.Run("DueAtInBusinessTimeZone", func(t *testing.T) {
 		// 17:30 UTC on Friday 4 December is 01:30 on Saturday in Huzhou:
 		// the 5th working day after Saturday 5 December is Friday 11th.
-		got := f.decide(t, TypeHonourAwarded, time.Date(2026, 12, 4, 17, 30, 0, 0, time.UTC), honourData(event.SampleUSCC(3), "金象金牛", 2026))
+		got := f.decide(t, contract.TypeHonourAwarded, time.Date(2026, 12, 4, 17, 30, 0, 0, time.UTC), honourData(event.SampleUSCC(3), "金象金牛", 2026))
 		if due := got.Approvals[0].DueAt; !due.Equal(at("2026-12-11 23:59").Add(59 * time.Second)) {
 			t.Fatalf("dueAt = %v, want 2026-12-11T23:59:59+08:00", due)
 		}
 	})
 	t.Run("PaymentRequested", func(t *testing.T) {
-		evs := f.Sink.WaitFor(t, TypePaymentRequested, 6, 10*time.Second)
+		evs := f.Sink.WaitFor(t, contract.TypePaymentRequested, 6, 10*time.Second)
 		var found int
 		for _, ev := range evs {
 			var p map[string]any
@@ -90,10 +91,10 @@ func TestHonourApproval(t *testing.T) {
 	})
 	t.Run("ErrDuplicate", func(t *testing.T) {
 		// Another event (another id, another source) with the same business key.
-		r := f.Fn.Send(t, functest.Event(TypeHonourAwarded, "/portals/other", nextID(), at("2026-10-20 10:00"), honourData(a, "金象金牛", 2026)))
-		var got Decided
+		r := f.Fn.Send(t, functest.Event(contract.TypeHonourAwarded, "/portals/other", nextID(), at("2026-10-20 10:00"), honourData(a, "金象金牛", 2026)))
+		var got contract.SubsidyDecided
 		r.DataInto(t, &got)
-		want := []Rejection{{"jxjn", ReasonDuplicate}, {"jxjn-wuxing", ReasonDuplicate}}
+		want := []contract.SubsidyRejection{{PolicyID: "jxjn", Reason: ReasonDuplicate}, {PolicyID: "jxjn-wuxing", Reason: ReasonDuplicate}}
 		if len(got.Approvals) != 0 || fmt.Sprint(got.Rejections) != fmt.Sprint(want) {
 			t.Fatalf("decided = %+v, want rejections %v", got, want)
 		}
@@ -102,13 +103,13 @@ func TestHonourApproval(t *testing.T) {
 		}
 	})
 	t.Run("AnotherYearIsAnotherBasis", func(t *testing.T) {
-		got := f.decide(t, TypeHonourAwarded, at("2027-03-01 10:00"), honourData(a, "金象金牛", 2027))
+		got := f.decide(t, contract.TypeHonourAwarded, at("2027-03-01 10:00"), honourData(a, "金象金牛", 2027))
 		if len(got.Approvals) != 2 {
 			t.Fatalf("decided = %+v, want two approvals", got)
 		}
 	})
 	t.Run("ErrNoMatchingPolicy", func(t *testing.T) {
-		r := f.send(t, TypeHonourAwarded, honourSource, at("2026-10-20 10:00"), honourData(a, "文明单位", 2026))
+		r := f.send(t, contract.TypeHonourAwarded, honourSource, at("2026-10-20 10:00"), honourData(a, "文明单位", 2026))
 		if string(r.Event.Data()) != `{"uscc":"`+a+`","approvals":[],"rejections":[{"policyId":"","reason":"no_matching_policy"}]}` {
 			t.Fatalf("reply = %s", r.Event.Data())
 		}
@@ -118,7 +119,7 @@ func TestHonourApproval(t *testing.T) {
 func TestRedelivery(t *testing.T) {
 	t.Parallel()
 	f := setup(t, testPolicies)
-	ev := functest.Event(TypeHonourAwarded, honourSource, "same-id", at("2026-11-30 10:00"), honourData(event.SampleUSCC(1), "金象金牛", 2026))
+	ev := functest.Event(contract.TypeHonourAwarded, honourSource, "same-id", at("2026-11-30 10:00"), honourData(event.SampleUSCC(1), "金象金牛", 2026))
 	first := f.Fn.Send(t, ev)
 	second := f.Fn.SendStructured(t, ev)
 	if first.Status != 200 || second.Status != 200 {
@@ -133,7 +134,7 @@ func TestRedelivery(t *testing.T) {
 	if n := f.Count(t, `SELECT count(*) FROM subsidy.disbursements`); n != 2 {
 		t.Fatalf("%d disbursements, want 2", n)
 	}
-	if n := f.Count(t, `SELECT count(*) FROM qinqing.outbox WHERE type = $1`, TypePaymentRequested); n != 2 {
+	if n := f.Count(t, `SELECT count(*) FROM qinqing.outbox WHERE type = $1`, contract.TypePaymentRequested); n != 2 {
 		t.Fatalf("%d payment requests, want 2", n)
 	}
 	// Concurrent deliveries of one settlement: one effect, one reply.
@@ -141,7 +142,7 @@ func TestRedelivery(t *testing.T) {
 	if err := f.Pool.QueryRow(context.Background(), `SELECT disbursement_id FROM subsidy.disbursements WHERE policy_id = 'jxjn'`).Scan(&id); err != nil {
 		t.Fatal(err)
 	}
-	settle := functest.Event(TypePaymentSettled, treasurySource, "settle-1", at("2026-12-03 15:00"), settledData(id, "ICBC-1"))
+	settle := functest.Event(contract.TypePaymentSettled, treasurySource, "settle-1", at("2026-12-03 15:00"), settledData(id, "ICBC-1"))
 	replies := make([]*functest.Response, 8)
 	var wg sync.WaitGroup
 	for i := range replies {
@@ -174,36 +175,36 @@ func TestMilestoneRate(t *testing.T) {
 	}
 	for i, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			d := f.decide(t, TypeMilestoneApproved, at("2026-12-01 10:00"), milestoneData(event.SampleUSCC(10+i), "P-"+tc.name, "production-started", tc.investment))
+			d := f.decide(t, contract.TypeMilestoneApproved, at("2026-12-01 10:00"), milestoneData(event.SampleUSCC(10+i), "P-"+tc.name, "production-started", tc.investment))
 			if len(d.Approvals) != 1 || d.Approvals[0].AmountFen != tc.want || d.Approvals[0].PolicyID != "milestone" {
 				t.Fatalf("decided = %+v, want %d fen", d, tc.want)
 			}
 		})
 	}
 	t.Run("ErrDuplicate", func(t *testing.T) {
-		d := f.decide(t, TypeMilestoneApproved, at("2026-12-02 10:00"), milestoneData(event.SampleUSCC(10), "P-Floor", "production-started", 999))
-		if len(d.Rejections) != 1 || d.Rejections[0] != (Rejection{"milestone", ReasonDuplicate}) {
+		d := f.decide(t, contract.TypeMilestoneApproved, at("2026-12-02 10:00"), milestoneData(event.SampleUSCC(10), "P-Floor", "production-started", 999))
+		if len(d.Rejections) != 1 || d.Rejections[0] != (contract.SubsidyRejection{PolicyID: "milestone", Reason: ReasonDuplicate}) {
 			t.Fatalf("decided = %+v", d)
 		}
 	})
 	t.Run("ErrDuplicateNothingDue", func(t *testing.T) {
 		// The same milestone again with an investment whose rate is 0 fen:
 		// still the entitlement already decided, not "no policy".
-		d := f.decide(t, TypeMilestoneApproved, at("2026-12-02 10:00"), milestoneData(event.SampleUSCC(10), "P-Floor", "production-started", 0))
-		if len(d.Approvals) != 0 || fmt.Sprint(d.Rejections) != fmt.Sprint([]Rejection{{"milestone", ReasonDuplicate}}) {
+		d := f.decide(t, contract.TypeMilestoneApproved, at("2026-12-02 10:00"), milestoneData(event.SampleUSCC(10), "P-Floor", "production-started", 0))
+		if len(d.Approvals) != 0 || fmt.Sprint(d.Rejections) != fmt.Sprint([]contract.SubsidyRejection{{PolicyID: "milestone", Reason: ReasonDuplicate}}) {
 			t.Fatalf("decided = %+v, want a duplicate", d)
 		}
 	})
 	t.Run("NothingDue", func(t *testing.T) {
 		// 1.5 % of 66 fen is 0 fen: nothing to approve (docs/subsidy.md).
-		d := f.decide(t, TypeMilestoneApproved, at("2026-12-02 10:00"), milestoneData(event.SampleUSCC(20), "P-Tiny", "production-started", 66))
-		if len(d.Approvals) != 0 || fmt.Sprint(d.Rejections) != fmt.Sprint([]Rejection{{"", ReasonNoMatchingPolicy}}) {
+		d := f.decide(t, contract.TypeMilestoneApproved, at("2026-12-02 10:00"), milestoneData(event.SampleUSCC(20), "P-Tiny", "production-started", 66))
+		if len(d.Approvals) != 0 || fmt.Sprint(d.Rejections) != fmt.Sprint([]contract.SubsidyRejection{{PolicyID: "", Reason: ReasonNoMatchingPolicy}}) {
 			t.Fatalf("decided = %+v", d)
 		}
 	})
 	t.Run("ErrNoMatchingPolicy", func(t *testing.T) {
-		d := f.decide(t, TypeMilestoneApproved, at("2026-12-02 10:00"), milestoneData(event.SampleUSCC(10), "P-Floor", "land-acquired", 123456789))
-		if len(d.Approvals) != 0 || fmt.Sprint(d.Rejections) != fmt.Sprint([]Rejection{{"", ReasonNoMatchingPolicy}}) {
+		d := f.decide(t, contract.TypeMilestoneApproved, at("2026-12-02 10:00"), milestoneData(event.SampleUSCC(10), "P-Floor", "land-acquired", 123456789))
+		if len(d.Approvals) != 0 || fmt.Sprint(d.Rejections) != fmt.Sprint([]contract.SubsidyRejection{{PolicyID: "", Reason: ReasonNoMatchingPolicy}}) {
 			t.Fatalf("decided = %+v", d)
 		}
 	})
@@ -215,13 +216,13 @@ func TestSubsidyRequested(t *testing.T) {
 	f := setup(t, testPolicies)
 	a := event.SampleUSCC(1)
 	t.Run("OK", func(t *testing.T) {
-		d := f.decide(t, TypeSubsidyRequested, at("2026-12-01 10:00"), requestData("request", a, "housing-2026-001", 300000))
+		d := f.decide(t, contract.TypeSubsidyRequested, at("2026-12-01 10:00"), requestData("request", a, "housing-2026-001", 300000))
 		if len(d.Approvals) != 1 || d.Approvals[0].AmountFen != 300000 || d.Approvals[0].PolicyID != "request" {
 			t.Fatalf("decided = %+v", d)
 		}
 	})
 	t.Run("AtMostThePolicyAmount", func(t *testing.T) {
-		d := f.decide(t, TypeSubsidyRequested, at("2026-12-01 10:00"), requestData("request", event.SampleUSCC(2), "housing-2026-002", 900000))
+		d := f.decide(t, contract.TypeSubsidyRequested, at("2026-12-01 10:00"), requestData("request", event.SampleUSCC(2), "housing-2026-002", 900000))
 		if len(d.Approvals) != 1 || d.Approvals[0].AmountFen != 500000 {
 			t.Fatalf("decided = %+v, want 500000 fen", d)
 		}
@@ -229,25 +230,25 @@ func TestSubsidyRequested(t *testing.T) {
 	t.Run("ErrCapExceeded", func(t *testing.T) {
 		// 300000 approved this year; 300000 + 500000 fits the 800000 cap,
 		// another 100000 does not.
-		if d := f.decide(t, TypeSubsidyRequested, at("2026-12-02 10:00"), requestData("request", a, "housing-2026-003", 500000)); len(d.Approvals) != 1 {
+		if d := f.decide(t, contract.TypeSubsidyRequested, at("2026-12-02 10:00"), requestData("request", a, "housing-2026-003", 500000)); len(d.Approvals) != 1 {
 			t.Fatalf("decided = %+v", d)
 		}
-		d := f.decide(t, TypeSubsidyRequested, at("2026-12-02 11:00"), requestData("request", a, "housing-2026-004", 100000))
-		if len(d.Approvals) != 0 || fmt.Sprint(d.Rejections) != fmt.Sprint([]Rejection{{"request", ReasonCapExceeded}}) {
+		d := f.decide(t, contract.TypeSubsidyRequested, at("2026-12-02 11:00"), requestData("request", a, "housing-2026-004", 100000))
+		if len(d.Approvals) != 0 || fmt.Sprint(d.Rejections) != fmt.Sprint([]contract.SubsidyRejection{{PolicyID: "request", Reason: ReasonCapExceeded}}) {
 			t.Fatalf("decided = %+v", d)
 		}
 	})
 	t.Run("ErrDuplicate", func(t *testing.T) {
-		d := f.decide(t, TypeSubsidyRequested, at("2026-12-03 10:00"), requestData("request", event.SampleUSCC(2), "housing-2026-002", 1))
-		if fmt.Sprint(d.Rejections) != fmt.Sprint([]Rejection{{"request", ReasonDuplicate}}) {
+		d := f.decide(t, contract.TypeSubsidyRequested, at("2026-12-03 10:00"), requestData("request", event.SampleUSCC(2), "housing-2026-002", 1))
+		if fmt.Sprint(d.Rejections) != fmt.Sprint([]contract.SubsidyRejection{{PolicyID: "request", Reason: ReasonDuplicate}}) {
 			t.Fatalf("decided = %+v", d)
 		}
 	})
 	for _, policy := range []string{"no-such-policy", "jxjn"} {
 		t.Run("ErrNoMatchingPolicy/"+policy, func(t *testing.T) {
 			// Only the named policy counts, and only if it is a request policy.
-			d := f.decide(t, TypeSubsidyRequested, at("2026-12-03 10:00"), requestData(policy, event.SampleUSCC(3), "b-1", 100))
-			if len(d.Approvals) != 0 || fmt.Sprint(d.Rejections) != fmt.Sprint([]Rejection{{"", ReasonNoMatchingPolicy}}) {
+			d := f.decide(t, contract.TypeSubsidyRequested, at("2026-12-03 10:00"), requestData(policy, event.SampleUSCC(3), "b-1", 100))
+			if len(d.Approvals) != 0 || fmt.Sprint(d.Rejections) != fmt.Sprint([]contract.SubsidyRejection{{PolicyID: "", Reason: ReasonNoMatchingPolicy}}) {
 				t.Fatalf("decided = %+v", d)
 			}
 		})
@@ -260,16 +261,16 @@ func TestYearlyCap(t *testing.T) {
 	f := setup(t, testPolicies)
 	a := event.SampleUSCC(1)
 	// specialised pays 300 fen, at most 500 fen per enterprise and year.
-	decide := func(t *testing.T, when time.Time, year int) Decided {
+	decide := func(t *testing.T, when time.Time, year int) contract.SubsidyDecided {
 		t.Helper()
-		return f.decide(t, TypeHonourAwarded, when, honourData(a, "专精特新", year))
+		return f.decide(t, contract.TypeHonourAwarded, when, honourData(a, "专精特新", year))
 	}
 	if d := decide(t, at("2026-03-01 10:00"), 2025); len(d.Approvals) != 1 {
 		t.Fatalf("first award: %+v", d)
 	}
 	t.Run("ErrCapExceeded", func(t *testing.T) {
 		d := decide(t, at("2026-06-01 10:00"), 2026)
-		if len(d.Approvals) != 0 || fmt.Sprint(d.Rejections) != fmt.Sprint([]Rejection{{"specialised", ReasonCapExceeded}}) {
+		if len(d.Approvals) != 0 || fmt.Sprint(d.Rejections) != fmt.Sprint([]contract.SubsidyRejection{{PolicyID: "specialised", Reason: ReasonCapExceeded}}) {
 			t.Fatalf("decided = %+v", d)
 		}
 	})
@@ -288,14 +289,14 @@ func TestYearlyCap(t *testing.T) {
 		}
 	})
 	t.Run("OtherEnterprise", func(t *testing.T) {
-		if d := f.decide(t, TypeHonourAwarded, at("2026-06-01 10:00"), honourData(event.SampleUSCC(2), "专精特新", 2026)); len(d.Approvals) != 1 {
+		if d := f.decide(t, contract.TypeHonourAwarded, at("2026-06-01 10:00"), honourData(event.SampleUSCC(2), "专精特新", 2026)); len(d.Approvals) != 1 {
 			t.Fatalf("decided = %+v", d)
 		}
 	})
 	t.Run("ErrCapExceededConcurrently", func(t *testing.T) {
 		// Eight honours of one enterprise (eight bases) decided at once in
 		// one year: 300 fen each against a 500 fen cap, so exactly one fits.
-		results := make([]Decided, 8)
+		results := make([]contract.SubsidyDecided, 8)
 		var wg sync.WaitGroup
 		start := make(chan struct{})
 		for i := range results {
@@ -303,7 +304,7 @@ func TestYearlyCap(t *testing.T) {
 			go func() {
 				defer wg.Done()
 				<-start
-				results[i] = f.decide(t, TypeHonourAwarded, at("2026-06-01 10:00"), honourData(event.SampleUSCC(3), "专精特新", 2018+i))
+				results[i] = f.decide(t, contract.TypeHonourAwarded, at("2026-06-01 10:00"), honourData(event.SampleUSCC(3), "专精特新", 2018+i))
 			}()
 		}
 		close(start)
@@ -313,7 +314,7 @@ func TestYearlyCap(t *testing.T) {
 			switch {
 			case len(d.Approvals) == 1 && len(d.Rejections) == 0:
 				approved++
-			case len(d.Approvals) == 0 && fmt.Sprint(d.Rejections) == fmt.Sprint([]Rejection{{"specialised", ReasonCapExceeded}}):
+			case len(d.Approvals) == 0 && fmt.Sprint(d.Rejections) == fmt.Sprint([]contract.SubsidyRejection{{PolicyID: "specialised", Reason: ReasonCapExceeded}}):
 			default:
 				t.Fatalf("unexpected decision %+v", d)
 			}
@@ -333,7 +334,7 @@ func TestBudgetRace(t *testing.T) {
 	f := setup(t, testPolicies)
 	// green's budget pays three awards; a dozen enterprises arrive at once.
 	const n = 12
-	results := make([]Decided, n)
+	results := make([]contract.SubsidyDecided, n)
 	var wg sync.WaitGroup
 	start := make(chan struct{})
 	for i := range n {
@@ -341,7 +342,7 @@ func TestBudgetRace(t *testing.T) {
 		go func() {
 			defer wg.Done()
 			<-start
-			results[i] = f.decide(t, TypeHonourAwarded, at("2026-12-01 10:00"), honourData(event.SampleUSCC(100+i), "绿色工厂", 2026))
+			results[i] = f.decide(t, contract.TypeHonourAwarded, at("2026-12-01 10:00"), honourData(event.SampleUSCC(100+i), "绿色工厂", 2026))
 		}()
 	}
 	close(start)
@@ -351,7 +352,7 @@ func TestBudgetRace(t *testing.T) {
 		switch {
 		case len(d.Approvals) == 1 && len(d.Rejections) == 0 && d.Approvals[0].AmountFen == 1000:
 			approved++
-		case len(d.Approvals) == 0 && fmt.Sprint(d.Rejections) == fmt.Sprint([]Rejection{{"green", ReasonBudgetExhausted}}):
+		case len(d.Approvals) == 0 && fmt.Sprint(d.Rejections) == fmt.Sprint([]contract.SubsidyRejection{{PolicyID: "green", Reason: ReasonBudgetExhausted}}):
 			exhausted++
 		default:
 			t.Fatalf("unexpected decision %+v", d)
@@ -363,20 +364,20 @@ func TestBudgetRace(t *testing.T) {
 	if b := f.budget(t, "green"); b.remaining != 0 || b.payable != 3000 || b.allocated != 3000 {
 		t.Fatalf("green budget = %+v", b)
 	}
-	if got := len(f.Sink.WaitFor(t, TypePaymentRequested, 3, 10*time.Second)); got != 3 {
+	if got := len(f.Sink.WaitFor(t, contract.TypePaymentRequested, 3, 10*time.Second)); got != 3 {
 		t.Fatalf("%d payment requests, want 3", got)
 	}
 	f.checkLedger(t)
 
 	t.Run("SameBasisConcurrently", func(t *testing.T) {
 		// Eight events, each its own id, all meaning one entitlement.
-		results := make([]Decided, 8)
+		results := make([]contract.SubsidyDecided, 8)
 		var wg sync.WaitGroup
 		for i := range results {
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
-				results[i] = f.decide(t, TypeHonourAwarded, at("2026-12-01 10:00"), honourData(event.SampleUSCC(999), "专精特新", 2026))
+				results[i] = f.decide(t, contract.TypeHonourAwarded, at("2026-12-01 10:00"), honourData(event.SampleUSCC(999), "专精特新", 2026))
 			}()
 		}
 		wg.Wait()
@@ -397,11 +398,11 @@ func TestBudgetRace(t *testing.T) {
 func TestSettlement(t *testing.T) {
 	t.Parallel()
 	f := setup(t, testPolicies)
-	d := f.decide(t, TypeHonourAwarded, at("2026-11-30 10:00"), honourData(event.SampleUSCC(1), "金象金牛", 2026))
+	d := f.decide(t, contract.TypeHonourAwarded, at("2026-11-30 10:00"), honourData(event.SampleUSCC(1), "金象金牛", 2026))
 	id := d.Approvals[0].DisbursementID
 
 	t.Run("OK", func(t *testing.T) {
-		if got := f.payment(t, TypePaymentSettled, settledData(id, "ICBC-20261203-0001")); got != StatusPaid {
+		if got := f.payment(t, contract.TypePaymentSettled, settledData(id, "ICBC-20261203-0001")); got != StatusPaid {
 			t.Fatalf("status = %s, want paid", got)
 		}
 		var status, bankRef string
@@ -419,7 +420,7 @@ func TestSettlement(t *testing.T) {
 	})
 	t.Run("SettledTwice", func(t *testing.T) {
 		// Another callback (another event id) for the same payment: no second booking.
-		if got := f.payment(t, TypePaymentSettled, settledData(id, "ICBC-20261203-0001")); got != StatusPaid {
+		if got := f.payment(t, contract.TypePaymentSettled, settledData(id, "ICBC-20261203-0001")); got != StatusPaid {
 			t.Fatalf("status = %s, want paid", got)
 		}
 		if n := f.Count(t, `SELECT count(*) FROM subsidy.ledger_lines WHERE disbursement_id = $1 AND account = 'paid'`, id); n != 1 {
@@ -427,15 +428,15 @@ func TestSettlement(t *testing.T) {
 		}
 	})
 	t.Run("FailedAfterSettled", func(t *testing.T) {
-		if got := f.payment(t, TypePaymentFailed, map[string]any{"disbursementId": id, "reason": "late bounce"}); got != StatusPaid {
+		if got := f.payment(t, contract.TypePaymentFailed, map[string]any{"disbursementId": id, "reason": "late bounce"}); got != StatusPaid {
 			t.Fatalf("status = %s, want paid", got)
 		}
-		if n := f.Count(t, `SELECT count(*) FROM qinqing.outbox WHERE type = $1 AND data->>'disbursementId' = $2`, TypePaymentRequested, id); n != 1 {
+		if n := f.Count(t, `SELECT count(*) FROM qinqing.outbox WHERE type = $1 AND data->>'disbursementId' = $2`, contract.TypePaymentRequested, id); n != 1 {
 			t.Fatalf("%d payment requests, want 1", n)
 		}
 	})
 	t.Run("UnknownDisbursement", func(t *testing.T) {
-		for _, typ := range []string{TypePaymentSettled, TypePaymentFailed} {
+		for _, typ := range []string{contract.TypePaymentSettled, contract.TypePaymentFailed} {
 			data := map[string]any{"disbursementId": "no-such-disbursement", "bankRef": "X", "settledAt": "2026-12-03T14:30:00+08:00", "reason": "x"}
 			if got := f.payment(t, typ, data); got != StatusUnknown {
 				t.Fatalf("%s: status = %s, want unknown", typ, got)
@@ -452,25 +453,25 @@ func TestPaymentFailure(t *testing.T) {
 	t.Parallel()
 	f := setup(t, testPolicies)
 	a := event.SampleUSCC(1)
-	d := f.decide(t, TypeSubsidyRequested, at("2026-11-30 10:00"), requestData("request", a, "housing-1", 250000))
+	d := f.decide(t, contract.TypeSubsidyRequested, at("2026-11-30 10:00"), requestData("request", a, "housing-1", 250000))
 	id := d.Approvals[0].DisbursementID
-	first := f.Sink.WaitFor(t, TypePaymentRequested, 1, 10*time.Second)[0]
+	first := f.Sink.WaitFor(t, contract.TypePaymentRequested, 1, 10*time.Second)[0]
 
 	// The failure, delivered twice (binary, then structured): one new
 	// request, the same reply.
-	failure := functest.Event(TypePaymentFailed, treasurySource, nextID(), at("2026-12-01 15:00"),
+	failure := functest.Event(contract.TypePaymentFailed, treasurySource, nextID(), at("2026-12-01 15:00"),
 		map[string]any{"disbursementId": id, "reason": "account closed"})
 	r1, r2 := f.Fn.Send(t, failure), f.Fn.SendStructured(t, failure)
-	if r1.Status != 200 || r1.Type() != TypePaymentRecorded || r1.Data()["status"] != StatusPayable {
+	if r1.Status != 200 || r1.Type() != contract.TypePaymentRecorded || r1.Data()["status"] != StatusPayable {
 		t.Fatalf("failure: %d %s %s, want payment.recorded payable", r1.Status, r1.Type(), r1.Body)
 	}
 	if r2.Status != 200 || r2.Type() != r1.Type() || !bytes.Equal(r2.Event.Data(), r1.Event.Data()) {
 		t.Fatalf("redelivered failure: %d %s %s; first %s", r2.Status, r2.Type(), r2.Event.Data(), r1.Event.Data())
 	}
-	if n := f.Count(t, `SELECT count(*) FROM qinqing.outbox WHERE type = $1 AND data->>'disbursementId' = $2`, TypePaymentRequested, id); n != 2 {
+	if n := f.Count(t, `SELECT count(*) FROM qinqing.outbox WHERE type = $1 AND data->>'disbursementId' = $2`, contract.TypePaymentRequested, id); n != 2 {
 		t.Fatalf("%d payment requests after one failure delivered twice, want 2", n)
 	}
-	evs := f.Sink.WaitFor(t, TypePaymentRequested, 2, 10*time.Second)
+	evs := f.Sink.WaitFor(t, contract.TypePaymentRequested, 2, 10*time.Second)
 	second := evs[1]
 	if second.ID() == first.ID() || !bytes.Equal(second.Data(), first.Data()) {
 		t.Fatalf("re-request id %s data %s; first id %s data %s: want a new id and the same data", second.ID(), second.Data(), first.ID(), first.Data())
@@ -482,12 +483,12 @@ func TestPaymentFailure(t *testing.T) {
 		t.Fatalf("after failure: budget %+v, want the money still payable", b)
 	}
 	// A second failure, a third request; then the settlement.
-	f.payment(t, TypePaymentFailed, map[string]any{"disbursementId": id, "reason": "bank timeout"})
-	evs = f.Sink.WaitFor(t, TypePaymentRequested, 3, 10*time.Second)
+	f.payment(t, contract.TypePaymentFailed, map[string]any{"disbursementId": id, "reason": "bank timeout"})
+	evs = f.Sink.WaitFor(t, contract.TypePaymentRequested, 3, 10*time.Second)
 	if evs[2].ID() == evs[1].ID() || evs[2].ID() == first.ID() {
 		t.Fatalf("third request reuses an id: %s", evs[2].ID())
 	}
-	if got := f.payment(t, TypePaymentSettled, settledData(id, "ABC-9")); got != StatusPaid {
+	if got := f.payment(t, contract.TypePaymentSettled, settledData(id, "ABC-9")); got != StatusPaid {
 		t.Fatalf("status = %s, want paid", got)
 	}
 	var attempts int
@@ -518,33 +519,33 @@ func TestInvalid(t *testing.T) {
 		edit  edit
 		field string
 	}{
-		{"HonourBadUSCC", TypeHonourAwarded, nil, set("uscc", "91330500MA2B3C4D5X"), "uscc"},
-		{"HonourNoYear", TypeHonourAwarded, nil, del("year"), "year"},
-		{"HonourYearString", TypeHonourAwarded, nil, set("year", "2026"), "year"},
-		{"HonourNoHonour", TypeHonourAwarded, nil, set("honour", ""), "honour"},
-		{"HonourNoName", TypeHonourAwarded, nil, del("enterpriseName"), "enterpriseName"},
-		{"MilestoneNegative", TypeMilestoneApproved, nil, set("investmentFen", -1), "investmentFen"},
-		{"MilestoneFraction", TypeMilestoneApproved, nil, set("investmentFen", 1000.5), "investmentFen"},
-		{"MilestoneString", TypeMilestoneApproved, nil, set("investmentFen", "1000"), "investmentFen"},
-		{"MilestoneMissingAmount", TypeMilestoneApproved, nil, del("investmentFen"), "investmentFen"},
-		{"MilestoneNoProject", TypeMilestoneApproved, nil, del("projectId"), "projectId"},
-		{"RequestNegative", TypeSubsidyRequested, nil, set("amountFen", -5), "amountFen"},
-		{"RequestZero", TypeSubsidyRequested, nil, set("amountFen", 0), "amountFen"},
-		{"RequestFraction", TypeSubsidyRequested, nil, set("amountFen", 12.5), "amountFen"},
-		{"RequestTooLarge", TypeSubsidyRequested, nil, set("amountFen", 1e19), "amountFen"},
-		{"RequestNoBasis", TypeSubsidyRequested, nil, del("basisId"), "basisId"},
-		{"RequestNoPolicy", TypeSubsidyRequested, nil, del("policyId"), "policyId"},
-		{"SettledBadTime", TypePaymentSettled, nil, set("settledAt", "yesterday"), "settledAt"},
-		{"SettledNoBankRef", TypePaymentSettled, nil, del("bankRef"), "bankRef"},
-		{"SettledNoDisbursement", TypePaymentSettled, nil, del("disbursementId"), "disbursementId"},
-		{"FailedNoReason", TypePaymentFailed, nil, del("reason"), "reason"},
+		{"HonourBadUSCC", contract.TypeHonourAwarded, nil, set("uscc", "91330500MA2B3C4D5X"), "uscc"},
+		{"HonourNoYear", contract.TypeHonourAwarded, nil, del("year"), "year"},
+		{"HonourYearString", contract.TypeHonourAwarded, nil, set("year", "2026"), "year"},
+		{"HonourNoHonour", contract.TypeHonourAwarded, nil, set("honour", ""), "honour"},
+		{"HonourNoName", contract.TypeHonourAwarded, nil, del("enterpriseName"), "enterpriseName"},
+		{"MilestoneNegative", contract.TypeMilestoneApproved, nil, set("investmentFen", -1), "investmentFen"},
+		{"MilestoneFraction", contract.TypeMilestoneApproved, nil, set("investmentFen", 1000.5), "investmentFen"},
+		{"MilestoneString", contract.TypeMilestoneApproved, nil, set("investmentFen", "1000"), "investmentFen"},
+		{"MilestoneMissingAmount", contract.TypeMilestoneApproved, nil, del("investmentFen"), "investmentFen"},
+		{"MilestoneNoProject", contract.TypeMilestoneApproved, nil, del("projectId"), "projectId"},
+		{"RequestNegative", contract.TypeSubsidyRequested, nil, set("amountFen", -5), "amountFen"},
+		{"RequestZero", contract.TypeSubsidyRequested, nil, set("amountFen", 0), "amountFen"},
+		{"RequestFraction", contract.TypeSubsidyRequested, nil, set("amountFen", 12.5), "amountFen"},
+		{"RequestTooLarge", contract.TypeSubsidyRequested, nil, set("amountFen", 1e19), "amountFen"},
+		{"RequestNoBasis", contract.TypeSubsidyRequested, nil, del("basisId"), "basisId"},
+		{"RequestNoPolicy", contract.TypeSubsidyRequested, nil, del("policyId"), "policyId"},
+		{"SettledBadTime", contract.TypePaymentSettled, nil, set("settledAt", "yesterday"), "settledAt"},
+		{"SettledNoBankRef", contract.TypePaymentSettled, nil, del("bankRef"), "bankRef"},
+		{"SettledNoDisbursement", contract.TypePaymentSettled, nil, del("disbursementId"), "disbursementId"},
+		{"FailedNoReason", contract.TypePaymentFailed, nil, del("reason"), "reason"},
 	}
 	goods := map[string]func() map[string]any{
-		TypeHonourAwarded:     func() map[string]any { return honourData(event.SampleUSCC(1), "金象金牛", 2026) },
-		TypeMilestoneApproved: func() map[string]any { return milestoneData(event.SampleUSCC(1), "P-1", "production-started", 1000000) },
-		TypeSubsidyRequested:  func() map[string]any { return requestData("request", event.SampleUSCC(1), "b-1", 1000) },
-		TypePaymentSettled:    func() map[string]any { return settledData("d-1", "B-1") },
-		TypePaymentFailed:     func() map[string]any { return map[string]any{"disbursementId": "d-1", "reason": "x"} },
+		contract.TypeHonourAwarded:     func() map[string]any { return honourData(event.SampleUSCC(1), "金象金牛", 2026) },
+		contract.TypeMilestoneApproved: func() map[string]any { return milestoneData(event.SampleUSCC(1), "P-1", "production-started", 1000000) },
+		contract.TypeSubsidyRequested:  func() map[string]any { return requestData("request", event.SampleUSCC(1), "b-1", 1000) },
+		contract.TypePaymentSettled:    func() map[string]any { return settledData("d-1", "B-1") },
+		contract.TypePaymentFailed:     func() map[string]any { return map[string]any{"disbursementId": "d-1", "reason": "x"} },
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -563,7 +564,7 @@ func TestInvalid(t *testing.T) {
 		})
 	}
 	t.Run("NotJSON", func(t *testing.T) {
-		ev := functest.Event(TypeHonourAwarded, honourSource, nextID(), at("2026-12-01 10:00"), nil)
+		ev := functest.Event(contract.TypeHonourAwarded, honourSource, nextID(), at("2026-12-01 10:00"), nil)
 		_ = ev.SetData("application/json", []byte("{not json"))
 		if r := f.Fn.Send(t, ev); r.Status != 400 {
 			t.Fatalf("status = %d", r.Status)
@@ -586,7 +587,7 @@ func TestInvalid(t *testing.T) {
 func TestLedgerIsAppendOnly(t *testing.T) {
 	t.Parallel()
 	f := setup(t, testPolicies)
-	f.decide(t, TypeHonourAwarded, at("2026-11-30 10:00"), honourData(event.SampleUSCC(1), "绿色工厂", 2026))
+	f.decide(t, contract.TypeHonourAwarded, at("2026-11-30 10:00"), honourData(event.SampleUSCC(1), "绿色工厂", 2026))
 	ctx := context.Background()
 	for _, sql := range []string{
 		`UPDATE subsidy.ledger_lines SET amount_fen = amount_fen * 2`,
@@ -632,8 +633,8 @@ func TestBudgetChange(t *testing.T) {
 		env := []string{"DATABASE_URL=" + url, "K_SINK=" + sink.URL, "POLICIES_FILE=" + testkit.WriteFile(t, "policies.json", policy(budget))}
 		return &fixture{&functest.Fixture{Fn: functest.Start(t, binary, env...), Sink: sink, Pool: pgtest.PoolFor(t, url)}}
 	}
-	award := func(f *fixture, n int) Decided {
-		return f.decide(t, TypeHonourAwarded, at("2026-12-01 10:00"), honourData(event.SampleUSCC(n), "绿色工厂", 2026))
+	award := func(f *fixture, n int) contract.SubsidyDecided {
+		return f.decide(t, contract.TypeHonourAwarded, at("2026-12-01 10:00"), honourData(event.SampleUSCC(n), "绿色工厂", 2026))
 	}
 	f := start(3000)
 	award(f, 1)
@@ -664,14 +665,14 @@ func TestBudgetChange(t *testing.T) {
 func TestDefaultPolicies(t *testing.T) {
 	t.Parallel()
 	f := setup(t, "")
-	d := f.decide(t, TypeHonourAwarded, at("2026-11-30 10:00"), honourData(event.SampleUSCC(1), "金象金牛", 2026))
+	d := f.decide(t, contract.TypeHonourAwarded, at("2026-11-30 10:00"), honourData(event.SampleUSCC(1), "金象金牛", 2026))
 	if len(d.Approvals) != 1 || d.Approvals[0].PolicyID != "jinxiang-jinniu" || d.Approvals[0].AmountFen != 100000000 {
 		t.Fatalf("decided = %+v", d)
 	}
 	if due := d.Approvals[0].DueAt.In(testkit.Shanghai).Format(time.RFC3339); due != "2026-12-07T23:59:59+08:00" {
 		t.Fatalf("dueAt = %s", due)
 	}
-	m := f.decide(t, TypeMilestoneApproved, at("2026-12-01 10:00"), milestoneData(event.SampleUSCC(2), "P-1", "production-started", 1234567890))
+	m := f.decide(t, contract.TypeMilestoneApproved, at("2026-12-01 10:00"), milestoneData(event.SampleUSCC(2), "P-1", "production-started", 1234567890))
 	if len(m.Approvals) != 1 || m.Approvals[0].AmountFen != 12345678 {
 		t.Fatalf("milestone decided = %+v", m)
 	}
@@ -765,13 +766,13 @@ func TestSampleWeek(t *testing.T) {
 	}
 	honour, milestone := "35ed62f7-2e35-5dce-93e4-38b2b73f546e", "ffc5cbe9-8dad-56c8-8e9d-3eddffe7714a"
 	want := []string{
-		TypeDecided + ` {"uscc":"91330500MA2B3C4D5B","approvals":[{"disbursementId":"` + honour + `","policyId":"jinxiang-jinniu","amountFen":100000000,"dueAt":"2026-12-07T23:59:59+08:00"}],"rejections":[]}`,
-		TypeDecided + ` {"uscc":"91330502MA28C1234X","approvals":[{"disbursementId":"` + milestone + `","policyId":"major-project-milestone","amountFen":18500000,"dueAt":"2026-12-08T23:59:59+08:00"}],"rejections":[]}`,
-		TypeDecided + ` {"uscc":"91330500MA2B3C4D5B","approvals":[],"rejections":[{"policyId":"jinxiang-jinniu","reason":"duplicate"}]}`,
-		TypeDecided + ` {"uscc":"91330500020261130M","approvals":[{"disbursementId":"`,
-		TypePaymentRecorded + ` {"disbursementId":"` + milestone + `","status":"payable"}`,
-		TypePaymentRecorded + ` {"disbursementId":"` + honour + `","status":"paid"}`,
-		TypePaymentRecorded + ` {"disbursementId":"` + milestone + `","status":"paid"}`,
+		contract.TypeSubsidyDecided + ` {"uscc":"91330500MA2B3C4D5B","approvals":[{"disbursementId":"` + honour + `","policyId":"jinxiang-jinniu","amountFen":100000000,"dueAt":"2026-12-07T23:59:59+08:00"}],"rejections":[]}`,
+		contract.TypeSubsidyDecided + ` {"uscc":"91330502MA28C1234X","approvals":[{"disbursementId":"` + milestone + `","policyId":"major-project-milestone","amountFen":18500000,"dueAt":"2026-12-08T23:59:59+08:00"}],"rejections":[]}`,
+		contract.TypeSubsidyDecided + ` {"uscc":"91330500MA2B3C4D5B","approvals":[],"rejections":[{"policyId":"jinxiang-jinniu","reason":"duplicate"}]}`,
+		contract.TypeSubsidyDecided + ` {"uscc":"91330500020261130M","approvals":[{"disbursementId":"`,
+		contract.TypePaymentRecorded + ` {"disbursementId":"` + milestone + `","status":"payable"}`,
+		contract.TypePaymentRecorded + ` {"disbursementId":"` + honour + `","status":"paid"}`,
+		contract.TypePaymentRecorded + ` {"disbursementId":"` + milestone + `","status":"paid"}`,
 	}
 	if len(replies) != len(want) {
 		t.Fatalf("%d replies, want %d:\n%s", len(replies), len(want), strings.Join(replies, "\n"))
@@ -782,7 +783,7 @@ func TestSampleWeek(t *testing.T) {
 		}
 	}
 	// Three approvals, one re-request after the failure.
-	f.Sink.WaitFor(t, TypePaymentRequested, 4, 10*time.Second)
+	f.Sink.WaitFor(t, contract.TypePaymentRequested, 4, 10*time.Second)
 	f.checkLedger(t)
 	if b := f.budget(t, "jinxiang-jinniu"); b.paid != 100000000 || b.payable != 0 || b.remaining != 3000000000-100000000 {
 		t.Errorf("jinxiang-jinniu budget = %+v", b)

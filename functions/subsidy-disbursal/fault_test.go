@@ -4,6 +4,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/qinqing/qinqing/shared/contract"
 	"github.com/qinqing/qinqing/shared/event"
 	"github.com/qinqing/qinqing/shared/runtime/functest"
 	"github.com/qinqing/qinqing/shared/testkit"
@@ -19,7 +20,7 @@ func TestDatabaseDown(t *testing.T) {
 	proxy := f.DatabaseProxy
 	code := event.SampleUSCC(1)
 
-	award := functest.Event(TypeHonourAwarded, honourSource, nextID(), at("2026-11-30 10:00"), honourData(code, "绿色工厂", 2026))
+	award := functest.Event(contract.TypeHonourAwarded, honourSource, nextID(), at("2026-11-30 10:00"), honourData(code, "绿色工厂", 2026))
 	proxy.SetDown(true)
 	if r := f.Fn.Send(t, award); r.Status < 500 {
 		t.Fatalf("award with the database down: status %d, want 5xx (%s)", r.Status, r.Body)
@@ -36,17 +37,17 @@ func TestDatabaseDown(t *testing.T) {
 		}
 	}
 	r := f.Fn.Retry(t, award, 10*time.Second)
-	if r.Status != 200 || r.Type() != TypeDecided {
+	if r.Status != 200 || r.Type() != contract.TypeSubsidyDecided {
 		t.Fatalf("retry: %d %s %s", r.Status, r.Type(), r.Body)
 	}
-	var d Decided
+	var d contract.SubsidyDecided
 	r.DataInto(t, &d)
 	if len(d.Approvals) != 1 || d.Approvals[0].AmountFen != 1000 {
 		t.Fatalf("retry decided %+v, want one approval of 1000 fen", d)
 	}
 	id := d.Approvals[0].DisbursementID
 
-	settle := functest.Event(TypePaymentSettled, treasurySource, nextID(), at("2026-12-03 15:00"), settledData(id, "ICBC-1"))
+	settle := functest.Event(contract.TypePaymentSettled, treasurySource, nextID(), at("2026-12-03 15:00"), settledData(id, "ICBC-1"))
 	proxy.SetDown(true)
 	if r := f.Fn.Send(t, settle); r.Status < 500 {
 		t.Fatalf("settlement with the database down: status %d, want 5xx (%s)", r.Status, r.Body)
@@ -61,7 +62,7 @@ func TestDatabaseDown(t *testing.T) {
 	if b := f.budget(t, "green"); b.paid != 1000 || b.payable != 0 || b.remaining != 2000 {
 		t.Fatalf("green budget = %+v, want 1000 paid once", b)
 	}
-	if n := f.Count(t, `SELECT count(*) FROM qinqing.outbox WHERE type = $1`, TypePaymentRequested); n != 1 {
+	if n := f.Count(t, `SELECT count(*) FROM qinqing.outbox WHERE type = $1`, contract.TypePaymentRequested); n != 1 {
 		t.Fatalf("%d payment requests, want 1", n)
 	}
 	f.checkLedger(t)

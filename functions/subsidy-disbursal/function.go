@@ -8,6 +8,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/qinqing/qinqing/shared/contract"
 	"github.com/qinqing/qinqing/shared/postgres"
 	"github.com/qinqing/qinqing/shared/runtime"
 )
@@ -17,6 +18,22 @@ const name = "subsidy-disbursal"
 // dueWorkingDays is the promise of 政策一键兑: the money is due 5 working
 // days after approval.
 const dueWorkingDays = 5
+
+// Rejection reasons of subsidy.decided.
+const (
+	ReasonBudgetExhausted  = "budget_exhausted"
+	ReasonCapExceeded      = "cap_exceeded"
+	ReasonDuplicate        = "duplicate"
+	ReasonNoMatchingPolicy = "no_matching_policy"
+)
+
+// Disbursement statuses of payment.recorded: the ledger account the money
+// is in, or unknown for a callback naming no disbursement of ours.
+const (
+	StatusPayable = "payable"
+	StatusPaid    = "paid"
+	StatusUnknown = "unknown"
+)
 
 // Function decides entitlements under the configured policies and keeps
 // the ledger of their payment.
@@ -40,11 +57,11 @@ func (f *Function) Runtime() *runtime.Function {
 	return &runtime.Function{
 		Name: name,
 		Handlers: map[string]runtime.Handler{
-			TypeHonourAwarded:     runtime.On(f.honour),
-			TypeMilestoneApproved: runtime.On(f.milestone),
-			TypeSubsidyRequested:  runtime.On(f.request),
-			TypePaymentSettled:    runtime.On(f.settled),
-			TypePaymentFailed:     runtime.On(f.failed),
+			contract.TypeHonourAwarded:     runtime.On(f.honour),
+			contract.TypeMilestoneApproved: runtime.On(f.milestone),
+			contract.TypeSubsidyRequested:  runtime.On(f.request),
+			contract.TypePaymentSettled:    runtime.On(f.settled),
+			contract.TypePaymentFailed:     runtime.On(f.failed),
 		},
 	}
 }
@@ -63,16 +80,16 @@ func (f *Function) SyncPolicies(ctx context.Context) error {
 	})
 }
 
-func (f *Function) honour(ctx context.Context, tx pgx.Tx, m runtime.Meta, p *HonourAwarded) (runtime.Result, error) {
-	return f.decide(ctx, tx, m, claim{uscc: p.USCC, basis: p.basis(), fields: p.fields()})
+func (f *Function) honour(ctx context.Context, tx pgx.Tx, m runtime.Meta, p *contract.HonourAwarded) (runtime.Result, error) {
+	return f.decide(ctx, tx, m, claim{uscc: p.USCC, basis: p.Basis(), fields: p.Fields()})
 }
 
-func (f *Function) milestone(ctx context.Context, tx pgx.Tx, m runtime.Meta, p *MilestoneApproved) (runtime.Result, error) {
-	return f.decide(ctx, tx, m, claim{uscc: p.USCC, basis: p.basis(), fields: p.fields(), basisFen: *p.InvestmentFen})
+func (f *Function) milestone(ctx context.Context, tx pgx.Tx, m runtime.Meta, p *contract.MilestoneApproved) (runtime.Result, error) {
+	return f.decide(ctx, tx, m, claim{uscc: p.USCC, basis: p.Basis(), fields: p.Fields(), basisFen: *p.InvestmentFen})
 }
 
-func (f *Function) request(ctx context.Context, tx pgx.Tx, m runtime.Meta, p *SubsidyRequested) (runtime.Result, error) {
-	return f.decide(ctx, tx, m, claim{uscc: p.USCC, basis: p.basis(), fields: p.fields(), basisFen: *p.AmountFen, policyID: p.PolicyID})
+func (f *Function) request(ctx context.Context, tx pgx.Tx, m runtime.Meta, p *contract.SubsidyRequested) (runtime.Result, error) {
+	return f.decide(ctx, tx, m, claim{uscc: p.USCC, basis: p.Basis(), fields: p.Fields(), basisFen: *p.AmountFen, policyID: p.PolicyID})
 }
 
 // claim is what a triggering event asks for.
@@ -88,7 +105,7 @@ type claim struct {
 // and match fit the event. Policies are locked in id order, so two events
 // never wait on each other's locks in a cycle.
 func (f *Function) decide(ctx context.Context, tx pgx.Tx, m runtime.Meta, c claim) (runtime.Result, error) {
-	d := Decided{USCC: c.uscc, Approvals: []Approval{}, Rejections: []Rejection{}}
+	d := contract.SubsidyDecided{USCC: c.uscc, Approvals: []contract.Approval{}, Rejections: []contract.SubsidyRejection{}}
 	var res runtime.Result
 	year := m.Time.In(f.env.Loc).Year()
 	for _, p := range f.policies {
@@ -108,7 +125,7 @@ func (f *Function) decide(ctx context.Context, tx pgx.Tx, m runtime.Meta, c clai
 			continue // nothing due under this policy (a rate of a tiny investment)
 		}
 		if reason != "" {
-			d.Rejections = append(d.Rejections, Rejection{PolicyID: p.PolicyID, Reason: reason})
+			d.Rejections = append(d.Rejections, contract.SubsidyRejection{PolicyID: p.PolicyID, Reason: reason})
 			continue
 		}
 		cal, err := f.env.Calendar.Get(ctx, tx)
@@ -122,13 +139,13 @@ func (f *Function) decide(ctx context.Context, tx pgx.Tx, m runtime.Meta, c clai
 		if err := insertDisbursement(ctx, tx, disb, eventRef{m.Type, m.Source, m.ID}); err != nil {
 			return res, err
 		}
-		d.Approvals = append(d.Approvals, Approval{DisbursementID: disb.id, PolicyID: p.PolicyID, AmountFen: amount, DueAt: disb.due})
+		d.Approvals = append(d.Approvals, contract.Approval{DisbursementID: disb.id, PolicyID: p.PolicyID, AmountFen: amount, DueAt: disb.due})
 		res.FollowUps = append(res.FollowUps, paymentRequest(disb, 1))
 	}
 	if len(d.Approvals) == 0 && len(d.Rejections) == 0 {
-		d.Rejections = append(d.Rejections, Rejection{PolicyID: "", Reason: ReasonNoMatchingPolicy})
+		d.Rejections = append(d.Rejections, contract.SubsidyRejection{PolicyID: "", Reason: ReasonNoMatchingPolicy})
 	}
-	res.Reply = runtime.Outgoing{Type: TypeDecided, Data: d}
+	res.Reply = runtime.Outgoing{Type: contract.TypeSubsidyDecided, Data: d}
 	return res, nil
 }
 
@@ -165,15 +182,15 @@ func refusal(ctx context.Context, tx pgx.Tx, p *Policy, c claim, amount, remaini
 func paymentRequest(d disbursement, attempt int) runtime.Outgoing {
 	return runtime.Outgoing{
 		Key:  "payment-requested/" + d.id + "/" + strconv.Itoa(attempt),
-		Type: TypePaymentRequested,
-		Data: PaymentRequested{DisbursementID: d.id, USCC: d.uscc, AmountFen: d.amountFen},
+		Type: contract.TypePaymentRequested,
+		Data: contract.PaymentRequested{DisbursementID: d.id, USCC: d.uscc, AmountFen: d.amountFen},
 	}
 }
 
 // settled books a settlement: payable → paid, once. A second settlement
 // of a paid disbursement changes nothing (and is logged when its bank
 // reference differs: the treasury may have paid twice).
-func (f *Function) settled(ctx context.Context, tx pgx.Tx, m runtime.Meta, p *PaymentSettled) (runtime.Result, error) {
+func (f *Function) settled(ctx context.Context, tx pgx.Tx, m runtime.Meta, p *contract.PaymentSettled) (runtime.Result, error) {
 	d, found, err := lockDisbursement(ctx, tx, p.DisbursementID)
 	if err != nil {
 		return runtime.Result{}, err
@@ -198,7 +215,7 @@ func (f *Function) settled(ctx context.Context, tx pgx.Tx, m runtime.Meta, p *Pa
 // failed records a failed payment: the money stays payable and a new
 // payment.requested (a new event id, the same disbursementId) follows. A
 // failure reported after the settlement changes nothing.
-func (f *Function) failed(ctx context.Context, tx pgx.Tx, m runtime.Meta, p *PaymentFailed) (runtime.Result, error) {
+func (f *Function) failed(ctx context.Context, tx pgx.Tx, m runtime.Meta, p *contract.PaymentFailed) (runtime.Result, error) {
 	d, found, err := lockDisbursement(ctx, tx, p.DisbursementID)
 	if err != nil {
 		return runtime.Result{}, err
@@ -220,5 +237,5 @@ func (f *Function) failed(ctx context.Context, tx pgx.Tx, m runtime.Meta, p *Pay
 }
 
 func recorded(id, status string) runtime.Result {
-	return runtime.Reply(TypePaymentRecorded, PaymentRecorded{DisbursementID: id, Status: status})
+	return runtime.Reply(contract.TypePaymentRecorded, contract.PaymentRecorded{DisbursementID: id, Status: status})
 }

@@ -3,6 +3,7 @@ package main
 import (
 	"testing"
 
+	"github.com/qinqing/qinqing/shared/contract"
 	"github.com/qinqing/qinqing/shared/event"
 	"github.com/qinqing/qinqing/shared/runtime/functest"
 )
@@ -26,21 +27,21 @@ func fuzzPayload(f *testing.F, typ string, valid map[string]any) {
 }
 
 func FuzzHonourAwarded(f *testing.F) {
-	fuzzPayload(f, TypeHonourAwarded, honourData(event.SampleUSCC(1), "金象金牛", 2026))
+	fuzzPayload(f, contract.TypeHonourAwarded, honourData(event.SampleUSCC(1), "金象金牛", 2026))
 }
 
 func FuzzMilestoneApproved(f *testing.F) {
-	fuzzPayload(f, TypeMilestoneApproved, milestoneData(event.SampleUSCC(1), "HZ-2026-0178", "production-started", 100_000_000))
+	fuzzPayload(f, contract.TypeMilestoneApproved, milestoneData(event.SampleUSCC(1), "HZ-2026-0178", "production-started", 100_000_000))
 }
 
 func FuzzSubsidyRequested(f *testing.F) {
-	fuzzPayload(f, TypeSubsidyRequested, requestData("request", event.SampleUSCC(1), "talent-housing-2026-0042", 300000))
+	fuzzPayload(f, contract.TypeSubsidyRequested, requestData("request", event.SampleUSCC(1), "talent-housing-2026-0042", 300000))
 }
 
 func FuzzPaymentSettled(f *testing.F) {
-	fuzzPayload(f, TypePaymentSettled, settledData("35ed62f7-2e35-5dce-93e4-38b2b73f546e", "B-1"))
+	fuzzPayload(f, contract.TypePaymentSettled, settledData("35ed62f7-2e35-5dce-93e4-38b2b73f546e", "B-1"))
 }
 
 func FuzzPaymentFailed(f *testing.F) {
-	fuzzPayload(f, TypePaymentFailed, map[string]any{"disbursementId": "35ed62f7-2e35-5dce-93e4-38b2b73f546e", "reason": "账户冻结"})
+	fuzzPayload(f, contract.TypePaymentFailed, map[string]any{"disbursementId": "35ed62f7-2e35-5dce-93e4-38b2b73f546e", "reason": "账户冻结"})
 }

@@ -5,6 +5,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/qinqing/qinqing/shared/contract"
 	"github.com/qinqing/qinqing/shared/postgres/pgtest"
 	"github.com/qinqing/qinqing/shared/runtime/functest"
 	"github.com/qinqing/qinqing/shared/testkit"
@@ -111,14 +112,14 @@ func (f *fixture) send(t *testing.T, typ, source string, when time.Time, data an
 }
 
 // decide sends a triggering event and decodes the subsidy.decided reply.
-func (f *fixture) decide(t *testing.T, typ string, when time.Time, data any) Decided {
+func (f *fixture) decide(t *testing.T, typ string, when time.Time, data any) contract.SubsidyDecided {
 	t.Helper()
-	source := map[string]string{TypeHonourAwarded: honourSource, TypeMilestoneApproved: projectSource, TypeSubsidyRequested: requestSource}[typ]
+	source := map[string]string{contract.TypeHonourAwarded: honourSource, contract.TypeMilestoneApproved: projectSource, contract.TypeSubsidyRequested: requestSource}[typ]
 	r := f.send(t, typ, source, when, data)
-	if r.Status != 200 || r.Type() != TypeDecided {
+	if r.Status != 200 || r.Type() != contract.TypeSubsidyDecided {
 		t.Fatalf("%s: status %d type %q body %s", typ, r.Status, r.Type(), r.Body)
 	}
-	var d Decided
+	var d contract.SubsidyDecided
 	r.DataInto(t, &d)
 	return d
 }
@@ -127,10 +128,10 @@ func (f *fixture) decide(t *testing.T, typ string, when time.Time, data any) Dec
 func (f *fixture) payment(t *testing.T, typ string, data any) string {
 	t.Helper()
 	r := f.send(t, typ, treasurySource, at("2026-12-03 15:00"), data)
-	if r.Status != 200 || r.Type() != TypePaymentRecorded {
+	if r.Status != 200 || r.Type() != contract.TypePaymentRecorded {
 		t.Fatalf("%s: status %d type %q body %s", typ, r.Status, r.Type(), r.Body)
 	}
-	var rec PaymentRecorded
+	var rec contract.PaymentRecorded
 	r.DataInto(t, &rec)
 	return rec.Status
 }

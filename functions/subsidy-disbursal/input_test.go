@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/qinqing/qinqing/shared/contract"
 	"github.com/qinqing/qinqing/shared/event"
 	"github.com/qinqing/qinqing/shared/postgres/pgtest"
 	"github.com/qinqing/qinqing/shared/runtime/functest"
@@ -59,7 +60,7 @@ func TestMilestoneSpellingsPayOnce(t *testing.T) {
 	approvals := 0
 	for i, s := range spellings {
 		before := pgtest.Rows(t, f.Pool)
-		r := f.send(t, TypeMilestoneApproved, projectSource, at("2026-12-01 10:00"), milestoneData(a, "HZ-2026-0178", s.value, 100_000_000))
+		r := f.send(t, contract.TypeMilestoneApproved, projectSource, at("2026-12-01 10:00"), milestoneData(a, "HZ-2026-0178", s.value, 100_000_000))
 		if s.refused {
 			if r.Status != 400 || r.Problem()["field"] != "milestone" {
 				t.Fatalf("spelling %d %q: %d %s, want 400 naming milestone", i, s.value, r.Status, r.Body)
@@ -69,8 +70,8 @@ func TestMilestoneSpellingsPayOnce(t *testing.T) {
 			}
 			continue
 		}
-		var d Decided
-		if r.Status != 200 || r.Type() != TypeDecided {
+		var d contract.SubsidyDecided
+		if r.Status != 200 || r.Type() != contract.TypeSubsidyDecided {
 			t.Fatalf("spelling %d %q: %d %s", i, s.value, r.Status, r.Body)
 		}
 		r.DataInto(t, &d)
@@ -100,18 +101,18 @@ func TestBusinessKeyEquivalents(t *testing.T) {
 		data                     func(code, v string) map[string]any
 		spellings                []spelling
 	}{
-		{"ProjectID", TypeMilestoneApproved, projectSource, "projectId",
+		{"ProjectID", contract.TypeMilestoneApproved, projectSource, "projectId",
 			func(code, v string) map[string]any { return milestoneData(code, v, "production-started", 100_000_000) },
 			[]spelling{{"HZ-2026-0178", false}, {"hz-2026-0178", false}, {"ＨＺ-２０２６-０１７８", false},
 				{"HZ-2026-0178 ", true}, {"HZ\u20102026-0178", true}, {"HZ-2026-0178\u200b", true}, {"HZ 2026 0178", true}}},
-		{"Honour", TypeHonourAwarded, honourSource, "honour",
+		{"Honour", contract.TypeHonourAwarded, honourSource, "honour",
 			func(code, v string) map[string]any { return honourData(code, v, 2026) },
 			[]spelling{{"金象金牛", false}, {"金象金牛\u3000", true}, {"金象\u200b金牛", true}, {"金象金牛 ", true}, {"金象金牛\x00", true}}},
-		{"BasisID", TypeSubsidyRequested, requestSource, "basisId",
+		{"BasisID", contract.TypeSubsidyRequested, requestSource, "basisId",
 			func(code, v string) map[string]any { return requestData("request", code, v, 300000) },
 			[]spelling{{"talent-housing-2026-0042", false}, {"Talent-Housing-2026-0042", false}, {"ｔａｌｅｎｔ-housing-2026-0042", false},
 				{"talent-housing-2026-0042 ", true}, {"talent\u2010housing-2026-0042", true}, {"talent-housing-2026-0042\u200b", true}}},
-		{"PolicyID", TypeSubsidyRequested, requestSource, "policyId",
+		{"PolicyID", contract.TypeSubsidyRequested, requestSource, "policyId",
 			func(code, v string) map[string]any { return requestData(v, code, "basis-p", 300000) },
 			[]spelling{{"request", false}, {"request ", true}, {"request\u200b", true}, {"req\u2010uest", true}, {"ｒｅｑｕｅｓｔ", true}}},
 	}
@@ -131,8 +132,8 @@ func TestBusinessKeyEquivalents(t *testing.T) {
 					}
 					continue
 				}
-				var d Decided
-				if r.Status != 200 || r.Type() != TypeDecided {
+				var d contract.SubsidyDecided
+				if r.Status != 200 || r.Type() != contract.TypeSubsidyDecided {
 					t.Fatalf("%q: %d %s", s.value, r.Status, r.Body)
 				}
 				r.DataInto(t, &d)
@@ -156,21 +157,21 @@ func TestControlCharactersAreBadInput(t *testing.T) {
 	t.Parallel()
 	f := setup(t, testPolicies)
 	f.settled(t)
-	d := f.decide(t, TypeHonourAwarded, at("2026-12-01 10:00"), honourData(event.SampleUSCC(70), "金象金牛", 2026))
+	d := f.decide(t, contract.TypeHonourAwarded, at("2026-12-01 10:00"), honourData(event.SampleUSCC(70), "金象金牛", 2026))
 	id := d.Approvals[0].DisbursementID
 	cases := []struct {
 		name, typ, source, field string
 		data                     map[string]any
 	}{
-		{"EnterpriseName", TypeHonourAwarded, honourSource, "enterpriseName",
+		{"EnterpriseName", contract.TypeHonourAwarded, honourSource, "enterpriseName",
 			map[string]any{"uscc": event.SampleUSCC(71), "enterpriseName": "湖州\x00企业", "honour": "金象金牛", "year": 2026}},
-		{"DisbursementIDSettled", TypePaymentSettled, treasurySource, "disbursementId", settledData(id+"\x00", "B-1")},
-		{"DisbursementIDFailed", TypePaymentFailed, treasurySource, "disbursementId", map[string]any{"disbursementId": "\x00", "reason": "x"}},
-		{"BankRef", TypePaymentSettled, treasurySource, "bankRef", settledData(id, "B\x00-1")},
-		{"Reason", TypePaymentFailed, treasurySource, "reason", map[string]any{"disbursementId": id, "reason": "账户\x00冻结"}},
-		{"ReasonEscape", TypePaymentFailed, treasurySource, "reason", map[string]any{"disbursementId": id, "reason": "\x1b[31m"}},
-		{"ReasonTooLong", TypePaymentFailed, treasurySource, "reason", map[string]any{"disbursementId": id, "reason": strings.Repeat("长", 1001)}},
-		{"SettledAtOffset24", TypePaymentSettled, treasurySource, "settledAt",
+		{"DisbursementIDSettled", contract.TypePaymentSettled, treasurySource, "disbursementId", settledData(id+"\x00", "B-1")},
+		{"DisbursementIDFailed", contract.TypePaymentFailed, treasurySource, "disbursementId", map[string]any{"disbursementId": "\x00", "reason": "x"}},
+		{"BankRef", contract.TypePaymentSettled, treasurySource, "bankRef", settledData(id, "B\x00-1")},
+		{"Reason", contract.TypePaymentFailed, treasurySource, "reason", map[string]any{"disbursementId": id, "reason": "账户\x00冻结"}},
+		{"ReasonEscape", contract.TypePaymentFailed, treasurySource, "reason", map[string]any{"disbursementId": id, "reason": "\x1b[31m"}},
+		{"ReasonTooLong", contract.TypePaymentFailed, treasurySource, "reason", map[string]any{"disbursementId": id, "reason": strings.Repeat("长", 1001)}},
+		{"SettledAtOffset24", contract.TypePaymentSettled, treasurySource, "settledAt",
 			map[string]any{"disbursementId": id, "bankRef": "B-1", "settledAt": "2026-12-03T14:30:00+24:00"}},
 	}
 	for _, tc := range cases {
@@ -196,7 +197,7 @@ func TestMalformedRequestsAreProblems(t *testing.T) {
 	f.settled(t)
 	binary := func(drop string, set ...string) *http.Request {
 		req, _ := http.NewRequest(http.MethodPost, f.Fn.URL+"/", strings.NewReader(`{}`))
-		h := map[string]string{"Ce-Specversion": "1.0", "Ce-Id": "x-1", "Ce-Source": honourSource, "Ce-Type": TypeHonourAwarded, "Content-Type": "application/json"}
+		h := map[string]string{"Ce-Specversion": "1.0", "Ce-Id": "x-1", "Ce-Source": honourSource, "Ce-Type": contract.TypeHonourAwarded, "Content-Type": "application/json"}
 		for i := 0; i+1 < len(set); i += 2 {
 			h[set[i]] = set[i+1]
 		}
@@ -223,7 +224,7 @@ func TestMalformedRequestsAreProblems(t *testing.T) {
 		{"UnknownSpecversion", binary("", "Ce-Specversion", "0.1"), 400, "specversion"},
 		{"NotACloudEvent", binary("Ce-Specversion"), 400, "specversion"},
 		{"StructuredNotJSON", structured(`{"specversion":`), 400, "body"},
-		{"StructuredNoID", structured(fmt.Sprintf(`{"specversion":"1.0","source":%q,"type":%q}`, honourSource, TypeHonourAwarded)), 400, "id"},
+		{"StructuredNoID", structured(fmt.Sprintf(`{"specversion":"1.0","source":%q,"type":%q}`, honourSource, contract.TypeHonourAwarded)), 400, "id"},
 		{"StructuredBadSpecversion", structured(`{"specversion":"9.9","id":"a","source":"/s","type":"t"}`), 400, "specversion"},
 		{"UnknownType", binary("", "Ce-Type", "cn.huzhou.nothing"), 400, "type"},
 		{"DataNotJSON", binary("", "Content-Type", "text/plain"), 400, "datacontenttype"},

@@ -10,6 +10,7 @@ import (
 	"strconv"
 
 	"github.com/qinqing/qinqing/shared/configfile"
+	"github.com/qinqing/qinqing/shared/contract"
 	"github.com/qinqing/qinqing/shared/event"
 )
 
@@ -44,9 +45,9 @@ type PolicyFile struct {
 
 // triggerFields are the data fields each trigger offers to match on.
 var triggerFields = map[string]map[string]string{
-	TypeHonourAwarded:     {"uscc": "string", "enterpriseName": "string", "honour": "string", "year": "integer"},
-	TypeMilestoneApproved: {"projectId": "string", "uscc": "string", "milestone": "string", "investmentFen": "integer"},
-	TypeSubsidyRequested:  {"policyId": "string", "uscc": "string", "basisId": "string", "amountFen": "integer"},
+	contract.TypeHonourAwarded:     {"uscc": "string", "enterpriseName": "string", "honour": "string", "year": "integer"},
+	contract.TypeMilestoneApproved: {"projectId": "string", "uscc": "string", "milestone": "string", "investmentFen": "integer"},
+	contract.TypeSubsidyRequested:  {"policyId": "string", "uscc": "string", "basisId": "string", "amountFen": "integer"},
 }
 
 // DefaultPolicies are used when POLICIES_FILE is unset (docs/subsidy.md).
@@ -56,7 +57,7 @@ func DefaultPolicies() []Policy {
 		{
 			PolicyID:                "jinxiang-jinniu",
 			Name:                    "金象金牛企业奖励 (Golden Elephant & Golden Ox enterprise award)",
-			Trigger:                 TypeHonourAwarded,
+			Trigger:                 contract.TypeHonourAwarded,
 			Match:                   map[string]any{"honour": "金象金牛"},
 			AmountFen:               fen(100_000_000), // 1,000,000 CNY
 			BudgetFen:               fen(3_000_000_000),
@@ -65,7 +66,7 @@ func DefaultPolicies() []Policy {
 		{
 			PolicyID:                "major-project-milestone",
 			Name:                    "重大项目节点奖励 (major project milestone reward)",
-			Trigger:                 TypeMilestoneApproved,
+			Trigger:                 contract.TypeMilestoneApproved,
 			RateBasisPoints:         fen(100), // 1 % of the investment
 			CapFen:                  fen(50_000_000),
 			BudgetFen:               fen(10_000_000_000),
@@ -74,7 +75,7 @@ func DefaultPolicies() []Policy {
 		{
 			PolicyID:                "enterprise-support",
 			Name:                    "惠企政策申请兑现 (requested enterprise support)",
-			Trigger:                 TypeSubsidyRequested,
+			Trigger:                 contract.TypeSubsidyRequested,
 			AmountFen:               fen(20_000_000), // at most 200,000 CNY per request
 			BudgetFen:               fen(1_000_000_000),
 			PerEnterpriseYearCapFen: fen(50_000_000),
@@ -126,7 +127,7 @@ func (p *Policy) Validate() error {
 	fields, ok := triggerFields[p.Trigger]
 	if !ok {
 		return event.Invalid("trigger", "%q is not a subsidy trigger (want %s, %s or %s)",
-			p.Trigger, TypeHonourAwarded, TypeMilestoneApproved, TypeSubsidyRequested)
+			p.Trigger, contract.TypeHonourAwarded, contract.TypeMilestoneApproved, contract.TypeSubsidyRequested)
 	}
 	keys := make([]string, 0, len(p.Match))
 	for k := range p.Match {
@@ -142,7 +143,7 @@ func (p *Policy) Validate() error {
 		if err != nil {
 			return event.Invalid("match."+k, "%v", err)
 		}
-		if form, ok := keyForms[k]; ok {
+		if form, ok := contract.SubsidyKeyForms[k]; ok {
 			str := v.(string)
 			if err := form("match."+k, &str); err != nil {
 				return err
@@ -163,7 +164,7 @@ func (p *Policy) Validate() error {
 		return event.Invalid("rateBasisPoints", "must be between 1 and 10000, got %d", *p.RateBasisPoints)
 	}
 	switch p.Trigger {
-	case TypeHonourAwarded:
+	case contract.TypeHonourAwarded:
 		if p.RateBasisPoints != nil {
 			return event.Invalid("rateBasisPoints", "an honour has no amount to take a rate of: give amountFen")
 		}
@@ -173,7 +174,7 @@ func (p *Policy) Validate() error {
 		if p.AmountFen == nil {
 			return event.Invalid("amountFen", "is required")
 		}
-	case TypeMilestoneApproved:
+	case contract.TypeMilestoneApproved:
 		switch {
 		case p.AmountFen != nil && (p.RateBasisPoints != nil || p.CapFen != nil):
 			return event.Invalid("amountFen", "give either amountFen or rateBasisPoints with capFen, not both")
@@ -184,7 +185,7 @@ func (p *Policy) Validate() error {
 		case p.RateBasisPoints == nil && p.CapFen != nil:
 			return event.Invalid("rateBasisPoints", "is required with capFen")
 		}
-	case TypeSubsidyRequested:
+	case contract.TypeSubsidyRequested:
 		if p.RateBasisPoints != nil {
 			return event.Invalid("rateBasisPoints", "a requested subsidy pays the requested amount: give amountFen or capFen as its maximum")
 		}
@@ -241,7 +242,7 @@ func (p *Policy) fits(typ string, fields map[string]any) bool {
 // the policy's maximum.
 func (p *Policy) amount(basisFen int64) int64 {
 	switch {
-	case p.Trigger == TypeSubsidyRequested:
+	case p.Trigger == contract.TypeSubsidyRequested:
 		a := basisFen
 		for _, max := range []*int64{p.AmountFen, p.CapFen} {
 			if max != nil && a > *max {

@@ -3,6 +3,8 @@ package main
 import (
 	"math"
 	"testing"
+
+	"github.com/qinqing/qinqing/shared/contract"
 )
 
 func TestParsePolicies(t *testing.T) {
@@ -52,9 +54,9 @@ policies:
 		}
 	}
 	honour := fromYAML[0]
-	year2026 := (&HonourAwarded{USCC: "x", Honour: "specialised-sme", Year: ptr(2026)}).fields()
-	year2025 := (&HonourAwarded{USCC: "x", Honour: "specialised-sme", Year: ptr(2025)}).fields()
-	if !honour.fits(TypeHonourAwarded, year2026) || honour.fits(TypeHonourAwarded, year2025) || honour.fits(TypeMilestoneApproved, year2026) {
+	year2026 := (&contract.HonourAwarded{USCC: "x", Honour: "specialised-sme", Year: ptr(2026)}).Fields()
+	year2025 := (&contract.HonourAwarded{USCC: "x", Honour: "specialised-sme", Year: ptr(2025)}).Fields()
+	if !honour.fits(contract.TypeHonourAwarded, year2026) || honour.fits(contract.TypeHonourAwarded, year2025) || honour.fits(contract.TypeMilestoneApproved, year2026) {
 		t.Errorf("match on honour and year does not select the 2026 award only")
 	}
 }
@@ -63,12 +65,12 @@ func ptr[T any](v T) *T { return &v }
 
 func TestAmount(t *testing.T) {
 	t.Parallel()
-	rate := Policy{Trigger: TypeMilestoneApproved, RateBasisPoints: ptr[int64](150), CapFen: ptr[int64](2000000)}
-	fixed := Policy{Trigger: TypeHonourAwarded, AmountFen: ptr[int64](100000000)}
-	request := Policy{Trigger: TypeSubsidyRequested, AmountFen: ptr[int64](500000)}
-	requestCap := Policy{Trigger: TypeSubsidyRequested, CapFen: ptr[int64](400000)}
-	open := Policy{Trigger: TypeSubsidyRequested}
-	full := Policy{Trigger: TypeMilestoneApproved, RateBasisPoints: ptr[int64](10000), CapFen: ptr[int64](math.MaxInt64)}
+	rate := Policy{Trigger: contract.TypeMilestoneApproved, RateBasisPoints: ptr[int64](150), CapFen: ptr[int64](2000000)}
+	fixed := Policy{Trigger: contract.TypeHonourAwarded, AmountFen: ptr[int64](100000000)}
+	request := Policy{Trigger: contract.TypeSubsidyRequested, AmountFen: ptr[int64](500000)}
+	requestCap := Policy{Trigger: contract.TypeSubsidyRequested, CapFen: ptr[int64](400000)}
+	open := Policy{Trigger: contract.TypeSubsidyRequested}
+	full := Policy{Trigger: contract.TypeMilestoneApproved, RateBasisPoints: ptr[int64](10000), CapFen: ptr[int64](math.MaxInt64)}
 	cases := []struct {
 		name  string
 		p     Policy
@@ -104,8 +106,8 @@ func TestDefaultPoliciesAreValid(t *testing.T) {
 
 func TestBasisKeysDoNotCollide(t *testing.T) {
 	t.Parallel()
-	a := (&MilestoneApproved{ProjectID: "a/b", Milestone: "c"}).basis()
-	b := (&MilestoneApproved{ProjectID: "a", Milestone: "b/c"}).basis()
+	a := (&contract.MilestoneApproved{ProjectID: "a/b", Milestone: "c"}).Basis()
+	b := (&contract.MilestoneApproved{ProjectID: "a", Milestone: "b/c"}).Basis()
 	if a == b {
 		t.Fatalf("both bases are %s", a)
 	}

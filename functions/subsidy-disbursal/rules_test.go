@@ -5,6 +5,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/qinqing/qinqing/shared/contract"
 	"github.com/qinqing/qinqing/shared/event"
 	"github.com/qinqing/qinqing/shared/runtime"
 	"github.com/qinqing/qinqing/shared/runtime/functest"
@@ -38,24 +39,24 @@ func rules(t *testing.T) *functest.OnTx {
 }
 
 // honour is enterprise n's HonourAwarded payload.
-func honour(n int, kind string, year int) *HonourAwarded {
-	return &HonourAwarded{USCC: event.SampleUSCC(n), EnterpriseName: "湖州测试企业", Honour: kind, Year: &year}
+func honour(n int, kind string, year int) *contract.HonourAwarded {
+	return &contract.HonourAwarded{USCC: event.SampleUSCC(n), EnterpriseName: "湖州测试企业", Honour: kind, Year: &year}
 }
 
 // request is enterprise n's SubsidyRequested payload under policy request.
-func request(n int, basisID string, amountFen int64) *SubsidyRequested {
-	return &SubsidyRequested{PolicyID: "request", USCC: event.SampleUSCC(n), BasisID: basisID, AmountFen: &amountFen}
+func request(n int, basisID string, amountFen int64) *contract.SubsidyRequested {
+	return &contract.SubsidyRequested{PolicyID: "request", USCC: event.SampleUSCC(n), BasisID: basisID, AmountFen: &amountFen}
 }
 
 // decided handles a triggering event and returns its subsidy.decided
 // reply.
-func decided(t *testing.T, h *functest.OnTx, typ string, payload any) (Decided, runtime.Result) {
+func decided(t *testing.T, h *functest.OnTx, typ string, payload any) (contract.SubsidyDecided, runtime.Result) {
 	t.Helper()
 	res := h.Handle(t, typ, payload)
-	if res.Reply.Type != TypeDecided {
-		t.Fatalf("%s: reply %s, want %s", typ, res.Reply.Type, TypeDecided)
+	if res.Reply.Type != contract.TypeSubsidyDecided {
+		t.Fatalf("%s: reply %s, want %s", typ, res.Reply.Type, contract.TypeSubsidyDecided)
 	}
-	return functest.As[Decided](t, res.Reply), res
+	return functest.As[contract.SubsidyDecided](t, res.Reply), res
 }
 
 // approve handles a triggering event and fails the test unless it is
@@ -67,10 +68,10 @@ func approve(t *testing.T, h *functest.OnTx, typ string, payload any, policyID s
 	if len(d.Approvals) != 1 || len(d.Rejections) != 0 || d.Approvals[0].PolicyID != policyID || d.Approvals[0].AmountFen != amountFen {
 		t.Fatalf("decided %+v, want %d fen approved under %s", d, amountFen, policyID)
 	}
-	if len(res.FollowUps) != 1 || res.FollowUps[0].Type != TypePaymentRequested {
-		t.Fatalf("follow-ups %+v, want one %s", res.FollowUps, TypePaymentRequested)
+	if len(res.FollowUps) != 1 || res.FollowUps[0].Type != contract.TypePaymentRequested {
+		t.Fatalf("follow-ups %+v, want one %s", res.FollowUps, contract.TypePaymentRequested)
 	}
-	if p := functest.As[PaymentRequested](t, res.FollowUps[0]); p.DisbursementID != d.Approvals[0].DisbursementID || p.AmountFen != amountFen {
+	if p := functest.As[contract.PaymentRequested](t, res.FollowUps[0]); p.DisbursementID != d.Approvals[0].DisbursementID || p.AmountFen != amountFen {
 		t.Fatalf("payment requested %+v for approval %+v", p, d.Approvals[0])
 	}
 }
@@ -80,7 +81,7 @@ func approve(t *testing.T, h *functest.OnTx, typ string, payload any, policyID s
 func refuse(t *testing.T, h *functest.OnTx, typ string, payload any, policyID, reason string) {
 	t.Helper()
 	d, res := decided(t, h, typ, payload)
-	if len(d.Approvals) != 0 || len(d.Rejections) != 1 || d.Rejections[0] != (Rejection{PolicyID: policyID, Reason: reason}) {
+	if len(d.Approvals) != 0 || len(d.Rejections) != 1 || d.Rejections[0] != (contract.SubsidyRejection{PolicyID: policyID, Reason: reason}) {
 		t.Fatalf("decided %+v, want %s refused for %s", d, policyID, reason)
 	}
 	if len(res.FollowUps) != 0 {
@@ -94,10 +95,10 @@ func TestBudgetRule(t *testing.T) {
 		t.Parallel()
 		h := rules(t)
 		for n := 1; n <= 2; n++ {
-			approve(t, h, TypeHonourAwarded, honour(n, "绿色工厂", 2026), "green", 1000)
+			approve(t, h, contract.TypeHonourAwarded, honour(n, "绿色工厂", 2026), "green", 1000)
 		}
 		// 500 fen are left: not enough for the whole 1000, and no part is paid.
-		refuse(t, h, TypeHonourAwarded, honour(3, "绿色工厂", 2026), "green", ReasonBudgetExhausted)
+		refuse(t, h, contract.TypeHonourAwarded, honour(3, "绿色工厂", 2026), "green", ReasonBudgetExhausted)
 		if got := h.Count(t, `SELECT remaining_fen FROM subsidy.policy_budgets WHERE policy_id = 'green'`); got != 500 {
 			t.Fatalf("remaining = %d fen, want 500", got)
 		}
@@ -108,9 +109,9 @@ func TestBudgetRule(t *testing.T) {
 	t.Run("ErrDuplicate", func(t *testing.T) {
 		t.Parallel()
 		h := rules(t)
-		approve(t, h, TypeHonourAwarded, honour(1, "绿色工厂", 2026), "green", 1000)
+		approve(t, h, contract.TypeHonourAwarded, honour(1, "绿色工厂", 2026), "green", 1000)
 		// The same honour of the same year again (another event): decided once.
-		refuse(t, h, TypeHonourAwarded, honour(1, "绿色工厂", 2026), "green", ReasonDuplicate)
+		refuse(t, h, contract.TypeHonourAwarded, honour(1, "绿色工厂", 2026), "green", ReasonDuplicate)
 		if got := h.Count(t, `SELECT remaining_fen FROM subsidy.policy_budgets WHERE policy_id = 'green'`); got != 1500 {
 			t.Fatalf("remaining = %d fen, want 1500", got)
 		}
@@ -118,7 +119,7 @@ func TestBudgetRule(t *testing.T) {
 	t.Run("ErrNoMatchingPolicy", func(t *testing.T) {
 		t.Parallel()
 		h := rules(t)
-		refuse(t, h, TypeHonourAwarded, honour(1, "科技小巨人", 2026), "", ReasonNoMatchingPolicy)
+		refuse(t, h, contract.TypeHonourAwarded, honour(1, "科技小巨人", 2026), "", ReasonNoMatchingPolicy)
 	})
 }
 
@@ -127,29 +128,29 @@ func TestYearCapRule(t *testing.T) {
 	t.Run("ErrCapExceeded", func(t *testing.T) {
 		t.Parallel()
 		h := rules(t)
-		approve(t, h, TypeHonourAwarded, honour(1, "专精特新", 2026), "specialised", 300)
+		approve(t, h, contract.TypeHonourAwarded, honour(1, "专精特新", 2026), "specialised", 300)
 		// Another basis (last year's honour) decided in the same business
 		// year: 300 + 300 fen would pass the cap of 500.
-		refuse(t, h, TypeHonourAwarded, honour(1, "专精特新", 2025), "specialised", ReasonCapExceeded)
+		refuse(t, h, contract.TypeHonourAwarded, honour(1, "专精特新", 2025), "specialised", ReasonCapExceeded)
 		// The cap is per enterprise.
-		approve(t, h, TypeHonourAwarded, honour(2, "专精特新", 2026), "specialised", 300)
+		approve(t, h, contract.TypeHonourAwarded, honour(2, "专精特新", 2026), "specialised", 300)
 	})
 	t.Run("NewBusinessYear", func(t *testing.T) {
 		t.Parallel()
 		h := rules(t)
-		approve(t, h, TypeHonourAwarded, honour(1, "专精特新", 2026), "specialised", 300)
+		approve(t, h, contract.TypeHonourAwarded, honour(1, "专精特新", 2026), "specialised", 300)
 		// 1 January 2027 00:30 in Huzhou is still 2026 in UTC: the business
 		// year is Huzhou's, and its cap starts again.
 		h.Time = time.Date(2027, 1, 1, 0, 30, 0, 0, testkit.Shanghai)
-		approve(t, h, TypeHonourAwarded, honour(1, "专精特新", 2025), "specialised", 300)
+		approve(t, h, contract.TypeHonourAwarded, honour(1, "专精特新", 2025), "specialised", 300)
 	})
 	t.Run("RequestUpToPolicyAmount", func(t *testing.T) {
 		t.Parallel()
 		h := rules(t)
 		// Asked 600,000 fen: the policy pays at most 500,000 a request.
-		approve(t, h, TypeSubsidyRequested, request(1, "housing-1", 600_000), "request", 500_000)
-		approve(t, h, TypeSubsidyRequested, request(1, "housing-2", 300_000), "request", 300_000)
+		approve(t, h, contract.TypeSubsidyRequested, request(1, "housing-1", 600_000), "request", 500_000)
+		approve(t, h, contract.TypeSubsidyRequested, request(1, "housing-2", 300_000), "request", 300_000)
 		// 800,000 fen this year: one fen more passes the cap.
-		refuse(t, h, TypeSubsidyRequested, request(1, "housing-3", 1), "request", ReasonCapExceeded)
+		refuse(t, h, contract.TypeSubsidyRequested, request(1, "housing-3", 1), "request", ReasonCapExceeded)
 	})
 }

@@ -8,6 +8,8 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
+
+	"github.com/qinqing/qinqing/shared/contract"
 )
 
 // Ledger accounts (migration 0030 explains the model).
@@ -199,13 +201,13 @@ func lockDisbursement(ctx context.Context, tx pgx.Tx, id string) (disbursement, 
 }
 
 // settle records the treasury's settlement and books payable → paid.
-func settle(ctx context.Context, tx pgx.Tx, d disbursement, p *PaymentSettled, m eventRef, at time.Time) error {
+func settle(ctx context.Context, tx pgx.Tx, d disbursement, p *contract.PaymentSettled, m eventRef, at time.Time) error {
 	if _, err := tx.Exec(ctx, `INSERT INTO subsidy.settlements (disbursement_id, attempt, bank_ref, settled_at, recorded_at, event_source, event_id)
-		VALUES ($1, $2, $3, $4, $5, $6, $7)`, d.id, d.attempts, p.BankRef, p.settledAt, at, m.source, m.id); err != nil {
+		VALUES ($1, $2, $3, $4, $5, $6, $7)`, d.id, d.attempts, p.BankRef, p.SettledTime(), at, m.source, m.id); err != nil {
 		return fmt.Errorf("insert settlement: %w", err)
 	}
 	return postMovement(ctx, tx, movement{
-		id: "settlement/" + d.id, kind: "settlement", policyID: d.policyID, disbursementID: d.id, at: p.settledAt,
+		id: "settlement/" + d.id, kind: "settlement", policyID: d.policyID, disbursementID: d.id, at: p.SettledTime(),
 		memo: "bank ref " + p.BankRef, lines: transfer(accountPayable, accountPaid, d.amountFen),
 	})
 }

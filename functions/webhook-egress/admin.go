@@ -6,14 +6,10 @@ import (
 	"net/http"
 	"strconv"
 
+	"github.com/qinqing/qinqing/shared/contract"
 	"github.com/qinqing/qinqing/shared/event"
 	"github.com/qinqing/qinqing/shared/runtime"
 )
-
-// Deliveries is the body of GET /deliveries.
-type Deliveries struct {
-	Items []Attempt `json:"items"`
-}
 
 // list answers GET /deliveries[?portal=&status=&webhookId=&limit=]: the
 // newest attempts first, at most limit (default 100, at most 1000).
@@ -41,10 +37,10 @@ func (f *Function) list(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if items == nil {
-		items = []Attempt{}
+		items = []contract.Delivery{}
 	}
 	w.Header().Set("Content-Type", "application/json")
-	_ = json.NewEncoder(w).Encode(Deliveries{Items: items})
+	_ = json.NewEncoder(w).Encode(contract.Deliveries{Items: items})
 }
 
 func badParam(w http.ResponseWriter, field, detail string) {

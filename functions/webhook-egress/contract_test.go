@@ -16,7 +16,7 @@ import (
 
 	standardwebhooks "github.com/standard-webhooks/standard-webhooks/libraries/go"
 
-	"github.com/qinqing/qinqing/shared/event"
+	"github.com/qinqing/qinqing/shared/contract"
 	"github.com/qinqing/qinqing/shared/postgres/pgtest"
 	"github.com/qinqing/qinqing/shared/runtime/functest"
 	"github.com/qinqing/qinqing/shared/testkit"
@@ -158,7 +158,7 @@ func portalsFile(t *testing.T, ps map[string]portalCfg) string {
 	return testkit.WriteFile(t, "portals.json", `{"portals": {`+strings.Join(parts, ", ")+`}}`)
 }
 
-var allTypes = Types
+var allTypes = contract.EgressTypes
 
 type fixture struct {
 	*functest.Fixture
@@ -173,7 +173,7 @@ func setup(t *testing.T, env ...string) *fixture {
 	file := portalsFile(t, map[string]portalCfg{
 		"alpha": {url: f.alpha.URL + "/qinqing", secrets: []string{alphaSecret, alphaOldSecret}, types: allTypes},
 		"beta":  {url: f.beta.URL, secrets: []string{betaSecret}, types: allTypes},
-		"gamma": {url: f.gamm.URL, secrets: []string{gammaSecret}, types: []string{TypeImportCompleted}},
+		"gamma": {url: f.gamm.URL, secrets: []string{gammaSecret}, types: []string{contract.TypeImportCompleted}},
 	})
 	f.Fixture = functest.Setup(t, binary, functest.Parts{Env: append([]string{"PORTALS_FILE=" + file,
 		"ADMIN_TOKEN=" + adminToken, "EGRESS_TIMEOUT=1s"}, env...)})
@@ -222,12 +222,12 @@ func (f *fixture) send(t *testing.T, typ, source, id string, data string) *funct
 }
 
 // wantNotified checks a 200 reply and returns it.
-func wantNotified(t *testing.T, r *functest.Response, rule string) Notified {
+func wantNotified(t *testing.T, r *functest.Response, rule string) contract.PortalsNotified {
 	t.Helper()
-	if r.Status != 200 || r.Type() != TypePortalsNotified {
-		t.Fatalf("status %d, reply %q (%s); want 200 %s", r.Status, r.Type(), r.Body, TypePortalsNotified)
+	if r.Status != 200 || r.Type() != contract.TypePortalsNotified {
+		t.Fatalf("status %d, reply %q (%s); want 200 %s", r.Status, r.Type(), r.Body, contract.TypePortalsNotified)
 	}
-	var n Notified
+	var n contract.PortalsNotified
 	r.DataInto(t, &n)
 	if n.Rule != rule {
 		t.Fatalf("rule %q, want %q (%+v)", n.Rule, rule, n)
@@ -244,7 +244,7 @@ func TestSignedDelivery(t *testing.T) {
 	// Unusual spacing: the body carries the data byte for byte.
 	data := `{"appealId": "A-1",   "status":"accepted", "department": "natural-resources"}`
 	t.Run("Binary", func(t *testing.T) {
-		r := f.send(t, TypeAppealUpdated, "/qinqing/appeal-router", "reply-1", data)
+		r := f.send(t, contract.TypeAppealUpdated, "/qinqing/appeal-router", "reply-1", data)
 		n := wantNotified(t, r, RuleOwnPortal)
 		if len(n.Deliveries) != 1 || n.Deliveries[0].Portal != "alpha" || n.Deliveries[0].Status != StatusDelivered {
 			t.Fatalf("deliveries %+v, want alpha delivered", n.Deliveries)
@@ -266,7 +266,7 @@ func TestSignedDelivery(t *testing.T) {
 		}
 	})
 	t.Run("Structured", func(t *testing.T) {
-		ev := functest.Event(TypeAppealOverdue, "/qinqing/deadline-check", "overdue-1", at,
+		ev := functest.Event(contract.TypeAppealOverdue, "/qinqing/deadline-check", "overdue-1", at,
 			map[string]any{"appealId": "A-1", "stage": "assign", "level": "reminder"})
 		r := f.Fn.SendStructured(t, ev)
 		wantNotified(t, r, RuleOwnPortal)
@@ -278,7 +278,7 @@ func TestSignedDelivery(t *testing.T) {
 			Type string         `json:"type"`
 			Data map[string]any `json:"data"`
 		}
-		if err := json.Unmarshal(got[1].Body, &body); err != nil || body.Type != TypeAppealOverdue || body.Data["level"] != "reminder" {
+		if err := json.Unmarshal(got[1].Body, &body); err != nil || body.Type != contract.TypeAppealOverdue || body.Data["level"] != "reminder" {
 			t.Fatalf("body %s (%v)", got[1].Body, err)
 		}
 	})
@@ -323,18 +323,18 @@ func TestRouting(t *testing.T) {
 		name, typ, source, id, data, rule string
 		want                              []string // portals that receive it
 	}{
-		{"OwnPortal", TypeAppealAssigned, "/qinqing/appeal-router", "r-1", `{"appealId": "A-alpha"}`, RuleOwnPortal, []string{"alpha"}},
-		{"OtherPortal", TypeAppealUpdated, "/qinqing/appeal-router", "r-2", `{"appealId": "A-beta"}`, RuleOwnPortal, []string{"beta"}},
-		{"OwnPortalNotSubscribed", TypeAppealUpdated, "/qinqing/appeal-router", "r-3", `{"appealId": "A-gamma"}`, RuleOwnPortal, nil},
-		{"NotFromAPortal", TypeAppealUpdated, "/qinqing/appeal-router", "r-4", `{"appealId": "A-hotline"}`, RuleBroadcast, []string{"alpha", "beta"}},
-		{"UnknownAppeal", TypeAppealUpdated, "/qinqing/appeal-router", "r-5", `{"appealId": "A-nowhere"}`, RuleUnknown, nil},
-		{"ForumAppealFollowsSignup", TypeAppealOverdue, "/qinqing/deadline-check", "r-6", `{"appealId": "S-alpha-p1"}`, RuleOwnPortal, []string{"alpha"}},
-		{"Promotion", TypeSignupConfirmed, "/qinqing/forum-signup", "r-7", `{"signupId": "S-alpha"}`, RuleOwnPortal, []string{"alpha"}},
-		{"SignupOriginNotOnRecord", TypeSignupCancelled, "/qinqing/forum-signup", "r-8", `{"signupId": "S-legacy"}`, RuleUnknown, nil},
-		{"RejectedRequest", TypeSignupRejected, "/qinqing/forum-signup", "reply-rejected-1", `{"forumId": "F-1", "reason": "signup_closed"}`, RuleOwnPortal, []string{"beta"}},
-		{"DecisionNotFromAPortal", TypeSubsidyDecided, "/qinqing/subsidy-disbursal", "reply-decided-1", `{"uscc": "u", "approvals": [], "rejections": []}`, RuleBroadcast, []string{"alpha", "beta"}},
-		{"Payment", TypePaymentRecorded, "/qinqing/subsidy-disbursal", "r-9", `{"disbursementId": "D-beta", "status": "paid"}`, RuleOwnPortal, []string{"beta"}},
-		{"ImportOfAPortalNotNotified", TypeImportCompleted, "/qinqing/recycling-trade", "reply-import-1", `{"batchId": "B"}`, RuleOwnPortal, nil},
+		{"OwnPortal", contract.TypeAppealAssigned, "/qinqing/appeal-router", "r-1", `{"appealId": "A-alpha"}`, RuleOwnPortal, []string{"alpha"}},
+		{"OtherPortal", contract.TypeAppealUpdated, "/qinqing/appeal-router", "r-2", `{"appealId": "A-beta"}`, RuleOwnPortal, []string{"beta"}},
+		{"OwnPortalNotSubscribed", contract.TypeAppealUpdated, "/qinqing/appeal-router", "r-3", `{"appealId": "A-gamma"}`, RuleOwnPortal, nil},
+		{"NotFromAPortal", contract.TypeAppealUpdated, "/qinqing/appeal-router", "r-4", `{"appealId": "A-hotline"}`, RuleBroadcast, []string{"alpha", "beta"}},
+		{"UnknownAppeal", contract.TypeAppealUpdated, "/qinqing/appeal-router", "r-5", `{"appealId": "A-nowhere"}`, RuleUnknown, nil},
+		{"ForumAppealFollowsSignup", contract.TypeAppealOverdue, "/qinqing/deadline-check", "r-6", `{"appealId": "S-alpha-p1"}`, RuleOwnPortal, []string{"alpha"}},
+		{"Promotion", contract.TypeSignupConfirmed, "/qinqing/forum-signup", "r-7", `{"signupId": "S-alpha"}`, RuleOwnPortal, []string{"alpha"}},
+		{"SignupOriginNotOnRecord", contract.TypeSignupCancelAccepted, "/qinqing/forum-signup", "r-8", `{"signupId": "S-legacy"}`, RuleUnknown, nil},
+		{"RejectedRequest", contract.TypeSignupRejected, "/qinqing/forum-signup", "reply-rejected-1", `{"forumId": "F-1", "reason": "signup_closed"}`, RuleOwnPortal, []string{"beta"}},
+		{"DecisionNotFromAPortal", contract.TypeSubsidyDecided, "/qinqing/subsidy-disbursal", "reply-decided-1", `{"uscc": "u", "approvals": [], "rejections": []}`, RuleBroadcast, []string{"alpha", "beta"}},
+		{"Payment", contract.TypePaymentRecorded, "/qinqing/subsidy-disbursal", "r-9", `{"disbursementId": "D-beta", "status": "paid"}`, RuleOwnPortal, []string{"beta"}},
+		{"ImportOfAPortalNotNotified", contract.TypeImportCompleted, "/qinqing/recycling-trade", "reply-import-1", `{"batchId": "B"}`, RuleOwnPortal, nil},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -371,12 +371,12 @@ func TestRetries(t *testing.T) {
 		f.beta.answer(503, 502)
 		data := `{"appealId": "A-1"}`
 		for i := 0; i < 2; i++ {
-			if r := f.send(t, TypeAppealUpdated, "/qinqing/appeal-router", "ev-down", data); r.Status != 503 ||
+			if r := f.send(t, contract.TypeAppealUpdated, "/qinqing/appeal-router", "ev-down", data); r.Status != 503 ||
 				!strings.Contains(fmt.Sprint(r.Problem()["detail"]), "portal beta did not take the update") {
 				t.Fatalf("try %d: status %d (%s), want 503 naming beta while it is down", i+1, r.Status, r.Body)
 			}
 		}
-		n := wantNotified(t, f.send(t, TypeAppealUpdated, "/qinqing/appeal-router", "ev-down", data), RuleBroadcast)
+		n := wantNotified(t, f.send(t, contract.TypeAppealUpdated, "/qinqing/appeal-router", "ev-down", data), RuleBroadcast)
 		if len(n.Deliveries) != 2 {
 			t.Fatalf("deliveries %+v", n.Deliveries)
 		}
@@ -390,7 +390,7 @@ func TestRetries(t *testing.T) {
 		}
 		// A redelivery (or replayed dead letter) answers the same reply and
 		// sends nothing.
-		again := wantNotified(t, f.send(t, TypeAppealUpdated, "/qinqing/appeal-router", "ev-down", data), RuleBroadcast)
+		again := wantNotified(t, f.send(t, contract.TypeAppealUpdated, "/qinqing/appeal-router", "ev-down", data), RuleBroadcast)
 		if jsonOf(again) != jsonOf(n) || len(f.alpha.ids())+len(f.beta.ids()) != 4 {
 			t.Fatalf("redelivery: %+v (first %+v), %d requests", again, n, len(f.alpha.ids())+len(f.beta.ids()))
 		}
@@ -416,7 +416,7 @@ func TestRetries(t *testing.T) {
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
-				statuses[i] = f.send(t, TypeAppealUpdated, "/qinqing/appeal-router", "ev-twice", `{"appealId": "A-1"}`).Status
+				statuses[i] = f.send(t, contract.TypeAppealUpdated, "/qinqing/appeal-router", "ev-twice", `{"appealId": "A-1"}`).Status
 			}()
 		}
 		wg.Wait()
@@ -430,7 +430,7 @@ func TestRetries(t *testing.T) {
 			}
 		}
 		if ok == 0 {
-			wantNotified(t, f.send(t, TypeAppealUpdated, "/qinqing/appeal-router", "ev-twice", `{"appealId": "A-1"}`), RuleOwnPortal)
+			wantNotified(t, f.send(t, contract.TypeAppealUpdated, "/qinqing/appeal-router", "ev-twice", `{"appealId": "A-1"}`), RuleOwnPortal)
 		}
 		if got := f.alpha.ids(); len(got) != 1 {
 			t.Fatalf("alpha received %v (statuses %v), want once", got, statuses)
@@ -441,10 +441,10 @@ func TestRetries(t *testing.T) {
 		f := setup(t)
 		f.appeal(t, "A-1", "/portals/alpha", "")
 		f.alpha.answer(429)
-		if r := f.send(t, TypeAppealUpdated, "/qinqing/appeal-router", "ev-429", `{"appealId": "A-1"}`); r.Status < 500 {
+		if r := f.send(t, contract.TypeAppealUpdated, "/qinqing/appeal-router", "ev-429", `{"appealId": "A-1"}`); r.Status < 500 {
 			t.Fatalf("status %d, want 5xx", r.Status)
 		}
-		wantNotified(t, f.send(t, TypeAppealUpdated, "/qinqing/appeal-router", "ev-429", `{"appealId": "A-1"}`), RuleOwnPortal)
+		wantNotified(t, f.send(t, contract.TypeAppealUpdated, "/qinqing/appeal-router", "ev-429", `{"appealId": "A-1"}`), RuleOwnPortal)
 		if got := f.alpha.ids(); len(got) != 2 {
 			t.Fatalf("alpha received %v", got)
 		}
@@ -456,7 +456,7 @@ func TestRetries(t *testing.T) {
 		f.alpha.mu.Lock()
 		f.alpha.delay = 3 * time.Second // EGRESS_TIMEOUT is 1s
 		f.alpha.mu.Unlock()
-		if r := f.send(t, TypeAppealUpdated, "/qinqing/appeal-router", "ev-slow", `{"appealId": "A-1"}`); r.Status < 500 {
+		if r := f.send(t, contract.TypeAppealUpdated, "/qinqing/appeal-router", "ev-slow", `{"appealId": "A-1"}`); r.Status < 500 {
 			t.Fatalf("status %d, want 5xx", r.Status)
 		}
 		items := f.list(t, "?status=retrying")
@@ -466,19 +466,19 @@ func TestRetries(t *testing.T) {
 		f.alpha.mu.Lock()
 		f.alpha.delay = 0
 		f.alpha.mu.Unlock()
-		wantNotified(t, f.send(t, TypeAppealUpdated, "/qinqing/appeal-router", "ev-slow", `{"appealId": "A-1"}`), RuleOwnPortal)
+		wantNotified(t, f.send(t, contract.TypeAppealUpdated, "/qinqing/appeal-router", "ev-slow", `{"appealId": "A-1"}`), RuleOwnPortal)
 	})
 	t.Run("PermanentFailure", func(t *testing.T) {
 		t.Parallel()
 		f := setup(t)
 		f.appeal(t, "A-1", "/portals/alpha", "")
 		f.alpha.answer(410)
-		n := wantNotified(t, f.send(t, TypeAppealUpdated, "/qinqing/appeal-router", "ev-gone", `{"appealId": "A-1"}`), RuleOwnPortal)
+		n := wantNotified(t, f.send(t, contract.TypeAppealUpdated, "/qinqing/appeal-router", "ev-gone", `{"appealId": "A-1"}`), RuleOwnPortal)
 		if n.Deliveries[0].Status != StatusFailed || *n.Deliveries[0].HTTPStatus != 410 {
 			t.Fatalf("deliveries %+v", n.Deliveries)
 		}
 		// Not retried: a redelivery sends nothing.
-		wantNotified(t, f.send(t, TypeAppealUpdated, "/qinqing/appeal-router", "ev-gone", `{"appealId": "A-1"}`), RuleOwnPortal)
+		wantNotified(t, f.send(t, contract.TypeAppealUpdated, "/qinqing/appeal-router", "ev-gone", `{"appealId": "A-1"}`), RuleOwnPortal)
 		if got := f.alpha.ids(); len(got) != 1 {
 			t.Fatalf("alpha received %v, want once", got)
 		}
@@ -500,7 +500,7 @@ func TestOutboundSafety(t *testing.T) {
 			secrets: []string{alphaSecret}, types: allTypes, extra: `"insecure": true`}})
 		f := &fixture{Fixture: functest.Setup(t, binary, functest.Parts{Env: []string{"PORTALS_FILE=" + file, "ADMIN_TOKEN=" + adminToken}})}
 		f.appeal(t, "A-1", "/portals/alpha", "")
-		n := wantNotified(t, f.send(t, TypeAppealUpdated, "/qinqing/appeal-router", "ev-ssrf", `{"appealId": "A-1"}`), RuleOwnPortal)
+		n := wantNotified(t, f.send(t, contract.TypeAppealUpdated, "/qinqing/appeal-router", "ev-ssrf", `{"appealId": "A-1"}`), RuleOwnPortal)
 		if n.Deliveries[0].Status != StatusFailed || n.Deliveries[0].HTTPStatus != nil {
 			t.Fatalf("deliveries %+v", n.Deliveries)
 		}
@@ -518,7 +518,7 @@ func TestOutboundSafety(t *testing.T) {
 		f.appeal(t, "A-1", "/portals/alpha", "")
 		f.alpha.answer(307)
 		f.alpha.header = http.Header{"Location": {f.beta.URL + "/stolen"}}
-		n := wantNotified(t, f.send(t, TypeAppealUpdated, "/qinqing/appeal-router", "ev-redirect", `{"appealId": "A-1"}`), RuleOwnPortal)
+		n := wantNotified(t, f.send(t, contract.TypeAppealUpdated, "/qinqing/appeal-router", "ev-redirect", `{"appealId": "A-1"}`), RuleOwnPortal)
 		if n.Deliveries[0].Status != StatusFailed || *n.Deliveries[0].HTTPStatus != 307 {
 			t.Fatalf("deliveries %+v", n.Deliveries)
 		}
@@ -543,7 +543,7 @@ func TestOutboundSafety(t *testing.T) {
 		file := portalsFile(t, map[string]portalCfg{"alpha": {url: srv.URL, secrets: []string{alphaSecret}, types: allTypes, extra: `"allowPrivate": true`}})
 		f := &fixture{Fixture: functest.Setup(t, binary, functest.Parts{Env: []string{"PORTALS_FILE=" + file, "SSL_CERT_FILE=" + ca}})}
 		f.appeal(t, "A-1", "/portals/alpha", "")
-		wantNotified(t, f.send(t, TypeAppealUpdated, "/qinqing/appeal-router", "ev-tls", `{"appealId": "A-1"}`), RuleOwnPortal)
+		wantNotified(t, f.send(t, contract.TypeAppealUpdated, "/qinqing/appeal-router", "ev-tls", `{"appealId": "A-1"}`), RuleOwnPortal)
 		mu.Lock()
 		defer mu.Unlock()
 		if len(verified) != 1 || verified[0] != nil {
@@ -580,7 +580,7 @@ func TestOutboundSafety(t *testing.T) {
 func TestBadInput(t *testing.T) {
 	t.Parallel()
 	f := setup(t)
-	r := f.send(t, TypeAppealUpdated, "/qinqing/appeal-router", "ev-bad", `{"status": "accepted"}`)
+	r := f.send(t, contract.TypeAppealUpdated, "/qinqing/appeal-router", "ev-bad", `{"status": "accepted"}`)
 	if r.Status != 400 || r.Problem()["field"] != "appealId" {
 		t.Fatalf("status %d %s, want 400 naming appealId", r.Status, r.Body)
 	}
@@ -639,23 +639,23 @@ func TestAdmin(t *testing.T) {
 
 // The function consumes exactly what the catalogue routes to it.
 func TestCatalogue(t *testing.T) {
-	for _, s := range event.Catalog {
+	for _, s := range contract.Catalog {
 		if s.Function == name {
-			if fmt.Sprint(s.Types) != fmt.Sprint(Types) {
-				t.Fatalf("catalogue %v, function %v", s.Types, Types)
+			if fmt.Sprint(s.Types) != fmt.Sprint(contract.EgressTypes) {
+				t.Fatalf("catalogue %v, function %v", s.Types, contract.EgressTypes)
 			}
 			return
 		}
 	}
-	t.Fatal("webhook-egress is not in event.Catalog")
+	t.Fatal("webhook-egress is not in contract.Catalog")
 }
 
-func (f *fixture) list(t *testing.T, query string) []Attempt {
+func (f *fixture) list(t *testing.T, query string) []contract.Delivery {
 	t.Helper()
 	req, _ := http.NewRequest(http.MethodGet, f.Fn.URL+"/deliveries"+query, nil)
 	req.Header.Set("Authorization", "Bearer "+adminToken)
 	r := functest.Do(t, req)
-	var d Deliveries
+	var d contract.Deliveries
 	if r.Status != 200 || json.Unmarshal(r.Body, &d) != nil || d.Items == nil {
 		t.Fatalf("GET /deliveries%s: %d %s", query, r.Status, r.Body)
 	}

@@ -13,6 +13,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 	"go.uber.org/zap"
 
+	"github.com/qinqing/qinqing/shared/contract"
 	"github.com/qinqing/qinqing/shared/portals"
 	"github.com/qinqing/qinqing/shared/runtime"
 )
@@ -36,8 +37,8 @@ func New(env *runtime.Env, ps portals.Set, timeout time.Duration, adminToken str
 	f := &Function{pool: env.Pool, portals: ps, clients: NewClients(timeout), lease: timeout + 30*time.Second,
 		log: env.Log, now: time.Now}
 	h := runtime.Staged(f.deliver)
-	handlers := make(map[string]runtime.Handler, len(Types))
-	for _, t := range Types {
+	handlers := make(map[string]runtime.Handler, len(contract.EgressTypes))
+	for _, t := range contract.EgressTypes {
 		handlers[t] = h
 	}
 	return &runtime.Function{Name: name, Handlers: handlers, Routes: func(mux *http.ServeMux) {
@@ -61,7 +62,7 @@ func (f *Function) deliver(ctx context.Context, m runtime.Meta, n *Notification)
 		return nil, err
 	}
 	targets, rule := f.targets(o, m.Type)
-	reply := Notified{WebhookID: m.ID, Type: m.Type, Rule: rule, Deliveries: make([]DeliveryResult, len(targets))}
+	reply := contract.PortalsNotified{WebhookID: m.ID, Type: m.Type, Rule: rule, Deliveries: make([]contract.DeliveryResult, len(targets))}
 	errs := make([]error, len(targets))
 	body := Body(m, n.Raw)
 	var wg sync.WaitGroup
@@ -89,7 +90,7 @@ func (f *Function) deliver(ctx context.Context, m runtime.Meta, n *Notification)
 			"the portals that did are recorded and are not sent it again; retry", strings.Join(later, ", "))}
 	}
 	return func(context.Context, pgx.Tx) (runtime.Result, error) {
-		return runtime.Reply(TypePortalsNotified, reply), nil
+		return runtime.Reply(contract.TypePortalsNotified, reply), nil
 	}, nil
 }
 
@@ -114,16 +115,16 @@ func (f *Function) targets(o origin, typ string) ([]*portals.Portal, string) {
 
 // deliverTo posts the event to one portal unless that delivery is settled
 // already (delivered, or failed for good), recording the attempt.
-func (f *Function) deliverTo(ctx context.Context, p *portals.Portal, m runtime.Meta, body []byte) (DeliveryResult, error) {
+func (f *Function) deliverTo(ctx context.Context, p *portals.Portal, m runtime.Meta, body []byte) (contract.DeliveryResult, error) {
 	attempt, state, httpStatus, err := claim(ctx, f.pool, p.Name, m, f.lease)
 	if err != nil {
-		return DeliveryResult{}, err
+		return contract.DeliveryResult{}, err
 	}
 	if attempt == 0 {
 		if state == "sending" {
-			return DeliveryResult{}, &portalUnavailable{portal: p.Name, detail: "another attempt is in flight"}
+			return contract.DeliveryResult{}, &portalUnavailable{portal: p.Name, detail: "another attempt is in flight"}
 		}
-		return DeliveryResult{Portal: p.Name, Status: state, HTTPStatus: httpStatus}, nil
+		return contract.DeliveryResult{Portal: p.Name, Status: state, HTTPStatus: httpStatus}, nil
 	}
 	res := post(ctx, f.clients.For(p.Notify), p.Notify, m.ID, body, f.now())
 	fields := []any{"portal", p.Name, "id", m.ID, "type", m.Type, "attempt", attempt, "status", res.status,
@@ -142,12 +143,12 @@ func (f *Function) deliverTo(ctx context.Context, p *portals.Portal, m runtime.M
 	// Recorded even when the event's request was cancelled meanwhile: the
 	// portal may have the update.
 	if err := record(context.WithoutCancel(ctx), f.pool, p.Name, m, attempt, res); err != nil {
-		return DeliveryResult{}, err
+		return contract.DeliveryResult{}, err
 	}
 	if res.status == StatusRetrying {
-		return DeliveryResult{}, &portalUnavailable{portal: p.Name, detail: res.err}
+		return contract.DeliveryResult{}, &portalUnavailable{portal: p.Name, detail: res.err}
 	}
-	return DeliveryResult{Portal: p.Name, Status: res.status, HTTPStatus: res.httpStatus}, nil
+	return contract.DeliveryResult{Portal: p.Name, Status: res.status, HTTPStatus: res.httpStatus}, nil
 }
 
 // portalUnavailable is a portal to be tried again later: the event is

@@ -4,32 +4,9 @@ import (
 	"bytes"
 	"encoding/json"
 
+	"github.com/qinqing/qinqing/shared/contract"
 	"github.com/qinqing/qinqing/shared/event"
 )
-
-// Event types webhook-egress delivers (event.Catalog lists them) and the
-// type of its reply.
-const (
-	TypeAppealAssigned   = "cn.huzhou.appeal.assigned"
-	TypeAppealUpdated    = "cn.huzhou.appeal.updated"
-	TypeAppealOverdue    = "cn.huzhou.appeal.overdue"
-	TypeSignupConfirmed  = "cn.huzhou.forum.signup.confirmed"
-	TypeSignupWaitlisted = "cn.huzhou.forum.signup.waitlisted"
-	TypeSignupRejected   = "cn.huzhou.forum.signup.rejected"
-	TypeSignupCancelled  = "cn.huzhou.forum.signup.cancelled.accepted"
-	TypeSubsidyDecided   = "cn.huzhou.subsidy.decided"
-	TypePaymentRecorded  = "cn.huzhou.subsidy.payment.recorded"
-	TypeImportCompleted  = "cn.huzhou.recycling.import.completed"
-	// TypePortalsNotified is the reply: where the event went.
-	TypePortalsNotified = "cn.huzhou.portals.notified"
-)
-
-// Types are the event types webhook-egress consumes.
-var Types = []string{
-	TypeAppealAssigned, TypeAppealUpdated, TypeAppealOverdue,
-	TypeSignupConfirmed, TypeSignupWaitlisted, TypeSignupRejected, TypeSignupCancelled,
-	TypeSubsidyDecided, TypePaymentRecorded, TypeImportCompleted,
-}
 
 // Notification is an event to deliver: its data verbatim (the body's
 // "data") and the fields that name its case.
@@ -61,11 +38,11 @@ func (n *Notification) UnmarshalJSON(b []byte) error {
 // they are).
 func (n *Notification) validateFor(typ string) error {
 	switch typ {
-	case TypeAppealAssigned, TypeAppealUpdated, TypeAppealOverdue:
+	case contract.TypeAppealAssigned, contract.TypeAppealUpdated, contract.TypeAppealOverdue:
 		return event.Required("appealId", n.AppealID)
-	case TypeSignupConfirmed, TypeSignupWaitlisted, TypeSignupCancelled:
+	case contract.TypeSignupConfirmed, contract.TypeSignupWaitlisted, contract.TypeSignupCancelAccepted:
 		return event.Required("signupId", n.SignupID)
-	case TypePaymentRecorded:
+	case contract.TypePaymentRecorded:
 		return event.Required("disbursementId", n.DisbursementID)
 	}
 	return nil
@@ -84,18 +61,3 @@ const (
 	RuleBroadcast = "subscribed" // the case did not come from a portal: every subscribed portal
 	RuleUnknown   = "unknown"    // the case's origin is not on record: nobody
 )
-
-// Notified is the reply: where the event went.
-type Notified struct {
-	WebhookID  string           `json:"webhookId"`
-	Type       string           `json:"type"`
-	Rule       string           `json:"rule"`
-	Deliveries []DeliveryResult `json:"deliveries"`
-}
-
-// DeliveryResult is one portal's outcome in the reply.
-type DeliveryResult struct {
-	Portal     string `json:"portal"`
-	Status     string `json:"status"`
-	HTTPStatus *int   `json:"httpStatus"`
-}

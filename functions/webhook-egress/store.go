@@ -11,6 +11,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/qinqing/qinqing/shared/appeal"
+	"github.com/qinqing/qinqing/shared/contract"
 	"github.com/qinqing/qinqing/shared/forum"
 	"github.com/qinqing/qinqing/shared/postgres"
 	"github.com/qinqing/qinqing/shared/runtime"
@@ -39,21 +40,21 @@ type origin struct {
 //     approved for.
 func caseOrigin(ctx context.Context, db *pgxpool.Pool, m runtime.Meta, n *Notification) (origin, error) {
 	switch m.Type {
-	case TypeAppealAssigned, TypeAppealUpdated, TypeAppealOverdue:
+	case contract.TypeAppealAssigned, contract.TypeAppealUpdated, contract.TypeAppealOverdue:
 		return appealOrigin(ctx, db, n.AppealID)
-	case TypeSignupConfirmed, TypeSignupWaitlisted, TypeSignupCancelled:
+	case contract.TypeSignupConfirmed, contract.TypeSignupWaitlisted, contract.TypeSignupCancelAccepted:
 		o, err := signupOrigin(ctx, db, n.SignupID)
 		if err != nil || o.known {
 			return o, err
 		}
 		return requestOrigin(ctx, db, m)
-	case TypeSubsidyDecided:
+	case contract.TypeSubsidyDecided:
 		o, err := requestOrigin(ctx, db, m)
 		if err != nil || o.known || len(n.Approvals) == 0 {
 			return o, err
 		}
 		return disbursementOrigin(ctx, db, n.Approvals[0].DisbursementID)
-	case TypePaymentRecorded:
+	case contract.TypePaymentRecorded:
 		return disbursementOrigin(ctx, db, n.DisbursementID)
 	default: // signup rejected, import completed
 		return requestOrigin(ctx, db, m)
@@ -171,22 +172,9 @@ func record(ctx context.Context, db *pgxpool.Pool, portal string, m runtime.Meta
 	})
 }
 
-// Attempt is one POST to a portal, as GET /deliveries lists it.
-type Attempt struct {
-	Portal      string    `json:"portal"`
-	WebhookID   string    `json:"webhookId"`
-	Type        string    `json:"type"`
-	Attempt     int       `json:"attempt"`
-	Status      string    `json:"status"`
-	HTTPStatus  *int      `json:"httpStatus"`
-	LatencyMs   float64   `json:"latencyMs"`
-	Error       *string   `json:"error"`
-	AttemptedAt time.Time `json:"attemptedAt"`
-}
-
 // listAttempts returns the newest attempts first, filtered by portal,
 // status and webhook id where given.
-func listAttempts(ctx context.Context, db *pgxpool.Pool, portal, status, webhookID string, limit int) ([]Attempt, error) {
+func listAttempts(ctx context.Context, db *pgxpool.Pool, portal, status, webhookID string, limit int) ([]contract.Delivery, error) {
 	rows, err := db.Query(ctx, `SELECT portal, webhook_id, type, attempt, status, http_status, latency_ms, error, attempted_at
 		FROM egress.attempts
 		WHERE ($1 = '' OR portal = $1) AND ($2 = '' OR status = $2) AND ($3 = '' OR webhook_id = $3)
@@ -194,8 +182,8 @@ func listAttempts(ctx context.Context, db *pgxpool.Pool, portal, status, webhook
 	if err != nil {
 		return nil, fmt.Errorf("list attempts: %w", err)
 	}
-	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (Attempt, error) {
-		var a Attempt
+	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (contract.Delivery, error) {
+		var a contract.Delivery
 		err := r.Scan(&a.Portal, &a.WebhookID, &a.Type, &a.Attempt, &a.Status, &a.HTTPStatus, &a.LatencyMs, &a.Error, &a.AttemptedAt)
 		return a, err
 	})

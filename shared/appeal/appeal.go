@@ -1,31 +1,12 @@
 // Package appeal holds what appeal-router and deadline-check share about
 // appeals (诉求), the problems enterprises raise through the forum, the
-// portal, the hotline or a visit (contract sections 4 and 5): the event
-// types, the lifecycle as a state machine, the deadline stages and the
-// escalation ladder. The tables live in the `appeal` schema
+// portal, the hotline or a visit (contract sections 4 and 5): the
+// lifecycle as a state machine, the deadline stages and the escalation
+// ladder (the event types and payloads are in shared/contract). The tables live in the `appeal` schema
 // (shared/postgres/migrations/0020_appeal.sql): appeal-router's own
 // statements are in its store.go, the ones other functions run on them in
 // store*.go here (docs/runtime.md, "Where SQL lives").
 package appeal
-
-// Event types of contract sections 2, 4 and 5 (appeals part).
-const (
-	TypeCalendarPublished = "cn.huzhou.calendar.published"
-	TypeCalendarAccepted  = "cn.huzhou.calendar.accepted"
-
-	TypeSubmitted = "cn.huzhou.appeal.submitted"
-	TypeAssigned  = "cn.huzhou.appeal.assigned"
-	TypeAccepted  = "cn.huzhou.appeal.accepted"
-	TypeReturned  = "cn.huzhou.appeal.returned"
-	TypeReplied   = "cn.huzhou.appeal.replied"
-	TypeRevisited = "cn.huzhou.appeal.revisited"
-	TypeUpdated   = "cn.huzhou.appeal.updated"
-	TypeRejected  = "cn.huzhou.appeal.rejected"
-	TypeOverdue   = "cn.huzhou.appeal.overdue"
-
-	TypeCheckCompleted  = "cn.huzhou.deadline.check.completed"
-	TypeReviewPublished = "cn.huzhou.review.published"
-)
 
 // Working-day deadlines of the closed loop, counted from receipt (assign,
 // reply), from a reply (revisit) and from an unsatisfied revisit (the new

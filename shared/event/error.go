@@ -1,6 +1,7 @@
 // Package event holds what every qinqing function shares about events: the
-// catalogue of event types, the coded domain error, and validation helpers
-// for the common payload parts (USCC, counties, documents).
+// coded domain error, and validation helpers for the common payload parts
+// (USCC, counties, documents). The event types and their payloads are in
+// shared/contract.
 package event
 
 import (

@@ -8,6 +8,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/qinqing/qinqing/shared/contract"
 	"github.com/qinqing/qinqing/shared/postgres"
 	"github.com/qinqing/qinqing/shared/runtime"
 )
@@ -55,7 +56,7 @@ func AnnounceOverduePayments(ctx context.Context, tx pgx.Tx, asOf time.Time) (n 
 	}
 	defer rows.Close()
 	for rows.Next() {
-		var p PaymentOverdue
+		var p contract.PaymentOverdue
 		var fresh bool
 		if err := rows.Scan(&p.DisbursementID, &p.USCC, &p.AmountFen, &p.DueAt, &fresh); err != nil {
 			return 0, nil, fmt.Errorf("overdue payments: %w", err)
@@ -63,7 +64,7 @@ func AnnounceOverduePayments(ctx context.Context, tx pgx.Tx, asOf time.Time) (n 
 		n++
 		if fresh {
 			p.DueAt = p.DueAt.In(asOf.Location())
-			followUps = append(followUps, runtime.Outgoing{Key: OverdueKey(p.DisbursementID), Type: TypePaymentOverdue, Data: p})
+			followUps = append(followUps, runtime.Outgoing{Key: OverdueKey(p.DisbursementID), Type: contract.TypePaymentOverdue, Data: p})
 		}
 	}
 	if err := rows.Err(); err != nil {

@@ -11,6 +11,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/qinqing/qinqing/shared/contract"
 	"github.com/qinqing/qinqing/shared/event"
 	"github.com/qinqing/qinqing/shared/postgres"
 	"github.com/qinqing/qinqing/shared/postgres/pgtest"
@@ -84,7 +85,7 @@ func (l *ledger) check(asOf time.Time) (int, []runtime.Outgoing) {
 func ids(fs []runtime.Outgoing) []string {
 	out := make([]string, len(fs))
 	for i, f := range fs {
-		out[i] = f.Data.(subsidy.PaymentOverdue).DisbursementID
+		out[i] = f.Data.(contract.PaymentOverdue).DisbursementID
 	}
 	return out
 }
@@ -111,7 +112,7 @@ func TestAnnounceOverduePayments(t *testing.T) {
 			t.Fatalf("n = %d, announced %v; want 2, [A C]", n, ids(fs))
 		}
 		f := fs[0]
-		if f.Type != subsidy.TypePaymentOverdue || f.Key != "payment-overdue/A" {
+		if f.Type != contract.TypePaymentOverdue || f.Key != "payment-overdue/A" {
 			t.Fatalf("follow-up type %q key %q", f.Type, f.Key)
 		}
 		got, _ := json.Marshal(f.Data)

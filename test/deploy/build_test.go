@@ -18,7 +18,7 @@ import (
 	"helm.sh/helm/v3/pkg/strvals"
 	servingv1 "knative.dev/serving/pkg/apis/serving/v1"
 
-	"github.com/qinqing/qinqing/shared/event"
+	"github.com/qinqing/qinqing/shared/contract"
 )
 
 // Skaffold and ko cannot run here (no registry, no cluster), so their
@@ -105,10 +105,10 @@ type koConfig struct {
 }
 
 // mainPackages returns the Go main packages deployed: every function of
-// event.Catalog and cmd/migrate, as ./relative paths.
+// contract.Catalog and cmd/migrate, as ./relative paths.
 func mainPackages() []string {
 	var out []string
-	for _, s := range event.Catalog {
+	for _, s := range contract.Catalog {
 		out = append(out, "./functions/"+s.Function)
 	}
 	return append(out, "./cmd/migrate")
@@ -271,7 +271,7 @@ func TestSkaffoldConfig(t *testing.T) {
 	wantTemplates := map[string]string{
 		"migrations.image.repository": fmt.Sprintf("{{.IMAGE_FULLY_QUALIFIED_%s}}", sanitize(artifactOf["./cmd/migrate"])),
 	}
-	for _, s := range event.Catalog {
+	for _, s := range contract.Catalog {
 		key := fmt.Sprintf("functions.%s.image.repository", s.Function)
 		wantTemplates[key] = fmt.Sprintf("{{.IMAGE_FULLY_QUALIFIED_%s}}", sanitize(artifactOf["./functions/"+s.Function]))
 	}
@@ -350,7 +350,7 @@ func TestSkaffoldConfig(t *testing.T) {
 	if len(errs) > 0 {
 		return
 	}
-	for _, p := range checkInvariants(r.Objects, objs, event.Catalog, expectations{Timezone: "Asia/Shanghai"}) {
+	for _, p := range checkInvariants(r.Objects, objs, contract.Catalog, expectations{Timezone: "Asia/Shanghai"}) {
 		t.Error(p)
 	}
 	for _, s := range objectsOf[*servingv1.Service](objs) {

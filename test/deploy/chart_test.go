@@ -14,6 +14,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	servingv1 "knative.dev/serving/pkg/apis/serving/v1"
 
+	"github.com/qinqing/qinqing/shared/contract"
 	"github.com/qinqing/qinqing/shared/event"
 )
 
@@ -28,7 +29,7 @@ type subscriptionsFile struct {
 }
 
 // TestSubscriptionsFileMatchesCatalog checks that the table the chart
-// renders its Triggers and PingSources from is event.Catalog.
+// renders its Triggers and PingSources from is contract.Catalog.
 func TestSubscriptionsFileMatchesCatalog(t *testing.T) {
 	t.Parallel()
 	data, err := os.ReadFile(chartDir + "/files/subscriptions.yaml")
@@ -43,10 +44,10 @@ func TestSubscriptionsFileMatchesCatalog(t *testing.T) {
 	if f.PingType != event.PingType {
 		t.Errorf("pingType = %q, want %q; %s", f.PingType, event.PingType, fix)
 	}
-	if len(f.Functions) != len(event.Catalog) {
-		t.Fatalf("%d functions, event.Catalog has %d; %s", len(f.Functions), len(event.Catalog), fix)
+	if len(f.Functions) != len(contract.Catalog) {
+		t.Fatalf("%d functions, contract.Catalog has %d; %s", len(f.Functions), len(contract.Catalog), fix)
 	}
-	for i, want := range event.Catalog {
+	for i, want := range contract.Catalog {
 		got := f.Functions[i]
 		if got.Name != want.Function || !slices.Equal(got.Types, want.Types) || !slices.Equal(got.Jobs, want.Jobs) {
 			t.Errorf("function %d = %s %v %v, want %s %v %v; %s",
@@ -57,7 +58,7 @@ func TestSubscriptionsFileMatchesCatalog(t *testing.T) {
 
 // TestChart renders the chart with every scenario, decodes and validates
 // every object with Knative's and Kubernetes' Go types, and checks the
-// invariants against event.Catalog.
+// invariants against contract.Catalog.
 func TestChart(t *testing.T) {
 	t.Parallel()
 	c := loadChart(t)
@@ -76,7 +77,7 @@ func TestChart(t *testing.T) {
 			if v, ok := sc.Values["timezone"].(string); ok {
 				tz = v
 			}
-			for _, p := range checkInvariants(r.Objects, objs, event.Catalog, expectations{Timezone: tz}) {
+			for _, p := range checkInvariants(r.Objects, objs, contract.Catalog, expectations{Timezone: tz}) {
 				t.Error(p)
 			}
 			checkHooks(t, r, objs)
@@ -256,12 +257,12 @@ func findDoc(t *testing.T, r rendered, kind string) manifest {
 }
 
 // TestValuesCoverCatalog checks that values.yaml and values.schema.json
-// know exactly the functions and jobs of event.Catalog, so that a new
+// know exactly the functions and jobs of contract.Catalog, so that a new
 // function or job cannot slip past the schema.
 func TestValuesCoverCatalog(t *testing.T) {
 	t.Parallel()
 	var fns, jobs []string
-	for _, s := range event.Catalog {
+	for _, s := range contract.Catalog {
 		fns = append(fns, s.Function)
 		jobs = append(jobs, s.Jobs...)
 	}

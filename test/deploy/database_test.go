@@ -9,7 +9,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	servingv1 "knative.dev/serving/pkg/apis/serving/v1"
 
-	"github.com/qinqing/qinqing/shared/event"
+	"github.com/qinqing/qinqing/shared/contract"
 )
 
 // envOf returns a container's environment by name.
@@ -38,7 +38,7 @@ func TestDatabaseEnv(t *testing.T) {
 	t.Parallel()
 	c := loadChart(t)
 	passwords := map[string]string{"DATABASE_URL": "qinqing-database/url", "DATABASE_POOLER": "none"}
-	for _, s := range event.Catalog {
+	for _, s := range contract.Catalog {
 		if s.Function != "webhook-ingress" {
 			passwords["DATABASE_PASSWORD_"+strings.ToUpper(strings.ReplaceAll(s.Function, "-", "_"))] = "qinqing-db-passwords/" + s.Function
 		}

@@ -15,6 +15,7 @@ import (
 	sourcesv1 "knative.dev/eventing/pkg/apis/sources/v1"
 	servingv1 "knative.dev/serving/pkg/apis/serving/v1"
 
+	"github.com/qinqing/qinqing/shared/contract"
 	"github.com/qinqing/qinqing/shared/event"
 )
 
@@ -36,9 +37,9 @@ func objectsOf[T any](objs []any) []T {
 }
 
 // checkInvariants checks what no schema catches, against a catalogue (the
-// real event.Catalog, or a changed copy in the negative tests), and returns
+// real contract.Catalog, or a changed copy in the negative tests), and returns
 // every problem found.
-func checkInvariants(ms []manifest, objs []any, catalog []event.Subscription, want expectations) []string {
+func checkInvariants(ms []manifest, objs []any, catalog []contract.Subscription, want expectations) []string {
 	var problems []string
 	add := func(format string, args ...any) { problems = append(problems, fmt.Sprintf(format, args...)) }
 
@@ -73,8 +74,8 @@ func checkInvariants(ms []manifest, objs []any, catalog []event.Subscription, wa
 		}
 	}
 	for fn := range svcOf {
-		if !slices.ContainsFunc(catalog, func(s event.Subscription) bool { return s.Function == fn }) {
-			add("Knative Service for %q, which is not a function of event.Catalog", fn)
+		if !slices.ContainsFunc(catalog, func(s contract.Subscription) bool { return s.Function == fn }) {
+			add("Knative Service for %q, which is not a function of contract.Catalog", fn)
 		}
 	}
 	for _, s := range services {
@@ -126,7 +127,7 @@ func checkInvariants(ms []manifest, objs []any, catalog []event.Subscription, wa
 	}
 	for job := range jobCount {
 		if !wantJobs[job] {
-			add("PingSource for job %q, which no function of event.Catalog runs", job)
+			add("PingSource for job %q, which no function of contract.Catalog runs", job)
 		}
 	}
 
@@ -185,12 +186,12 @@ func checkInvariants(ms []manifest, objs []any, catalog []event.Subscription, wa
 	}
 	for _, key := range sortedKeys(want2) {
 		if n := routes[key]; n != 1 {
-			add("%s: %d Triggers, want exactly 1 (event.Catalog and the chart disagree: run go run ./cmd/gen-subscriptions)", key, n)
+			add("%s: %d Triggers, want exactly 1 (contract.Catalog and the chart disagree: run go run ./cmd/gen-subscriptions)", key, n)
 		}
 	}
 	for _, key := range sortedKeys(routes) {
 		if !want2[key] {
-			add("%s: a Trigger that event.Catalog does not ask for", key)
+			add("%s: a Trigger that contract.Catalog does not ask for", key)
 		}
 	}
 

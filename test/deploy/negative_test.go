@@ -6,7 +6,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/qinqing/qinqing/shared/event"
+	"github.com/qinqing/qinqing/shared/contract"
 )
 
 // TestRejectsBadValues proves that a bad values file never reaches a
@@ -223,7 +223,7 @@ func TestKnativeRejectsTamperedObjects(t *testing.T) {
 	}
 }
 
-// TestInvariantsCatchCatalogDrift proves that the chart and event.Catalog
+// TestInvariantsCatchCatalogDrift proves that the chart and contract.Catalog
 // cannot drift apart silently: against a changed catalogue, the rendered
 // chart fails the invariants.
 func TestInvariantsCatchCatalogDrift(t *testing.T) {
@@ -233,34 +233,34 @@ func TestInvariantsCatchCatalogDrift(t *testing.T) {
 	if len(errs) > 0 {
 		t.Fatal(errs)
 	}
-	clone := func() []event.Subscription {
-		out := make([]event.Subscription, len(event.Catalog))
-		for i, s := range event.Catalog {
-			out[i] = event.Subscription{Function: s.Function, Types: slices.Clone(s.Types), Jobs: slices.Clone(s.Jobs)}
+	clone := func() []contract.Subscription {
+		out := make([]contract.Subscription, len(contract.Catalog))
+		for i, s := range contract.Catalog {
+			out[i] = contract.Subscription{Function: s.Function, Types: slices.Clone(s.Types), Jobs: slices.Clone(s.Jobs)}
 		}
 		return out
 	}
 	for _, tc := range []struct {
 		name   string
-		change func([]event.Subscription) []event.Subscription
+		change func([]contract.Subscription) []contract.Subscription
 		want   string
 	}{{
 		name: "NewType",
-		change: func(c []event.Subscription) []event.Subscription {
+		change: func(c []contract.Subscription) []contract.Subscription {
 			c[0].Types = append(c[0].Types, "cn.huzhou.forum.rescheduled")
 			return c
 		},
 		want: "forum-signup cn.huzhou.forum.rescheduled: 0 Triggers, want exactly 1",
 	}, {
 		name: "DroppedType",
-		change: func(c []event.Subscription) []event.Subscription {
+		change: func(c []contract.Subscription) []contract.Subscription {
 			c[1].Types = c[1].Types[1:]
 			return c
 		},
-		want: "appeal-router cn.huzhou.calendar.published: a Trigger that event.Catalog does not ask for",
+		want: "appeal-router cn.huzhou.calendar.published: a Trigger that contract.Catalog does not ask for",
 	}, {
 		name: "MovedJob",
-		change: func(c []event.Subscription) []event.Subscription {
+		change: func(c []contract.Subscription) []contract.Subscription {
 			c[2].Jobs = []string{"deadline-check"}
 			c[3].Jobs = []string{"monthly-review"}
 			return c
@@ -268,8 +268,8 @@ func TestInvariantsCatchCatalogDrift(t *testing.T) {
 		want: "subsidy-disbursal job:monthly-review: 0 Triggers, want exactly 1",
 	}, {
 		name: "NewFunction",
-		change: func(c []event.Subscription) []event.Subscription {
-			return append(c, event.Subscription{Function: "tax-refund", Types: []string{"cn.huzhou.tax.refund.requested"}})
+		change: func(c []contract.Subscription) []contract.Subscription {
+			return append(c, contract.Subscription{Function: "tax-refund", Types: []string{"cn.huzhou.tax.refund.requested"}})
 		},
 		want: "function tax-refund has no Knative Service",
 	}} {

@@ -1,7 +1,7 @@
 // Package deploy checks the deployment files offline with the code a
 // cluster would run: Helm renders and lints the chart, Knative's own Go
 // types decode, default and validate every Knative object, and the
-// invariants no schema catches are checked against event.Catalog.
+// invariants no schema catches are checked against contract.Catalog.
 //
 // It is a test-only package so that knative.dev/serving,
 // knative.dev/eventing and helm.sh never link into a function binary.

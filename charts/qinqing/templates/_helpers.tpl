@@ -57,7 +57,7 @@ app.kubernetes.io/part-of: qinqing
 {{- end -}}
 
 {{/*
-The subscription table generated from event.Catalog by
+The subscription table generated from contract.Catalog by
 `go run ./cmd/gen-subscriptions`: which function consumes which event types
 and PingSource jobs. It is the only place the chart learns about functions.
 */}}

@@ -1,8 +1,6 @@
-package event
+package contract
 
-// PingType is the CloudEvents type of Knative PingSource events. Cron jobs
-// arrive with this type and data {"job": "<name>"}.
-const PingType = "dev.knative.sources.ping"
+import "github.com/qinqing/qinqing/shared/event"
 
 // Subscription says which event types a function consumes. It is the one
 // source of truth for routing: the Helm chart's Triggers and the local
@@ -19,54 +17,59 @@ type Subscription struct {
 // webhook-egress, which sends them on as signed webhooks.
 var Catalog = []Subscription{
 	{Function: "forum-signup", Types: []string{
-		"cn.huzhou.forum.scheduled",
-		"cn.huzhou.forum.signup.requested",
-		"cn.huzhou.forum.signup.cancelled",
+		TypeForumScheduled,
+		TypeSignupRequested,
+		TypeSignupCancelled,
 	}, Jobs: []string{"forum-weekly"}},
 	{Function: "appeal-router", Types: []string{
-		"cn.huzhou.calendar.published",
-		"cn.huzhou.appeal.submitted",
-		"cn.huzhou.appeal.accepted",
-		"cn.huzhou.appeal.returned",
-		"cn.huzhou.appeal.replied",
-		"cn.huzhou.appeal.revisited",
+		TypeCalendarPublished,
+		TypeAppealSubmitted,
+		TypeAppealAccepted,
+		TypeAppealReturned,
+		TypeAppealReplied,
+		TypeAppealRevisited,
 	}},
 	{Function: "deadline-check", Jobs: []string{"deadline-check", "monthly-review"}},
 	{Function: "subsidy-disbursal", Types: []string{
-		"cn.huzhou.honour.awarded",
-		"cn.huzhou.project.milestone.approved",
-		"cn.huzhou.subsidy.requested",
-		"cn.huzhou.subsidy.payment.settled",
-		"cn.huzhou.subsidy.payment.failed",
+		TypeHonourAwarded,
+		TypeMilestoneApproved,
+		TypeSubsidyRequested,
+		TypePaymentSettled,
+		TypePaymentFailed,
 	}},
 	{Function: "recycling-trade", Types: []string{
-		"cn.huzhou.recycling.licence.registered",
-		"cn.huzhou.recycling.trade.recorded",
-		"cn.huzhou.recycling.trades.imported",
+		TypeLicenceRegistered,
+		TypeTradeRecorded,
+		TypeTradesImported,
 	}, Jobs: []string{"recycling-stats"}},
 	{Function: "award-ceremony", Types: []string{
-		"cn.huzhou.enterprise.metrics.reported",
-		"cn.huzhou.award.nomination.submitted",
-		"cn.huzhou.award.score.recorded",
+		TypeMetricsReported,
+		TypeNominationSubmitted,
+		TypeScoreRecorded,
 	}, Jobs: []string{"award-ceremony"}},
-	{Function: "webhook-egress", Types: []string{
-		"cn.huzhou.appeal.assigned",
-		"cn.huzhou.appeal.updated",
-		"cn.huzhou.appeal.overdue",
-		"cn.huzhou.forum.signup.confirmed",
-		"cn.huzhou.forum.signup.waitlisted",
-		"cn.huzhou.forum.signup.rejected",
-		"cn.huzhou.forum.signup.cancelled.accepted",
-		"cn.huzhou.subsidy.decided",
-		"cn.huzhou.subsidy.payment.recorded",
-		"cn.huzhou.recycling.import.completed",
-	}},
+	{Function: "webhook-egress", Types: EgressTypes},
 	// webhook-ingress and open311 are fed by portals over plain HTTP, not
 	// by the broker; dead-letter is every Trigger's deadLetterSink, not a
 	// subscriber.
 	{Function: "webhook-ingress"},
 	{Function: "dead-letter"},
 	{Function: "open311"},
+}
+
+// EgressTypes are the event types webhook-egress consumes and sends on to
+// the portals as signed webhooks: the updates of appeals, signups,
+// subsidies and imports.
+var EgressTypes = []string{
+	TypeAppealAssigned,
+	TypeAppealUpdated,
+	TypeAppealOverdue,
+	TypeSignupConfirmed,
+	TypeSignupWaitlisted,
+	TypeSignupRejected,
+	TypeSignupCancelAccepted,
+	TypeSubsidyDecided,
+	TypePaymentRecorded,
+	TypeImportCompleted,
 }
 
 // Functions returns the names of all functions in catalogue order.
@@ -83,7 +86,7 @@ func Functions() []string {
 func Route(t, job string) []string {
 	var out []string
 	for _, s := range Catalog {
-		if t == PingType {
+		if t == event.PingType {
 			for _, j := range s.Jobs {
 				if j == job {
 					out = append(out, s.Function)

@@ -1,4 +1,4 @@
-package main
+package contract
 
 import (
 	"bytes"
@@ -10,9 +10,9 @@ import (
 	"github.com/qinqing/qinqing/shared/event"
 )
 
-// Event types of contract section 8. The rejected replies are not named by
-// the contract; they follow its convention for business refusals (see
-// docs/awards.md).
+// Event types of the 实干争先 awards and the enterprise figures (contract
+// section 8). The rejected replies are not named by the contract; they
+// follow its convention for business refusals (see docs/awards.md).
 const (
 	TypeMetricsReported     = "cn.huzhou.enterprise.metrics.reported"
 	TypeMetricsAccepted     = "cn.huzhou.enterprise.metrics.accepted"
@@ -27,21 +27,21 @@ const (
 
 // Award categories of 实干争先, in the order the ceremony presents them.
 const (
-	CategoryRunner      = "runner"      // 奔跑者: counties
-	CategoryContributor = "contributor" // 贡献者: enterprises
-	CategoryStriver     = "striver"     // 奋斗者: individuals
-	CategoryGoodCase    = "good_case"   // 好案例: government departments' good cases
+	AwardRunner      = "runner"      // 奔跑者: counties
+	AwardContributor = "contributor" // 贡献者: enterprises
+	AwardStriver     = "striver"     // 奋斗者: individuals
+	AwardGoodCase    = "good_case"   // 好案例: government departments' good cases
 )
 
-// Categories lists the categories in ceremony order.
-var Categories = []string{CategoryRunner, CategoryContributor, CategoryStriver, CategoryGoodCase}
+// AwardCategories lists the categories in ceremony order.
+var AwardCategories = []string{AwardRunner, AwardContributor, AwardStriver, AwardGoodCase}
 
-// Limits on years and free text.
+// Limits on years and free text of the awards.
 const (
-	minYear     = 2000
-	maxYear     = 2100
-	maxName     = 200
-	maxCitation = 2000
+	minAwardYear = 2000
+	maxAwardYear = 2100
+	maxAwardName = 200
+	maxCitation  = 2000
 )
 
 // MetricsReported is an enterprise's figures for a year.
@@ -62,9 +62,9 @@ type MetricsReported struct {
 func (p *MetricsReported) Validate() error {
 	if err := event.FirstError(
 		event.ValidateUSCC("uscc", p.USCC),
-		event.RequiredText("name", p.Name, maxName),
+		event.RequiredText("name", p.Name, maxAwardName),
 		event.ValidateCounty("county", p.County),
-		validYear("year", p.Year),
+		validAwardYear("year", p.Year),
 	); err != nil {
 		return err
 	}
@@ -105,12 +105,12 @@ type NominationSubmitted struct {
 func (p *NominationSubmitted) Validate() error {
 	if err := event.FirstError(
 		event.ValidateID("nominationId", p.NominationID),
-		validYear("year", p.Year),
+		validAwardYear("year", p.Year),
 	); err != nil {
 		return err
 	}
 	switch p.Category {
-	case CategoryRunner, CategoryContributor, CategoryStriver, CategoryGoodCase:
+	case AwardRunner, AwardContributor, AwardStriver, AwardGoodCase:
 	case "":
 		return event.Invalid("category", "is required (runner, contributor, striver or good_case)")
 	default:
@@ -118,21 +118,21 @@ func (p *NominationSubmitted) Validate() error {
 	}
 	n := p.Nominee
 	if err := event.FirstError(
-		event.RequiredText("nominee.name", n.Name, maxName),
-		event.Text("nominee.department", n.Department, maxName),
+		event.RequiredText("nominee.name", n.Name, maxAwardName),
+		event.Text("nominee.department", n.Department, maxAwardName),
 	); err != nil {
 		return err
 	}
 	switch p.Category {
-	case CategoryRunner:
+	case AwardRunner:
 		if n.County == "" {
 			return event.Invalid("nominee.county", "is required for category runner")
 		}
-	case CategoryContributor:
+	case AwardContributor:
 		if n.USCC == "" {
 			return event.Invalid("nominee.uscc", "is required for category contributor")
 		}
-	case CategoryGoodCase:
+	case AwardGoodCase:
 		if strings.TrimSpace(n.Department) == "" {
 			return event.Invalid("nominee.department", "is required for category good_case")
 		}
@@ -148,7 +148,7 @@ func (p *NominationSubmitted) Validate() error {
 		}
 	}
 	return event.FirstError(
-		event.RequiredText("nominatedBy", p.NominatedBy, maxName),
+		event.RequiredText("nominatedBy", p.NominatedBy, maxAwardName),
 		event.Text("citation", p.Citation, maxCitation),
 	)
 }
@@ -163,6 +163,10 @@ type ScoreRecorded struct {
 	centi int64
 }
 
+// Centi is the score in hundredths of a point (0–10000), as Validate
+// parsed it.
+func (p *ScoreRecorded) Centi() int64 { return p.centi }
+
 // Validate checks the payload and parses the score: a JSON number from 0
 // to 100 with at most two decimal places.
 func (p *ScoreRecorded) Validate() error {
@@ -173,13 +177,13 @@ func (p *ScoreRecorded) Validate() error {
 		return err
 	}
 	var err error
-	p.centi, err = parseScore("score", p.Score)
+	p.centi, err = ParseScore("score", p.Score)
 	return err
 }
 
-// parseScore reads a score given as a JSON number into hundredths of a
+// ParseScore reads a score given as a JSON number into hundredths of a
 // point, exactly (no floating point).
-func parseScore(field string, raw json.RawMessage) (int64, error) {
+func ParseScore(field string, raw json.RawMessage) (int64, error) {
 	raw = bytes.TrimSpace(raw)
 	if len(raw) == 0 || bytes.Equal(raw, []byte("null")) {
 		return 0, event.Invalid(field, "is required (a number from 0 to 100)")
@@ -222,9 +226,9 @@ func jsonKind(c byte) string {
 	return "value"
 }
 
-// formatScore renders hundredths of a point as a decimal without trailing
+// FormatScore renders hundredths of a point as a decimal without trailing
 // zeros ("85.5", "90", "72.25").
-func formatScore(centi int64) string {
+func FormatScore(centi int64) string {
 	s := strconv.FormatInt(centi/100, 10)
 	if frac := centi % 100; frac != 0 {
 		f := strconv.FormatInt(100+frac, 10)[1:]
@@ -237,14 +241,16 @@ func formatScore(centi int64) string {
 // nomination): NFKC, lower case, the name rule of shared/event, so
 // "Judge-01", "ｊｕｄｇｅ-01" and "judge-01" are one judge and
 // "judge-01 " or "judge\u200b-01" are refused.
-func judgeKey(field string, v *string) error { return event.Name(field, v, maxName, event.LowerCase) }
+func judgeKey(field string, v *string) error {
+	return event.Name(field, v, maxAwardName, event.LowerCase)
+}
 
-func validYear(field string, year int) error {
+func validAwardYear(field string, year int) error {
 	if year == 0 {
 		return event.Invalid(field, "is required")
 	}
-	if year < minYear || year > maxYear {
-		return event.Invalid(field, "must be between %d and %d, got %d", minYear, maxYear, year)
+	if year < minAwardYear || year > maxAwardYear {
+		return event.Invalid(field, "must be between %d and %d, got %d", minAwardYear, maxAwardYear, year)
 	}
 	return nil
 }
@@ -257,4 +263,59 @@ func nonNegative(field string, v *int64) error {
 		return event.Invalid(field, "must not be negative, got %d", *v)
 	}
 	return nil
+}
+
+// MetricsAccepted is the data of metrics.accepted. Superseded is true when
+// a report with a later event time was already on file, so this one was
+// recorded as handled but did not replace it.
+type MetricsAccepted struct {
+	USCC       string `json:"uscc"`
+	Year       int    `json:"year"`
+	Superseded bool   `json:"superseded"`
+}
+
+// NominationReply is the data of nomination.accepted and
+// nomination.rejected (reason "duplicate_nomination").
+type NominationReply struct {
+	NominationID string `json:"nominationId"`
+	Year         int    `json:"year"`
+	Category     string `json:"category"`
+	Reason       string `json:"reason,omitempty"`
+}
+
+// ScoreReply is the data of score.accepted and score.rejected (reason
+// "unknown_nomination"). Superseded is true when the judge's score with a
+// later event time was already on file.
+type ScoreReply struct {
+	NominationID string      `json:"nominationId"`
+	Judge        string      `json:"judge"`
+	Score        json.Number `json:"score"`
+	Superseded   bool        `json:"superseded"`
+	Reason       string      `json:"reason,omitempty"`
+}
+
+// CeremonyPublished is the data of award.ceremony.published.
+type CeremonyPublished struct {
+	Year      int           `json:"year"`
+	Top50     []TopEntry    `json:"top50"`
+	Winners   []WinnerEntry `json:"winners"`
+	Documents []string      `json:"documents"`
+}
+
+// TopEntry is one enterprise of the top 50 in the reply.
+type TopEntry struct {
+	Rank int    `json:"rank"`
+	USCC string `json:"uscc"`
+	Name string `json:"name"`
+}
+
+// WinnerEntry is one winner in the reply. Presenter is the name of the
+// contributor winner presenting a good_case award, "" for the other
+// categories (and for good_case when no contributor won).
+type WinnerEntry struct {
+	Category     string `json:"category"`
+	Rank         int    `json:"rank"`
+	NominationID string `json:"nominationId"`
+	Name         string `json:"name"`
+	Presenter    string `json:"presenter"`
 }

@@ -1,39 +1,26 @@
-package main
+package contract
 
 import (
 	"encoding/json"
 	"time"
 
 	"github.com/qinqing/qinqing/shared/event"
-	"github.com/qinqing/qinqing/shared/subsidy"
 )
 
-// Event types of contract section 6.
+// Event types of subsidies (contract section 6; payment.overdue is
+// announced by deadline-check, section 5).
 const (
 	TypeHonourAwarded     = "cn.huzhou.honour.awarded"
 	TypeMilestoneApproved = "cn.huzhou.project.milestone.approved"
 	TypeSubsidyRequested  = "cn.huzhou.subsidy.requested"
-	TypeDecided           = "cn.huzhou.subsidy.decided"
-	TypePaymentRequested  = subsidy.TypePaymentRequested
-	TypePaymentSettled    = "cn.huzhou.subsidy.payment.settled"
-	TypePaymentFailed     = "cn.huzhou.subsidy.payment.failed"
-	TypePaymentRecorded   = "cn.huzhou.subsidy.payment.recorded"
-)
-
-// Rejection reasons of subsidy.decided.
-const (
-	ReasonBudgetExhausted  = "budget_exhausted"
-	ReasonCapExceeded      = "cap_exceeded"
-	ReasonDuplicate        = "duplicate"
-	ReasonNoMatchingPolicy = "no_matching_policy"
-)
-
-// Disbursement statuses of payment.recorded: the ledger account the money
-// is in, or unknown for a callback naming no disbursement of ours.
-const (
-	StatusPayable = "payable"
-	StatusPaid    = "paid"
-	StatusUnknown = "unknown"
+	TypeSubsidyDecided    = "cn.huzhou.subsidy.decided"
+	// TypePaymentRequested asks the treasury to pay a disbursement.
+	TypePaymentRequested = "cn.huzhou.subsidy.payment.requested"
+	TypePaymentSettled   = "cn.huzhou.subsidy.payment.settled"
+	TypePaymentFailed    = "cn.huzhou.subsidy.payment.failed"
+	TypePaymentRecorded  = "cn.huzhou.subsidy.payment.recorded"
+	// TypePaymentOverdue announces a payment not settled by its due time.
+	TypePaymentOverdue = "cn.huzhou.subsidy.payment.overdue"
 )
 
 // HonourAwarded is an honour the city gives an enterprise (e.g. 金象金牛).
@@ -54,9 +41,11 @@ func (p *HonourAwarded) Validate() error {
 	)
 }
 
-func (p *HonourAwarded) basis() string { return basisKey("honour", p.Honour, *p.Year) }
+// Basis is the stored key of the entitlement a valid event claims.
+func (p *HonourAwarded) Basis() string { return basisKey("honour", p.Honour, *p.Year) }
 
-func (p *HonourAwarded) fields() map[string]any {
+// Fields are a valid event's data as policies match on it.
+func (p *HonourAwarded) Fields() map[string]any {
 	return map[string]any{"uscc": p.USCC, "enterpriseName": p.EnterpriseName, "honour": p.Honour, "year": int64(*p.Year)}
 }
 
@@ -78,9 +67,11 @@ func (p *MilestoneApproved) Validate() error {
 	)
 }
 
-func (p *MilestoneApproved) basis() string { return basisKey("milestone", p.ProjectID, p.Milestone) }
+// Basis is the stored key of the entitlement a valid event claims.
+func (p *MilestoneApproved) Basis() string { return basisKey("milestone", p.ProjectID, p.Milestone) }
 
-func (p *MilestoneApproved) fields() map[string]any {
+// Fields are a valid event's data as policies match on it.
+func (p *MilestoneApproved) Fields() map[string]any {
 	return map[string]any{"projectId": p.ProjectID, "uscc": p.USCC, "milestone": p.Milestone, "investmentFen": *p.InvestmentFen}
 }
 
@@ -102,9 +93,11 @@ func (p *SubsidyRequested) Validate() error {
 	)
 }
 
-func (p *SubsidyRequested) basis() string { return basisKey("request", p.BasisID) }
+// Basis is the stored key of the entitlement a valid event claims.
+func (p *SubsidyRequested) Basis() string { return basisKey("request", p.BasisID) }
 
-func (p *SubsidyRequested) fields() map[string]any {
+// Fields are a valid event's data as policies match on it.
+func (p *SubsidyRequested) Fields() map[string]any {
 	return map[string]any{"policyId": p.PolicyID, "uscc": p.USCC, "basisId": p.BasisID, "amountFen": *p.AmountFen}
 }
 
@@ -116,6 +109,9 @@ type PaymentSettled struct {
 
 	settledAt time.Time
 }
+
+// SettledTime is settledAt, as Validate parsed it.
+func (p *PaymentSettled) SettledTime() time.Time { return p.settledAt }
 
 // Validate checks the payload and parses settledAt.
 func (p *PaymentSettled) Validate() error {
@@ -152,30 +148,38 @@ type Approval struct {
 	DueAt          time.Time `json:"dueAt"`
 }
 
-// Rejection is one refused policy in subsidy.decided.
-type Rejection struct {
+// SubsidyRejection is one refused policy in subsidy.decided.
+type SubsidyRejection struct {
 	PolicyID string `json:"policyId"`
 	Reason   string `json:"reason"`
 }
 
-// Decided is the data of cn.huzhou.subsidy.decided.
-type Decided struct {
-	USCC       string      `json:"uscc"`
-	Approvals  []Approval  `json:"approvals"`
-	Rejections []Rejection `json:"rejections"`
+// SubsidyDecided is the data of subsidy.decided.
+type SubsidyDecided struct {
+	USCC       string             `json:"uscc"`
+	Approvals  []Approval         `json:"approvals"`
+	Rejections []SubsidyRejection `json:"rejections"`
 }
 
-// PaymentRequested is the data of cn.huzhou.subsidy.payment.requested.
+// PaymentRequested is the data of subsidy.payment.requested.
 type PaymentRequested struct {
 	DisbursementID string `json:"disbursementId"`
 	USCC           string `json:"uscc"`
 	AmountFen      int64  `json:"amountFen"`
 }
 
-// PaymentRecorded is the data of cn.huzhou.subsidy.payment.recorded.
+// PaymentRecorded is the data of subsidy.payment.recorded.
 type PaymentRecorded struct {
 	DisbursementID string `json:"disbursementId"`
 	Status         string `json:"status"`
+}
+
+// PaymentOverdue is the data of subsidy.payment.overdue.
+type PaymentOverdue struct {
+	DisbursementID string    `json:"disbursementId"`
+	USCC           string    `json:"uscc"`
+	AmountFen      int64     `json:"amountFen"`
+	DueAt          time.Time `json:"dueAt"`
 }
 
 func validYear(field string, y *int) error {
@@ -224,10 +228,10 @@ func projectKey(field string, v *string) error   { return event.Code(field, v, 1
 func milestoneKey(field string, v *string) error { return event.Code(field, v, 100, event.LowerCase) }
 func basisIDKey(field string, v *string) error   { return event.Code(field, v, 200, event.LowerCase) }
 
-// keyForms puts a policy's match values in the key form of their field,
-// so a policy written {milestone: Production-Started} matches the events
-// that normalise to production-started.
-var keyForms = map[string]func(field string, v *string) error{
+// SubsidyKeyForms puts a policy's match values in the key form of their
+// field, so a policy written {milestone: Production-Started} matches the
+// events that normalise to production-started.
+var SubsidyKeyForms = map[string]func(field string, v *string) error{
 	"honour": honourKey, "projectId": projectKey, "milestone": milestoneKey, "basisId": basisIDKey,
 	"policyId": func(field string, v *string) error { return event.ValidateID(field, *v) },
 }

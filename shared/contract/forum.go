@@ -1,48 +1,45 @@
-package main
+package contract
 
 import (
 	"strconv"
 	"strings"
 	"time"
 
+	"github.com/qinqing/qinqing/shared/docs"
 	"github.com/qinqing/qinqing/shared/event"
 )
 
-// Event types of contract section 3.
+// Event types of the forum (contract section 3).
 const (
-	TypeScheduled         = "cn.huzhou.forum.scheduled"
-	TypeScheduledAccepted = "cn.huzhou.forum.scheduled.accepted"
-	TypeScheduledRejected = "cn.huzhou.forum.scheduled.rejected"
-	TypeSignupRequested   = "cn.huzhou.forum.signup.requested"
-	TypeSignupConfirmed   = "cn.huzhou.forum.signup.confirmed"
-	TypeSignupWaitlisted  = "cn.huzhou.forum.signup.waitlisted"
-	TypeSignupRejected    = "cn.huzhou.forum.signup.rejected"
-	TypeSignupCancelled   = "cn.huzhou.forum.signup.cancelled"
-	TypeCancelAccepted    = "cn.huzhou.forum.signup.cancelled.accepted"
-	TypeWeeklyCompleted   = "cn.huzhou.forum.weekly.completed"
-	TypeAppealSubmitted   = "cn.huzhou.appeal.submitted"
+	TypeForumScheduled         = "cn.huzhou.forum.scheduled"
+	TypeForumScheduledAccepted = "cn.huzhou.forum.scheduled.accepted"
+	TypeForumScheduledRejected = "cn.huzhou.forum.scheduled.rejected"
+	TypeSignupRequested        = "cn.huzhou.forum.signup.requested"
+	TypeSignupConfirmed        = "cn.huzhou.forum.signup.confirmed"
+	TypeSignupWaitlisted       = "cn.huzhou.forum.signup.waitlisted"
+	TypeSignupRejected         = "cn.huzhou.forum.signup.rejected"
+	TypeSignupCancelled        = "cn.huzhou.forum.signup.cancelled"
+	TypeSignupCancelAccepted   = "cn.huzhou.forum.signup.cancelled.accepted"
+	TypeForumWeeklyCompleted   = "cn.huzhou.forum.weekly.completed"
 )
 
-// Signup modes and statuses.
+// Signup modes: the enterprise asks for a seat itself, or is nominated
+// (for the reserved seats).
 const (
 	ModeSelf      = "self"
 	ModeNominated = "nominated"
-
-	StatusConfirmed  = "confirmed"
-	StatusWaitlisted = "waitlisted"
-	StatusCancelled  = "cancelled"
 )
 
 // Limits on the sizes of a forum and of free text.
 const (
-	maxCapacity = 10000
-	maxProblems = 10
-	maxText     = 2000
-	maxName     = 200
+	maxForumCapacity = 10000
+	maxProblems      = 10
+	maxProblemText   = 2000
+	maxNominator     = 200
 )
 
-// Scheduled schedules (or reschedules) a forum.
-type Scheduled struct {
+// ForumScheduled schedules (or reschedules) a forum.
+type ForumScheduled struct {
 	ForumID              string `json:"forumId"`
 	Date                 string `json:"date"`
 	Theme                string `json:"theme"`
@@ -57,8 +54,14 @@ type Scheduled struct {
 	deadline time.Time
 }
 
+// Day is the forum's date, as Validate parsed it.
+func (p *ForumScheduled) Day() time.Time { return p.date }
+
+// Deadline is the signup deadline, as Validate parsed it.
+func (p *ForumScheduled) Deadline() time.Time { return p.deadline }
+
 // Validate checks the payload and parses its date and deadline.
-func (p *Scheduled) Validate() error {
+func (p *ForumScheduled) Validate() error {
 	var err error
 	if err = event.ValidateID("forumId", p.ForumID); err != nil {
 		return err
@@ -74,13 +77,18 @@ func (p *Scheduled) Validate() error {
 		event.RequiredText("hostLeader", p.HostLeader, 100),
 		event.RequiredText("venue", p.Venue, 200),
 		event.ValidateCounty("county", p.County),
-		between("capacity", p.Capacity, 1, maxCapacity),
+		between("capacity", p.Capacity, 1, maxForumCapacity),
 		between("reservedForNominated", p.ReservedForNominated, 0, p.Capacity),
 	)
 }
 
-// Enterprise identifies the enterprise signing up.
-type Enterprise struct {
+// ForumScheduledAccepted is the data of forum.scheduled.accepted.
+type ForumScheduledAccepted struct {
+	ForumID string `json:"forumId"`
+}
+
+// SignupEnterprise identifies the enterprise signing up.
+type SignupEnterprise struct {
 	USCC   string `json:"uscc"`
 	Name   string `json:"name"`
 	County string `json:"county"`
@@ -93,7 +101,7 @@ type Contact struct {
 }
 
 // Problem is a difficulty the enterprise brings to the forum; each becomes
-// an appeal.
+// an appeal (an appeal.submitted follow-up).
 type Problem struct {
 	Title    string `json:"title"`
 	Detail   string `json:"detail"`
@@ -103,7 +111,7 @@ type Problem struct {
 // SignupRequested is an enterprise's request for a seat.
 type SignupRequested struct {
 	ForumID     string           `json:"forumId"`
-	Enterprise  Enterprise       `json:"enterprise"`
+	Enterprise  SignupEnterprise `json:"enterprise"`
 	Contact     Contact          `json:"contact"`
 	Mode        string           `json:"mode"`
 	NominatedBy string           `json:"nominatedBy"`
@@ -122,7 +130,7 @@ func (p *SignupRequested) Validate() error {
 		event.RequiredText("contact.name", p.Contact.Name, 100),
 		validPhone("contact.phone", p.Contact.Phone),
 		event.RequiredText("topic", p.Topic, 500),
-		event.Text("nominatedBy", p.NominatedBy, maxName),
+		event.Text("nominatedBy", p.NominatedBy, maxNominator),
 	); err != nil {
 		return err
 	}
@@ -144,12 +152,31 @@ func (p *SignupRequested) Validate() error {
 		f := "problems[" + strconv.Itoa(i) + "]"
 		if err := event.FirstError(
 			event.RequiredText(f+".title", pr.Title, 200),
-			event.Text(f+".detail", pr.Detail, maxText), event.Text(f+".category", pr.Category, 100),
+			event.Text(f+".detail", pr.Detail, maxProblemText), event.Text(f+".category", pr.Category, 100),
 		); err != nil {
 			return err
 		}
 	}
 	return event.ValidateDocuments("documents", p.Documents)
+}
+
+// SignupReply is the data of signup.confirmed and signup.waitlisted, as a
+// reply and as the follow-up announcing a promotion from the waitlist.
+type SignupReply struct {
+	SignupID         string        `json:"signupId"`
+	ForumID          string        `json:"forumId"`
+	USCC             string        `json:"uscc"`
+	Status           string        `json:"status"`
+	WaitlistPosition int           `json:"waitlistPosition"`
+	Uploads          []docs.Upload `json:"uploads"`
+}
+
+// SignupRejection is the data of signup.rejected and scheduled.rejected.
+type SignupRejection struct {
+	ForumID  string `json:"forumId"`
+	USCC     string `json:"uscc,omitempty"`
+	Reason   string `json:"reason"`
+	SignupID string `json:"signupId,omitempty"`
 }
 
 // SignupCancelled withdraws an enterprise's signup.
@@ -161,6 +188,25 @@ type SignupCancelled struct {
 // Validate checks the payload.
 func (p *SignupCancelled) Validate() error {
 	return event.FirstError(event.ValidateID("forumId", p.ForumID), event.ValidateUSCC("uscc", p.USCC))
+}
+
+// SignupCancelAccepted is the data of signup.cancelled.accepted.
+type SignupCancelAccepted struct {
+	SignupID string `json:"signupId"`
+}
+
+// ForumWeeklyCompleted is the data of forum.weekly.completed: the forums
+// the weekly job closed.
+type ForumWeeklyCompleted struct {
+	Closed []ClosedForum `json:"closed"`
+}
+
+// ClosedForum is one entry of weekly.completed.
+type ClosedForum struct {
+	ForumID    string `json:"forumId"`
+	Confirmed  int    `json:"confirmed"`
+	Waitlisted int    `json:"waitlisted"`
+	RosterKey  string `json:"rosterKey"`
 }
 
 func between(field string, v, lo, hi int) error {

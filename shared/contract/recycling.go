@@ -1,28 +1,25 @@
-package main
+package contract
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
 	"time"
 
-	"github.com/jackc/pgx/v5"
-
+	"github.com/qinqing/qinqing/shared/docs"
 	"github.com/qinqing/qinqing/shared/event"
 	"github.com/qinqing/qinqing/shared/recycling"
-	"github.com/qinqing/qinqing/shared/runtime"
 )
 
-// Event types of contract section 7.
+// Event types of waste-battery recycling (contract section 7).
 const (
-	TypeLicenceRegistered = "cn.huzhou.recycling.licence.registered"
-	TypeLicenceAccepted   = "cn.huzhou.recycling.licence.accepted"
-	TypeTradeRecorded     = "cn.huzhou.recycling.trade.recorded"
-	TypeTradeAccepted     = "cn.huzhou.recycling.trade.accepted"
-	TypeTradeRejected     = "cn.huzhou.recycling.trade.rejected"
-	TypeTradesImported    = "cn.huzhou.recycling.trades.imported"
-	TypeImportCompleted   = "cn.huzhou.recycling.import.completed"
-	TypeStatsPublished    = "cn.huzhou.recycling.stats.published"
+	TypeLicenceRegistered       = "cn.huzhou.recycling.licence.registered"
+	TypeLicenceAccepted         = "cn.huzhou.recycling.licence.accepted"
+	TypeTradeRecorded           = "cn.huzhou.recycling.trade.recorded"
+	TypeTradeAccepted           = "cn.huzhou.recycling.trade.accepted"
+	TypeTradeRejected           = "cn.huzhou.recycling.trade.rejected"
+	TypeTradesImported          = "cn.huzhou.recycling.trades.imported"
+	TypeImportCompleted         = "cn.huzhou.recycling.import.completed"
+	TypeRecyclingStatsPublished = "cn.huzhou.recycling.stats.published"
 )
 
 // LicenceRegistered registers (or replaces) a collector's licence.
@@ -43,6 +40,9 @@ type LicenceRegistered struct {
 
 	licence recycling.Licence
 }
+
+// Licence is the licence ValidateAt built.
+func (p *LicenceRegistered) Licence() *recycling.Licence { return &p.licence }
 
 // ValidateAt checks the payload and builds the licence; loc is the
 // business time zone the validity dates are days of.
@@ -100,6 +100,11 @@ func parseCapacity(raw json.RawMessage) (int64, error) {
 	return g, nil
 }
 
+// LicenceAccepted is the data of licence.accepted.
+type LicenceAccepted struct {
+	LicenceNo string `json:"licenceNo"`
+}
+
 // Producer is the shop or garage handing over its waste batteries.
 type Producer struct {
 	USCC   string `json:"uscc"`
@@ -128,6 +133,9 @@ type TradeRecorded struct {
 
 	trade recycling.Trade
 }
+
+// Trade is the trade ValidateAt built.
+func (p *TradeRecorded) Trade() *recycling.Trade { return &p.trade }
 
 // ValidateAt checks the payload against the event time asOf and builds
 // the trade (in canonical form: manifestNo and licenceNo normalised).
@@ -162,6 +170,20 @@ func (p *TradeRecorded) ValidateAt(asOf time.Time, _ *time.Location) error {
 	return nil
 }
 
+// TradeAccepted is the data of trade.accepted.
+type TradeAccepted struct {
+	TradeID    string        `json:"tradeId"`
+	ManifestNo string        `json:"manifestNo"`
+	Uploads    []docs.Upload `json:"uploads"`
+}
+
+// TradeRejected is the data of trade.rejected.
+type TradeRejected struct {
+	TradeID    string `json:"tradeId"`
+	ManifestNo string `json:"manifestNo"`
+	Reason     string `json:"reason"`
+}
+
 // TradesImported announces a CSV of trades in the bucket.
 type TradesImported struct {
 	BatchID string `json:"batchId"`
@@ -173,25 +195,20 @@ func (p *TradesImported) Validate() error {
 	return event.FirstError(event.ValidateID("batchId", p.BatchID), recycling.Text("key", p.Key, 1024, true))
 }
 
-// atValidator is a payload whose validity depends on the event time or
-// the business time zone.
-type atValidator[T any] interface {
-	*T
-	ValidateAt(asOf time.Time, loc *time.Location) error
+// ImportCompleted is the data of import.completed.
+type ImportCompleted struct {
+	BatchID   string `json:"batchId"`
+	Accepted  int64  `json:"accepted"`
+	Rejected  int64  `json:"rejected"`
+	ErrorsKey string `json:"errorsKey"`
 }
 
-// onAt is runtime.On for payloads validated against the event time and
-// the business time zone loc: the check happens before any transaction,
-// so a 400 writes nothing.
-func onAt[T any, P atValidator[T]](loc *time.Location, fn func(ctx context.Context, tx pgx.Tx, m runtime.Meta, p P) (runtime.Result, error)) runtime.Handler {
-	return runtime.HandlerFunc(func(m runtime.Meta, data []byte) (runtime.Run, error) {
-		p := P(new(T))
-		if err := runtime.DecodeJSON(data, p); err != nil {
-			return nil, err
-		}
-		if err := p.ValidateAt(m.Time, loc); err != nil {
-			return nil, err
-		}
-		return func(ctx context.Context, tx pgx.Tx) (runtime.Result, error) { return fn(ctx, tx, m, p) }, nil
-	})
+// RecyclingStatsPublished is the data of recycling.stats.published.
+type RecyclingStatsPublished struct {
+	Period      string `json:"period"`
+	Producers   int64  `json:"producers"`
+	BatterySets int64  `json:"batterySets"`
+	WeightKg    string `json:"weightKg"`
+	AmountFen   int64  `json:"amountFen"`
+	Key         string `json:"key"`
 }
