@@ -14,18 +14,13 @@ import (
 
 	"github.com/qinqing/qinqing/shared/contract"
 	"github.com/qinqing/qinqing/shared/event"
-	"github.com/qinqing/qinqing/shared/postgres/pgtest"
 	"github.com/qinqing/qinqing/shared/runtime"
 	"github.com/qinqing/qinqing/shared/runtime/functest"
 )
 
 var binary string
 
-// TestMain runs the tests twice: against Postgres, then through PgBouncer
-// in transaction pooling mode with DATABASE_POOLER=pgbouncer-transaction.
-func TestMain(m *testing.M) {
-	functest.Main(pgtest.AlsoThroughPgBouncer(m), map[string]*string{".": &binary})
-}
+func TestMain(m *testing.M) { functest.MainTwice(m, map[string]*string{".": &binary}) }
 
 type fixture struct{ *functest.Fixture }
 

@@ -18,17 +18,12 @@ import (
 	cloudevents "github.com/cloudevents/sdk-go/v2"
 
 	"github.com/qinqing/qinqing/shared/contract"
-	"github.com/qinqing/qinqing/shared/postgres/pgtest"
 	"github.com/qinqing/qinqing/shared/runtime/functest"
 )
 
 var binary string
 
-// TestMain runs the tests twice: against Postgres, then through PgBouncer
-// in transaction pooling mode with DATABASE_POOLER=pgbouncer-transaction.
-func TestMain(m *testing.M) {
-	functest.Main(pgtest.AlsoThroughPgBouncer(m), map[string]*string{".": &binary})
-}
+func TestMain(m *testing.M) { functest.MainTwice(m, map[string]*string{".": &binary}) }
 
 const token = "test-admin-token-0123456789"
 

@@ -15,7 +15,6 @@ import (
 	"github.com/qinqing/qinqing/shared/appeal"
 	"github.com/qinqing/qinqing/shared/contract"
 	"github.com/qinqing/qinqing/shared/event"
-	"github.com/qinqing/qinqing/shared/postgres/pgtest"
 	"github.com/qinqing/qinqing/shared/runtime/functest"
 )
 
@@ -23,10 +22,8 @@ import (
 // production does, appeal-router: both built binaries, over HTTP.
 var binary, router string
 
-// TestMain runs the tests twice: against Postgres, then through PgBouncer
-// in transaction pooling mode with DATABASE_POOLER=pgbouncer-transaction.
 func TestMain(m *testing.M) {
-	functest.Main(pgtest.AlsoThroughPgBouncer(m), map[string]*string{".": &binary, "../appeal-router": &router})
+	functest.MainTwice(m, map[string]*string{".": &binary, "../appeal-router": &router})
 }
 
 type fixture struct {

@@ -19,7 +19,6 @@ import (
 	"github.com/qinqing/qinqing/shared/appeal"
 	"github.com/qinqing/qinqing/shared/contract"
 	"github.com/qinqing/qinqing/shared/event"
-	"github.com/qinqing/qinqing/shared/postgres/pgtest"
 	"github.com/qinqing/qinqing/shared/runtime"
 	"github.com/qinqing/qinqing/shared/runtime/functest"
 	"github.com/qinqing/qinqing/shared/testkit"
@@ -27,10 +26,8 @@ import (
 
 var binary, routerBin, checkBin string
 
-// TestMain runs the tests twice: against Postgres, then through PgBouncer
-// in transaction pooling mode with DATABASE_POOLER=pgbouncer-transaction.
 func TestMain(m *testing.M) {
-	functest.Main(pgtest.AlsoThroughPgBouncer(m), map[string]*string{".": &binary, "../appeal-router": &routerBin, "../deadline-check": &checkBin})
+	functest.MainTwice(m, map[string]*string{".": &binary, "../appeal-router": &routerBin, "../deadline-check": &checkBin})
 }
 
 // Two portals, each with its own api_key; the file also carries the

@@ -6,18 +6,13 @@ import (
 	"time"
 
 	"github.com/qinqing/qinqing/shared/contract"
-	"github.com/qinqing/qinqing/shared/postgres/pgtest"
 	"github.com/qinqing/qinqing/shared/runtime/functest"
 	"github.com/qinqing/qinqing/shared/testkit"
 )
 
 var binary string
 
-// TestMain runs the tests twice: against Postgres, then through PgBouncer
-// in transaction pooling mode with DATABASE_POOLER=pgbouncer-transaction.
-func TestMain(m *testing.M) {
-	functest.Main(pgtest.AlsoThroughPgBouncer(m), map[string]*string{".": &binary})
-}
+func TestMain(m *testing.M) { functest.MainTwice(m, map[string]*string{".": &binary}) }
 
 // testPolicies is the POLICIES_FILE of most tests (YAML; other tests use
 // JSON and the built-in defaults).

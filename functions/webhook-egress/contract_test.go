@@ -24,11 +24,7 @@ import (
 
 var binary string
 
-// TestMain runs the tests twice: against Postgres, then through PgBouncer
-// in transaction pooling mode with DATABASE_POOLER=pgbouncer-transaction.
-func TestMain(m *testing.M) {
-	functest.Main(pgtest.AlsoThroughPgBouncer(m), map[string]*string{".": &binary})
-}
+func TestMain(m *testing.M) { functest.MainTwice(m, map[string]*string{".": &binary}) }
 
 const adminToken = "egress-admin-token-0123456789"
 

@@ -446,6 +446,16 @@ func Main(m interface{ Run() int }, builds map[string]*string) {
 	os.Exit(code)
 }
 
+// MainTwice is Main for a package of functions with a database: its tests
+// run twice, against Postgres, then through PgBouncer in transaction
+// pooling mode with DATABASE_POOLER=pgbouncer-transaction
+// (pgtest.AlsoThroughPgBouncer).
+//
+//	func TestMain(m *testing.M) { functest.MainTwice(m, map[string]*string{".": &binary}) }
+func MainTwice(m pgtest.Runner, builds map[string]*string) {
+	Main(pgtest.AlsoThroughPgBouncer(m), builds)
+}
+
 // RunConfigOnly runs bin with only PATH, PORT=0 and env — no other
 // configuration — and returns what it printed and how it ended. Tests of
 // start-up refusals use it: a missing or malformed setting must stop the
