@@ -6,9 +6,9 @@ import (
 
 	"github.com/qinqing/qinqing/shared/contract"
 	"github.com/qinqing/qinqing/shared/docs/s3test"
-	"github.com/qinqing/qinqing/shared/event"
 	"github.com/qinqing/qinqing/shared/runtime"
 	"github.com/qinqing/qinqing/shared/runtime/functest"
+	"github.com/qinqing/qinqing/shared/testkit/sample"
 )
 
 // The seat rule of contract section 3 — self signups may take capacity −
@@ -22,24 +22,6 @@ import (
 func rules(t *testing.T) *functest.OnTx {
 	_, store := s3test.New(t)
 	return functest.NewOnTxFor(t, name, week, func(env *runtime.Env) *runtime.Function { return New(env, store) })
-}
-
-// scheduled is a Scheduled payload: a forum on 2 December 2026 whose signups
-// close on 1 December at 17:00.
-func scheduled(id string, capacity, reserved int) *contract.ForumScheduled {
-	return &contract.ForumScheduled{ForumID: id, Date: "2026-12-02", Theme: "数字经济企业座谈", HostLeader: "市长", Venue: "市民中心",
-		County: "city", Capacity: capacity, ReservedForNominated: reserved, SignupDeadline: "2026-12-01T17:00:00+08:00"}
-}
-
-// signup is enterprise n's SignupRequested payload for the forum.
-func signup(forumID string, n int, mode string) *contract.SignupRequested {
-	p := &contract.SignupRequested{ForumID: forumID, Mode: mode, Topic: "融资难",
-		Enterprise: contract.SignupEnterprise{USCC: event.SampleUSCC(n), Name: "湖州测试企业", County: "wuxing"},
-		Contact:    contract.Contact{Name: "张三", Phone: "13800000000"}}
-	if mode == contract.ModeNominated {
-		p.NominatedBy = "市经信局"
-	}
-	return p
 }
 
 // wantSeat fails the test unless res is a signup reply with that status
@@ -96,7 +78,7 @@ func take(t *testing.T, h *functest.OnTx, forumID string, seats ...seat) []contr
 	t.Helper()
 	var out []contract.SignupReply
 	for _, s := range seats {
-		out = append(out, wantSeat(t, h.Handle(t, contract.TypeSignupRequested, signup(forumID, s.n, s.mode)), s.status, s.position))
+		out = append(out, wantSeat(t, h.Handle(t, contract.TypeSignupRequested, sample.Signup(forumID, s.n, s.mode)), s.status, s.position))
 	}
 	return out
 }
@@ -120,7 +102,7 @@ func TestSeatRule(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
 			h := rules(t)
-			h.Handle(t, contract.TypeForumScheduled, scheduled("F1", tc.capacity, tc.reserved))
+			h.Handle(t, contract.TypeForumScheduled, sample.Forum("F1", tc.capacity, tc.reserved))
 			take(t, h, "F1", tc.seats...)
 			wantSeats(t, h, "F1", tc.self, tc.nominated, tc.waitlisted)
 		})
@@ -128,12 +110,12 @@ func TestSeatRule(t *testing.T) {
 	t.Run("CancelPromotesFirstThatMayTake", func(t *testing.T) {
 		t.Parallel()
 		h := rules(t)
-		h.Handle(t, contract.TypeForumScheduled, scheduled("F1", 2, 1))
+		h.Handle(t, contract.TypeForumScheduled, sample.Forum("F1", 2, 1))
 		got := take(t, h, "F1", seat{1, contract.ModeSelf, StatusConfirmed, 0}, seat{2, contract.ModeNominated, StatusConfirmed, 0},
 			seat{3, contract.ModeSelf, StatusWaitlisted, 1}, seat{4, contract.ModeNominated, StatusWaitlisted, 2})
 		// The nominated seat is freed: the self signup first in line may
 		// not take it, the nominated one after it may.
-		res := h.Handle(t, contract.TypeSignupCancelled, &contract.SignupCancelled{ForumID: "F1", USCC: event.SampleUSCC(2)})
+		res := h.Handle(t, contract.TypeSignupCancelled, sample.Cancel("F1", 2))
 		if res.Reply.Type != contract.TypeSignupCancelAccepted {
 			t.Fatalf("cancel: got %s %+v", res.Reply.Type, res.Reply.Data)
 		}
@@ -143,9 +125,9 @@ func TestSeatRule(t *testing.T) {
 	t.Run("RescheduleWithMoreSeatsPromotes", func(t *testing.T) {
 		t.Parallel()
 		h := rules(t)
-		h.Handle(t, contract.TypeForumScheduled, scheduled("F1", 1, 0))
+		h.Handle(t, contract.TypeForumScheduled, sample.Forum("F1", 1, 0))
 		got := take(t, h, "F1", seat{1, contract.ModeSelf, StatusConfirmed, 0}, seat{2, contract.ModeSelf, StatusWaitlisted, 1})
-		res := h.Handle(t, contract.TypeForumScheduled, scheduled("F1", 2, 0))
+		res := h.Handle(t, contract.TypeForumScheduled, sample.Forum("F1", 2, 0))
 		if res.Reply.Type != contract.TypeForumScheduledAccepted {
 			t.Fatalf("reschedule: got %s %+v", res.Reply.Type, res.Reply.Data)
 		}
@@ -155,9 +137,9 @@ func TestSeatRule(t *testing.T) {
 	t.Run("ErrCapacityBelowConfirmed", func(t *testing.T) {
 		t.Parallel()
 		h := rules(t)
-		h.Handle(t, contract.TypeForumScheduled, scheduled("F1", 2, 0))
+		h.Handle(t, contract.TypeForumScheduled, sample.Forum("F1", 2, 0))
 		take(t, h, "F1", seat{1, contract.ModeSelf, StatusConfirmed, 0}, seat{2, contract.ModeSelf, StatusConfirmed, 0})
-		res := h.Handle(t, contract.TypeForumScheduled, scheduled("F1", 1, 0))
+		res := h.Handle(t, contract.TypeForumScheduled, sample.Forum("F1", 1, 0))
 		if got := functest.As[contract.SignupRejection](t, res.Reply); res.Reply.Type != contract.TypeForumScheduledRejected || got.Reason != "capacity_below_confirmed" {
 			t.Fatalf("got %s %+v, want %s capacity_below_confirmed", res.Reply.Type, got, contract.TypeForumScheduledRejected)
 		}
@@ -178,14 +160,14 @@ func TestSignupRefusals(t *testing.T) {
 	t.Run("ErrForumNotFound", func(t *testing.T) {
 		t.Parallel()
 		h := rules(t)
-		refused(t, h.Handle(t, contract.TypeSignupRequested, signup("F-none", 1, contract.ModeSelf)), "forum_not_found")
+		refused(t, h.Handle(t, contract.TypeSignupRequested, sample.Signup("F-none", 1, contract.ModeSelf)), "forum_not_found")
 	})
 	t.Run("ErrAlreadyRegistered", func(t *testing.T) {
 		t.Parallel()
 		h := rules(t)
-		h.Handle(t, contract.TypeForumScheduled, scheduled("F1", 30, 10))
+		h.Handle(t, contract.TypeForumScheduled, sample.Forum("F1", 30, 10))
 		first := take(t, h, "F1", seat{1, contract.ModeSelf, StatusConfirmed, 0})[0]
-		res := h.Handle(t, contract.TypeSignupRequested, signup("F1", 1, contract.ModeNominated))
+		res := h.Handle(t, contract.TypeSignupRequested, sample.Signup("F1", 1, contract.ModeNominated))
 		refused(t, res, "already_registered")
 		if got := functest.As[contract.SignupRejection](t, res.Reply); got.SignupID != first.SignupID {
 			t.Fatalf("rejection names signup %q, want the existing %s", got.SignupID, first.SignupID)
@@ -195,16 +177,16 @@ func TestSignupRefusals(t *testing.T) {
 	t.Run("ErrSignupClosed", func(t *testing.T) {
 		t.Parallel()
 		h := rules(t)
-		h.Handle(t, contract.TypeForumScheduled, scheduled("F1", 30, 10))
+		h.Handle(t, contract.TypeForumScheduled, sample.Forum("F1", 30, 10))
 		h.Time = time.Date(2026, 12, 1, 17, 0, 1, 0, time.FixedZone("CST", 8*3600)) // a second past the deadline
-		refused(t, h.Handle(t, contract.TypeSignupRequested, signup("F1", 1, contract.ModeSelf)), "signup_closed")
+		refused(t, h.Handle(t, contract.TypeSignupRequested, sample.Signup("F1", 1, contract.ModeSelf)), "signup_closed")
 		wantSeats(t, h, "F1", 0, 0, 0)
 	})
 	t.Run("ErrNotRegistered", func(t *testing.T) {
 		t.Parallel()
 		h := rules(t)
-		h.Handle(t, contract.TypeForumScheduled, scheduled("F1", 30, 10))
-		res := h.Handle(t, contract.TypeSignupCancelled, &contract.SignupCancelled{ForumID: "F1", USCC: event.SampleUSCC(1)})
+		h.Handle(t, contract.TypeForumScheduled, sample.Forum("F1", 30, 10))
+		res := h.Handle(t, contract.TypeSignupCancelled, sample.Cancel("F1", 1))
 		if got := functest.As[contract.SignupRejection](t, res.Reply); res.Reply.Type != contract.TypeSignupRejected || got.Reason != "not_registered" {
 			t.Fatalf("got %s %+v, want %s not_registered", res.Reply.Type, got, contract.TypeSignupRejected)
 		}

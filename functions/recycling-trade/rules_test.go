@@ -1,16 +1,15 @@
 package main
 
 import (
-	"encoding/json"
 	"testing"
 	"time"
 
 	"github.com/qinqing/qinqing/shared/contract"
 	"github.com/qinqing/qinqing/shared/docs/s3test"
-	"github.com/qinqing/qinqing/shared/event"
 	"github.com/qinqing/qinqing/shared/recycling"
 	"github.com/qinqing/qinqing/shared/runtime"
 	"github.com/qinqing/qinqing/shared/runtime/functest"
+	"github.com/qinqing/qinqing/shared/testkit/sample"
 )
 
 // Contract section 7's capacity rule: what a collector's accepted trades
@@ -26,24 +25,6 @@ func rules(t *testing.T) *functest.OnTx {
 	return functest.NewOnTxFor(t, name, week, func(env *runtime.Env) *runtime.Function {
 		return New(env, store, ImportConfig{})
 	})
-}
-
-// licence is a LicenceRegistered payload for the collector, valid through
-// 2026–2027, with capacityKg as its annualCapacityKg.
-func licence(no, collector, capacityKg string) *contract.LicenceRegistered {
-	p := &contract.LicenceRegistered{LicenceNo: no, ValidFrom: "2026-01-01", ValidTo: "2027-12-31", AnnualCapacityKg: json.RawMessage(capacityKg)}
-	p.Collector.USCC, p.Collector.Name = collector, "长兴回收"
-	return p
-}
-
-// trade is a TradeRecorded payload of one battery set of weightKg, taken
-// by the collector under the licence at occurredAt.
-func trade(id, collector, licenceNo, weightKg, occurredAt string) *contract.TradeRecorded {
-	amount := int64(36000)
-	return &contract.TradeRecorded{TradeID: id, ManifestNo: "HW-" + id,
-		Producer:  contract.Producer{USCC: event.SampleUSCC(1), Name: "长兴某汽修店", County: "changxing"},
-		Collector: contract.Collector{USCC: collector, LicenceNo: licenceNo}, WasteCode: recycling.WasteCode,
-		BatterySets: 1, WeightKg: weightKg, AmountFen: &amount, OccurredAt: occurredAt}
 }
 
 // judged fails the test unless the trade's reply is trade.accepted
@@ -72,13 +53,13 @@ func TestCapacityRule(t *testing.T) {
 	t.Run("ErrCapacityExceeded", func(t *testing.T) {
 		t.Parallel()
 		h := rules(t)
-		h.Handle(t, contract.TypeLicenceRegistered, licence("L-SMALL", collectorB, `"100.500"`))
-		judged(t, h.Handle(t, contract.TypeTradeRecorded, trade("T1", collectorB, "L-SMALL", "60.000", "2026-03-01T10:00:00+08:00")), "")
+		h.Handle(t, contract.TypeLicenceRegistered, sample.Licence("L-SMALL", collectorB, `"100.500"`))
+		judged(t, h.Handle(t, contract.TypeTradeRecorded, sample.Trade("T1", collectorB, "L-SMALL", "60.000", "2026-03-01T10:00:00+08:00")), "")
 		// 40.501 kg more would be a gram past the capacity: refused whole.
-		judged(t, h.Handle(t, contract.TypeTradeRecorded, trade("T2", collectorB, "L-SMALL", "40.501", "2026-11-01T10:00:00+08:00")), recycling.ReasonCapacityExceeded)
+		judged(t, h.Handle(t, contract.TypeTradeRecorded, sample.Trade("T2", collectorB, "L-SMALL", "40.501", "2026-11-01T10:00:00+08:00")), recycling.ReasonCapacityExceeded)
 		// Exactly up to the capacity is allowed; then nothing more fits.
-		judged(t, h.Handle(t, contract.TypeTradeRecorded, trade("T3", collectorB, "L-SMALL", "40.500", "2026-11-01T10:00:00+08:00")), "")
-		judged(t, h.Handle(t, contract.TypeTradeRecorded, trade("T4", collectorB, "L-SMALL", "1.000", "2026-11-29T23:59:59+08:00")), recycling.ReasonCapacityExceeded)
+		judged(t, h.Handle(t, contract.TypeTradeRecorded, sample.Trade("T3", collectorB, "L-SMALL", "40.500", "2026-11-01T10:00:00+08:00")), "")
+		judged(t, h.Handle(t, contract.TypeTradeRecorded, sample.Trade("T4", collectorB, "L-SMALL", "1.000", "2026-11-29T23:59:59+08:00")), recycling.ReasonCapacityExceeded)
 		if g := yearGrams(t, h, collectorB, 2026); g != 100_500 {
 			t.Fatalf("2026 total = %d g, want 100500", g)
 		}
@@ -89,22 +70,22 @@ func TestCapacityRule(t *testing.T) {
 	t.Run("PerCollector", func(t *testing.T) {
 		t.Parallel()
 		h := rules(t)
-		h.Handle(t, contract.TypeLicenceRegistered, licence("L-A", collectorA, `10`))
-		h.Handle(t, contract.TypeLicenceRegistered, licence("L-B", collectorB, `10`))
-		judged(t, h.Handle(t, contract.TypeTradeRecorded, trade("T1", collectorA, "L-A", "10", "2026-06-01T10:00:00+08:00")), "")
+		h.Handle(t, contract.TypeLicenceRegistered, sample.Licence("L-A", collectorA, `10`))
+		h.Handle(t, contract.TypeLicenceRegistered, sample.Licence("L-B", collectorB, `10`))
+		judged(t, h.Handle(t, contract.TypeTradeRecorded, sample.Trade("T1", collectorA, "L-A", "10", "2026-06-01T10:00:00+08:00")), "")
 		// A's year is full; B's is its own.
-		judged(t, h.Handle(t, contract.TypeTradeRecorded, trade("T2", collectorA, "L-A", "1", "2026-06-02T10:00:00+08:00")), recycling.ReasonCapacityExceeded)
-		judged(t, h.Handle(t, contract.TypeTradeRecorded, trade("T3", collectorB, "L-B", "10", "2026-06-02T10:00:00+08:00")), "")
+		judged(t, h.Handle(t, contract.TypeTradeRecorded, sample.Trade("T2", collectorA, "L-A", "1", "2026-06-02T10:00:00+08:00")), recycling.ReasonCapacityExceeded)
+		judged(t, h.Handle(t, contract.TypeTradeRecorded, sample.Trade("T3", collectorB, "L-B", "10", "2026-06-02T10:00:00+08:00")), "")
 	})
 	t.Run("PerCalendarYearInBusinessZone", func(t *testing.T) {
 		t.Parallel()
 		h := rules(t)
 		h.Time = time.Date(2027, 1, 2, 0, 0, 0, 0, time.UTC)
-		h.Handle(t, contract.TypeLicenceRegistered, licence("L-SMALL", collectorB, `"10.000"`))
-		judged(t, h.Handle(t, contract.TypeTradeRecorded, trade("T1", collectorB, "L-SMALL", "10.000", "2026-12-31T23:00:00+08:00")), "")
+		h.Handle(t, contract.TypeLicenceRegistered, sample.Licence("L-SMALL", collectorB, `"10.000"`))
+		judged(t, h.Handle(t, contract.TypeTradeRecorded, sample.Trade("T1", collectorB, "L-SMALL", "10.000", "2026-12-31T23:00:00+08:00")), "")
 		// 2027-01-01 00:30 in Huzhou is still 2026 in UTC: it counts for
 		// 2027, whose capacity is untouched.
-		judged(t, h.Handle(t, contract.TypeTradeRecorded, trade("T2", collectorB, "L-SMALL", "1.000", "2026-12-31T16:30:00Z")), "")
+		judged(t, h.Handle(t, contract.TypeTradeRecorded, sample.Trade("T2", collectorB, "L-SMALL", "1.000", "2026-12-31T16:30:00Z")), "")
 		if g26, g27 := yearGrams(t, h, collectorB, 2026), yearGrams(t, h, collectorB, 2027); g26 != 10_000 || g27 != 1_000 {
 			t.Fatalf("totals 2026 %d g, 2027 %d g; want 10000 and 1000", g26, g27)
 		}
@@ -112,12 +93,12 @@ func TestCapacityRule(t *testing.T) {
 	t.Run("RefusedBeforeCapacityCountsNothing", func(t *testing.T) {
 		t.Parallel()
 		h := rules(t)
-		h.Handle(t, contract.TypeLicenceRegistered, licence("L-SMALL", collectorB, `"10.000"`))
+		h.Handle(t, contract.TypeLicenceRegistered, sample.Licence("L-SMALL", collectorB, `"10.000"`))
 		// Refused for its licence or its weight: the year total stays.
-		judged(t, h.Handle(t, contract.TypeTradeRecorded, trade("T1", collectorA, "L-SMALL", "5", "2026-06-01T10:00:00+08:00")), recycling.ReasonUnknownLicence)
-		implausible := trade("T2", collectorB, "L-SMALL", "0.999", "2026-06-01T10:00:00+08:00")
+		judged(t, h.Handle(t, contract.TypeTradeRecorded, sample.Trade("T1", collectorA, "L-SMALL", "5", "2026-06-01T10:00:00+08:00")), recycling.ReasonUnknownLicence)
+		implausible := sample.Trade("T2", collectorB, "L-SMALL", "0.999", "2026-06-01T10:00:00+08:00")
 		judged(t, h.Handle(t, contract.TypeTradeRecorded, implausible), recycling.ReasonImplausibleWeight)
-		judged(t, h.Handle(t, contract.TypeTradeRecorded, trade("T3", collectorB, "L-SMALL", "10.000", "2026-06-01T10:00:00+08:00")), "")
+		judged(t, h.Handle(t, contract.TypeTradeRecorded, sample.Trade("T3", collectorB, "L-SMALL", "10.000", "2026-06-01T10:00:00+08:00")), "")
 		if g := yearGrams(t, h, collectorB, 2026); g != 10_000 {
 			t.Fatalf("2026 total = %d g, want 10000", g)
 		}

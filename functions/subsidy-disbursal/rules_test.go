@@ -6,10 +6,10 @@ import (
 	"time"
 
 	"github.com/qinqing/qinqing/shared/contract"
-	"github.com/qinqing/qinqing/shared/event"
 	"github.com/qinqing/qinqing/shared/runtime"
 	"github.com/qinqing/qinqing/shared/runtime/functest"
 	"github.com/qinqing/qinqing/shared/testkit"
+	"github.com/qinqing/qinqing/shared/testkit/sample"
 )
 
 // The budget and cap rules (contract section 6), tested on the handlers
@@ -36,16 +36,6 @@ func rules(t *testing.T) *functest.OnTx {
 		t.Fatalf("rulesPolicies: %v", err)
 	}
 	return functest.NewOnTxFor(t, name, at("2026-12-01 10:00"), func(env *runtime.Env) *runtime.Function { return New(env, ps).Runtime() })
-}
-
-// honour is enterprise n's HonourAwarded payload.
-func honour(n int, kind string, year int) *contract.HonourAwarded {
-	return &contract.HonourAwarded{USCC: event.SampleUSCC(n), EnterpriseName: "湖州测试企业", Honour: kind, Year: &year}
-}
-
-// request is enterprise n's SubsidyRequested payload under policy request.
-func request(n int, basisID string, amountFen int64) *contract.SubsidyRequested {
-	return &contract.SubsidyRequested{PolicyID: "request", USCC: event.SampleUSCC(n), BasisID: basisID, AmountFen: &amountFen}
 }
 
 // decided handles a triggering event and returns its subsidy.decided
@@ -95,10 +85,10 @@ func TestBudgetRule(t *testing.T) {
 		t.Parallel()
 		h := rules(t)
 		for n := 1; n <= 2; n++ {
-			approve(t, h, contract.TypeHonourAwarded, honour(n, "绿色工厂", 2026), "green", 1000)
+			approve(t, h, contract.TypeHonourAwarded, sample.Honour(n, "绿色工厂", 2026), "green", 1000)
 		}
 		// 500 fen are left: not enough for the whole 1000, and no part is paid.
-		refuse(t, h, contract.TypeHonourAwarded, honour(3, "绿色工厂", 2026), "green", ReasonBudgetExhausted)
+		refuse(t, h, contract.TypeHonourAwarded, sample.Honour(3, "绿色工厂", 2026), "green", ReasonBudgetExhausted)
 		if got := h.Count(t, `SELECT remaining_fen FROM subsidy.policy_budgets WHERE policy_id = 'green'`); got != 500 {
 			t.Fatalf("remaining = %d fen, want 500", got)
 		}
@@ -109,9 +99,9 @@ func TestBudgetRule(t *testing.T) {
 	t.Run("ErrDuplicate", func(t *testing.T) {
 		t.Parallel()
 		h := rules(t)
-		approve(t, h, contract.TypeHonourAwarded, honour(1, "绿色工厂", 2026), "green", 1000)
+		approve(t, h, contract.TypeHonourAwarded, sample.Honour(1, "绿色工厂", 2026), "green", 1000)
 		// The same honour of the same year again (another event): decided once.
-		refuse(t, h, contract.TypeHonourAwarded, honour(1, "绿色工厂", 2026), "green", ReasonDuplicate)
+		refuse(t, h, contract.TypeHonourAwarded, sample.Honour(1, "绿色工厂", 2026), "green", ReasonDuplicate)
 		if got := h.Count(t, `SELECT remaining_fen FROM subsidy.policy_budgets WHERE policy_id = 'green'`); got != 1500 {
 			t.Fatalf("remaining = %d fen, want 1500", got)
 		}
@@ -119,7 +109,7 @@ func TestBudgetRule(t *testing.T) {
 	t.Run("ErrNoMatchingPolicy", func(t *testing.T) {
 		t.Parallel()
 		h := rules(t)
-		refuse(t, h, contract.TypeHonourAwarded, honour(1, "科技小巨人", 2026), "", ReasonNoMatchingPolicy)
+		refuse(t, h, contract.TypeHonourAwarded, sample.Honour(1, "科技小巨人", 2026), "", ReasonNoMatchingPolicy)
 	})
 }
 
@@ -128,29 +118,29 @@ func TestYearCapRule(t *testing.T) {
 	t.Run("ErrCapExceeded", func(t *testing.T) {
 		t.Parallel()
 		h := rules(t)
-		approve(t, h, contract.TypeHonourAwarded, honour(1, "专精特新", 2026), "specialised", 300)
+		approve(t, h, contract.TypeHonourAwarded, sample.Honour(1, "专精特新", 2026), "specialised", 300)
 		// Another basis (last year's honour) decided in the same business
 		// year: 300 + 300 fen would pass the cap of 500.
-		refuse(t, h, contract.TypeHonourAwarded, honour(1, "专精特新", 2025), "specialised", ReasonCapExceeded)
+		refuse(t, h, contract.TypeHonourAwarded, sample.Honour(1, "专精特新", 2025), "specialised", ReasonCapExceeded)
 		// The cap is per enterprise.
-		approve(t, h, contract.TypeHonourAwarded, honour(2, "专精特新", 2026), "specialised", 300)
+		approve(t, h, contract.TypeHonourAwarded, sample.Honour(2, "专精特新", 2026), "specialised", 300)
 	})
 	t.Run("NewBusinessYear", func(t *testing.T) {
 		t.Parallel()
 		h := rules(t)
-		approve(t, h, contract.TypeHonourAwarded, honour(1, "专精特新", 2026), "specialised", 300)
+		approve(t, h, contract.TypeHonourAwarded, sample.Honour(1, "专精特新", 2026), "specialised", 300)
 		// 1 January 2027 00:30 in Huzhou is still 2026 in UTC: the business
 		// year is Huzhou's, and its cap starts again.
 		h.Time = time.Date(2027, 1, 1, 0, 30, 0, 0, testkit.Shanghai)
-		approve(t, h, contract.TypeHonourAwarded, honour(1, "专精特新", 2025), "specialised", 300)
+		approve(t, h, contract.TypeHonourAwarded, sample.Honour(1, "专精特新", 2025), "specialised", 300)
 	})
 	t.Run("RequestUpToPolicyAmount", func(t *testing.T) {
 		t.Parallel()
 		h := rules(t)
 		// Asked 600,000 fen: the policy pays at most 500,000 a request.
-		approve(t, h, contract.TypeSubsidyRequested, request(1, "housing-1", 600_000), "request", 500_000)
-		approve(t, h, contract.TypeSubsidyRequested, request(1, "housing-2", 300_000), "request", 300_000)
+		approve(t, h, contract.TypeSubsidyRequested, sample.Request("request", 1, "housing-1", 600_000), "request", 500_000)
+		approve(t, h, contract.TypeSubsidyRequested, sample.Request("request", 1, "housing-2", 300_000), "request", 300_000)
 		// 800,000 fen this year: one fen more passes the cap.
-		refuse(t, h, contract.TypeSubsidyRequested, request(1, "housing-3", 1), "request", ReasonCapExceeded)
+		refuse(t, h, contract.TypeSubsidyRequested, sample.Request("request", 1, "housing-3", 1), "request", ReasonCapExceeded)
 	})
 }
