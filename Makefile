@@ -18,7 +18,7 @@ test: vet
 
 ## test-fast: everything but the knative + helm validation package.
 test-fast:
-	hack/with-postgres.sh $(GO) test -count=1 $(PKGS)
+	VERSITYGW=$$(hack/versitygw.sh) hack/with-postgres.sh $(GO) test -count=1 $(PKGS)
 
 ## test-deploy: only the offline Knative + Helm validation.
 test-deploy:
