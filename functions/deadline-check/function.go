@@ -53,8 +53,12 @@ type Check func(ctx context.Context, tx pgx.Tx, m runtime.Meta, c *contract.Chec
 // their dueAt (contract section 5, the payment part; the queries live with
 // the subsidy domain in shared/subsidy).
 func (f *Function) paymentsOverdue(ctx context.Context, tx pgx.Tx, m runtime.Meta, c *contract.CheckCompleted) ([]runtime.Outgoing, error) {
-	n, out, err := subsidy.AnnounceOverduePayments(ctx, tx, m.Time.In(f.loc))
+	n, fresh, err := subsidy.AnnounceOverduePayments(ctx, tx, m.Time.In(f.loc))
 	c.Overdue.Payment = n
+	out := make([]runtime.Outgoing, len(fresh))
+	for i, a := range fresh {
+		out[i] = runtime.Outgoing{Type: a.Type, Key: a.Key, Data: a.Data}
+	}
 	return out, err
 }
 

@@ -5,7 +5,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/qinqing/qinqing/shared/docs"
 	"github.com/qinqing/qinqing/shared/event"
 )
 
@@ -163,12 +162,12 @@ func (p *SignupRequested) Validate() error {
 // SignupReply is the data of signup.confirmed and signup.waitlisted, as a
 // reply and as the follow-up announcing a promotion from the waitlist.
 type SignupReply struct {
-	SignupID         string        `json:"signupId"`
-	ForumID          string        `json:"forumId"`
-	USCC             string        `json:"uscc"`
-	Status           string        `json:"status"`
-	WaitlistPosition int           `json:"waitlistPosition"`
-	Uploads          []docs.Upload `json:"uploads"`
+	SignupID         string         `json:"signupId"`
+	ForumID          string         `json:"forumId"`
+	USCC             string         `json:"uscc"`
+	Status           string         `json:"status"`
+	WaitlistPosition int            `json:"waitlistPosition"`
+	Uploads          []event.Upload `json:"uploads"`
 }
 
 // SignupRejection is the data of signup.rejected and scheduled.rejected.

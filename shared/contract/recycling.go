@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"time"
 
-	"github.com/qinqing/qinqing/shared/docs"
 	"github.com/qinqing/qinqing/shared/event"
 	"github.com/qinqing/qinqing/shared/recycling"
 )
@@ -172,9 +171,9 @@ func (p *TradeRecorded) ValidateAt(asOf time.Time, _ *time.Location) error {
 
 // TradeAccepted is the data of trade.accepted.
 type TradeAccepted struct {
-	TradeID    string        `json:"tradeId"`
-	ManifestNo string        `json:"manifestNo"`
-	Uploads    []docs.Upload `json:"uploads"`
+	TradeID    string         `json:"tradeId"`
+	ManifestNo string         `json:"manifestNo"`
+	Uploads    []event.Upload `json:"uploads"`
 }
 
 // TradeRejected is the data of trade.rejected.

@@ -13,13 +13,10 @@ import (
 	"github.com/qinqing/qinqing/shared/event"
 )
 
-// Upload is a presigned PUT handed to an enterprise for one document.
-type Upload struct {
-	FileName  string    `json:"fileName"`
-	Key       string    `json:"key"`
-	URL       string    `json:"url"`
-	ExpiresAt time.Time `json:"expiresAt"`
-}
+// Upload is a presigned PUT handed to an enterprise for one document. The
+// wire type lives in shared/event, so that the event contracts can name it
+// without linking the S3 client into every function.
+type Upload = event.Upload
 
 // UploadTTL is how long a presigned upload URL stays valid.
 const UploadTTL = 15 * time.Minute

@@ -65,6 +65,15 @@ func FirstError(errs ...error) error {
 	return nil
 }
 
+// Upload is the answer to a declared Document: a presigned PUT for it,
+// valid until ExpiresAt (shared/docs makes them).
+type Upload struct {
+	FileName  string    `json:"fileName"`
+	Key       string    `json:"key"`
+	URL       string    `json:"url"`
+	ExpiresAt time.Time `json:"expiresAt"`
+}
+
 // Document is a file an event declares it will upload (signups, trades).
 type Document struct {
 	FileName    string `json:"fileName"`

@@ -3,6 +3,7 @@ package runtime_test
 import (
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -42,6 +43,45 @@ func TestFunctionsLinkNoKubernetes(t *testing.T) {
 		}
 		if len(bad) > 0 {
 			t.Errorf("%s links %d Kubernetes, Knative, gRPC or protobuf packages: %s", filepath.Base(fn), len(bad), strings.Join(bad, " "))
+		}
+	}
+}
+
+// documentFunctions are the functions that store documents in S3 (the
+// chart's qinqing.needs documents).
+var documentFunctions = []string{"forum-signup", "deadline-check", "recycling-trade", "award-ceremony"}
+
+// The functions without documents link no AWS SDK package: the S3 client
+// and its credential chain cost every pod start-up time and memory (the
+// event contracts once pulled it in through a wire type).
+func TestOnlyDocumentFunctionsLinkTheS3Client(t *testing.T) {
+	t.Parallel()
+	root, err := exec.Command("go", "list", "-m", "-f", "{{.Dir}}").Output()
+	if err != nil {
+		t.Fatalf("go list -m: %v", err)
+	}
+	dir := strings.TrimSpace(string(root))
+	mains, err := exec.Command("go", "list", "-C", dir, "-f", `{{if eq .Name "main"}}{{.ImportPath}}{{end}}`, "./functions/...").Output()
+	if err != nil {
+		t.Fatalf("go list ./functions/...: %v", err)
+	}
+	for _, fn := range strings.Fields(string(mains)) {
+		out, err := exec.Command("go", "list", "-C", dir, "-deps", "-f", "{{.ImportPath}}", fn).Output()
+		if err != nil {
+			t.Fatalf("go list -deps %s: %v", fn, err)
+		}
+		aws := 0
+		for _, p := range strings.Fields(string(out)) {
+			if strings.HasPrefix(p, "github.com/aws/") {
+				aws++
+			}
+		}
+		needs := slices.Contains(documentFunctions, filepath.Base(fn))
+		if needs && aws == 0 {
+			t.Errorf("%s stores documents but links no AWS package: is the list stale?", filepath.Base(fn))
+		}
+		if !needs && aws > 0 {
+			t.Errorf("%s stores no documents yet links %d AWS SDK packages", filepath.Base(fn), aws)
 		}
 	}
 }

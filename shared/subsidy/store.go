@@ -10,7 +10,6 @@ import (
 
 	"github.com/qinqing/qinqing/shared/contract"
 	"github.com/qinqing/qinqing/shared/postgres"
-	"github.com/qinqing/qinqing/shared/runtime"
 )
 
 // This file is the subsidy domain's store for the functions other than
@@ -26,7 +25,7 @@ import (
 //
 // n is the number of payments overdue as of asOf, announced now or by an
 // earlier check: the `overdue.payment` figure of deadline.check.completed.
-// followUps holds one cn.huzhou.subsidy.payment.overdue per payment not
+// fresh holds one cn.huzhou.subsidy.payment.overdue per payment not
 // announced before (Key OverdueKey(id)); each is announced once, whatever
 // the number of checks, because a row in
 // subsidy.payment_overdue_announcements is written in tx with it (a
@@ -34,9 +33,10 @@ import (
 // dueAt is written in asOf's location: pass asOf in the business time
 // zone (m.Time.In(env.Loc)).
 //
-// Call it inside the check's transaction and add followUps to its result;
-// a rollback takes the announcements back with everything else.
-func AnnounceOverduePayments(ctx context.Context, tx pgx.Tx, asOf time.Time) (n int, followUps []runtime.Outgoing, err error) {
+// Call it inside the check's transaction and send fresh as follow-ups of
+// its result; a rollback takes the announcements back with everything
+// else.
+func AnnounceOverduePayments(ctx context.Context, tx pgx.Tx, asOf time.Time) (n int, fresh []Announcement, err error) {
 	rows, err := tx.Query(ctx, `WITH overdue AS (
 			SELECT d.disbursement_id, d.uscc, d.amount_fen, d.due_at
 			FROM subsidy.disbursements d
@@ -57,20 +57,30 @@ func AnnounceOverduePayments(ctx context.Context, tx pgx.Tx, asOf time.Time) (n 
 	defer rows.Close()
 	for rows.Next() {
 		var p contract.PaymentOverdue
-		var fresh bool
-		if err := rows.Scan(&p.DisbursementID, &p.USCC, &p.AmountFen, &p.DueAt, &fresh); err != nil {
+		var now bool
+		if err := rows.Scan(&p.DisbursementID, &p.USCC, &p.AmountFen, &p.DueAt, &now); err != nil {
 			return 0, nil, fmt.Errorf("overdue payments: %w", err)
 		}
 		n++
-		if fresh {
+		if now {
 			p.DueAt = p.DueAt.In(asOf.Location())
-			followUps = append(followUps, runtime.Outgoing{Key: OverdueKey(p.DisbursementID), Type: contract.TypePaymentOverdue, Data: p})
+			fresh = append(fresh, Announcement{Key: OverdueKey(p.DisbursementID), Type: contract.TypePaymentOverdue, Data: p})
 		}
 	}
 	if err := rows.Err(); err != nil {
 		return 0, nil, fmt.Errorf("overdue payments: %w", err)
 	}
-	return n, followUps, nil
+	return n, fresh, nil
+}
+
+// Announcement is one follow-up to send: its CloudEvents type, its outbox
+// key and its data. The domain says what to announce; the runtime's
+// Outgoing (which shared/subsidy does not import: transport sits above
+// the domain) carries it.
+type Announcement struct {
+	Type string
+	Key  string
+	Data contract.PaymentOverdue
 }
 
 // DisbursementSource returns the source of the event a disbursement was

@@ -15,7 +15,6 @@ import (
 	"github.com/qinqing/qinqing/shared/event"
 	"github.com/qinqing/qinqing/shared/postgres"
 	"github.com/qinqing/qinqing/shared/postgres/pgtest"
-	"github.com/qinqing/qinqing/shared/runtime"
 	"github.com/qinqing/qinqing/shared/subsidy"
 	"github.com/qinqing/qinqing/shared/testkit"
 )
@@ -67,10 +66,10 @@ func (l *ledger) settle(id string, settledAt time.Time) {
 }
 
 // check runs one deadline check as of asOf in its own transaction.
-func (l *ledger) check(asOf time.Time) (int, []runtime.Outgoing) {
+func (l *ledger) check(asOf time.Time) (int, []subsidy.Announcement) {
 	l.t.Helper()
 	var n int
-	var fs []runtime.Outgoing
+	var fs []subsidy.Announcement
 	err := postgres.InTx(context.Background(), l.pool, func(tx pgx.Tx) error {
 		var err error
 		n, fs, err = subsidy.AnnounceOverduePayments(context.Background(), tx, asOf)
@@ -82,10 +81,10 @@ func (l *ledger) check(asOf time.Time) (int, []runtime.Outgoing) {
 	return n, fs
 }
 
-func ids(fs []runtime.Outgoing) []string {
+func ids(fs []subsidy.Announcement) []string {
 	out := make([]string, len(fs))
 	for i, f := range fs {
-		out[i] = f.Data.(contract.PaymentOverdue).DisbursementID
+		out[i] = f.Data.DisbursementID
 	}
 	return out
 }
