@@ -13,7 +13,7 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"github.com/qinqing/qinqing/shared/contract"
+	"github.com/qinqing/qinqing/shared/contract/admin"
 )
 
 // deliveries runs "qinqing deliveries list": the attempts of webhook-egress
@@ -71,7 +71,7 @@ func deliveries(ctx context.Context, args []string, getenv func(string) string, 
 	if err != nil {
 		return err
 	}
-	var l contract.Deliveries
+	var l admin.Deliveries
 	if err := json.Unmarshal(body, &l); err != nil || l.Items == nil {
 		return fmt.Errorf("GET %s: unexpected answer (is the URL the webhook-egress function?): %s", c.endpoint(path), snippet(body))
 	}

@@ -26,7 +26,7 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"github.com/qinqing/qinqing/shared/contract"
+	"github.com/qinqing/qinqing/shared/contract/admin"
 )
 
 // Exit codes.
@@ -196,7 +196,7 @@ func (c *client) list(ctx context.Context, out io.Writer, status string, asJSON 
 	if asJSON {
 		return writeIndented(out, body)
 	}
-	items := make([]contract.DeadLetter, len(l.Items))
+	items := make([]admin.DeadLetter, len(l.Items))
 	for i, raw := range l.Items {
 		if err := json.Unmarshal(raw, &items[i]); err != nil {
 			return fmt.Errorf("GET %s: item %d: %v", c.endpoint(path), i, err)
@@ -232,7 +232,7 @@ func (c *client) replay(ctx context.Context, out io.Writer, id string, asJSON bo
 	if asJSON {
 		return writeIndented(out, body)
 	}
-	var it contract.DeadLetter
+	var it admin.DeadLetter
 	if err := json.Unmarshal(body, &it); err != nil {
 		return fmt.Errorf("POST %s: unexpected answer: %s", c.endpoint(path), snippet(body))
 	}

@@ -17,7 +17,7 @@ import (
 
 	cloudevents "github.com/cloudevents/sdk-go/v2"
 
-	"github.com/qinqing/qinqing/shared/contract"
+	"github.com/qinqing/qinqing/shared/contract/admin"
 	"github.com/qinqing/qinqing/shared/runtime/functest"
 )
 
@@ -71,13 +71,13 @@ func (f *fixture) admin(t *testing.T, method, path, auth string) *functest.Respo
 	return functest.Do(t, req)
 }
 
-func (f *fixture) list(t *testing.T, query string) []contract.DeadLetter {
+func (f *fixture) list(t *testing.T, query string) []admin.DeadLetter {
 	t.Helper()
 	r := f.admin(t, http.MethodGet, "/deadletters"+query, "Bearer "+token)
 	if r.Status != 200 {
 		t.Fatalf("list%s: status %d (%s)", query, r.Status, r.Body)
 	}
-	var l contract.DeadLetters
+	var l admin.DeadLetters
 	if err := json.Unmarshal(r.Body, &l); err != nil || l.Items == nil {
 		t.Fatalf("list body %s: %v", r.Body, err)
 	}
@@ -91,7 +91,7 @@ func (f *fixture) store(t *testing.T, ev cloudevents.Event) {
 	}
 }
 
-func find(items []contract.DeadLetter, eventID string) *contract.DeadLetter {
+func find(items []admin.DeadLetter, eventID string) *admin.DeadLetter {
 	for i := range items {
 		if items[i].Event.ID == eventID {
 			return &items[i]
@@ -308,7 +308,7 @@ func TestReplay(t *testing.T) {
 		if r.Status != http.StatusAccepted {
 			t.Fatalf("status = %d, want 202 (%s)", r.Status, r.Body)
 		}
-		var it contract.DeadLetter
+		var it admin.DeadLetter
 		if err := json.Unmarshal(r.Body, &it); err != nil || it.Status != StatusReplayed || it.Replays != 1 || it.ReplayedAt == nil || it.LastReplayError != nil {
 			t.Fatalf("reply = %s (%v)", r.Body, err)
 		}

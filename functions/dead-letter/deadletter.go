@@ -12,7 +12,7 @@ import (
 	cloudevents "github.com/cloudevents/sdk-go/v2"
 	"github.com/cloudevents/sdk-go/v2/types"
 
-	"github.com/qinqing/qinqing/shared/contract"
+	"github.com/qinqing/qinqing/shared/contract/admin"
 	"github.com/qinqing/qinqing/shared/runtime"
 )
 
@@ -182,11 +182,11 @@ func (d *DeadLetter) ReplayEvent() (*cloudevents.Event, error) {
 }
 
 // Item returns the operator view of d.
-func (d *DeadLetter) Item() contract.DeadLetter {
-	it := contract.DeadLetter{
+func (d *DeadLetter) Item() admin.DeadLetter {
+	it := admin.DeadLetter{
 		ID: d.ID, ReceivedAt: d.ReceivedAt.UTC(), Status: d.Status, ErrorCode: d.ErrorCode, ErrorData: d.ErrorData,
 		Failures: d.Failures, Replays: d.Replays, ReplayedAt: d.ReplayedAt, LastReplayError: d.LastError,
-		Event: contract.DeadLetterEvent{
+		Event: admin.DeadLetterEvent{
 			SpecVersion: d.SpecVersion, ID: d.EventID, Source: d.Source, Type: d.Type, Subject: d.Subject,
 			DataContentType: d.DataContentType, DataSchema: d.DataSchema, Extensions: d.Extensions,
 		},

@@ -14,7 +14,7 @@ import (
 	"go.opentelemetry.io/otel/trace"
 	"go.uber.org/zap"
 
-	"github.com/qinqing/qinqing/shared/contract"
+	"github.com/qinqing/qinqing/shared/contract/admin"
 	"github.com/qinqing/qinqing/shared/event"
 	"github.com/qinqing/qinqing/shared/postgres"
 	"github.com/qinqing/qinqing/shared/runtime"
@@ -117,7 +117,7 @@ func (f *Function) list(w http.ResponseWriter, r *http.Request) {
 		unavailable(w, err)
 		return
 	}
-	out := contract.DeadLetters{Items: make([]contract.DeadLetter, 0, len(ds))}
+	out := admin.DeadLetters{Items: make([]admin.DeadLetter, 0, len(ds))}
 	for _, d := range ds {
 		out.Items = append(out.Items, d.Item())
 	}

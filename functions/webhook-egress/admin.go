@@ -6,7 +6,7 @@ import (
 	"net/http"
 	"strconv"
 
-	"github.com/qinqing/qinqing/shared/contract"
+	"github.com/qinqing/qinqing/shared/contract/admin"
 	"github.com/qinqing/qinqing/shared/event"
 	"github.com/qinqing/qinqing/shared/runtime"
 )
@@ -37,10 +37,10 @@ func (f *Function) list(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if items == nil {
-		items = []contract.Delivery{}
+		items = []admin.Delivery{}
 	}
 	w.Header().Set("Content-Type", "application/json")
-	_ = json.NewEncoder(w).Encode(contract.Deliveries{Items: items})
+	_ = json.NewEncoder(w).Encode(admin.Deliveries{Items: items})
 }
 
 func badParam(w http.ResponseWriter, field, detail string) {

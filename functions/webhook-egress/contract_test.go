@@ -17,6 +17,7 @@ import (
 	standardwebhooks "github.com/standard-webhooks/standard-webhooks/libraries/go"
 
 	"github.com/qinqing/qinqing/shared/contract"
+	"github.com/qinqing/qinqing/shared/contract/admin"
 	"github.com/qinqing/qinqing/shared/postgres/pgtest"
 	"github.com/qinqing/qinqing/shared/runtime/functest"
 	"github.com/qinqing/qinqing/shared/testkit"
@@ -646,12 +647,12 @@ func TestCatalogue(t *testing.T) {
 	t.Fatal("webhook-egress is not in contract.Catalog")
 }
 
-func (f *fixture) list(t *testing.T, query string) []contract.Delivery {
+func (f *fixture) list(t *testing.T, query string) []admin.Delivery {
 	t.Helper()
 	req, _ := http.NewRequest(http.MethodGet, f.Fn.URL+"/deliveries"+query, nil)
 	req.Header.Set("Authorization", "Bearer "+adminToken)
 	r := functest.Do(t, req)
-	var d contract.Deliveries
+	var d admin.Deliveries
 	if r.Status != 200 || json.Unmarshal(r.Body, &d) != nil || d.Items == nil {
 		t.Fatalf("GET /deliveries%s: %d %s", query, r.Status, r.Body)
 	}

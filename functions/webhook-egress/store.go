@@ -12,6 +12,7 @@ import (
 
 	"github.com/qinqing/qinqing/shared/appeal"
 	"github.com/qinqing/qinqing/shared/contract"
+	"github.com/qinqing/qinqing/shared/contract/admin"
 	"github.com/qinqing/qinqing/shared/forum"
 	"github.com/qinqing/qinqing/shared/postgres"
 	"github.com/qinqing/qinqing/shared/runtime"
@@ -174,7 +175,7 @@ func record(ctx context.Context, db *pgxpool.Pool, portal string, m runtime.Meta
 
 // listAttempts returns the newest attempts first, filtered by portal,
 // status and webhook id where given.
-func listAttempts(ctx context.Context, db *pgxpool.Pool, portal, status, webhookID string, limit int) ([]contract.Delivery, error) {
+func listAttempts(ctx context.Context, db *pgxpool.Pool, portal, status, webhookID string, limit int) ([]admin.Delivery, error) {
 	rows, err := db.Query(ctx, `SELECT portal, webhook_id, type, attempt, status, http_status, latency_ms, error, attempted_at
 		FROM egress.attempts
 		WHERE ($1 = '' OR portal = $1) AND ($2 = '' OR status = $2) AND ($3 = '' OR webhook_id = $3)
@@ -182,8 +183,8 @@ func listAttempts(ctx context.Context, db *pgxpool.Pool, portal, status, webhook
 	if err != nil {
 		return nil, fmt.Errorf("list attempts: %w", err)
 	}
-	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (contract.Delivery, error) {
-		var a contract.Delivery
+	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (admin.Delivery, error) {
+		var a admin.Delivery
 		err := r.Scan(&a.Portal, &a.WebhookID, &a.Type, &a.Attempt, &a.Status, &a.HTTPStatus, &a.LatencyMs, &a.Error, &a.AttemptedAt)
 		return a, err
 	})

@@ -17,12 +17,16 @@ import (
 // pkgPath is this package's import path.
 const pkgPath = "github.com/qinqing/qinqing/shared/contract"
 
-// declared parses this package's own (non-test) files: the cn.huzhou.*
-// constants by name, and the names of its exported struct types.
-func declared(t *testing.T) (types map[string]string, structs []string) {
+// adminPath is the import path of the operator wire types.
+const adminPath = pkgPath + "/admin"
+
+// declared parses the (non-test) files of this package, or of its
+// subpackage dir: the cn.huzhou.* constants by name, and the names of the
+// exported struct types.
+func declared(t *testing.T, dir string) (types map[string]string, structs []string) {
 	t.Helper()
 	types = map[string]string{}
-	files, err := filepath.Glob("*.go")
+	files, err := filepath.Glob(filepath.Join(dir, "*.go"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -77,7 +81,7 @@ func TestEveryCataloguedTypeHasData(t *testing.T) {
 // declared cn.huzhou.* constant is registered exactly once, and every
 // registered type is a declared constant.
 func TestEventsMatchTheDeclaredTypes(t *testing.T) {
-	consts, _ := declared(t)
+	consts, _ := declared(t, ".")
 	byValue := map[string]string{}
 	for name, v := range consts {
 		if other, dup := byValue[v]; dup {
@@ -115,10 +119,11 @@ func TestEveryStructBelongsToAnEvent(t *testing.T) {
 		for rt.Kind() == reflect.Pointer || rt.Kind() == reflect.Slice || rt.Kind() == reflect.Array || rt.Kind() == reflect.Map {
 			rt = rt.Elem()
 		}
-		if rt.Kind() != reflect.Struct || rt.PkgPath() != pkgPath || reached[rt.Name()] {
+		key := rt.PkgPath() + "." + rt.Name()
+		if rt.Kind() != reflect.Struct || (rt.PkgPath() != pkgPath && rt.PkgPath() != adminPath) || reached[key] {
 			return
 		}
-		reached[rt.Name()] = true
+		reached[key] = true
 		for i := 0; i < rt.NumField(); i++ {
 			walk(rt.Field(i).Type)
 		}
@@ -129,10 +134,19 @@ func TestEveryStructBelongsToAnEvent(t *testing.T) {
 	for _, a := range Admin {
 		walk(reflect.TypeOf(a))
 	}
-	_, structs := declared(t)
+	_, structs := declared(t, ".")
 	for _, s := range structs {
-		if !reached[s] && s != "Event" && s != "Subscription" { // the registry and the catalogue themselves
+		if !reached[pkgPath+"."+s] && s != "Event" && s != "Subscription" { // the registry and the catalogue themselves
 			t.Errorf("struct %s is the data of no event in Events and not in Admin: register it or drop it", s)
+		}
+	}
+	_, structs = declared(t, "admin")
+	if len(structs) == 0 {
+		t.Fatal("no structs found in admin/")
+	}
+	for _, s := range structs {
+		if !reached[adminPath+"."+s] {
+			t.Errorf("struct admin.%s is not in Admin (nor a part of one): register it or drop it", s)
 		}
 	}
 }
@@ -196,11 +210,16 @@ func TestEveryRegisteredTypeIsUsed(t *testing.T) {
 				if name := contractName(e); name != "" {
 					used[name] = true
 				}
+				if s, ok := e.(*ast.SelectorExpr); ok {
+					if id, ok := s.X.(*ast.Ident); ok && id.Name == "admin" {
+						used["admin."+s.Sel.Name] = true
+					}
+				}
 			}
 			return true
 		})
 	}
-	consts, _ := declared(t)
+	consts, _ := declared(t, ".")
 	for name, v := range consts {
 		if !used[name] {
 			t.Errorf("%s (%s) is named by no function or command: nothing sends or handles it", name, v)
@@ -212,7 +231,7 @@ func TestEveryRegisteredTypeIsUsed(t *testing.T) {
 		}
 	}
 	for _, a := range Admin {
-		if n := reflect.TypeOf(a).Name(); !used[n] {
+		if n := "admin." + reflect.TypeOf(a).Name(); !used[n] {
 			t.Errorf("admin wire type %s is named by no function or command", n)
 		}
 	}
@@ -252,7 +271,7 @@ type emission struct {
 // sent again as json.RawMessage) are listed in the log.
 func TestFunctionsUseTheRegisteredData(t *testing.T) {
 	src := parseRepo(t)
-	consts, _ := declared(t)
+	consts, _ := declared(t, ".")
 	var ems []emission
 	for p, f := range src.files {
 		if !strings.HasPrefix(p, "../../functions/") && !strings.HasPrefix(p, "../../shared/") {

@@ -1,5 +1,7 @@
 package contract
 
+import "github.com/qinqing/qinqing/shared/contract/admin"
+
 // Event pairs an event type with the Go type of its data: Data is a zero
 // value of the struct a producer marshals and a consumer decodes.
 type Event struct {
@@ -73,10 +75,10 @@ var Events = []Event{
 	{TypePortalsNotified, PortalsNotified{}},
 }
 
-// Admin lists the wire types of the operator endpoints (not events):
-// each function's answer body, which cmd/qinqing decodes with the same
-// struct.
-var Admin = []any{DeadLetters{}, DeadLetter{}, Deliveries{}}
+// Admin lists the wire types of the operator endpoints (not events),
+// kept in the subpackage admin so that cmd/qinqing, which decodes them,
+// imports nothing else of qinqing: each function's answer body.
+var Admin = []any{admin.DeadLetters{}, admin.Deliveries{}}
 
 // DataOf returns the zero value of the data of event type t, and false
 // for a type that is not in Events.

@@ -1,7 +1,5 @@
 package contract
 
-import "time"
-
 // TypePortalsNotified is webhook-egress's reply to every event it sends on
 // to the portals (EgressTypes): where the event went. The contract does not
 // name it; it follows its convention for replies (docs/egress.md).
@@ -20,23 +18,4 @@ type DeliveryResult struct {
 	Portal     string `json:"portal"`
 	Status     string `json:"status"`
 	HTTPStatus *int   `json:"httpStatus"`
-}
-
-// Deliveries is the body of webhook-egress's GET /deliveries, which
-// `qinqing deliveries list` reads.
-type Deliveries struct {
-	Items []Delivery `json:"items"`
-}
-
-// Delivery is one POST to a portal, as GET /deliveries lists it.
-type Delivery struct {
-	Portal      string    `json:"portal"`
-	WebhookID   string    `json:"webhookId"`
-	Type        string    `json:"type"`
-	Attempt     int       `json:"attempt"`
-	Status      string    `json:"status"`
-	HTTPStatus  *int      `json:"httpStatus"`
-	LatencyMs   float64   `json:"latencyMs"`
-	Error       *string   `json:"error"`
-	AttemptedAt time.Time `json:"attemptedAt"`
 }

@@ -1,4 +1,10 @@
-package contract
+// Package admin holds the wire types of the operator endpoints: the
+// bodies the dead-letter function's /deadletters and webhook-egress's
+// /deliveries answer, which cmd/qinqing decodes with the same structs. It
+// is part of the contract (shared/contract registers them in Admin) but a
+// package of its own that imports nothing of qinqing, so the operator
+// command does not link the functions' dependencies.
+package admin
 
 import (
 	"encoding/json"
@@ -44,4 +50,23 @@ type DeadLetterEvent struct {
 	Extensions      map[string]string `json:"extensions,omitempty"`
 	Data            json.RawMessage   `json:"data"`
 	DataBase64      string            `json:"data_base64,omitempty"`
+}
+
+// Deliveries is the body of webhook-egress's GET /deliveries, which
+// `qinqing deliveries list` reads.
+type Deliveries struct {
+	Items []Delivery `json:"items"`
+}
+
+// Delivery is one POST to a portal, as GET /deliveries lists it.
+type Delivery struct {
+	Portal      string    `json:"portal"`
+	WebhookID   string    `json:"webhookId"`
+	Type        string    `json:"type"`
+	Attempt     int       `json:"attempt"`
+	Status      string    `json:"status"`
+	HTTPStatus  *int      `json:"httpStatus"`
+	LatencyMs   float64   `json:"latencyMs"`
+	Error       *string   `json:"error"`
+	AttemptedAt time.Time `json:"attemptedAt"`
 }
