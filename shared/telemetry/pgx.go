@@ -7,6 +7,7 @@ import (
 	"github.com/exaring/otelpgx"
 	"github.com/jackc/pgx/v5"
 	metricnoop "go.opentelemetry.io/otel/metric/noop"
+	semconv "go.opentelemetry.io/otel/semconv/v1.40.0"
 	"go.opentelemetry.io/otel/trace"
 )
 
@@ -26,7 +27,8 @@ import (
 // histogram record per statement. tp nil means the global provider.
 func PgxTracer(tp trace.TracerProvider) pgx.QueryTracer {
 	opts := []otelpgx.Option{otelpgx.WithTrimSQLInSpanName(), otelpgx.WithDisableAcquireTracer(),
-		otelpgx.WithMeterProvider(metricnoop.NewMeterProvider())}
+		otelpgx.WithMeterProvider(metricnoop.NewMeterProvider()),
+		otelpgx.WithDisableConnectionDetailsInAttributes(), otelpgx.WithTracerAttributes(semconv.DBSystemNamePostgreSQL)}
 	if tp != nil {
 		opts = append(opts, otelpgx.WithTracerProvider(tp))
 	}
