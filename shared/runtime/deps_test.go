@@ -2,19 +2,15 @@ package runtime_test
 
 import (
 	"os/exec"
-	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
 )
 
-// No function binary links a Kubernetes or Knative package, gRPC or the
-// protobuf runtime: they cost start-up time and memory in every pod
-// (logging and signals come from this package instead, the OTLP messages
-// from shared/telemetry's own encoder, S3 spans from shared/docs). The
-// list is what the linker is given for each function's main package.
-func TestFunctionsLinkNoKubernetes(t *testing.T) {
-	t.Parallel()
+// functionDeps returns, for each function (by name), the packages the
+// linker is given for its main package.
+func functionDeps(t *testing.T) map[string][]string {
+	t.Helper()
 	root, err := exec.Command("go", "list", "-m", "-f", "{{.Dir}}").Output()
 	if err != nil {
 		t.Fatalf("go list -m: %v", err)
@@ -28,13 +24,26 @@ func TestFunctionsLinkNoKubernetes(t *testing.T) {
 	if len(fns) < 8 {
 		t.Fatalf("found %d function main packages, want at least 8: %v", len(fns), fns)
 	}
+	deps := map[string][]string{}
 	for _, fn := range fns {
 		out, err := exec.Command("go", "list", "-C", dir, "-deps", "-f", "{{.ImportPath}}", fn).Output()
 		if err != nil {
 			t.Fatalf("go list -deps %s: %v", fn, err)
 		}
+		deps[fn[strings.LastIndex(fn, "/")+1:]] = strings.Fields(string(out))
+	}
+	return deps
+}
+
+// No function binary links a Kubernetes or Knative package, gRPC or the
+// protobuf runtime: they cost start-up time and memory in every pod
+// (logging and signals come from this package instead, the OTLP messages
+// from shared/telemetry's own encoder, S3 spans from shared/docs).
+func TestFunctionsLinkNoKubernetes(t *testing.T) {
+	t.Parallel()
+	for fn, deps := range functionDeps(t) {
 		var bad []string
-		for _, p := range strings.Fields(string(out)) {
+		for _, p := range deps {
 			if strings.HasPrefix(p, "k8s.io/") || strings.HasPrefix(p, "knative.dev/") ||
 				strings.HasPrefix(p, "google.golang.org/grpc") || strings.HasPrefix(p, "google.golang.org/protobuf") ||
 				strings.HasPrefix(p, "go.opentelemetry.io/contrib/instrumentation/github.com/aws/") {
@@ -42,7 +51,7 @@ func TestFunctionsLinkNoKubernetes(t *testing.T) {
 			}
 		}
 		if len(bad) > 0 {
-			t.Errorf("%s links %d Kubernetes, Knative, gRPC or protobuf packages: %s", filepath.Base(fn), len(bad), strings.Join(bad, " "))
+			t.Errorf("%s links %d Kubernetes, Knative, gRPC or protobuf packages: %s", fn, len(bad), strings.Join(bad, " "))
 		}
 	}
 }
@@ -56,32 +65,19 @@ var documentFunctions = []string{"forum-signup", "deadline-check", "recycling-tr
 // event contracts once pulled it in through a wire type).
 func TestOnlyDocumentFunctionsLinkTheS3Client(t *testing.T) {
 	t.Parallel()
-	root, err := exec.Command("go", "list", "-m", "-f", "{{.Dir}}").Output()
-	if err != nil {
-		t.Fatalf("go list -m: %v", err)
-	}
-	dir := strings.TrimSpace(string(root))
-	mains, err := exec.Command("go", "list", "-C", dir, "-f", `{{if eq .Name "main"}}{{.ImportPath}}{{end}}`, "./functions/...").Output()
-	if err != nil {
-		t.Fatalf("go list ./functions/...: %v", err)
-	}
-	for _, fn := range strings.Fields(string(mains)) {
-		out, err := exec.Command("go", "list", "-C", dir, "-deps", "-f", "{{.ImportPath}}", fn).Output()
-		if err != nil {
-			t.Fatalf("go list -deps %s: %v", fn, err)
-		}
+	for fn, deps := range functionDeps(t) {
 		aws := 0
-		for _, p := range strings.Fields(string(out)) {
+		for _, p := range deps {
 			if strings.HasPrefix(p, "github.com/aws/") {
 				aws++
 			}
 		}
-		needs := slices.Contains(documentFunctions, filepath.Base(fn))
+		needs := slices.Contains(documentFunctions, fn)
 		if needs && aws == 0 {
-			t.Errorf("%s stores documents but links no AWS package: is the list stale?", filepath.Base(fn))
+			t.Errorf("%s stores documents but links no AWS package: is the list stale?", fn)
 		}
 		if !needs && aws > 0 {
-			t.Errorf("%s stores no documents yet links %d AWS SDK packages", filepath.Base(fn), aws)
+			t.Errorf("%s stores no documents yet links %d AWS SDK packages", fn, aws)
 		}
 	}
 }

@@ -214,29 +214,44 @@ func (c *otlpClient) attempt(ctx context.Context, body []byte) (retry bool, wait
 	return false, 0, err
 }
 
-// spanExporter is an sdktrace.SpanExporter over OTLP/HTTP.
-type spanExporter struct {
+// shutdownOnce is what both exporters share: a client, and whether
+// Shutdown was called (exports after it fail, as the SDK expects).
+type shutdownOnce struct {
 	c    *otlpClient
 	mu   sync.Mutex
 	done bool
 }
+
+func (s *shutdownOnce) closed() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.done
+}
+
+func (s *shutdownOnce) Shutdown(context.Context) error {
+	s.mu.Lock()
+	s.done = true
+	s.mu.Unlock()
+	s.c.http.CloseIdleConnections()
+	return nil
+}
+
+// spanExporter is an sdktrace.SpanExporter over OTLP/HTTP.
+type spanExporter struct{ shutdownOnce }
 
 func newSpanExporter() (*spanExporter, error) {
 	c, err := newOTLPClient("TRACES")
 	if err != nil {
 		return nil, err
 	}
-	return &spanExporter{c: c}, nil
+	return &spanExporter{shutdownOnce{c: c}}, nil
 }
 
 func (e *spanExporter) ExportSpans(ctx context.Context, spans []sdktrace.ReadOnlySpan) error {
 	if len(spans) == 0 {
 		return nil
 	}
-	e.mu.Lock()
-	done := e.done
-	e.mu.Unlock()
-	if done {
+	if e.closed() {
 		return errors.New("OTLP span exporter is shut down")
 	}
 	buf := e.c.buffer()
@@ -246,20 +261,10 @@ func (e *spanExporter) ExportSpans(ctx context.Context, spans []sdktrace.ReadOnl
 	return err
 }
 
-func (e *spanExporter) Shutdown(context.Context) error {
-	e.mu.Lock()
-	e.done = true
-	e.mu.Unlock()
-	e.c.http.CloseIdleConnections()
-	return nil
-}
-
 // metricExporter is an sdkmetric.Exporter over OTLP/HTTP.
 type metricExporter struct {
-	c           *otlpClient
+	shutdownOnce
 	temporality sdkmetric.TemporalitySelector
-	mu          sync.Mutex
-	done        bool
 }
 
 func newMetricExporter() (*metricExporter, error) {
@@ -267,7 +272,7 @@ func newMetricExporter() (*metricExporter, error) {
 	if err != nil {
 		return nil, err
 	}
-	e := &metricExporter{c: c, temporality: sdkmetric.DefaultTemporalitySelector}
+	e := &metricExporter{shutdownOnce: shutdownOnce{c: c}, temporality: sdkmetric.DefaultTemporalitySelector}
 	switch v := strings.ToLower(strings.TrimSpace(getenv("OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE"))); v {
 	case "", "cumulative":
 	case "delta":
@@ -304,10 +309,7 @@ func (e *metricExporter) Aggregation(k sdkmetric.InstrumentKind) sdkmetric.Aggre
 }
 
 func (e *metricExporter) Export(ctx context.Context, rm *metricdata.ResourceMetrics) error {
-	e.mu.Lock()
-	done := e.done
-	e.mu.Unlock()
-	if done {
+	if e.closed() {
 		return errors.New("OTLP metric exporter is shut down")
 	}
 	buf := e.c.buffer()
@@ -322,11 +324,3 @@ func (e *metricExporter) Export(ctx context.Context, rm *metricdata.ResourceMetr
 }
 
 func (e *metricExporter) ForceFlush(context.Context) error { return nil }
-
-func (e *metricExporter) Shutdown(context.Context) error {
-	e.mu.Lock()
-	e.done = true
-	e.mu.Unlock()
-	e.c.http.CloseIdleConnections()
-	return nil
-}

@@ -153,50 +153,15 @@ func (w *wire) anyValue(v attribute.Value) {
 		w.uvarint(uint64(len(p)))
 		w.b = append(w.b, p...)
 	case attribute.BOOLSLICE:
-		arr := w.begin(5)
-		for _, x := range v.AsBoolSlice() {
-			el := w.begin(1)
-			w.tag(2, wireVarint)
-			w.uvarint(b2u(x))
-			w.end(el)
-		}
-		w.end(arr)
+		array(w, v.AsBoolSlice(), attribute.BoolValue)
 	case attribute.INT64SLICE:
-		arr := w.begin(5)
-		for _, x := range v.AsInt64Slice() {
-			el := w.begin(1)
-			w.tag(3, wireVarint)
-			w.uvarint(uint64(x))
-			w.end(el)
-		}
-		w.end(arr)
+		array(w, v.AsInt64Slice(), attribute.Int64Value)
 	case attribute.FLOAT64SLICE:
-		arr := w.begin(5)
-		for _, x := range v.AsFloat64Slice() {
-			el := w.begin(1)
-			w.tag(4, wireFixed64)
-			w.b = binary.LittleEndian.AppendUint64(w.b, math.Float64bits(x))
-			w.end(el)
-		}
-		w.end(arr)
+		array(w, v.AsFloat64Slice(), attribute.Float64Value)
 	case attribute.STRINGSLICE:
-		arr := w.begin(5)
-		for _, x := range v.AsStringSlice() {
-			el := w.begin(1)
-			w.tag(1, wireBytes)
-			w.uvarint(uint64(len(x)))
-			w.b = append(w.b, x...)
-			w.end(el)
-		}
-		w.end(arr)
+		array(w, v.AsStringSlice(), attribute.StringValue)
 	case attribute.SLICE:
-		arr := w.begin(5)
-		for _, x := range v.AsSlice() {
-			el := w.begin(1)
-			w.anyValue(x)
-			w.end(el)
-		}
-		w.end(arr)
+		array(w, v.AsSlice(), func(x attribute.Value) attribute.Value { return x })
 	case attribute.MAP:
 		kvl := w.begin(6)
 		w.keyValues(1, v.AsMap())
@@ -204,6 +169,19 @@ func (w *wire) anyValue(v attribute.Value) {
 	default:
 		// EMPTY: an AnyValue with no member set.
 	}
+}
+
+// array writes the ArrayValue member of an AnyValue: each element as an
+// AnyValue of its own (slices are rare in spans; scalars take the direct
+// cases of anyValue).
+func array[T any](w *wire, xs []T, value func(T) attribute.Value) {
+	arr := w.begin(5)
+	for _, x := range xs {
+		el := w.begin(1)
+		w.anyValue(value(x))
+		w.end(el)
+	}
+	w.end(arr)
 }
 
 func b2u(v bool) uint64 {

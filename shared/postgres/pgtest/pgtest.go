@@ -122,25 +122,22 @@ func URL(t testing.TB) string {
 // always starts one, TEST_DATABASE_URL given by hand may come without.
 func PgBouncerURL(t testing.TB, u string) string {
 	t.Helper()
-	host := bouncerHost()
-	if host == "" {
-		t.Skip("pgtest: TEST_PGBOUNCER_URL is unset (no PgBouncer beside TEST_DATABASE_URL); run through make test or hack/with-postgres.sh")
-	}
-	pu, err := url.Parse(u)
-	if err != nil {
-		t.Fatalf("pgtest: %v", err)
-	}
-	pu.Host = host
-	return pu.String()
+	return via(t, "TEST_PGBOUNCER_URL", "PgBouncer", u)
 }
 
 // PgBouncerSessionURL returns u routed through the PgBouncer in session
 // pooling mode at TEST_PGBOUNCER_SESSION_URL (skipping the test without).
 func PgBouncerSessionURL(t testing.TB, u string) string {
 	t.Helper()
-	host := hostOf("TEST_PGBOUNCER_SESSION_URL")
+	return via(t, "TEST_PGBOUNCER_SESSION_URL", "session-mode PgBouncer", u)
+}
+
+// via returns u with the host of the URL in the variable v.
+func via(t testing.TB, v, what, u string) string {
+	t.Helper()
+	host := hostOf(v)
 	if host == "" {
-		t.Skip("pgtest: TEST_PGBOUNCER_SESSION_URL is unset (no session-mode PgBouncer beside TEST_DATABASE_URL); run through make test or hack/with-postgres.sh")
+		t.Skipf("pgtest: %s is unset (no %s beside TEST_DATABASE_URL); run through make test or hack/with-postgres.sh", v, what)
 	}
 	pu, err := url.Parse(u)
 	if err != nil {
