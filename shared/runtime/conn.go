@@ -37,6 +37,16 @@ func (l problemListener) Accept() (net.Conn, error) {
 
 type problemConn struct{ net.Conn }
 
+// CloseWrite passes net/http's half-close on: after a 431 it closes the
+// writing side and waits, so that the client reads the answer before the
+// connection is reset (net/http looks for this method on the connection).
+func (c problemConn) CloseWrite() error {
+	if cw, ok := c.Conn.(interface{ CloseWrite() error }); ok {
+		return cw.CloseWrite()
+	}
+	return nil
+}
+
 // goErrorHeaders are the headers net/http writes with its own answers.
 const goErrorHeaders = "\r\nContent-Type: text/plain; charset=utf-8\r\nConnection: close\r\n\r\n"
 
