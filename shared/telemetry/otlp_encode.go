@@ -233,39 +233,44 @@ func temporality(t metricdata.Temporality) uint64 {
 func (w *wire) aggregation(a metricdata.Aggregation) bool {
 	switch d := a.(type) {
 	case metricdata.Gauge[int64]:
-		at := w.begin(5)
-		numberPoints(w, d.DataPoints)
-		w.end(at)
+		gaugeMetric(w, d)
 	case metricdata.Gauge[float64]:
-		at := w.begin(5)
-		numberPoints(w, d.DataPoints)
-		w.end(at)
+		gaugeMetric(w, d)
 	case metricdata.Sum[int64]:
-		at := w.begin(7)
-		numberPoints(w, d.DataPoints)
-		w.varint(2, temporality(d.Temporality))
-		w.boolean(3, d.IsMonotonic)
-		w.end(at)
+		sumMetric(w, d)
 	case metricdata.Sum[float64]:
-		at := w.begin(7)
-		numberPoints(w, d.DataPoints)
-		w.varint(2, temporality(d.Temporality))
-		w.boolean(3, d.IsMonotonic)
-		w.end(at)
+		sumMetric(w, d)
 	case metricdata.Histogram[int64]:
-		at := w.begin(9)
-		histogramPoints(w, d.DataPoints)
-		w.varint(2, temporality(d.Temporality))
-		w.end(at)
+		histogramMetric(w, d)
 	case metricdata.Histogram[float64]:
-		at := w.begin(9)
-		histogramPoints(w, d.DataPoints)
-		w.varint(2, temporality(d.Temporality))
-		w.end(at)
+		histogramMetric(w, d)
 	default:
 		return false
 	}
 	return true
+}
+
+// gaugeMetric, sumMetric and histogramMetric write the Metric member of each kind (fields
+// 5, 7 and 9) for either number type.
+func gaugeMetric[N int64 | float64](w *wire, d metricdata.Gauge[N]) {
+	at := w.begin(5)
+	numberPoints(w, d.DataPoints)
+	w.end(at)
+}
+
+func sumMetric[N int64 | float64](w *wire, d metricdata.Sum[N]) {
+	at := w.begin(7)
+	numberPoints(w, d.DataPoints)
+	w.varint(2, temporality(d.Temporality))
+	w.boolean(3, d.IsMonotonic)
+	w.end(at)
+}
+
+func histogramMetric[N int64 | float64](w *wire, d metricdata.Histogram[N]) {
+	at := w.begin(9)
+	histogramPoints(w, d.DataPoints)
+	w.varint(2, temporality(d.Temporality))
+	w.end(at)
 }
 
 // number writes v as NumberDataPoint/Exemplar value: as_double (field
