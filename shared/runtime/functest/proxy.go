@@ -19,6 +19,9 @@ type Proxy struct {
 	down   bool
 	frozen bool
 	conns  map[net.Conn]struct{}
+	// budget is how many more bytes of the servers' answers the proxy
+	// forwards before it goes down (CutAfter); negative for no limit.
+	budget int64
 }
 
 // NewProxy starts a proxy to target ("host:port"), closed in t.Cleanup.
@@ -28,7 +31,7 @@ func NewProxy(t testing.TB, target string) *Proxy {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p := &Proxy{Addr: ln.Addr().String(), target: target, ln: ln, conns: map[net.Conn]struct{}{}}
+	p := &Proxy{Addr: ln.Addr().String(), target: target, ln: ln, conns: map[net.Conn]struct{}{}, budget: -1}
 	p.thawed = sync.NewCond(&p.mu)
 	go p.serve()
 	t.Cleanup(func() { ln.Close(); p.SetDown(true) })
@@ -65,18 +68,26 @@ func (p *Proxy) pipe(c net.Conn) {
 	p.mu.Unlock()
 	defer p.forget(up)
 	done := make(chan struct{}, 2)
-	go func() { p.copy(up, c); done <- struct{}{} }()
-	go func() { p.copy(c, up); done <- struct{}{} }()
+	go func() { p.copy(up, c, false); done <- struct{}{} }()
+	go func() { p.copy(c, up, true); done <- struct{}{} }()
 	<-done
 }
 
-// copy forwards src to dst, holding what it read while the proxy is frozen.
-func (p *Proxy) copy(dst, src net.Conn) {
+// copy forwards src to dst, holding what it read while the proxy is
+// frozen; answer says src is the server, whose bytes count against the
+// budget of CutAfter.
+func (p *Proxy) copy(dst, src net.Conn, answer bool) {
 	buf := make([]byte, 32<<10)
 	for {
 		n, err := src.Read(buf)
 		if n > 0 {
 			p.waitThawed()
+			if answer {
+				n = p.spend(n)
+			}
+			if n == 0 {
+				return
+			}
 			if _, werr := dst.Write(buf[:n]); werr != nil {
 				return
 			}
@@ -85,6 +96,28 @@ func (p *Proxy) copy(dst, src net.Conn) {
 			return
 		}
 	}
+}
+
+// spend takes n bytes from the budget and returns how many of them may
+// still be forwarded; once the budget is spent, the proxy is down.
+func (p *Proxy) spend(n int) int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.down {
+		return 0
+	}
+	if p.budget < 0 {
+		return n
+	}
+	if int64(n) >= p.budget {
+		n = int(p.budget)
+		p.budget = -1
+		p.down = true
+		go p.SetDown(true) // after this write: what was sent arrives, then the cut
+	} else {
+		p.budget -= int64(n)
+	}
+	return n
 }
 
 func (p *Proxy) waitThawed() {
@@ -108,12 +141,23 @@ func (p *Proxy) SetDown(down bool) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.down = down
+	p.budget = -1
 	if down {
 		for c := range p.conns {
 			c.Close()
 		}
 		p.thawed.Broadcast()
 	}
+}
+
+// CutAfter lets the next n bytes of the servers' answers through (on all
+// connections together) and then goes down as SetDown(true) does: an
+// outage in the middle of a download, wherever the client's reading is,
+// however much the kernel's buffers already hold.
+func (p *Proxy) CutAfter(n int64) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.budget = n
 }
 
 // SetFrozen stops forwarding in both directions without closing anything
