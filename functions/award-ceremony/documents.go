@@ -3,13 +3,10 @@ package main
 import (
 	"bytes"
 	"context"
-	"embed"
 	"fmt"
-	"html/template"
 	"path"
 	"strconv"
 	"strings"
-	"sync"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
@@ -31,18 +28,6 @@ const (
 	contentCSV  = "text/csv; charset=utf-8"
 	contentHTML = "text/html; charset=utf-8"
 )
-
-//go:embed templates/*.html
-var templateFS embed.FS
-
-// templates are the programme and the certificate: self-contained HTML
-// (inline CSS, inline SVG, no external assets) with A4 print CSS.
-// html/template escapes every value for its context. They are parsed on
-// first use, so a start-up (and an event that renders nothing) does not
-// pay for it.
-var templates = sync.OnceValue(func() *template.Template {
-	return template.Must(template.New("").ParseFS(templateFS, "templates/*.html"))
-})
 
 // categoryInfo is how a category is named in print.
 type categoryInfo struct {
@@ -71,17 +56,9 @@ func (c Ceremony) Documents() ([]Document, error) {
 		return nil, err
 	}
 	out := []Document{{Key: base + "/top50.csv", ContentType: contentCSV, Body: csvBody}}
-	programme, err := render("programme.html", c.programmeView())
-	if err != nil {
-		return nil, err
-	}
-	out = append(out, Document{Key: base + "/programme.html", ContentType: contentHTML, Body: programme})
+	out = append(out, Document{Key: base + "/programme.html", ContentType: contentHTML, Body: programme(c.programmeView())})
 	for _, w := range c.Winners {
-		body, err := render("certificate.html", c.winnerView(w))
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, Document{Key: c.certificateKey(w), ContentType: contentHTML, Body: body})
+		out = append(out, Document{Key: c.certificateKey(w), ContentType: contentHTML, Body: certificate(c.winnerView(w))})
 	}
 	return out, nil
 }
@@ -105,15 +82,7 @@ func (c Ceremony) top50CSV() ([]byte, error) {
 	return buf.Bytes(), nil
 }
 
-func render(name string, data any) ([]byte, error) {
-	var buf bytes.Buffer
-	if err := templates().ExecuteTemplate(&buf, name, data); err != nil {
-		return nil, fmt.Errorf("render %s: %w", name, err)
-	}
-	return buf.Bytes(), nil
-}
-
-// Views: what the templates print, already formatted.
+// Views: what the pages print, already formatted (render.go).
 
 type rankedView struct {
 	Rank         int

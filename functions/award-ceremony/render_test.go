@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/qinqing/qinqing/shared/contract"
+	"github.com/qinqing/qinqing/shared/runtime/functest"
 )
 
 var update = flag.Bool("update", false, "rewrite testdata/golden from the current renderer")
@@ -123,4 +124,12 @@ func TestDocumentsEscapeHostileText(t *testing.T) {
 			t.Errorf("%s: title not escaped:\n%s", d.Key, d.Body)
 		}
 	}
+}
+
+// TestBinaryKeepsNoUnusedMethods guards the reason the documents are
+// written without html/template: the built function links no reflect
+// method lookup, so the linker drops unused methods.
+func TestBinaryKeepsNoUnusedMethods(t *testing.T) {
+	t.Parallel()
+	functest.NoReflectMethodLookups(t, binary)
 }

@@ -1,28 +1,158 @@
 package main
 
 import (
-	"bytes"
-	_ "embed"
 	"fmt"
-	"html/template"
 	"strconv"
-	"sync"
 	"time"
 
 	"github.com/qinqing/qinqing/shared/appeal"
 	"github.com/qinqing/qinqing/shared/event"
+	"github.com/qinqing/qinqing/shared/htmltext"
 )
 
 // RenderHTML renders the review as one self-contained page: inline CSS
 // and inline SVG charts, no scripts, fonts or images from elsewhere, every
-// text HTML-escaped by html/template. The page depends only on the review,
-// so the same review gives the same bytes.
+// text escaped by htmltext as html/template would (docs/runtime.md says
+// why there is no template). The page depends only on the review, so the
+// same review gives the same bytes; the error is always nil.
 func RenderHTML(rv Review) ([]byte, error) {
-	var buf bytes.Buffer
-	if err := reviewPage().Execute(&buf, newPageData(rv)); err != nil {
-		return nil, fmt.Errorf("render review: %w", err)
+	p := newPageData(rv)
+	var w htmltext.Writer
+	w.Printf(`<!DOCTYPE html>
+<html lang="zh-CN">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>%s</title>
+`, p.Title)
+	w.Raw(reviewStyle)
+	w.Printf(`
+</head>
+<body>
+<main>
+<header>
+<h1>%s</h1>
+<div class="meta">统计范围：%s受理的企业诉求 · 数据截至 %s</div>
+</header>
+
+<section class="kpis">`, p.Title, p.Range, p.AsOf)
+	for _, k := range p.KPIs {
+		w.Printf(`
+<div class="kpi"><div class="label">%s</div><div class="value">%s</div><div class="note">%s</div></div>`, k.Label, k.Value, k.Note)
 	}
-	return buf.Bytes(), nil
+	w.Raw(`
+</section>
+
+
+
+<h2>主要指标</h2>
+`)
+	p.Rates.write(&w)
+	w.Raw(`
+
+<h2>常见问题</h2>
+`)
+	if len(p.Categories.Bars) > 0 {
+		p.Categories.write(&w)
+	} else {
+		w.Raw(`<p class="meta">本月无诉求。</p>`)
+	}
+	w.Raw(`
+
+<h2>各部门办理情况</h2>
+`)
+	if len(p.Departments) > 0 {
+		w.Raw("\n")
+		p.Depts.write(&w)
+		w.Raw(`
+<p></p>
+<table>
+<thead><tr><th>部门</th><th>受理</th><th>按时答复</th><th>超期</th><th>办理中</th><th>回访</th><th>满意率</th></tr></thead>
+<tbody>`)
+		for _, d := range p.Departments {
+			w.Printf(`
+<tr><td>%s<br><span class="code">%s</span></td><td>%d</td><td>%d</td><td>%d</td><td>%d</td><td>%d</td><td>%s</td></tr>`,
+				d.Name, d.Code, d.Received, d.OnTime, d.Overdue, d.Pending, d.Revisits, d.Satisfaction)
+		}
+		w.Raw(`
+</tbody>
+</table>
+`)
+	} else {
+		w.Raw(`<p class="meta">本月无诉求。</p>`)
+	}
+	w.Raw(`
+
+<h2>诉求来源</h2>
+<div class="two">
+<table>
+<thead><tr><th>渠道</th><th>件数</th></tr></thead>
+<tbody>`)
+	writeCounts(&w, p.Channels)
+	w.Raw(`</tbody>
+</table>
+<table>
+<thead><tr><th>区县</th><th>件数</th></tr></thead>
+<tbody>`)
+	writeCounts(&w, p.Counties)
+	w.Raw(`</tbody>
+</table>
+</div>
+
+<h2>统计口径</h2>
+<ul class="notes">
+<li>统计对象：受理时间（按北京时间）在本月内的全部诉求，按数据截至时的办理记录统计。</li>
+<li>按时交办率 = 交办期限（受理后2个工作日）届满时已由部门签收的诉求数 ÷ 交办期限已届满或已签收的诉求数。</li>
+<li>按时答复率 = 首次答复不晚于答复期限（受理后10个工作日）的诉求数 ÷ 已按时答复或答复期限已届满的诉求数。</li>
+<li>回访率 = 已回访的诉求数 ÷ 已答复的诉求数。</li>
+<li>满意率 =（满意 + 基本满意）回访次数 ÷ 全部回访次数。</li>
+<li>各部门按数据截至时的承办部门统计；“办理中”指答复期限未届满且尚未答复。</li>
+</ul>
+</main>
+</body>
+</html>
+`)
+	return w.Bytes(), nil
+}
+
+// writeCounts writes the rows of a channel or county table, a dash row
+// for none.
+func writeCounts(w *htmltext.Writer, counts []NamedCount) {
+	if len(counts) == 0 {
+		w.Raw(`<tr><td>—</td><td>0</td></tr>`)
+	}
+	for _, c := range counts {
+		w.Printf(`<tr><td>%s</td><td>%d</td></tr>`, c.Name, c.Count)
+	}
+}
+
+// write draws the chart as a figure with an inline SVG: per bar its
+// label, its track, its parts and its value, then the legend.
+func (c chart) write(w *htmltext.Writer) {
+	w.Printf(`
+<figure>
+<figcaption>%s</figcaption>
+<svg viewBox="0 0 720 %d" role="img" aria-label="%s">`, c.Title, c.Height, c.Title)
+	for _, b := range c.Bars {
+		w.Printf(`
+<text x="0" y="%d" dy="15">%s</text>
+<rect class="track" x="200" y="%d" width="420" height="20" rx="3"></rect>`, b.Y, b.Label, b.Y)
+		for _, p := range b.Parts {
+			w.Printf(`
+<rect class="%s" x="%s" y="%d" width="%s" height="20" rx="3"><title>%s</title></rect>`, p.Class, p.X, p.Y, p.W, p.Title)
+		}
+		w.Printf(`
+<text x="%s" y="%d" dy="15">%s</text>`, b.TextX, b.Y, b.Value)
+	}
+	for _, l := range c.Legend {
+		w.Printf(`
+<rect class="%s" x="%d" y="%d" width="14" height="14" transform="translate(0,-22)"></rect>
+<text x="%d" y="%d" dx="20" dy="-10">%s</text>`, l.Class, l.X, c.Height, l.X, c.Height, l.Label)
+	}
+	w.Raw(`
+</svg>
+</figure>
+`)
 }
 
 // Chart geometry, in SVG user units.
@@ -181,13 +311,31 @@ func newPageData(rv Review) pageData {
 	return p
 }
 
-// reviewHTML is the page's template (templates/review.html): inline CSS,
-// inline SVG, no scripts.
-//
-//go:embed templates/review.html
-var reviewHTML string
-
-// reviewPage is parsed on first use, not at start-up.
-var reviewPage = sync.OnceValue(func() *template.Template {
-	return template.Must(template.New("review").Parse(reviewHTML))
-})
+// reviewStyle is the page's CSS, inline: the page loads nothing.
+const reviewStyle htmltext.Markup = `<style>
+body { margin: 0; background: #f4f6f9; color: #1f2933; font-family: "PingFang SC", "Microsoft YaHei", "Noto Sans CJK SC", "Source Han Sans SC", sans-serif; line-height: 1.6; }
+main { max-width: 960px; margin: 0 auto; padding: 32px 24px 48px; }
+header { border-bottom: 3px solid #b71c1c; margin-bottom: 24px; padding-bottom: 12px; }
+h1 { font-size: 26px; margin: 0 0 4px; color: #b71c1c; }
+h2 { font-size: 19px; margin: 32px 0 12px; border-left: 4px solid #b71c1c; padding-left: 10px; }
+.meta { color: #52606d; font-size: 14px; }
+.kpis { display: grid; grid-template-columns: repeat(auto-fit, minmax(160px, 1fr)); gap: 12px; }
+.kpi { background: #fff; border-radius: 8px; padding: 14px 16px; box-shadow: 0 1px 3px rgba(0,0,0,.08); }
+.kpi .label { color: #52606d; font-size: 14px; }
+.kpi .value { font-size: 28px; font-weight: 600; color: #102a43; }
+.kpi .note { color: #7b8794; font-size: 12px; }
+figure { margin: 0; background: #fff; border-radius: 8px; padding: 12px; box-shadow: 0 1px 3px rgba(0,0,0,.08); }
+figcaption { font-weight: 600; margin-bottom: 4px; }
+svg { width: 100%; height: auto; display: block; }
+svg text { font-size: 14px; fill: #1f2933; }
+.rate { fill: #1565c0; } .count { fill: #ef6c00; } .ontime { fill: #2e7d32; } .overdue { fill: #c62828; } .pending { fill: #9aa5b1; }
+.track { fill: #eef1f5; }
+table { width: 100%; border-collapse: collapse; background: #fff; border-radius: 8px; overflow: hidden; box-shadow: 0 1px 3px rgba(0,0,0,.08); font-size: 14px; }
+th, td { padding: 8px 10px; border-bottom: 1px solid #e4e7eb; text-align: right; }
+th:first-child, td:first-child { text-align: left; }
+th { background: #f0f4f8; font-weight: 600; }
+td.code { color: #7b8794; font-size: 12px; }
+.two { display: grid; grid-template-columns: 1fr 1fr; gap: 16px; }
+.notes { font-size: 13px; color: #52606d; }
+.notes li { margin-bottom: 4px; }
+</style>`

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/qinqing/qinqing/shared/contract"
+	"github.com/qinqing/qinqing/shared/runtime/functest"
 	"github.com/qinqing/qinqing/shared/testkit"
 )
 
@@ -116,4 +117,12 @@ func TestRenderEscapesHostileText(t *testing.T) {
 			t.Errorf("page lacks %q", want)
 		}
 	}
+}
+
+// TestBinaryKeepsNoUnusedMethods guards the reason the review is written
+// without html/template: the built function links no reflect method
+// lookup, so the linker drops unused methods.
+func TestBinaryKeepsNoUnusedMethods(t *testing.T) {
+	t.Parallel()
+	functest.NoReflectMethodLookups(t, binary)
 }

@@ -35,10 +35,12 @@ func functionDeps(t *testing.T) map[string][]string {
 	return deps
 }
 
-// No function binary links a Kubernetes or Knative package, gRPC or the
-// protobuf runtime: they cost start-up time and memory in every pod
-// (logging and signals come from this package instead, the OTLP messages
-// from shared/telemetry's own encoder, S3 spans from shared/docs).
+// No function binary links a Kubernetes or Knative package, gRPC, the
+// protobuf runtime or html/template: they cost start-up time and memory
+// in every pod (logging and signals come from this package instead, the
+// OTLP messages from shared/telemetry's own encoder, S3 spans from
+// shared/docs, HTML from shared/htmltext: docs/runtime.md, "Documents
+// without templates").
 func TestFunctionsLinkNoKubernetes(t *testing.T) {
 	t.Parallel()
 	for fn, deps := range functionDeps(t) {
@@ -46,12 +48,12 @@ func TestFunctionsLinkNoKubernetes(t *testing.T) {
 		for _, p := range deps {
 			if strings.HasPrefix(p, "k8s.io/") || strings.HasPrefix(p, "knative.dev/") ||
 				strings.HasPrefix(p, "google.golang.org/grpc") || strings.HasPrefix(p, "google.golang.org/protobuf") ||
-				strings.HasPrefix(p, "go.opentelemetry.io/contrib/instrumentation/github.com/aws/") {
+				strings.HasPrefix(p, "go.opentelemetry.io/contrib/instrumentation/github.com/aws/") || p == "html/template" {
 				bad = append(bad, p)
 			}
 		}
 		if len(bad) > 0 {
-			t.Errorf("%s links %d Kubernetes, Knative, gRPC or protobuf packages: %s", fn, len(bad), strings.Join(bad, " "))
+			t.Errorf("%s links %d Kubernetes, Knative, gRPC, protobuf or html/template packages: %s", fn, len(bad), strings.Join(bad, " "))
 		}
 	}
 }
