@@ -2,10 +2,18 @@ package telemetry
 
 import (
 	"context"
+	"database/sql"
+	"errors"
+	"runtime/debug"
 	"strings"
+	"sync"
+	"sync/atomic"
 
 	"github.com/exaring/otelpgx"
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"go.opentelemetry.io/otel"
+	"go.opentelemetry.io/otel/codes"
 	metricnoop "go.opentelemetry.io/otel/metric/noop"
 	semconv "go.opentelemetry.io/otel/semconv/v1.40.0"
 	"go.opentelemetry.io/otel/trace"
@@ -21,51 +29,180 @@ import (
 // spans are off (the pool's wait shows in the server span and in the
 // qinqing_db_* gauges), and a batch is one span named after its statements
 // ("batch BEGIN INSERT SELECT"), so the waterfall still shows what each
-// round trip did. Single queries, COPY, connect and prepare keep otelpgx's
-// own spans. otelpgx's own per-query metrics are off: they are not in
+// round trip did. otelpgx's own per-query metrics are off: they are not in
 // Metrics (what the dashboards and alerts may name) and would cost a
 // histogram record per statement. tp nil means the global provider.
+//
+// The spans of the hot path, single queries and batches, are made here,
+// with otelpgx's names, attributes, scope and error recording, but without
+// its per-call work that a span does not need: a context value with the
+// start time for the (disabled) metrics, pooled option slices, the
+// statement's operation parsed again on every call, db.system.name twice.
+// A statement's span start options are built once per SQL text and reused.
+// COPY, connect and prepare keep otelpgx's own spans.
 func PgxTracer(tp trace.TracerProvider) pgx.QueryTracer {
-	opts := []otelpgx.Option{otelpgx.WithTrimSQLInSpanName(), otelpgx.WithDisableAcquireTracer(),
-		otelpgx.WithMeterProvider(metricnoop.NewMeterProvider()),
-		otelpgx.WithDisableConnectionDetailsInAttributes(), otelpgx.WithTracerAttributes(semconv.DBSystemNamePostgreSQL)}
-	if tp != nil {
-		opts = append(opts, otelpgx.WithTracerProvider(tp))
+	if tp == nil {
+		tp = otel.GetTracerProvider()
 	}
-	return &pgxTracer{Tracer: otelpgx.NewTracer(opts...)}
+	return &pgxTracer{
+		Tracer: otelpgx.NewTracer(otelpgx.WithTrimSQLInSpanName(), otelpgx.WithDisableAcquireTracer(),
+			otelpgx.WithMeterProvider(metricnoop.NewMeterProvider()),
+			otelpgx.WithDisableConnectionDetailsInAttributes(), otelpgx.WithTracerProvider(tp)),
+		tracer: tp.Tracer(otelpgxScope, trace.WithInstrumentationVersion(otelpgxVersion())),
+	}
 }
 
-// pgxTracer is otelpgx with a batch traced as one span.
+// otelpgxScope is otelpgx's instrumentation scope, which the spans made
+// here share.
+const otelpgxScope = "github.com/exaring/otelpgx"
+
+// otelpgxVersion is the scope version otelpgx gives its own tracer: the
+// module's version in the build.
+func otelpgxVersion() string {
+	if bi, ok := debug.ReadBuildInfo(); ok {
+		for _, dep := range bi.Deps {
+			if dep.Path == otelpgxScope {
+				return dep.Version
+			}
+		}
+	}
+	return "unknown"
+}
+
+// pgxTracer is otelpgx with its query and batch spans made here.
 type pgxTracer struct {
 	*otelpgx.Tracer
+	tracer trace.Tracer
+
+	stmts  sync.Map // SQL text → *statement
+	nstmts atomic.Int64
 }
 
-type batchKey struct{}
+// statement is what the spans of one SQL text share.
+type statement struct {
+	// op is a single query's span name and db.operation.name, as otelpgx
+	// names it (otelpgx.SQLOperationName: leading comments skipped).
+	op string
+	// batchOp is the statement's word in a batch span's name (operation).
+	batchOp string
+	// opts are a single query span's kind and attributes.
+	opts []trace.SpanStartOption
+}
 
-// batchOps collects the operation names of one batch's statements.
-type batchOps struct{ names []string }
+// maxStatements bounds the statement cache: qinqing's SQL texts are
+// constants, but a caller building SQL per call must not grow memory
+// without end (past it, a statement is described per call).
+const maxStatements = 1024
 
-func (t *pgxTracer) TraceBatchStart(ctx context.Context, conn *pgx.Conn, data pgx.TraceBatchStartData) context.Context {
-	ctx = t.Tracer.TraceBatchStart(ctx, conn, data)
-	if trace.SpanFromContext(ctx).IsRecording() {
-		ctx = context.WithValue(ctx, batchKey{}, &batchOps{names: make([]string, 0, 4)})
+var dbSystem = semconv.DBSystemNamePostgreSQL
+
+func (t *pgxTracer) statement(sql string) *statement {
+	if s, ok := t.stmts.Load(sql); ok {
+		return s.(*statement)
 	}
+	op := otelpgx.SQLOperationName(context.Background(), sql)
+	s := &statement{op: op, batchOp: operation(sql), opts: []trace.SpanStartOption{trace.WithSpanKind(trace.SpanKindClient),
+		trace.WithAttributes(dbSystem, semconv.DBQueryText(sql), semconv.DBOperationName(op))}}
+	if t.nstmts.Load() < maxStatements {
+		if _, loaded := t.stmts.LoadOrStore(sql, s); !loaded {
+			t.nstmts.Add(1)
+		}
+	}
+	return s
+}
+
+// TraceQueryStart starts the span of a single query (Query, QueryRow,
+// Exec), named after its operation ("SELECT").
+func (t *pgxTracer) TraceQueryStart(ctx context.Context, _ *pgx.Conn, data pgx.TraceQueryStartData) context.Context {
+	if !trace.SpanFromContext(ctx).IsRecording() {
+		return ctx
+	}
+	s := t.statement(data.SQL)
+	ctx, _ = t.tracer.Start(ctx, s.op, s.opts...)
 	return ctx
 }
 
-// TraceBatchQuery notes the statement's operation instead of a span of its
-// own. An error is recorded on the batch span by TraceBatchEnd.
-func (t *pgxTracer) TraceBatchQuery(ctx context.Context, _ *pgx.Conn, data pgx.TraceBatchQueryData) {
-	if ops, ok := ctx.Value(batchKey{}).(*batchOps); ok {
-		ops.names = append(ops.names, operation(data.SQL))
+func (t *pgxTracer) TraceQueryEnd(ctx context.Context, _ *pgx.Conn, data pgx.TraceQueryEndData) {
+	span := trace.SpanFromContext(ctx)
+	if !span.IsRecording() {
+		return
 	}
+	recordError(span, data.Err)
+	if data.Err == nil {
+		span.SetAttributes(otelpgx.RowsAffectedKey.Int64(data.CommandTag.RowsAffected()))
+	}
+	span.End()
 }
 
-func (t *pgxTracer) TraceBatchEnd(ctx context.Context, conn *pgx.Conn, data pgx.TraceBatchEndData) {
-	if ops, ok := ctx.Value(batchKey{}).(*batchOps); ok && len(ops.names) > 0 {
-		trace.SpanFromContext(ctx).SetName("batch " + strings.Join(ops.names, " "))
+// batchOpts are the start options of a batch span of n statements, built
+// once for the usual sizes.
+var batchOpts = func() [16][]trace.SpanStartOption {
+	var o [16][]trace.SpanStartOption
+	for n := range o {
+		o[n] = batchOptions(n)
 	}
-	t.Tracer.TraceBatchEnd(ctx, conn, data)
+	return o
+}()
+
+func batchOptions(n int) []trace.SpanStartOption {
+	return []trace.SpanStartOption{trace.WithSpanKind(trace.SpanKindClient),
+		trace.WithAttributes(dbSystem, semconv.DBOperationBatchSize(n))}
+}
+
+// TraceBatchStart starts a batch's one span, named after the statements
+// queued in it ("batch BEGIN INSERT SELECT"): a pipelined batch is sent
+// whole, so the name says what the round trip sent.
+func (t *pgxTracer) TraceBatchStart(ctx context.Context, _ *pgx.Conn, data pgx.TraceBatchStartData) context.Context {
+	if !trace.SpanFromContext(ctx).IsRecording() {
+		return ctx
+	}
+	var queued []*pgx.QueuedQuery
+	if data.Batch != nil {
+		queued = data.Batch.QueuedQueries
+	}
+	var name strings.Builder
+	name.Grow(6 + 8*len(queued))
+	name.WriteString("batch")
+	for _, q := range queued {
+		name.WriteByte(' ')
+		name.WriteString(t.statement(q.SQL).batchOp)
+	}
+	var opts []trace.SpanStartOption
+	if len(queued) < len(batchOpts) {
+		opts = batchOpts[len(queued)]
+	} else {
+		opts = batchOptions(len(queued))
+	}
+	ctx, _ = t.tracer.Start(ctx, name.String(), opts...)
+	return ctx
+}
+
+// TraceBatchQuery makes no span: the statement is part of the batch's.
+// An error is recorded on the batch span by TraceBatchEnd.
+func (t *pgxTracer) TraceBatchQuery(context.Context, *pgx.Conn, pgx.TraceBatchQueryData) {}
+
+func (t *pgxTracer) TraceBatchEnd(ctx context.Context, _ *pgx.Conn, data pgx.TraceBatchEndData) {
+	span := trace.SpanFromContext(ctx)
+	if !span.IsRecording() {
+		return
+	}
+	recordError(span, data.Err)
+	span.End()
+}
+
+// recordError records err on span as otelpgx does: an exception event,
+// the error status and the SQLSTATE of a Postgres error. No rows is not
+// an error.
+func recordError(span trace.Span, err error) {
+	if err == nil || errors.Is(err, sql.ErrNoRows) {
+		return
+	}
+	span.RecordError(err)
+	span.SetStatus(codes.Error, err.Error())
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) {
+		span.SetAttributes(otelpgx.SQLStateKey.String(pgErr.Code))
+	}
 }
 
 // operation is the first word of a statement, upper-cased (WITH … INSERT
