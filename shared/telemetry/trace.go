@@ -38,8 +38,8 @@ var tc = propagation.TraceContext{}
 // binary and structured mode both carry), else none. ev may be nil (the
 // event could not be parsed).
 func Incoming(ctx context.Context, h http.Header, ev *cloudevents.Event) context.Context {
-	if h.Get("traceparent") != "" {
-		if c := tc.Extract(ctx, propagation.HeaderCarrier(h)); trace.SpanContextFromContext(c).IsValid() {
+	if h.Get(headerTraceParent) != "" {
+		if c := tc.Extract(ctx, headerCarrier(h)); trace.SpanContextFromContext(c).IsValid() {
 			return c
 		}
 	}
@@ -51,14 +51,42 @@ func Incoming(ctx context.Context, h http.Header, ev *cloudevents.Event) context
 	return ctx
 }
 
-// EventAttributes are the CloudEvents semantic convention attributes of ev.
+// The trace context headers in canonical form: http.Header.Get of the
+// lower-case names canonicalizes them, an allocation on every call.
+const (
+	headerTraceParent = "Traceparent"
+	headerTraceState  = "Tracestate"
+)
+
+// headerCarrier is propagation.HeaderCarrier with the two names the
+// propagator asks for looked up in canonical form.
+type headerCarrier http.Header
+
+func canonical(key string) string {
+	switch key {
+	case "traceparent":
+		return headerTraceParent
+	case "tracestate":
+		return headerTraceState
+	}
+	return key
+}
+
+func (c headerCarrier) Get(key string) string { return http.Header(c).Get(canonical(key)) }
+
+func (c headerCarrier) Set(key, value string) { http.Header(c).Set(canonical(key), value) }
+
+func (c headerCarrier) Keys() []string { return propagation.HeaderCarrier(c).Keys() }
+
+// EventAttributes are the CloudEvents semantic convention attributes of ev,
+// with room for one more (the caller's qinqing.function) without a copy.
 func EventAttributes(ev *cloudevents.Event) []attribute.KeyValue {
-	attrs := []attribute.KeyValue{
+	attrs := append(make([]attribute.KeyValue, 0, 6),
 		attribute.String(AttrEventID, ev.ID()),
 		attribute.String(AttrEventSource, ev.Source()),
 		attribute.String(AttrEventType, ev.Type()),
 		attribute.String(AttrEventSpecVersion, ev.SpecVersion()),
-	}
+	)
 	if s := ev.Subject(); s != "" {
 		attrs = append(attrs, attribute.String(AttrEventSubject, s))
 	}
@@ -95,10 +123,38 @@ func End(span trace.Span, outcome string, status int) {
 // TraceParent is the W3C traceparent of the span in ctx ("" when ctx has
 // no valid span context), and its tracestate.
 func TraceParent(ctx context.Context) (traceparent, tracestate string) {
-	c := propagation.MapCarrier{}
-	tc.Inject(ctx, c)
-	return c["traceparent"], c["tracestate"]
+	if !trace.SpanContextFromContext(ctx).IsValid() {
+		return "", ""
+	}
+	var c pairCarrier
+	tc.Inject(ctx, &c)
+	return c.traceparent, c.tracestate
 }
+
+// pairCarrier carries one traceparent and tracestate (a map carrier costs
+// a map per call).
+type pairCarrier struct{ traceparent, tracestate string }
+
+func (c *pairCarrier) Get(key string) string {
+	switch key {
+	case "traceparent":
+		return c.traceparent
+	case "tracestate":
+		return c.tracestate
+	}
+	return ""
+}
+
+func (c *pairCarrier) Set(key, value string) {
+	switch key {
+	case "traceparent":
+		c.traceparent = value
+	case "tracestate":
+		c.tracestate = value
+	}
+}
+
+func (c *pairCarrier) Keys() []string { return []string{"traceparent", "tracestate"} }
 
 // WithTraceParent returns ctx with the remote span context of a stored
 // traceparent (and tracestate), or ctx unchanged when it is empty or
@@ -107,21 +163,28 @@ func WithTraceParent(ctx context.Context, traceparent, tracestate string) contex
 	if traceparent == "" {
 		return ctx
 	}
-	return tc.Extract(ctx, propagation.MapCarrier{"traceparent": traceparent, "tracestate": tracestate})
+	return tc.Extract(ctx, &pairCarrier{traceparent, tracestate})
 }
 
 // SetEventTrace sets ev's distributed tracing extension to the span
-// context of ctx (nothing when ctx has none).
+// context of ctx (nothing when ctx has none). It sets the attributes
+// ceotel.InjectDistributedTracingExtension sets, without its reflection
+// over the extension's fields.
 func SetEventTrace(ctx context.Context, ev *cloudevents.Event) {
-	if trace.SpanContextFromContext(ctx).IsValid() {
-		ceotel.InjectDistributedTracingExtension(ctx, *ev)
+	tp, ts := TraceParent(ctx)
+	if tp == "" {
+		return
+	}
+	ev.SetExtension(extensions.TraceParentExtension, tp)
+	if ts != "" {
+		ev.SetExtension(extensions.TraceStateExtension, ts)
 	}
 }
 
 // InjectHTTP sets the traceparent (and tracestate) header of an outgoing
 // request to the span context of ctx.
 func InjectHTTP(ctx context.Context, h http.Header) {
-	tc.Inject(ctx, propagation.HeaderCarrier(h))
+	tc.Inject(ctx, headerCarrier(h))
 }
 
 // Continue records that this function acted on a case whose trace began
