@@ -50,6 +50,7 @@ type Telemetry struct {
 	inst     *Instruments
 	prom     *sdkmetric.ManualReader
 	shutdown []func(context.Context) error
+	flush    func(context.Context) error // the span processor's, when tracing
 }
 
 var current atomic.Pointer[Telemetry]
@@ -95,6 +96,16 @@ func (t *Telemetry) Shutdown(ctx context.Context) error {
 		errs = append(errs, f(ctx))
 	}
 	return errors.Join(errs...)
+}
+
+// FlushSpans exports the spans ended so far (nothing without tracing).
+// The benchmark calls it at the end of a traced round, so that round's
+// export is counted in it.
+func (t *Telemetry) FlushSpans(ctx context.Context) error {
+	if t.flush == nil {
+		return nil
+	}
+	return t.flush(ctx)
 }
 
 // Options are the settings that are not OTEL_* variables.
@@ -172,9 +183,13 @@ func Setup(ctx context.Context, o Options) (*Telemetry, error) {
 		if err != nil {
 			return nil, fmt.Errorf("OTLP trace exporter: %w", err)
 		}
+		bsp, err := newBatcher(exp)
+		if err != nil {
+			return nil, err
+		}
 		// The sampler comes from OTEL_TRACES_SAMPLER (parentbased_always_on
-		// by default), the batching from OTEL_BSP_*.
-		tp = sdktrace.NewTracerProvider(sdktrace.WithBatcher(exp), sdktrace.WithResource(res))
+		// by default), the batching from OTEL_BSP_* (batch.go).
+		tp = sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(bsp), sdktrace.WithResource(res))
 		shutdown = append(shutdown, tp.Shutdown)
 		exporters = append(exporters, "otlp-traces")
 	}
@@ -210,6 +225,9 @@ func Setup(ctx context.Context, o Options) (*Telemetry, error) {
 	}
 	t := New(tpi, mpi, prom)
 	t.Exporters, t.shutdown = exporters, shutdown
+	if tp != nil {
+		t.flush = tp.ForceFlush
+	}
 	SetCurrent(t)
 	return t, nil
 }
