@@ -367,6 +367,54 @@ func TestRedelivery(t *testing.T) {
 	}
 }
 
+// TestConcurrentSignupsOneEnterprise: eight different signups of one
+// enterprise for one forum at once. One is confirmed; each of the others
+// waited for the forum's lock while that one committed, so its own
+// statement's snapshot cannot see it, and is refused already_registered
+// naming the confirmed signup all the same. One seat is taken.
+func TestConcurrentSignupsOneEnterprise(t *testing.T) {
+	t.Parallel()
+	f := setup(t)
+	f.schedule(t, "F1", 30, 10)
+	code := event.SampleUSCC(7)
+	replies := make([]*functest.Response, 8)
+	var wg sync.WaitGroup
+	for i := range replies {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			replies[i] = f.send(t, contract.TypeSignupRequested, week, signupData("F1", code, "self"))
+		}()
+	}
+	wg.Wait()
+	var confirmed string
+	for _, r := range replies {
+		if r.Type() == contract.TypeSignupConfirmed {
+			if confirmed != "" {
+				t.Fatalf("two signups of one enterprise confirmed: %s and %s", confirmed, r.Body)
+			}
+			confirmed, _ = r.Data()["signupId"].(string)
+		}
+	}
+	if confirmed == "" {
+		t.Fatal("no signup confirmed")
+	}
+	for _, r := range replies {
+		if r.Type() == contract.TypeSignupConfirmed {
+			continue
+		}
+		if r.Type() != contract.TypeSignupRejected || r.Data()["reason"] != "already_registered" || r.Data()["signupId"] != confirmed {
+			t.Fatalf("got %d %s %s, want already_registered naming %s", r.Status, r.Type(), r.Body, confirmed)
+		}
+	}
+	if n := f.Count(t, `SELECT count(*) FROM forum.signups`); n != 1 {
+		t.Fatalf("%d signups, want 1", n)
+	}
+	if n := f.Count(t, `SELECT confirmed_self FROM forum.forums WHERE forum_id = 'F1'`); n != 1 {
+		t.Fatalf("confirmed_self %d, want 1", n)
+	}
+}
+
 // seatRun is the outcome of one batch of concurrent signups.
 type seatRun struct {
 	self, nominated, waitlisted int

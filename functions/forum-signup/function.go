@@ -35,7 +35,7 @@ func New(env *runtime.Env, store *docs.Store) *runtime.Function {
 		Name: name,
 		Handlers: map[string]runtime.Handler{
 			contract.TypeForumScheduled:  runtime.On(f.schedule),
-			contract.TypeSignupRequested: runtime.OnStatement(signupStatement, f.signup),
+			contract.TypeSignupRequested: runtime.OnDecision(f.signup),
 			contract.TypeSignupCancelled: runtime.On(f.cancel),
 			event.PingType:               runtime.Jobs(map[string]runtime.JobFunc{"forum-weekly": f.weekly}),
 		},
@@ -64,51 +64,25 @@ func (f *Function) schedule(ctx context.Context, tx pgx.Tx, m runtime.Meta, p *c
 	return res, nil
 }
 
-// signupStatement is a signup's decision (signupDecision, which takes the
-// forum's row lock), sent by the runtime with BEGIN and the inbox insert:
-// the lock is held from that round trip to the commit in the next.
-func signupStatement(m runtime.Meta, p *contract.SignupRequested, o *signupOutcome) runtime.Statement {
-	return decideSignup(runtime.DeriveID("signup", m.Source, m.ID), p, m.Time, m.Source, o)
-}
-
-// signup answers what signupStatement decided. The upload URLs are
-// presigned here (no network: a signature).
-func (f *Function) signup(ctx context.Context, tx pgx.Tx, m runtime.Meta, p *contract.SignupRequested, o *signupOutcome) (runtime.Result, error) {
-	reject := func(reason, signupID string) (runtime.Result, error) {
-		return runtime.Reply(contract.TypeSignupRejected, contract.SignupRejection{ForumID: p.ForumID, USCC: p.Enterprise.USCC, Reason: reason, SignupID: signupID}), nil
-	}
+// signup is a signup's decision: the whole work in one statement
+// (signupDecision), which takes the forum's row lock and chooses the reply
+// and whether the follow-ups (an appeal for each problem raised) go. The
+// upload URLs are presigned before (no network: a signature), for the
+// replies that carry them.
+func (f *Function) signup(ctx context.Context, m runtime.Meta, p *contract.SignupRequested) (runtime.Decision, error) {
 	signupID := runtime.DeriveID("signup", m.Source, m.ID)
-	switch {
-	case !o.found:
-		return reject("forum_not_found", "")
-	case !o.open:
-		return reject("signup_closed", "")
-	case o.status == "":
-		existing := o.existing
-		if existing == "" {
-			// Committed while the statement waited for the lock, so not
-			// in its snapshot: a new statement sees it.
-			var err error
-			if existing, err = liveSignup(ctx, tx, p.ForumID, p.Enterprise.USCC); err != nil {
-				return runtime.Result{}, err
-			}
-		}
-		return reject("already_registered", existing)
-	}
 	uploads, err := f.docs.PresignUploads(ctx, path.Join("forums", p.ForumID, "signups", signupID), p.Documents)
 	if err != nil {
-		return runtime.Result{}, err
+		return runtime.Decision{}, err
 	}
-	status, position := o.status, o.position
-	replyType := contract.TypeSignupConfirmed
-	if status == StatusWaitlisted {
-		replyType = contract.TypeSignupWaitlisted
+	replies, err := encodeSignupReplies(signupID, p, uploads)
+	if err != nil {
+		return runtime.Decision{}, err
 	}
-	res := runtime.Reply(replyType, contract.SignupReply{SignupID: signupID, ForumID: p.ForumID, USCC: p.Enterprise.USCC,
-		Status: status, WaitlistPosition: position, Uploads: uploads})
+	d := runtime.Decision{With: signupDecision, Args: decideSignup(signupID, p, m.Time, m.Source, replies)}
 	for i, pr := range p.Problems {
 		appealID := fmt.Sprintf("%s-p%d", signupID, i+1)
-		res.FollowUps = append(res.FollowUps, runtime.Outgoing{
+		d.FollowUps = append(d.FollowUps, runtime.Outgoing{
 			Key:  "appeal/" + appealID,
 			Type: contract.TypeAppealSubmitted,
 			Data: contract.AppealSubmitted{
@@ -124,7 +98,7 @@ func (f *Function) signup(ctx context.Context, tx pgx.Tx, m runtime.Meta, p *con
 			},
 		})
 	}
-	return res, nil
+	return d, nil
 }
 
 func (f *Function) cancel(ctx context.Context, tx pgx.Tx, m runtime.Meta, p *contract.SignupCancelled) (runtime.Result, error) {

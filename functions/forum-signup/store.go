@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -88,33 +89,21 @@ func upsertForum(ctx context.Context, tx pgx.Tx, p *contract.ForumScheduled, at 
 	return nil
 }
 
-// liveSignup returns the id of the enterprise's confirmed or waitlisted
-// signup for the forum, or "".
-func liveSignup(ctx context.Context, tx pgx.Tx, forumID, uscc string) (string, error) {
-	var id string
-	err := tx.QueryRow(ctx, `SELECT signup_id FROM forum.signups WHERE forum_id = $1 AND uscc = $2 AND status <> 'cancelled'`,
-		forumID, uscc).Scan(&id)
-	if errors.Is(err, pgx.ErrNoRows) {
-		return "", nil
-	}
-	if err != nil {
-		return "", fmt.Errorf("find signup: %w", err)
-	}
-	return id, nil
-}
-
-// signupDecision is the whole seat decision of a signup in one statement.
-// It locks the forum row (FOR NO KEY UPDATE: the signup's foreign key
-// check still passes), decides from the row's counters whether the signup
-// is open and which status it gets (the seat rule of forum.mayTake),
-// inserts the signup unless the enterprise already has a live one (the
-// partial unique index decides, also against a signup committed while
-// this one waited for the lock), and moves the counters by what was
-// inserted. The lock is taken in the last statement before the commit.
-const signupDecision = `WITH f AS (
+// signupDecision is a signup's whole work in one statement
+// (runtime.Decision): it locks the forum row (FOR NO KEY UPDATE: the
+// signup's foreign key check still passes), decides from the row's
+// counters whether the signup is open and which status it gets (the seat
+// rule of forum.mayTake), inserts the signup unless the enterprise already
+// has a live one (the partial unique index decides, also against a signup
+// committed while this one waited for the lock: ON CONFLICT DO UPDATE, a
+// write of the row as it is, returns that signup's id where a read of the
+// statement's snapshot would not see it), moves the counters by what was
+// inserted, and chooses the reply among the ones signupReplies encoded.
+// The lock is held for this statement and its commit only.
+const signupDecision = `f AS (
 		SELECT capacity, reserved_for_nominated AS reserved, confirmed_self, confirmed_nominated,
 			closed_at IS NULL AND $13::timestamptz <= signup_deadline AS open
-		FROM forum.forums WHERE forum_id = $2 FOR NO KEY UPDATE
+		FROM forum.forums WHERE forum_id = $2 AND EXISTS (SELECT FROM fresh) FOR NO KEY UPDATE
 	), d AS (
 		SELECT CASE WHEN confirmed_self + confirmed_nominated < capacity
 				AND ($8::text = 'nominated' OR confirmed_self < capacity - reserved)
@@ -126,49 +115,76 @@ const signupDecision = `WITH f AS (
 		SELECT $1::text, $2::text, $3::text, $4::text, $5::text, $6::text, $7::text, $8::text, NULLIF($9::text, ''), $10::text,
 			$11::jsonb, $12::jsonb, d.status, $13::timestamptz, CASE WHEN d.status = 'confirmed' THEN $13::timestamptz END, $14::text
 		FROM d
-		ON CONFLICT (forum_id, uscc) WHERE status <> 'cancelled' DO NOTHING
-		RETURNING status
+		ON CONFLICT (forum_id, uscc) WHERE status <> 'cancelled' DO UPDATE SET status = forum.signups.status
+		RETURNING signup_id, status
 	), upd AS (
 		UPDATE forum.forums SET
 			confirmed_self = confirmed_self + (ins.status = 'confirmed' AND $8 = 'self')::int,
 			confirmed_nominated = confirmed_nominated + (ins.status = 'confirmed' AND $8 = 'nominated')::int,
 			waitlisted = waitlisted + (ins.status = 'waitlisted')::int
-		FROM ins WHERE forum_id = $2
+		FROM ins WHERE forum_id = $2 AND ins.signup_id = $1::text
 		RETURNING waitlisted
-	)
-	SELECT EXISTS (SELECT FROM f), coalesce((SELECT open FROM f), false),
-		coalesce((SELECT status FROM ins), ''), coalesce((SELECT waitlisted FROM upd), 0),
-		coalesce((SELECT signup_id FROM forum.signups WHERE forum_id = $2 AND uscc = $3 AND status <> 'cancelled'), '')`
+	), o AS (
+		SELECT EXISTS (SELECT FROM f) AS found, coalesce((SELECT open FROM f), false) AS open,
+			(SELECT status FROM ins WHERE signup_id = $1::text) AS status,
+			(SELECT signup_id FROM ins WHERE signup_id <> $1::text) AS existing,
+			(SELECT waitlisted FROM upd) AS position
+	), answer AS (
+		SELECT CASE o.status WHEN 'confirmed' THEN $15::text WHEN 'waitlisted' THEN $16::text ELSE $17::text END AS reply_type,
+			'' AS reply_subject,
+			CASE WHEN NOT o.found THEN $18::text
+				WHEN NOT o.open THEN $19::text
+				WHEN o.status = 'confirmed' THEN $20::text
+				WHEN o.status = 'waitlisted' THEN $21::text || o.position || $22::text
+				ELSE left($23::text, -1) || ',"signupId":' || to_json(o.existing)::text || '}' END AS reply_data,
+			o.status IS NOT NULL AS follow_ups
+		FROM o
+	)`
 
-// signupOutcome is what signupDecision decided.
-type signupOutcome struct {
-	found, open bool
-	// status is confirmed or waitlisted, or "" when the enterprise already
-	// had a live signup (existing, when this statement could see it).
-	status   string
-	position int // the waitlist position, when waitlisted
-	existing string
+// signupReplies are the replies a signup may get, encoded before its
+// statement chooses one: confirmed (position 0), waitlisted cut around
+// its position (the JSON before and after the number, which only the
+// statement knows), and the rejections (already_registered without the
+// existing signup's id, which the statement appends).
+type signupReplies struct {
+	confirmed                         string
+	waitlistedBefore, waitlistedAfter string
+	notFound, closed, registered      string
+}
+
+func encodeSignupReplies(signupID string, p *contract.SignupRequested, uploads []docs.Upload) (signupReplies, error) {
+	var r signupReplies
+	enc := func(v any) string {
+		b, _ := json.Marshal(v) // plain structs: cannot fail
+		return string(b)
+	}
+	accepted := contract.SignupReply{SignupID: signupID, ForumID: p.ForumID, USCC: p.Enterprise.USCC, Status: StatusConfirmed, Uploads: nonNil(uploads)}
+	r.confirmed = enc(accepted)
+	accepted.Status = StatusWaitlisted
+	// In encoding/json's output a quote inside a string is always escaped,
+	// so this key, unescaped quotes and colon, occurs once: as the key.
+	const position = `"waitlistPosition":`
+	before, after, ok := strings.Cut(enc(accepted), position+"0")
+	if !ok {
+		return r, fmt.Errorf("signup reply: no %s0 in the encoded reply", position)
+	}
+	r.waitlistedBefore, r.waitlistedAfter = before+position, after
+	reject := func(reason string) string {
+		return enc(contract.SignupRejection{ForumID: p.ForumID, USCC: p.Enterprise.USCC, Reason: reason})
+	}
+	r.notFound, r.closed, r.registered = reject("forum_not_found"), reject("signup_closed"), reject("already_registered")
+	return r, nil
 }
 
 // decideSignup is signupDecision for the signup signupID of the event
-// from source, scanning into o.
-func decideSignup(signupID string, p *contract.SignupRequested, at time.Time, source string, o *signupOutcome) runtime.Statement {
+// from source, with its possible replies.
+func decideSignup(signupID string, p *contract.SignupRequested, at time.Time, source string, r signupReplies) []any {
 	problems, _ := json.Marshal(nonNil(p.Problems)) // plain structs: cannot fail
 	documents, _ := json.Marshal(nonNil(p.Documents))
-	return runtime.Statement{
-		SQL: signupDecision,
-		Args: []any{signupID, p.ForumID, p.Enterprise.USCC, p.Enterprise.Name, p.Enterprise.County, p.Contact.Name,
-			p.Contact.Phone, p.Mode, p.NominatedBy, p.Topic, string(problems), string(documents), at, source},
-		Scan: func(row pgx.Row) error {
-			if err := row.Scan(&o.found, &o.open, &o.status, &o.position, &o.existing); err != nil {
-				return fmt.Errorf("signup: %w", err)
-			}
-			if o.status != StatusWaitlisted {
-				o.position = 0
-			}
-			return nil
-		},
-	}
+	return []any{signupID, p.ForumID, p.Enterprise.USCC, p.Enterprise.Name, p.Enterprise.County, p.Contact.Name,
+		p.Contact.Phone, p.Mode, p.NominatedBy, p.Topic, string(problems), string(documents), at, source,
+		contract.TypeSignupConfirmed, contract.TypeSignupWaitlisted, contract.TypeSignupRejected,
+		r.notFound, r.closed, r.confirmed, r.waitlistedBefore, r.waitlistedAfter, r.registered}
 }
 
 func nonNil[T any](s []T) []T {

@@ -111,55 +111,6 @@ func decode[T any](data []byte) (*T, error) {
 	return p, nil
 }
 
-// Statement is the first statement of a handler built with OnStatement.
-// The runtime sends it in the round trip that begins the transaction and
-// inserts the inbox row, so a handler whose decision is this one statement
-// costs two round trips instead of three. On a redelivery the statement
-// runs too and is rolled back with the transaction, before Scan is called:
-// its effects never outlive a redelivery.
-type Statement struct {
-	SQL  string
-	Args []any
-	// Scan reads the statement's first row (pgx.ErrNoRows when it has
-	// none). It is called only for an event seen for the first time.
-	Scan func(row pgx.Row) error
-}
-
-// OnStatement builds a Handler like On whose work begins with one
-// statement: first returns it (after decoding and validation, before the
-// transaction), usually scanning into the event's state s, a new S for
-// each event; then runs in the transaction once the statement's row has
-// been scanned, and makes the result.
-func OnStatement[T, S any](first func(m Meta, p *T, s *S) Statement, then func(ctx context.Context, tx pgx.Tx, m Meta, p *T, s *S) (Result, error)) Handler {
-	return statementHandler(func(m Meta, data []byte) (*Statement, Run, error) {
-		p, err := decode[T](data)
-		if err != nil {
-			return nil, nil, err
-		}
-		state := new(S)
-		st := first(m, p, state)
-		return &st, func(ctx context.Context, tx pgx.Tx) (Result, error) { return then(ctx, tx, m, p, state) }, nil
-	})
-}
-
-// statementHandler is the Handler OnStatement builds.
-type statementHandler func(m Meta, data []byte) (*Statement, Run, error)
-
-// Prepare implements Handler: the Run sends the statement itself (one
-// round trip more than when the runtime pipelines it).
-func (h statementHandler) Prepare(m Meta, data []byte) (Run, error) {
-	st, run, err := h(m, data)
-	if err != nil {
-		return nil, err
-	}
-	return func(ctx context.Context, tx pgx.Tx) (Result, error) {
-		if err := st.Scan(tx.QueryRow(ctx, st.SQL, st.Args...)); err != nil {
-			return Result{}, err
-		}
-		return run(ctx, tx)
-	}, nil
-}
-
 // JobFunc runs one cron job "as of" m.Time.
 type JobFunc func(ctx context.Context, tx pgx.Tx, m Meta) (Result, error)
 

@@ -111,9 +111,9 @@ func (c *tripCounter) take() int {
 
 // The pipeline costs three round trips per event for a one-statement
 // handler (BEGIN + inbox insert; the handler; outbox + reply + COMMIT),
-// follow-ups included, two when the statement is given with OnStatement
-// (it joins the first), and two for a redelivery (BEGIN + inbox insert;
-// ROLLBACK + stored reply). Counted at the wire, on one warm connection.
+// follow-ups included, and two for a redelivery (BEGIN + inbox insert;
+// ROLLBACK + stored reply); a handler built with OnDecision costs one, a
+// redelivery to it one. Counted at the wire, on one warm connection.
 func TestPipelineRoundTrips(t *testing.T) {
 	t.Parallel()
 	u, err := url.Parse(pgtest.URL(t))
@@ -152,12 +152,22 @@ func TestPipelineRoundTrips(t *testing.T) {
 			err := tx.QueryRow(ctx, `SELECT current_setting('statement_timeout') || ' ' || current_setting('lock_timeout')`).Scan(&got)
 			return runtime.Reply("settings.done", map[string]string{"settings": got}), err
 		}),
-		// The decision is its first statement: pipelined with the inbox insert.
-		"stmt": runtime.OnStatement(func(m runtime.Meta, p *benchPayload, n *int) runtime.Statement {
-			return runtime.Statement{SQL: `INSERT INTO trips VALUES ($1, $2, $3) RETURNING n`, Args: []any{m.Source, m.ID, p.N},
-				Scan: func(row pgx.Row) error { return row.Scan(n) }}
-		}, func(ctx context.Context, tx pgx.Tx, m runtime.Meta, p *benchPayload, n *int) (runtime.Result, error) {
-			return runtime.Reply("stmt.done", map[string]int{"n": *n}), nil
+		// The whole work in one statement, reply and follow-ups chosen in
+		// SQL: one round trip with the inbox row.
+		"decision": runtime.OnDecision(func(ctx context.Context, m runtime.Meta, p *benchPayload) (runtime.Decision, error) {
+			return runtime.Decision{
+				With: `ins AS (INSERT INTO trips SELECT $1, $2, $3 FROM fresh RETURNING n),
+					answer AS (SELECT 'decision.done' AS reply_type, '' AS reply_subject,
+						json_build_object('n', (SELECT n FROM ins))::text AS reply_data, (SELECT n % 2 = 1 FROM ins) AS follow_ups)`,
+				Args: []any{m.Source, m.ID, p.N},
+				FollowUps: []runtime.Outgoing{{Type: "decision.odd", Data: map[string]int{"n": p.N}},
+					{Type: "decision.odd", Data: map[string]int{"n2": 2 * p.N}}},
+			}, nil
+		}),
+		"decision-settings": runtime.OnDecision(func(ctx context.Context, m runtime.Meta, p *benchPayload) (runtime.Decision, error) {
+			return runtime.Decision{With: `answer AS (SELECT 'settings.done' AS reply_type, '' AS reply_subject,
+				json_build_object('settings', current_setting('statement_timeout') || ' ' || current_setting('lock_timeout'))::text AS reply_data,
+				false AS follow_ups FROM fresh)`}, nil
 		}),
 	}}
 	srv := httptest.NewServer(runtime.NewServer(fn, pool, zap.NewNop().Sugar()))
@@ -185,8 +195,8 @@ func TestPipelineRoundTrips(t *testing.T) {
 	send("one", "warm-1", 1)
 	send("one", "warm-1", 1)
 	send("fanout", "warm-2", 3)
-	send("stmt", "warm-3", 1)
-	send("stmt", "warm-3", 1)
+	send("decision", "warm-3", 1)
+	send("decision", "warm-3", 1)
 	counter.take()
 
 	const events = 10
@@ -209,27 +219,35 @@ func TestPipelineRoundTrips(t *testing.T) {
 		t.Errorf("redeliveries: %d round trips for %d events, want %d", got, events, 2*events)
 	}
 	for i := 0; i < events; i++ {
-		send("stmt", fmt.Sprint("stmt-", i), i)
+		if got, want := send("decision", fmt.Sprint("decision-", i), i), fmt.Sprintf(`{"n" : %d}`, i); got != want {
+			t.Errorf("decision %d answered %s, want %s", i, got, want)
+		}
 	}
-	if got := counter.take(); got != 2*events {
-		t.Errorf("handler with its first statement pipelined: %d round trips for %d events, want %d", got, events, 2*events)
+	if got := counter.take(); got != events {
+		t.Errorf("handler deciding in one statement: %d round trips for %d events, want %d", got, events, events)
 	}
 	for i := 0; i < events; i++ {
-		send("stmt", fmt.Sprint("stmt-", i), i)
+		if got, want := send("decision", fmt.Sprint("decision-", i), i), fmt.Sprintf(`{"n" : %d}`, i); got != want {
+			t.Errorf("redelivered decision %d answered %s, want %s", i, got, want)
+		}
 	}
-	if got := counter.take(); got != 2*events {
-		t.Errorf("redeliveries to it: %d round trips for %d events, want %d", got, events, 2*events)
+	if got := counter.take(); got != events {
+		t.Errorf("redeliveries to it: %d round trips for %d events, want %d", got, events, events)
 	}
 	if got := send("settings", "settings-1", 0); got != `{"settings":"3s 2s"}` {
 		t.Errorf("statement and lock timeouts in an event's transaction: %s, want 3s 2s", got)
+	}
+	if got := send("decision-settings", "settings-2", 0); got != `{"settings" : "3s 2s"}` {
+		t.Errorf("statement and lock timeouts in a decision's statement: %s, want 3s 2s", got)
 	}
 	var rows, outbox int
 	if err := pool.QueryRow(ctx, `SELECT (SELECT count(*) FROM trips), (SELECT count(*) FROM qinqing.outbox)`).Scan(&rows, &outbox); err != nil {
 		t.Fatal(err)
 	}
-	// warm-1 once, warm-2 with 3 follow-ups, warm-3 once (its redelivery's
-	// statement rolled back), then 10 + 10 + 10 events with 23 follow-ups.
-	if rows != 33 || outbox != 3+23 {
-		t.Fatalf("%d rows and %d outbox rows, want 33 and 26", rows, outbox)
+	// warm-1 once, warm-2 with 3 follow-ups, warm-3 once with 2 (its
+	// redelivery wrote nothing), then 10 + 10 + 10 events with 23
+	// follow-ups and 2 for each of the 5 odd decisions.
+	if rows != 33 || outbox != 3+2+23+10 {
+		t.Fatalf("%d rows and %d outbox rows, want 33 and 38", rows, outbox)
 	}
 }

@@ -292,19 +292,26 @@ func (s *Server) serveEvent(ctx context.Context, w http.ResponseWriter, r *http.
 	}
 	m.TraceParent, _ = telemetry.TraceParent(ctx)
 	ctx = WithLogger(ctx, s.log.With("type", m.Type, "id", m.ID, "source", m.Source))
-	var first *Statement
-	var run Run
-	if sh, ok := h.(statementHandler); ok {
-		first, run, err = sh(m, ev.Data())
+	var reply *cloudevents.Event
+	var dup bool
+	if dh, ok := h.(decisionHandler); ok {
+		d, err := dh(ctx, m, ev.Data())
+		if err != nil {
+			return s.fail(w, err)
+		}
+		reply, dup, err = s.decide(ctx, m, d)
+		if err != nil {
+			return s.fail(w, err)
+		}
 	} else {
-		run, err = s.prepare(ctx, h, m, ev.Data())
-	}
-	if err != nil {
-		return s.fail(w, err)
-	}
-	reply, dup, err := s.handle(ctx, m, first, run)
-	if err != nil {
-		return s.fail(w, err)
+		run, err := s.prepare(ctx, h, m, ev.Data())
+		if err != nil {
+			return s.fail(w, err)
+		}
+		reply, dup, err = s.handle(ctx, m, run)
+		if err != nil {
+			return s.fail(w, err)
+		}
 	}
 	telemetry.SetEventTrace(ctx, reply)
 	if err := cehttp.WriteResponseWriter(ctx, binding.ToMessage(reply), http.StatusOK, w); err != nil {
@@ -348,10 +355,10 @@ func transient(err error) bool {
 		errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled)
 }
 
-// inboxInsert claims the event: a conflict means a redelivery, or a second
-// delivery that waited on the inbox's primary key until the first one
-// committed.
-const inboxInsert = `INSERT INTO qinqing.inbox (function, source, id, type, traceparent) VALUES ($1, $2, $3, $4, NULLIF($5, ''))
+// inboxInsert claims the event, with the id its reply will have: a
+// conflict means a redelivery, or a second delivery that waited on the
+// inbox's primary key until the first one committed.
+const inboxInsert = `INSERT INTO qinqing.inbox (function, source, id, type, traceparent, reply_id) VALUES ($1, $2, $3, $4, NULLIF($5, ''), $6)
 	ON CONFLICT DO NOTHING RETURNING received_at`
 
 // inboxInsertWith is inboxInsert that first runs settings, the pool's
@@ -364,21 +371,20 @@ func inboxInsertWith(settings string) string {
 		return inboxInsert
 	}
 	return `WITH settings AS MATERIALIZED (SELECT ` + settings + `)
-	INSERT INTO qinqing.inbox (function, source, id, type, traceparent)
-	SELECT $1::text, $2::text, $3::text, $4::text, NULLIF($5::text, '') FROM settings
+	INSERT INTO qinqing.inbox (function, source, id, type, traceparent, reply_id)
+	SELECT $1::text, $2::text, $3::text, $4::text, NULLIF($5::text, ''), $6::text FROM settings
 	ON CONFLICT DO NOTHING RETURNING received_at`
 }
 
 // handle runs one event in one transaction in three round trips: BEGIN and
 // the inbox insert (a conflict means a redelivery: answer the stored
-// reply); the handler; the outbox rows, the stored reply and COMMIT. A
-// handler's first statement (OnStatement) goes in the first round trip,
-// after the inbox insert: two round trips then. A concurrent second
+// reply); the handler; the outbox rows, the stored reply and COMMIT (a
+// handler built with OnDecision costs one: decide). A concurrent second
 // delivery waits on the inbox's primary key until the first commits, then
 // sees the conflict. Whatever stops the transaction before its end (an
 // error, a panic, a cancelled request) rolls it back on a context that is
 // not cancelled.
-func (s *Server) handle(ctx context.Context, m Meta, first *Statement, run Run) (reply *cloudevents.Event, dup bool, err error) {
+func (s *Server) handle(ctx context.Context, m Meta, run Run) (reply *cloudevents.Event, dup bool, err error) {
 	if s.warm != nil {
 		select {
 		case <-s.warm:
@@ -395,7 +401,8 @@ func (s *Server) handle(ctx context.Context, m Meta, first *Statement, run Run) 
 	b := &pgx.Batch{}
 	b.BeginTx(pgx.TxOptions{})
 	var receivedAt time.Time
-	b.Queue(s.inboxSQL, m.Function, m.Source, m.ID, m.Type, m.TraceParent).QueryRow(func(row pgx.Row) error {
+	rid := replyID(m)
+	b.Queue(s.inboxSQL, m.Function, m.Source, m.ID, m.Type, m.TraceParent, rid).QueryRow(func(row pgx.Row) error {
 		err := row.Scan(&receivedAt)
 		if errors.Is(err, pgx.ErrNoRows) {
 			dup = true
@@ -403,21 +410,6 @@ func (s *Server) handle(ctx context.Context, m Meta, first *Statement, run Run) 
 		}
 		return err
 	})
-	if first != nil {
-		b.Queue(first.SQL, first.Args...).Query(func(rows pgx.Rows) error {
-			defer rows.Close()
-			if dup {
-				return nil
-			}
-			if !rows.Next() {
-				if err := rows.Err(); err != nil {
-					return err
-				}
-				return pgx.ErrNoRows
-			}
-			return first.Scan(rows)
-		})
-	}
 	br := conn.SendBatch(ctx, b)
 	tx := br.Tx()
 	ended := false
@@ -432,8 +424,7 @@ func (s *Server) handle(ctx context.Context, m Meta, first *Statement, run Run) 
 		return nil, false, fmt.Errorf("inbox: %w", err)
 	}
 	if dup {
-		// A redelivery writes nothing: whatever the first statement did
-		// is rolled back.
+		// A redelivery writes nothing.
 		reply, err := s.storedReply(ctx, conn.Conn(), m)
 		ended = err == nil
 		return reply, true, err
@@ -449,13 +440,12 @@ func (s *Server) handle(ctx context.Context, m Meta, first *Statement, run Run) 
 	if err != nil {
 		return nil, false, fmt.Errorf("encode reply: %w", err)
 	}
-	rid := replyID(m)
 	b = &pgx.Batch{}
 	if err := queueOutbox(b, m, res.FollowUps); err != nil {
 		return nil, false, err
 	}
-	b.Queue(`UPDATE qinqing.inbox SET reply_id = $4, reply_type = $5, reply_data = $6, reply_subject = NULLIF($7, '')
-		WHERE function = $1 AND source = $2 AND id = $3`, m.Function, m.Source, m.ID, rid, res.Reply.Type, string(data), res.Reply.Subject)
+	b.Queue(`UPDATE qinqing.inbox SET reply_type = $4, reply_data = $5, reply_subject = NULLIF($6, '')
+		WHERE function = $1 AND source = $2 AND id = $3`, m.Function, m.Source, m.ID, res.Reply.Type, string(data), res.Reply.Subject)
 	if err := commitBatch(ctx, tx, b); err != nil {
 		return nil, false, fmt.Errorf("outbox, reply and commit: %w", err)
 	}
@@ -520,12 +510,26 @@ func queueOutbox(b *pgx.Batch, m Meta, fs []Outgoing) error {
 	if len(fs) == 0 {
 		return nil
 	}
-	ids, types, subjects, datas := make([]string, len(fs)), make([]string, len(fs)), make([]string, len(fs)), make([]string, len(fs))
-	traces := make([]string, len(fs))
+	ids, types, subjects, datas, traces, err := followUpArrays(m, fs)
+	if err != nil {
+		return err
+	}
+	b.Queue(outboxInsert, m.Function, SourceOf(m.Function), m.Time, ids, types, subjects, datas, traces)
+	b.Queue(`SELECT pg_notify('qinqing_outbox', '')`)
+	return nil
+}
+
+// followUpArrays are the columns of the follow-ups of the event m, for
+// one set-wise outbox insert: their ids (followUpID), types, subjects,
+// JSON data and traces (the event's, unless a follow-up continues its
+// own).
+func followUpArrays(m Meta, fs []Outgoing) (ids, types, subjects, datas, traces []string, err error) {
+	ids, types, subjects, datas = make([]string, len(fs)), make([]string, len(fs)), make([]string, len(fs)), make([]string, len(fs))
+	traces = make([]string, len(fs))
 	for i, f := range fs {
 		data, err := json.Marshal(f.Data)
 		if err != nil {
-			return fmt.Errorf("encode follow-up %s: %w", f.Type, err)
+			return nil, nil, nil, nil, nil, fmt.Errorf("encode follow-up %s: %w", f.Type, err)
 		}
 		ids[i], types[i], subjects[i], datas[i] = followUpID(m, f, i), f.Type, f.Subject, string(data)
 		traces[i] = m.TraceParent
@@ -533,9 +537,7 @@ func queueOutbox(b *pgx.Batch, m Meta, fs []Outgoing) error {
 			traces[i] = f.TraceParent
 		}
 	}
-	b.Queue(outboxInsert, m.Function, SourceOf(m.Function), m.Time, ids, types, subjects, datas, traces)
-	b.Queue(`SELECT pg_notify('qinqing_outbox', '')`)
-	return nil
+	return ids, types, subjects, datas, traces, nil
 }
 
 func newEvent(id, source, typ, subject string, t time.Time, data []byte) *cloudevents.Event {

@@ -1,0 +1,244 @@
+package runtime
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"time"
+
+	cloudevents "github.com/cloudevents/sdk-go/v2"
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+
+	"github.com/qinqing/qinqing/shared/postgres"
+)
+
+// Decision is a handler's whole work as one SQL statement, reply included:
+// the runtime adds the inbox row, the stored reply and the follow-ups to
+// the same statement and sends it alone, in one round trip, committing on
+// its own as a bare receiver's statement does. Whatever lock the decision
+// takes is held only while that statement runs and commits, so events
+// contending for one row (the weekly burst on one forum) queue for one
+// statement each, not for a transaction of several round trips.
+//
+// With is the statement's WITH list without the word WITH: common table
+// expressions separated by commas, which may write (INSERT, UPDATE …
+// RETURNING). Two names are the runtime's:
+//   - fresh, defined by the runtime before With: a CTE of no columns with
+//     one row when the event is new and none when it is a redelivery
+//     already in the inbox. Every CTE of With that writes or locks must
+//     read it (for example `FROM forum.forums, fresh WHERE …`): on a
+//     redelivery the statement then does nothing and answers the stored
+//     reply.
+//   - answer, the last CTE of With: one row with the columns reply_type
+//     (text), reply_subject (text, "" for none), reply_data (text, the
+//     reply's JSON) and follow_ups (boolean: whether FollowUps are sent).
+//     A statement whose answer has no row, or a NULL type or data, fails
+//     and writes nothing.
+//
+// Args are $1…$n of With; the runtime's own parameters come after them.
+// FollowUps are the follow-ups queued, in one set-wise insert, when the
+// answer's follow_ups is true; their ids, data and traces are made as a
+// Result's are. A reply whose data depends on the decision is built in
+// SQL, usually from JSON the handler encoded beforehand for each possible
+// outcome (forum-signup: functions/forum-signup/store.go).
+type Decision struct {
+	With      string
+	Args      []any
+	FollowUps []Outgoing
+}
+
+// OnDecision builds a Handler whose event is handled by one statement:
+// the data is decoded and validated as On does, then decide (outside any
+// transaction, no database) returns the Decision. Through the server an
+// event then costs one round trip, a redelivery too; a second delivery
+// arriving while the first is in flight waits on the inbox key, fails
+// with a unique violation that rolls its statement back, and is answered
+// the stored reply (two round trips). Prepare (callers that drive a
+// handler themselves on a transaction) runs the decision's With and
+// answer on that transaction, without inbox or outbox.
+func OnDecision[T any](decide func(ctx context.Context, m Meta, p *T) (Decision, error)) Handler {
+	return decisionHandler(func(ctx context.Context, m Meta, data []byte) (Decision, error) {
+		p, err := decode[T](data)
+		if err != nil {
+			return Decision{}, err
+		}
+		return decide(ctx, m, p)
+	})
+}
+
+// decisionHandler is the Handler OnDecision builds.
+type decisionHandler func(ctx context.Context, m Meta, data []byte) (Decision, error)
+
+// Prepare implements Handler. The data is decoded and validated before
+// the Run, as for every handler; the Run runs the decision's statement on
+// its transaction and returns the reply (its data as the JSON the
+// statement chose) and, when the answer says so, the follow-ups.
+func (h decisionHandler) Prepare(m Meta, data []byte) (Run, error) {
+	// decide does no I/O: its errors (invalid data) surface here, before
+	// any transaction, as every handler's do.
+	d, err := h(context.Background(), m, data)
+	if err != nil {
+		return nil, err
+	}
+	return func(ctx context.Context, tx pgx.Tx) (Result, error) {
+		var typ, subject, data *string
+		var followUps *bool
+		if err := tx.QueryRow(ctx, decisionOnTx(d.With), d.Args...).Scan(&typ, &subject, &data, &followUps); err != nil {
+			return Result{}, fmt.Errorf("decision: %w", err)
+		}
+		if typ == nil || data == nil {
+			return Result{}, fmt.Errorf("the decision of %s for %s chose no reply", m.Function, m.Type)
+		}
+		res := Result{Reply: Outgoing{Type: *typ, Data: json.RawMessage(*data)}}
+		if subject != nil {
+			res.Reply.Subject = *subject
+		}
+		if followUps != nil && *followUps {
+			res.FollowUps = d.FollowUps
+		}
+		return res, nil
+	}, nil
+}
+
+// decisionOnTx is a decision's statement for Prepare's Run: fresh always
+// has its row, and the answer is the result.
+func decisionOnTx(with string) string {
+	return "WITH fresh AS MATERIALIZED (SELECT), " + with + "\n" +
+		"SELECT reply_type, reply_subject, reply_data, follow_ups FROM answer"
+}
+
+// decisionSQL caches the server's statements by their parts.
+var decisionSQL sync.Map // decisionKey → string
+
+type decisionKey struct {
+	with, settings string
+	nargs          int
+	followUps      bool
+}
+
+// decisionStatement is a decision's statement for the server, alone in
+// its round trip and its implicit transaction: the pool's timeouts
+// (postgres.Settings), read first, so every lock the statement waits for
+// has the lock timeout (a statement timeout set inside a statement bounds
+// only the statements after it: this one is bounded by the request's
+// deadline), the reply stored with the
+// event when it was handled before (seen), else the handler's With, the
+// inbox row with the answer's reply (claim: it fails on the key of a
+// delivery of the same event that committed meanwhile, and on a missing
+// answer, whose NULL type the inbox's NOT NULL type column refuses), and,
+// for a decision with follow-ups, those the answer sends (one insert from
+// arrays) and the relays' wake-up. The runtime's parameters follow the
+// handler's n: function, source, id, type, traceparent and reply id, and
+// with follow-ups their source and time, then their ids, types, subjects,
+// data and traces as arrays.
+func decisionStatement(with, settings string, n int, followUps bool) string {
+	k := decisionKey{with, settings, n, followUps}
+	if q, ok := decisionSQL.Load(k); ok {
+		return q.(string)
+	}
+	p := func(i int) string { return fmt.Sprintf("$%d", n+i) }
+	r := strings.NewReplacer(
+		"$FUNCTION", p(1), "$SOURCE", p(2), "$ID", p(3), "$TYPE", p(4), "$TRACE", p(5), "$REPLY_ID", p(6),
+		"$PRODUCER", p(7), "$TIME", p(8), "$F_IDS", p(9), "$F_TYPES", p(10), "$F_SUBJECTS", p(11),
+		"$F_DATA", p(12), "$F_TRACES", p(13))
+	head, from := "WITH ", ""
+	if settings != "" {
+		head, from = "WITH qq_settings AS MATERIALIZED (SELECT "+settings+"), ", " FROM qq_settings"
+	}
+	// Without follow-ups the statement has no outbox part at all.
+	outbox, notified := "", "0"
+	if followUps {
+		outbox = `, qq_outbox AS (
+		INSERT INTO qinqing.outbox (id, producer, source, type, subject, data, event_time, traceparent)
+		SELECT f.id, $FUNCTION::text, $PRODUCER::text, f.type, NULLIF(f.subject, ''), f.data::json, $TIME::timestamptz, NULLIF(f.traceparent, '')
+		FROM answer a, fresh,
+			unnest($F_IDS::text[], $F_TYPES::text[], $F_SUBJECTS::text[], $F_DATA::text[], $F_TRACES::text[]) WITH ORDINALITY AS f(id, type, subject, data, traceparent, n)
+		WHERE a.follow_ups
+		ORDER BY f.n
+		ON CONFLICT (id) DO NOTHING
+		RETURNING 1
+	), qq_notify AS (
+		SELECT pg_notify('qinqing_outbox', '') FROM (SELECT FROM qq_outbox LIMIT 1) o
+	)`
+		notified = "(SELECT count(*) FROM qq_notify)"
+	}
+	// fresh reads the settings' one row, so they are set before any CTE
+	// reading fresh waits for a lock.
+	q := head + r.Replace(`qq_seen AS MATERIALIZED (
+		SELECT reply_id, reply_type, coalesce(reply_subject, '') AS reply_subject, reply_data::text AS reply_data, received_at
+		FROM qinqing.inbox WHERE function = $FUNCTION::text AND source = $SOURCE::text AND id = $ID::text
+	), fresh AS MATERIALIZED (
+		SELECT`+from+` WHERE NOT EXISTS (SELECT FROM qq_seen)
+	), `) + with + r.Replace(`,
+	qq_claim AS (
+		INSERT INTO qinqing.inbox (function, source, id, type, traceparent, reply_id, reply_type, reply_data, reply_subject)
+		SELECT $FUNCTION::text, $SOURCE::text, $ID::text,
+			CASE WHEN a.reply_type IS NOT NULL AND a.reply_data IS NOT NULL THEN $TYPE::text END,
+			NULLIF($TRACE::text, ''), $REPLY_ID::text, a.reply_type, a.reply_data::json, NULLIF(a.reply_subject, '')
+		FROM fresh LEFT JOIN answer a ON true
+		RETURNING received_at, reply_type, coalesce(reply_subject, '') AS reply_subject, reply_data::text AS reply_data
+	)`+outbox+`
+	SELECT s.reply_id IS NOT NULL, coalesce(s.reply_id, $REPLY_ID::text), coalesce(s.reply_type, c.reply_type),
+		coalesce(s.reply_subject, c.reply_subject), coalesce(s.reply_data, c.reply_data), coalesce(s.received_at, c.received_at),
+		`+notified+`
+	FROM (SELECT) one LEFT JOIN qq_seen s ON true LEFT JOIN qq_claim c ON true`)
+	decisionSQL.Store(k, q)
+	return q
+}
+
+// decide handles an event of an OnDecision handler: its statement
+// (decisionStatement), one round trip. A delivery of the same event in
+// flight makes the statement wait on the inbox key; when that one commits,
+// this statement fails whole and the stored reply is read.
+func (s *Server) decide(ctx context.Context, m Meta, d Decision) (reply *cloudevents.Event, dup bool, err error) {
+	if s.warm != nil {
+		select {
+		case <-s.warm:
+		case <-ctx.Done():
+		}
+	}
+	args := make([]any, 0, len(d.Args)+13)
+	args = append(args, d.Args...)
+	args = append(args, m.Function, m.Source, m.ID, m.Type, m.TraceParent, replyID(m))
+	if len(d.FollowUps) > 0 {
+		ids, types, subjects, datas, traces, err := followUpArrays(m, d.FollowUps)
+		if err != nil {
+			return nil, false, err
+		}
+		args = append(args, SourceOf(m.Function), m.Time, ids, types, subjects, datas, traces)
+	}
+	var id, typ, subject, data string
+	var at time.Time
+	var notified int64
+	err = s.pool.QueryRow(ctx, decisionStatement(d.With, postgres.Settings(s.pool), len(d.Args), len(d.FollowUps) > 0), args...).
+		Scan(&dup, &id, &typ, &subject, &data, &at, &notified)
+	var pe *pgconn.PgError
+	switch {
+	case postgres.IsUniqueViolation(err, "inbox_pkey"):
+		// A delivery of the same event committed first; this statement
+		// was rolled back whole.
+		reply, err := s.readReply(ctx, m)
+		return reply, true, err
+	case errors.As(err, &pe) && pe.Code == "23502" && pe.TableName == "inbox" && pe.ColumnName == "type":
+		return nil, false, fmt.Errorf("the decision of %s for %s chose no reply; nothing was written", m.Function, m.Type)
+	case err != nil:
+		return nil, false, fmt.Errorf("decision: %w", err)
+	}
+	return newEvent(id, SourceOf(m.Function), typ, subject, at, []byte(data)), dup, nil
+}
+
+// readReply reads the reply stored with an event already handled.
+func (s *Server) readReply(ctx context.Context, m Meta) (*cloudevents.Event, error) {
+	var id, typ, subject string
+	var data []byte
+	var at time.Time
+	if err := s.pool.QueryRow(ctx, `SELECT reply_id, reply_type, coalesce(reply_subject, ''), reply_data::text, received_at
+		FROM qinqing.inbox WHERE function = $1 AND source = $2 AND id = $3`, m.Function, m.Source, m.ID).Scan(&id, &typ, &subject, &data, &at); err != nil {
+		return nil, fmt.Errorf("inbox reply: %w", err)
+	}
+	return newEvent(id, SourceOf(m.Function), typ, subject, at, data), nil
+}
