@@ -9,10 +9,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"sync"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/aws-sdk-go-v2/service/s3/types"
 	"github.com/aws/smithy-go/middleware"
@@ -45,8 +45,9 @@ type Store struct {
 // Open checks the configuration and returns the store. The client is
 // built the production way on first use (so a start-up, or an event that
 // needs no document, does not pay for it): the default AWS credential
-// chain (AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, web identity, …), then
-// the endpoint and addressing options. Checksums are computed and checked
+// chain as a pod meets it (AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, web
+// identity, container endpoint, instance role: awsConfig), then the
+// endpoint and addressing options. Checksums are computed and checked
 // only when an operation requires them: the SDK's default aws-chunked
 // uploads with CRC trailers are stored as garbage by some S3-compatible
 // servers. It makes no network call.
@@ -61,11 +62,7 @@ func Open(_ context.Context, c S3) (*Store, error) {
 // a client whose every call fails with that error.
 func (s *Store) build() {
 	s.once.Do(func() {
-		awsCfg, err := config.LoadDefaultConfig(context.Background(),
-			config.WithRegion(s.cfg.Region),
-			config.WithRequestChecksumCalculation(aws.RequestChecksumCalculationWhenRequired),
-			config.WithResponseChecksumValidation(aws.ResponseChecksumValidationWhenRequired),
-		)
+		awsCfg, err := awsConfig(os.Getenv, s.cfg.Region)
 		if err != nil {
 			s.err = fmt.Errorf("s3 config: %w", err)
 			s.client = s3.New(s3.Options{Region: s.cfg.Region, APIOptions: []func(*middleware.Stack) error{
