@@ -29,7 +29,7 @@ import (
 
 	"github.com/qinqing/qinqing/shared/contract"
 	"github.com/qinqing/qinqing/shared/docs/s3test"
-	"github.com/qinqing/qinqing/shared/postgres"
+	"github.com/qinqing/qinqing/shared/postgres/migrate"
 	otlprecv "github.com/qinqing/qinqing/shared/telemetry/receiver"
 )
 
@@ -75,7 +75,7 @@ func run(ctx context.Context, dir, weekDir string, serve bool, brokerPort int) e
 		defer func() { _ = exec.Command("hack/pg.sh", "stop", filepath.Join(dir, "postgres")).Run() }()
 	}
 	step("migrating %s", dbURL)
-	applied, err := postgres.Migrate(ctx, dbURL)
+	applied, err := migrate.Up(ctx, dbURL)
 	if err != nil {
 		return err
 	}

@@ -2,10 +2,10 @@
 // MIGRATIONS_DATABASE_URL (a direct connection with the owner role), or to
 // DATABASE_URL when that is unset, and exits 0. It is idempotent and safe
 // to run twice at once, also through PgBouncer in transaction pooling mode
-// (goose's table lock, see postgres.Migrate); the Helm chart runs it as a
+// (goose's table lock, see migrate.Up); the Helm chart runs it as a
 // pre-install/pre-upgrade hook Job.
 // `make run` (cmd/devstack) applies the same migrations in-process with
-// the same postgres.Migrate. Functions never migrate on start.
+// the same migrate.Up. Functions never migrate on start.
 //
 // With -create-login-roles it then creates (or updates) the login role of
 // each function whose DATABASE_PASSWORD_<FUNCTION> is set, as a member of
@@ -23,6 +23,7 @@ import (
 	"github.com/kelseyhightower/envconfig"
 
 	"github.com/qinqing/qinqing/shared/postgres"
+	"github.com/qinqing/qinqing/shared/postgres/migrate"
 )
 
 func main() {
@@ -46,7 +47,7 @@ func main() {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	applied, err := postgres.Migrate(ctx, url)
+	applied, err := migrate.Up(ctx, url)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "migrate:", err)
 		os.Exit(1)

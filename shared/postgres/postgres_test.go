@@ -12,6 +12,7 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/qinqing/qinqing/shared/postgres"
+	"github.com/qinqing/qinqing/shared/postgres/migrate"
 	"github.com/qinqing/qinqing/shared/postgres/pgtest"
 )
 
@@ -26,7 +27,7 @@ func TestMigrateIdempotentAndConcurrent(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			applied, err := postgres.Migrate(ctx, url)
+			applied, err := migrate.Up(ctx, url)
 			counts[i], errs[i] = len(applied), err
 		}()
 	}
@@ -38,7 +39,7 @@ func TestMigrateIdempotentAndConcurrent(t *testing.T) {
 		}
 		total += counts[i]
 	}
-	applied, err := postgres.Migrate(ctx, url)
+	applied, err := migrate.Up(ctx, url)
 	if err != nil || len(applied) != 0 {
 		t.Fatalf("second run applied %v, %v; want nothing", applied, err)
 	}

@@ -7,7 +7,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/qinqing/qinqing/shared/postgres"
+	"github.com/qinqing/qinqing/shared/postgres/migrate"
 	"github.com/qinqing/qinqing/shared/postgres/pgtest"
 	"github.com/qinqing/qinqing/shared/runtime/functest"
 )
@@ -61,7 +61,7 @@ func TestSessionPooler(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			_, errs[i] = postgres.Migrate(ctx, empty)
+			_, errs[i] = migrate.Up(ctx, empty)
 		}()
 	}
 	wg.Wait()
@@ -70,7 +70,7 @@ func TestSessionPooler(t *testing.T) {
 			t.Fatalf("concurrent migration %d through the session pooler: %v", i, err)
 		}
 	}
-	if applied, err := postgres.Migrate(ctx, empty); err != nil || len(applied) != 0 {
+	if applied, err := migrate.Up(ctx, empty); err != nil || len(applied) != 0 {
 		t.Fatalf("rerun through the session pooler: applied %v, %v", applied, err)
 	}
 }

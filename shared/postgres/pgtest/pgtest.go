@@ -28,6 +28,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/qinqing/qinqing/shared/postgres"
+	"github.com/qinqing/qinqing/shared/postgres/migrate"
 )
 
 var (
@@ -96,7 +97,7 @@ func setupTemplate() {
 		initErr = fmt.Errorf("create template: %w", err)
 		return
 	}
-	if _, err := postgres.Migrate(ctx, dbURL(template)); err != nil {
+	if _, err := migrate.Up(ctx, dbURL(template)); err != nil {
 		initErr = err
 	}
 }
