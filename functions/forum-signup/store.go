@@ -124,67 +124,65 @@ const signupDecision = `f AS (
 			waitlisted = waitlisted + (ins.status = 'waitlisted')::int
 		FROM ins WHERE forum_id = $2 AND ins.signup_id = $1::text
 		RETURNING waitlisted
-	), o AS (
-		SELECT EXISTS (SELECT FROM f) AS found, coalesce((SELECT open FROM f), false) AS open,
-			(SELECT status FROM ins WHERE signup_id = $1::text) AS status,
-			(SELECT signup_id FROM ins WHERE signup_id <> $1::text) AS existing,
-			(SELECT waitlisted FROM upd) AS position
 	), answer AS (
-		SELECT CASE o.status WHEN 'confirmed' THEN $15::text WHEN 'waitlisted' THEN $16::text ELSE $17::text END AS reply_type,
+		SELECT CASE WHEN ins.signup_id = $1::text THEN CASE ins.status WHEN 'confirmed' THEN $15::text ELSE $16::text END
+				ELSE $17::text END AS reply_type,
 			'' AS reply_subject,
-			CASE WHEN NOT o.found THEN $18::text
-				WHEN NOT o.open THEN $19::text
-				WHEN o.status = 'confirmed' THEN $20::text
-				WHEN o.status = 'waitlisted' THEN $21::text || o.position || $22::text
-				ELSE left($23::text, -1) || ',"signupId":' || to_json(o.existing)::text || '}' END AS reply_data,
-			o.status IS NOT NULL AS follow_ups
-		FROM o
+			CASE WHEN f.open IS NULL THEN $18::text || 'forum_not_found"}'
+				WHEN NOT f.open THEN $18::text || 'signup_closed"}'
+				WHEN ins.signup_id = $1::text AND ins.status = 'confirmed' THEN $19::text
+				WHEN ins.signup_id = $1::text THEN $20::text || upd.waitlisted || $21::text
+				ELSE $18::text || 'already_registered","signupId":' || to_json(ins.signup_id)::text || '}' END AS reply_data,
+			coalesce(ins.signup_id = $1::text, false) AS follow_ups
+		FROM (SELECT) one LEFT JOIN f ON true LEFT JOIN ins ON true LEFT JOIN upd ON true
 	)`
 
 // signupReplies are the replies a signup may get, encoded before its
 // statement chooses one: confirmed (position 0), waitlisted cut around
 // its position (the JSON before and after the number, which only the
-// statement knows), and the rejections (already_registered without the
-// existing signup's id, which the statement appends).
+// statement knows), and the rejections' JSON up to their reason, which
+// the statement writes (with the existing signup's id for
+// already_registered).
 type signupReplies struct {
 	confirmed                         string
 	waitlistedBefore, waitlistedAfter string
-	notFound, closed, registered      string
+	rejectionHead                     string
 }
 
+// encodeSignupReplies encodes a signup's replies with two json.Marshal
+// calls. In encoding/json's output a quote inside a string is always
+// escaped, so the keys cut at below, unescaped quotes and colon, occur
+// once each: as the keys.
 func encodeSignupReplies(signupID string, p *contract.SignupRequested, uploads []docs.Upload) (signupReplies, error) {
 	var r signupReplies
-	enc := func(v any) string {
-		b, _ := json.Marshal(v) // plain structs: cannot fail
-		return string(b)
-	}
-	accepted := contract.SignupReply{SignupID: signupID, ForumID: p.ForumID, USCC: p.Enterprise.USCC, Status: StatusConfirmed, Uploads: nonNil(uploads)}
-	r.confirmed = enc(accepted)
-	accepted.Status = StatusWaitlisted
-	// In encoding/json's output a quote inside a string is always escaped,
-	// so this key, unescaped quotes and colon, occurs once: as the key.
-	const position = `"waitlistPosition":`
-	before, after, ok := strings.Cut(enc(accepted), position+"0")
+	accepted, _ := json.Marshal(contract.SignupReply{SignupID: signupID, ForumID: p.ForumID, USCC: p.Enterprise.USCC,
+		Status: StatusConfirmed, Uploads: nonNil(uploads)}) // plain structs: cannot fail
+	r.confirmed = string(accepted)
+	const confirmedAt = `"status":"` + StatusConfirmed + `","waitlistPosition":0`
+	before, after, ok := strings.Cut(r.confirmed, confirmedAt)
 	if !ok {
-		return r, fmt.Errorf("signup reply: no %s0 in the encoded reply", position)
+		return r, fmt.Errorf("signup reply: no %s in the encoded reply", confirmedAt)
 	}
-	r.waitlistedBefore, r.waitlistedAfter = before+position, after
-	reject := func(reason string) string {
-		return enc(contract.SignupRejection{ForumID: p.ForumID, USCC: p.Enterprise.USCC, Reason: reason})
+	r.waitlistedBefore, r.waitlistedAfter = before+`"status":"`+StatusWaitlisted+`","waitlistPosition":`, after
+	rejection, _ := json.Marshal(contract.SignupRejection{ForumID: p.ForumID, USCC: p.Enterprise.USCC})
+	const reasonAt = `"reason":""}`
+	head, ok := strings.CutSuffix(string(rejection), reasonAt)
+	if !ok {
+		return r, fmt.Errorf("signup rejection: no %s at the end of the encoded rejection", reasonAt)
 	}
-	r.notFound, r.closed, r.registered = reject("forum_not_found"), reject("signup_closed"), reject("already_registered")
+	r.rejectionHead = head + `"reason":"`
 	return r, nil
 }
 
-// decideSignup is signupDecision for the signup signupID of the event
-// from source, with its possible replies.
+// decideSignup is signupDecision's arguments for the signup signupID of
+// the event from source, with its possible replies.
 func decideSignup(signupID string, p *contract.SignupRequested, at time.Time, source string, r signupReplies) []any {
 	problems, _ := json.Marshal(nonNil(p.Problems)) // plain structs: cannot fail
 	documents, _ := json.Marshal(nonNil(p.Documents))
 	return []any{signupID, p.ForumID, p.Enterprise.USCC, p.Enterprise.Name, p.Enterprise.County, p.Contact.Name,
 		p.Contact.Phone, p.Mode, p.NominatedBy, p.Topic, string(problems), string(documents), at, source,
 		contract.TypeSignupConfirmed, contract.TypeSignupWaitlisted, contract.TypeSignupRejected,
-		r.notFound, r.closed, r.confirmed, r.waitlistedBefore, r.waitlistedAfter, r.registered}
+		r.rejectionHead, r.confirmed, r.waitlistedBefore, r.waitlistedAfter}
 }
 
 func nonNil[T any](s []T) []T {
