@@ -137,6 +137,9 @@ func Open(ctx context.Context, c Config, tracer ...pgx.QueryTracer) (*pgxpool.Po
 	if q := c.beginQuery(); q != "BEGIN" {
 		beginQueries.Store(pool, q)
 		batchSettings.Store(pool, c.settingsQuery())
+		if c.LockTimeout > 0 {
+			lockSettings.Store(pool, c.lockSetting())
+		}
 	}
 	return pool, nil
 }
@@ -177,6 +180,26 @@ func InTx(ctx context.Context, db Beginner, fn func(tx pgx.Tx) error) (err error
 // set the configured timeouts for the transaction (Settings).
 var batchSettings sync.Map // *pgxpool.Pool → string
 
+// lockSettings holds, per pool opened by Open with a lock timeout, the
+// set_config call of that timeout alone (LockSetting).
+var lockSettings sync.Map // *pgxpool.Pool → string
+
+func (c Config) lockSetting() string {
+	return fmt.Sprintf("set_config('lock_timeout', '%d', true)", c.LockTimeout.Milliseconds())
+}
+
+// LockSetting is the set_config call that gives the current transaction
+// the lock timeout InTx gives transactions on pool, or "" when there is
+// none: for a statement that runs alone in its implicit transaction, on
+// which a statement timeout set inside it would have no effect (it bounds
+// only the statements after it).
+func LockSetting(pool *pgxpool.Pool) string {
+	if q, ok := lockSettings.Load(pool); ok {
+		return q.(string)
+	}
+	return ""
+}
+
 // settingsQuery is the SET LOCALs of beginQuery as set_config calls, for a
 // select list.
 func (c Config) settingsQuery() string {
@@ -185,7 +208,7 @@ func (c Config) settingsQuery() string {
 		q = append(q, fmt.Sprintf("set_config('statement_timeout', '%d', true)", c.StatementTimeout.Milliseconds()))
 	}
 	if c.LockTimeout > 0 {
-		q = append(q, fmt.Sprintf("set_config('lock_timeout', '%d', true)", c.LockTimeout.Milliseconds()))
+		q = append(q, c.lockSetting())
 	}
 	return strings.Join(q, ", ")
 }

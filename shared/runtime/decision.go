@@ -121,12 +121,11 @@ type decisionKey struct {
 }
 
 // decisionStatement is a decision's statement for the server, alone in
-// its round trip and its implicit transaction: the pool's timeouts
-// (postgres.Settings), read first, so every lock the statement waits for
-// has the lock timeout (a statement timeout set inside a statement bounds
-// only the statements after it: this one is bounded by the request's
-// deadline), the reply stored with the
-// event when it was handled before (seen), else the handler's With, the
+// its round trip and its implicit transaction: the pool's lock timeout
+// (postgres.LockSetting), set first, so every lock the statement waits
+// for has it (a statement timeout set inside a statement would bound only
+// the statements after it: this one is bounded by the request's
+// deadline), the reply stored with the event when it was handled before (seen), else the handler's With, the
 // inbox row with the answer's reply (claim: it fails on the key of a
 // delivery of the same event that committed meanwhile, and on a missing
 // answer, whose NULL type the inbox's NOT NULL type column refuses), and,
@@ -214,7 +213,7 @@ func (s *Server) decide(ctx context.Context, m Meta, d Decision) (reply *cloudev
 	var id, typ, subject, data string
 	var at time.Time
 	var notified int64
-	err = s.pool.QueryRow(ctx, decisionStatement(d.With, postgres.Settings(s.pool), len(d.Args), len(d.FollowUps) > 0), args...).
+	err = s.pool.QueryRow(ctx, decisionStatement(d.With, postgres.LockSetting(s.pool), len(d.Args), len(d.FollowUps) > 0), args...).
 		Scan(&dup, &id, &typ, &subject, &data, &at, &notified)
 	var pe *pgconn.PgError
 	switch {
