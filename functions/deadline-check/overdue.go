@@ -26,19 +26,15 @@ type pastDue struct {
 
 // pastDueAt returns the open stages past their due time as of asOf, each
 // appeal judged as it stood at asOf: the appeals unchanged since asOf as
-// they stand (appeal.PastDueUnchanged), the others rebuilt from their
-// history up to asOf (appeal.EachChangedStep).
+// they stand (appeal.QueuePastDueUnchanged), the others rebuilt from their
+// history up to asOf (appeal.QueueChangedSteps). Both reads go out in one
+// batch, one round trip instead of two pairs on a cold start.
 func pastDueAt(ctx context.Context, tx pgx.Tx, asOf time.Time) ([]pastDue, error) {
-	unchanged, err := appeal.PastDueUnchanged(ctx, tx, asOf)
-	if err != nil {
-		return nil, err
-	}
-	late := make([]pastDue, len(unchanged))
-	for i, p := range unchanged {
-		late[i] = pastDue{appealID: p.AppealID, department: p.Department, stage: p.Stage, due: p.Due}
-	}
+	var unchanged []appeal.PastDue
 	var states []stateAt
-	err = appeal.EachChangedStep(ctx, tx, asOf, func(row *appeal.ChangedStep) error {
+	b := &pgx.Batch{}
+	appeal.QueuePastDueUnchanged(b, asOf, &unchanged)
+	appeal.QueueChangedSteps(b, asOf, func(row *appeal.ChangedStep) error {
 		if n := len(states); n == 0 || states[n-1].appealID != row.AppealID {
 			states = append(states, stateAt{appealID: row.AppealID, assignDue: row.AssignDue, replyDue: row.FirstReplyDue})
 		}
@@ -62,8 +58,12 @@ func pastDueAt(ctx context.Context, tx pgx.Tx, asOf time.Time) ([]pastDue, error
 		}
 		return nil
 	})
-	if err != nil {
+	if err := tx.SendBatch(ctx, b).Close(); err != nil {
 		return nil, err
+	}
+	late := make([]pastDue, len(unchanged))
+	for i, p := range unchanged {
+		late[i] = pastDue{appealID: p.AppealID, department: p.Department, stage: p.Stage, due: p.Due}
 	}
 	for _, s := range states {
 		late = append(late, s.pastDue(asOf)...)
@@ -88,7 +88,7 @@ type stateAt struct {
 }
 
 // pastDue returns the stages open in this state and past due at asOf,
-// by the rules of appeal.PastDueUnchanged.
+// by the rules of appeal.QueuePastDueUnchanged.
 func (s stateAt) pastDue(asOf time.Time) []pastDue {
 	var out []pastDue
 	add := func(st appeal.Stage, due time.Time) {

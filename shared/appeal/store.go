@@ -88,24 +88,25 @@ ORDER BY appeal_id, stage`
 
 const unchangedSince = `NOT EXISTS (SELECT 1 FROM appeal.history h WHERE h.appeal_id = a.appeal_id AND h.at > $1)`
 
-// PastDueUnchanged returns the stages past their due time at asOf of the
-// open appeals with no transition after asOf, by appeal and stage
-// (deadline-check). Appeals changed after asOf are read by
-// EachChangedStep.
-func PastDueUnchanged(ctx context.Context, q postgres.Querier, asOf time.Time) ([]PastDue, error) {
-	rows, err := q.Query(ctx, OverdueSQL, asOf)
-	if err != nil {
-		return nil, fmt.Errorf("overdue appeals: %w", err)
-	}
-	late, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (PastDue, error) {
-		var p PastDue
-		err := r.Scan(&p.AppealID, &p.Department, &p.Stage, &p.Due)
-		return p, err
+// QueuePastDueUnchanged queues on b the read of the stages past their due
+// time at asOf of the open appeals with no transition after asOf, by
+// appeal and stage, into *out (deadline-check). Appeals changed after
+// asOf are read by QueueChangedSteps. The check sends both in one batch:
+// on the first event of a new backend each statement would otherwise
+// cost a parse and an execute round trip of its own.
+func QueuePastDueUnchanged(b *pgx.Batch, asOf time.Time, out *[]PastDue) {
+	b.Queue(OverdueSQL, asOf).Query(func(rows pgx.Rows) error {
+		late, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (PastDue, error) {
+			var p PastDue
+			err := r.Scan(&p.AppealID, &p.Department, &p.Stage, &p.Due)
+			return p, err
+		})
+		if err != nil {
+			return fmt.Errorf("overdue appeals: %w", err)
+		}
+		*out = late
+		return nil
 	})
-	if err != nil {
-		return nil, fmt.Errorf("overdue appeals: %w", err)
-	}
-	return late, nil
 }
 
 // ChangedStep is one history row up to asOf of an appeal with a
@@ -122,7 +123,7 @@ type ChangedStep struct {
 }
 
 // ChangedSQL reads the history up to $1 (asOf) of the appeals with a
-// transition after it, found by the history_at index (EachChangedStep).
+// transition after it, found by the history_at index (QueueChangedSteps).
 const ChangedSQL = `
 SELECT h.appeal_id, a.assign_due, a.first_reply_due, h.to_status, h.department,
 	coalesce(h.detail->>'replyDue', ''), coalesce(h.detail->>'revisitDue', '')
@@ -131,24 +132,22 @@ FROM (SELECT DISTINCT appeal_id FROM appeal.history WHERE at > $1) c
 	JOIN appeal.history h ON h.appeal_id = c.appeal_id AND h.at <= $1
 ORDER BY h.appeal_id, h.at, h.seq`
 
-// EachChangedStep calls fn for the history up to asOf of every appeal with
-// a transition after asOf (found by the history_at index), by appeal,
-// then time (deadline-check): a check that arrives after later answers —
-// delayed, or sent again — rebuilds their state at asOf from it. For a
-// check run on time there are none. fn's argument is reused for the next
-// row.
-func EachChangedStep(ctx context.Context, q postgres.Querier, asOf time.Time, fn func(s *ChangedStep) error) error {
-	rows, err := q.Query(ctx, ChangedSQL, asOf)
-	if err != nil {
-		return fmt.Errorf("changed appeals: %w", err)
-	}
-	var s ChangedStep
-	_, err = pgx.ForEachRow(rows, []any{&s.AppealID, &s.AssignDue, &s.FirstReplyDue, &s.To, &s.Department,
-		&s.ReplyDue, &s.RevisitDue}, func() error { return fn(&s) })
-	if err != nil {
-		return fmt.Errorf("changed appeals: %w", err)
-	}
-	return nil
+// QueueChangedSteps queues on b the read of the history up to asOf of
+// every appeal with a transition after asOf (found by the history_at
+// index), calling fn per row by appeal, then time (deadline-check): a
+// check that arrives after later answers — delayed, or sent again —
+// rebuilds their state at asOf from it. For a check run on time there are
+// none. fn's argument is reused for the next row.
+func QueueChangedSteps(b *pgx.Batch, asOf time.Time, fn func(s *ChangedStep) error) {
+	b.Queue(ChangedSQL, asOf).Query(func(rows pgx.Rows) error {
+		var s ChangedStep
+		_, err := pgx.ForEachRow(rows, []any{&s.AppealID, &s.AssignDue, &s.FirstReplyDue, &s.To, &s.Department,
+			&s.ReplyDue, &s.RevisitDue}, func() error { return fn(&s) })
+		if err != nil {
+			return fmt.Errorf("changed appeals: %w", err)
+		}
+		return nil
+	})
 }
 
 // CaseTraces returns, for the given appeals, the traceparent their case
