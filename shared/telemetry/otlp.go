@@ -36,7 +36,8 @@ import (
 //     /v1/metrics appended) or OTEL_EXPORTER_OTLP_{TRACES,METRICS}_ENDPOINT
 //     (used as it is);
 //   - …_HEADERS ("k=v,k2=v2", values URL-encoded), …_TIMEOUT (ms, 10000),
-//     …_COMPRESSION (gzip or none), …_CERTIFICATE (CA bundle file),
+//     …_COMPRESSION (gzip, at its fastest level, or none: the default),
+//     …_CERTIFICATE (CA bundle file),
 //     …_CLIENT_CERTIFICATE and …_CLIENT_KEY (mutual TLS);
 //   - OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE (cumulative, delta,
 //     lowmemory).
@@ -53,7 +54,15 @@ type otlpClient struct {
 	gzip    bool
 	timeout time.Duration
 	http    *http.Client
-	bufs    sync.Pool
+	bufs    sync.Pool // *[]byte: encoded requests
+	zips    sync.Pool // *zipper: gzip writers and their output
+}
+
+// zipper is a gzip writer kept with its output buffer: a new writer costs
+// several hundred KiB of compression state per export.
+type zipper struct {
+	w   *gzip.Writer
+	out bytes.Buffer
 }
 
 // otlpSetting reads OTEL_EXPORTER_OTLP_<SIGNAL>_<name>, else
@@ -151,13 +160,19 @@ func (c *otlpClient) buffer() *[]byte {
 // (bounded by the timeout per attempt) ends.
 func (c *otlpClient) post(ctx context.Context, body []byte) error {
 	if c.gzip {
-		var z bytes.Buffer
-		gz := gzip.NewWriter(&z)
-		_, _ = gz.Write(body)
-		if err := gz.Close(); err != nil {
+		z, _ := c.zips.Get().(*zipper)
+		if z == nil {
+			z = &zipper{}
+			z.w, _ = gzip.NewWriterLevel(&z.out, gzip.BestSpeed)
+		}
+		defer c.zips.Put(z)
+		z.out.Reset()
+		z.w.Reset(&z.out)
+		_, _ = z.w.Write(body)
+		if err := z.w.Close(); err != nil {
 			return err
 		}
-		body = z.Bytes()
+		body = z.out.Bytes()
 	}
 	backoff := 500 * time.Millisecond
 	for {

@@ -1,6 +1,7 @@
 package telemetry
 
 import (
+	"compress/gzip"
 	"context"
 	"io"
 	"net/http"
@@ -245,11 +246,27 @@ func TestMetricsEncodeAsOTLP(t *testing.T) {
 // The exporters post to the configured endpoint with the configured
 // headers (gzip when asked), retry a 503 and stop on a 400.
 func TestExportersPostAndRetry(t *testing.T) {
-	var calls, fail atomic.Int32
+	var calls, fail, spans atomic.Int32
 	var lastHeader atomic.Value
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		calls.Add(1)
 		lastHeader.Store(r.URL.Path + " " + r.Header.Get("Api-Key") + " " + r.Header.Get("Content-Encoding") + " " + r.Header.Get("Content-Type"))
+		if r.Header.Get("Content-Encoding") == "gzip" {
+			// Every gzip body (the writers are reused) decodes.
+			var req colltrace.ExportTraceServiceRequest
+			zr, err := gzip.NewReader(r.Body)
+			if err == nil {
+				var b []byte
+				if b, err = io.ReadAll(zr); err == nil {
+					err = proto.Unmarshal(b, &req)
+				}
+			}
+			if err != nil {
+				http.Error(w, err.Error(), http.StatusBadRequest)
+				return
+			}
+			spans.Add(int32(len(req.ResourceSpans[0].ScopeSpans[0].Spans)))
+		}
 		_, _ = io.Copy(io.Discard, r.Body)
 		switch fail.Load() {
 		case 503:
@@ -275,6 +292,9 @@ func TestExportersPostAndRetry(t *testing.T) {
 	if err := se.ExportSpans(context.Background(), sr.Ended()); err != nil || calls.Load() != 2 {
 		t.Fatalf("export after a 503: %v, %d calls", err, calls.Load())
 	}
+	if err := se.ExportSpans(context.Background(), sr.Ended()); err != nil || calls.Load() != 3 || spans.Load() != 3 {
+		t.Fatalf("second export: %v, %d calls, %d spans decoded (want 3 and 3)", err, calls.Load(), spans.Load())
+	}
 	if h := lastHeader.Load(); h != "/otlp/v1/traces s ecret gzip application/x-protobuf" {
 		t.Errorf("request %q", h)
 	}
@@ -284,7 +304,7 @@ func TestExportersPostAndRetry(t *testing.T) {
 	}
 	fail.Store(400)
 	err = me.Export(context.Background(), &metricdata.ResourceMetrics{Resource: resource.Empty()})
-	if err == nil || !strings.Contains(err.Error(), "400") || calls.Load() != 3 {
+	if err == nil || !strings.Contains(err.Error(), "400") || calls.Load() != 4 {
 		t.Fatalf("export answered 400: %v, %d calls", err, calls.Load())
 	}
 	if h := lastHeader.Load(); h != "/otlp/v1/metrics s ecret  application/x-protobuf" {
