@@ -35,8 +35,8 @@ type batcher struct {
 	dropped int
 	stopped bool
 
-	exportMu sync.Mutex // one export at a time, as the exporter expects
-	batch    []sdktrace.ReadOnlySpan
+	exportMu sync.Mutex              // one export at a time, as the exporter expects
+	spare    []sdktrace.ReadOnlySpan // the queue's other buffer (under mu)
 
 	kick     chan struct{} // a batch is full
 	stop     chan struct{}
@@ -91,7 +91,7 @@ func newBatcher(exp sdktrace.SpanExporter) (*batcher, error) {
 	}
 	b := &batcher{exp: exp, delay: time.Duration(delay) * time.Millisecond, timeout: time.Duration(timeout) * time.Millisecond,
 		maxQueue: maxQueue, maxBatch: maxBatch,
-		queue: make([]sdktrace.ReadOnlySpan, 0, maxBatch), batch: make([]sdktrace.ReadOnlySpan, 0, maxBatch),
+		queue: make([]sdktrace.ReadOnlySpan, 0, maxBatch), spare: make([]sdktrace.ReadOnlySpan, 0, maxBatch),
 		kick: make(chan struct{}, 1), stop: make(chan struct{}), loopDone: make(chan struct{})}
 	go b.loop()
 	return b, nil
@@ -156,35 +156,42 @@ func (b *batcher) loop() {
 
 // export sends the queued spans in batches: every span when all is set,
 // else only full batches (the rest waits for the delay or more spans).
-// Each batch has the export timeout.
+// The spans to send are taken at once, swapping the queue's two buffers,
+// so ending spans waits on the lock only for that swap (and the copy of a
+// partial batch left behind). Each batch has the export timeout.
 func (b *batcher) export(ctx context.Context, all bool) error {
 	b.exportMu.Lock()
 	defer b.exportMu.Unlock()
-	var errs []error
-	for {
-		b.mu.Lock()
-		n := min(len(b.queue), b.maxBatch)
-		if n == 0 || (!all && n < b.maxBatch) {
-			b.mu.Unlock()
-			return errors.Join(errs...)
-		}
-		b.batch = append(b.batch[:0], b.queue[:n]...)
-		rest := copy(b.queue, b.queue[n:])
-		clear(b.queue[rest:]) // let the exported spans be collected
-		b.queue = b.queue[:rest]
+	b.mu.Lock()
+	n := len(b.queue)
+	if !all {
+		n -= n % b.maxBatch
+	}
+	if n == 0 {
 		b.mu.Unlock()
+		return nil
+	}
+	taken := b.queue
+	b.queue = append(b.spare[:0], taken[n:]...)
+	b.spare = nil
+	b.mu.Unlock()
 
+	var errs []error
+	for i := 0; i < n && ctx.Err() == nil; i += b.maxBatch {
 		ectx, cancel := context.WithTimeout(ctx, b.timeout)
-		err := b.exp.ExportSpans(ectx, b.batch)
-		cancel()
-		clear(b.batch)
-		if err != nil {
+		if err := b.exp.ExportSpans(ectx, taken[i:min(i+b.maxBatch, n)]); err != nil {
 			errs = append(errs, err)
 		}
-		if ctx.Err() != nil {
-			return errors.Join(append(errs, ctx.Err())...)
-		}
+		cancel()
 	}
+	if err := ctx.Err(); err != nil {
+		errs = append(errs, err)
+	}
+	clear(taken) // let the exported spans be collected
+	b.mu.Lock()
+	b.spare = taken[:0]
+	b.mu.Unlock()
+	return errors.Join(errs...)
 }
 
 // ForceFlush exports every span queued so far.
