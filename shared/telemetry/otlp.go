@@ -54,12 +54,18 @@ type otlpClient struct {
 	gzip    bool
 	timeout time.Duration
 	http    *http.Client
-	bufs    sync.Pool // *[]byte: encoded requests
-	zips    sync.Pool // *zipper: gzip writers and their output
+
+	// One export at a time (the SDK calls an exporter so anyway), with
+	// the buffers kept from one export to the next: an export of 512
+	// spans is some 100 KiB encoded, and a new gzip writer several
+	// hundred KiB of compression state (a sync.Pool loses both at every
+	// collection, which comes many times between two exports).
+	mu  sync.Mutex
+	buf []byte
+	zip *zipper
 }
 
-// zipper is a gzip writer kept with its output buffer: a new writer costs
-// several hundred KiB of compression state per export.
+// zipper is a gzip writer kept with its output buffer.
 type zipper struct {
 	w   *gzip.Writer
 	out bytes.Buffer
@@ -148,24 +154,24 @@ func newOTLPClient(signal string) (*otlpClient, error) {
 	return c, nil
 }
 
-func (c *otlpClient) buffer() *[]byte {
-	if b, ok := c.bufs.Get().(*[]byte); ok {
-		return b
-	}
-	b := make([]byte, 0, 64<<10)
-	return &b
+// send encodes one request into the client's buffer and posts it.
+func (c *otlpClient) send(ctx context.Context, encode func([]byte) []byte) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.buf = encode(c.buf[:0])
+	return c.post(ctx, c.buf)
 }
 
 // post sends one encoded request, retrying transient failures until ctx
-// (bounded by the timeout per attempt) ends.
+// (bounded by the timeout per attempt) ends. c.mu is held.
 func (c *otlpClient) post(ctx context.Context, body []byte) error {
 	if c.gzip {
-		z, _ := c.zips.Get().(*zipper)
+		z := c.zip
 		if z == nil {
 			z = &zipper{}
 			z.w, _ = gzip.NewWriterLevel(&z.out, gzip.BestSpeed)
+			c.zip = z
 		}
-		defer c.zips.Put(z)
 		z.out.Reset()
 		z.w.Reset(&z.out)
 		_, _ = z.w.Write(body)
@@ -269,11 +275,7 @@ func (e *spanExporter) ExportSpans(ctx context.Context, spans []sdktrace.ReadOnl
 	if e.closed() {
 		return errors.New("OTLP span exporter is shut down")
 	}
-	buf := e.c.buffer()
-	*buf = appendTraces((*buf)[:0], spans)
-	err := e.c.post(ctx, *buf)
-	e.c.bufs.Put(buf)
-	return err
+	return e.c.send(ctx, func(b []byte) []byte { return appendTraces(b, spans) })
 }
 
 // metricExporter is an sdkmetric.Exporter over OTLP/HTTP.
@@ -327,11 +329,11 @@ func (e *metricExporter) Export(ctx context.Context, rm *metricdata.ResourceMetr
 	if e.closed() {
 		return errors.New("OTLP metric exporter is shut down")
 	}
-	buf := e.c.buffer()
 	var skipped int
-	*buf, skipped = appendMetrics((*buf)[:0], rm)
-	err := e.c.post(ctx, *buf)
-	e.c.bufs.Put(buf)
+	err := e.c.send(ctx, func(b []byte) []byte {
+		b, skipped = appendMetrics(b, rm)
+		return b
+	})
 	if err == nil && skipped > 0 {
 		err = fmt.Errorf("OTLP metric export: %d metrics of an aggregation qinqing does not encode were left out", skipped)
 	}
