@@ -13,6 +13,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"go.opentelemetry.io/otel"
+	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
 	metricnoop "go.opentelemetry.io/otel/metric/noop"
 	semconv "go.opentelemetry.io/otel/semconv/v1.40.0"
@@ -38,7 +39,8 @@ import (
 // its per-call work that a span does not need: a context value with the
 // start time for the (disabled) metrics, pooled option slices, the
 // statement's operation parsed again on every call, db.system.name twice.
-// A statement's span start options are built once per SQL text and reused.
+// A statement's attributes are built once per SQL text and reused, and
+// set on its span in one copy.
 // COPY, connect and prepare keep otelpgx's own spans.
 func PgxTracer(tp trace.TracerProvider) pgx.QueryTracer {
 	if tp == nil {
@@ -85,8 +87,8 @@ type statement struct {
 	op string
 	// batchOp is the statement's word in a batch span's name (operation).
 	batchOp string
-	// opts are a single query span's kind and attributes.
-	opts []trace.SpanStartOption
+	// attrs are a single query span's attributes but the rows affected.
+	attrs [3]attribute.KeyValue
 }
 
 // maxStatements bounds the statement cache: qinqing's SQL texts are
@@ -101,8 +103,8 @@ func (t *pgxTracer) statement(sql string) *statement {
 		return s.(*statement)
 	}
 	op := otelpgx.SQLOperationName(context.Background(), sql)
-	s := &statement{op: op, batchOp: operation(sql), opts: []trace.SpanStartOption{trace.WithSpanKind(trace.SpanKindClient),
-		trace.WithAttributes(dbSystem, semconv.DBQueryText(sql), semconv.DBOperationName(op))}}
+	s := &statement{op: op, batchOp: operation(sql),
+		attrs: [3]attribute.KeyValue{dbSystem, semconv.DBQueryText(sql), semconv.DBOperationName(op)}}
 	if t.nstmts.Load() < maxStatements {
 		if _, loaded := t.stmts.LoadOrStore(sql, s); !loaded {
 			t.nstmts.Add(1)
@@ -111,16 +113,27 @@ func (t *pgxTracer) statement(sql string) *statement {
 	return s
 }
 
+// clientSpan are the start options of every span made here.
+var clientSpan = []trace.SpanStartOption{trace.WithSpanKind(trace.SpanKindClient)}
+
+type statementKey struct{}
+
 // TraceQueryStart starts the span of a single query (Query, QueryRow,
-// Exec), named after its operation ("SELECT").
+// Exec), named after its operation ("SELECT"). Its attributes are set
+// when it ends, all at once: one copy into the span instead of three (the
+// start options, the span, the span again grown for the rows affected).
 func (t *pgxTracer) TraceQueryStart(ctx context.Context, _ *pgx.Conn, data pgx.TraceQueryStartData) context.Context {
 	if !trace.SpanFromContext(ctx).IsRecording() {
 		return ctx
 	}
 	s := t.statement(data.SQL)
-	ctx, _ = t.tracer.Start(ctx, s.op, s.opts...)
-	return ctx
+	ctx, _ = t.tracer.Start(ctx, s.op, clientSpan...)
+	return context.WithValue(ctx, statementKey{}, s)
 }
+
+// attrBufs hold the attributes of a span being ended: the span copies
+// them, so one buffer serves any number of spans.
+var attrBufs = sync.Pool{New: func() any { return new([4]attribute.KeyValue) }}
 
 func (t *pgxTracer) TraceQueryEnd(ctx context.Context, _ *pgx.Conn, data pgx.TraceQueryEndData) {
 	span := trace.SpanFromContext(ctx)
@@ -128,25 +141,31 @@ func (t *pgxTracer) TraceQueryEnd(ctx context.Context, _ *pgx.Conn, data pgx.Tra
 		return
 	}
 	recordError(span, data.Err)
-	if data.Err == nil {
-		span.SetAttributes(otelpgx.RowsAffectedKey.Int64(data.CommandTag.RowsAffected()))
+	if s, ok := ctx.Value(statementKey{}).(*statement); ok {
+		buf := attrBufs.Get().(*[4]attribute.KeyValue)
+		attrs := append(buf[:0], s.attrs[:]...)
+		if data.Err == nil {
+			attrs = append(attrs, otelpgx.RowsAffectedKey.Int64(data.CommandTag.RowsAffected()))
+		}
+		span.SetAttributes(attrs...)
+		*buf = [4]attribute.KeyValue{}
+		attrBufs.Put(buf)
 	}
 	span.End()
 }
 
-// batchOpts are the start options of a batch span of n statements, built
+// batchAttrs are the attributes of a batch span of n statements, built
 // once for the usual sizes.
-var batchOpts = func() [16][]trace.SpanStartOption {
-	var o [16][]trace.SpanStartOption
-	for n := range o {
-		o[n] = batchOptions(n)
+var batchAttrs = func() [16][]attribute.KeyValue {
+	var a [16][]attribute.KeyValue
+	for n := range a {
+		a[n] = batchAttributes(n)
 	}
-	return o
+	return a
 }()
 
-func batchOptions(n int) []trace.SpanStartOption {
-	return []trace.SpanStartOption{trace.WithSpanKind(trace.SpanKindClient),
-		trace.WithAttributes(dbSystem, semconv.DBOperationBatchSize(n))}
+func batchAttributes(n int) []attribute.KeyValue {
+	return []attribute.KeyValue{dbSystem, semconv.DBOperationBatchSize(n)}
 }
 
 // TraceBatchStart starts a batch's one span, named after the statements
@@ -167,13 +186,15 @@ func (t *pgxTracer) TraceBatchStart(ctx context.Context, _ *pgx.Conn, data pgx.T
 		name.WriteByte(' ')
 		name.WriteString(t.statement(q.SQL).batchOp)
 	}
-	var opts []trace.SpanStartOption
-	if len(queued) < len(batchOpts) {
-		opts = batchOpts[len(queued)]
+	var attrs []attribute.KeyValue
+	if len(queued) < len(batchAttrs) {
+		attrs = batchAttrs[len(queued)]
 	} else {
-		opts = batchOptions(len(queued))
+		attrs = batchAttributes(len(queued))
 	}
-	ctx, _ = t.tracer.Start(ctx, name.String(), opts...)
+	// Set after the start, not as a start option: one copy, not two.
+	ctx, span := t.tracer.Start(ctx, name.String(), clientSpan...)
+	span.SetAttributes(attrs...)
 	return ctx
 }
 

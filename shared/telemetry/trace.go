@@ -79,9 +79,10 @@ func (c headerCarrier) Set(key, value string) { http.Header(c).Set(canonical(key
 func (c headerCarrier) Keys() []string { return propagation.HeaderCarrier(c).Keys() }
 
 // EventAttributes are the CloudEvents semantic convention attributes of ev,
-// with room for one more (the caller's qinqing.function) without a copy.
+// with room for what a server span adds (qinqing.function, the outcome,
+// the status, the redelivery mark) without a copy.
 func EventAttributes(ev *cloudevents.Event) []attribute.KeyValue {
-	attrs := append(make([]attribute.KeyValue, 0, 6),
+	attrs := append(make([]attribute.KeyValue, 0, 9),
 		attribute.String(AttrEventID, ev.ID()),
 		attribute.String(AttrEventSource, ev.Source()),
 		attribute.String(AttrEventType, ev.Type()),
@@ -94,9 +95,29 @@ func EventAttributes(ev *cloudevents.Event) []attribute.KeyValue {
 }
 
 // StartServer starts the server span of one received request or event,
-// begun at start (when the request arrived).
+// begun at start (when the request arrived). The span keeps attrs (the
+// caller passes them on to it) and sets them when it ends, with End's
+// outcome and status: one copy of the attributes into the span instead
+// of three (the start options, the span, and the span again grown for
+// the outcome). No sampler qinqing configures reads a span's attributes.
 func (t *Telemetry) StartServer(ctx context.Context, name string, start time.Time, attrs ...attribute.KeyValue) (context.Context, trace.Span) {
-	return t.tracer.Start(ctx, name, trace.WithSpanKind(trace.SpanKindServer), trace.WithTimestamp(start), trace.WithAttributes(attrs...))
+	ctx, span := t.tracer.Start(ctx, name, trace.WithSpanKind(trace.SpanKindServer), trace.WithTimestamp(start))
+	if len(attrs) == 0 || !span.IsRecording() {
+		return ctx, span
+	}
+	return ctx, &serverSpan{Span: span, attrs: attrs}
+}
+
+// serverSpan is a recording server span with the attributes it sets when
+// it ends.
+type serverSpan struct {
+	trace.Span
+	attrs []attribute.KeyValue
+}
+
+func (s *serverSpan) End(options ...trace.SpanEndOption) {
+	s.Span.SetAttributes(s.attrs...)
+	s.Span.End(options...)
 }
 
 // StartProducer starts the span of sending an event (the relay, a replay,
@@ -109,10 +130,15 @@ func (t *Telemetry) StartProducer(ctx context.Context, name string, attrs ...att
 // span as an error, a redelivery is marked as such.
 func End(span trace.Span, outcome string, status int) {
 	if span.IsRecording() {
-		span.SetAttributes(attribute.String(AttrOutcome, outcome), attribute.Int(AttrStatus, status))
-		if outcome == "redelivery" {
-			span.SetAttributes(attribute.Bool(AttrRedelivery, true))
+		s, ok := span.(*serverSpan)
+		if !ok {
+			s = &serverSpan{Span: span}
 		}
+		s.attrs = append(s.attrs, attribute.String(AttrOutcome, outcome), attribute.Int(AttrStatus, status))
+		if outcome == "redelivery" {
+			s.attrs = append(s.attrs, attribute.Bool(AttrRedelivery, true))
+		}
+		span = s
 		if status >= 500 {
 			span.SetStatus(codes.Error, outcome)
 		}
