@@ -4,7 +4,6 @@ import (
 	"context"
 	"strconv"
 	"sync"
-	"sync/atomic"
 
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/metric"
@@ -69,17 +68,29 @@ type Instruments struct {
 	pruned     metric.Int64Counter
 	panics     metric.Int64Counter
 
-	sets  sync.Map // eventKey → attribute.Set
-	nsets atomic.Int64
+	// series caches the options of each event series; enabled is false
+	// on the no-op meter, where Event does nothing.
+	enabled  bool
+	seriesMu sync.RWMutex
+	series   map[eventKey]*eventSeries
 }
 
-func newInstruments(m metric.Meter) *Instruments {
+// eventSeries is what recording one event of a series passes the
+// instruments, built once: the attribute set (sorting and hashing four
+// attributes per event is a measurable part of the cost of metrics on
+// the hot path) wrapped in the option slices the calls take.
+type eventSeries struct {
+	add    []metric.AddOption
+	record []metric.RecordOption
+}
+
+func newInstruments(m metric.Meter, enabled bool) *Instruments {
 	help := map[string]Metric{}
 	for _, d := range Metrics {
 		help[d.Name] = d
 	}
 	desc := func(name string) (string, string) { return help[name].Help, help[name].Unit }
-	i := &Instruments{}
+	i := &Instruments{enabled: enabled, series: map[eventKey]*eventSeries{}}
 	// A meter only fails on invalid names, which these are not: the errors
 	// are dropped and the instrument is then a no-op.
 	d, u := desc(MetricEvents)
@@ -101,9 +112,12 @@ func newInstruments(m metric.Meter) *Instruments {
 
 // Event records one received event.
 func (i *Instruments) Event(ctx context.Context, function, typ, outcome string, status int, seconds float64) {
-	set := metric.WithAttributeSet(i.eventSet(eventKey{function, typ, outcome, status}))
-	i.events.Add(ctx, 1, set)
-	i.duration.Record(ctx, seconds, set)
+	if !i.enabled {
+		return
+	}
+	s := i.eventSeries(eventKey{function, typ, outcome, status})
+	i.events.Add(ctx, 1, s.add...)
+	i.duration.Record(ctx, seconds, s.record...)
 }
 
 // eventKey is the label values of one event series.
@@ -112,26 +126,28 @@ type eventKey struct {
 	status                 int
 }
 
-// maxEventSets bounds the cache of attribute sets: event types come from
-// the senders, and a flood of made-up ones must not grow memory without
-// end (past it, sets are built per event as before).
+// maxEventSets bounds the cache of series: event types come from the
+// senders, and a flood of made-up ones must not grow memory without end
+// (past it, a series is built per event).
 const maxEventSets = 1024
 
-// eventSet returns the attribute set of k, built once per series: sorting
-// and hashing four attributes per event is a measurable part of the cost
-// of metrics on the hot path.
-func (i *Instruments) eventSet(k eventKey) attribute.Set {
-	if s, ok := i.sets.Load(k); ok {
-		return s.(attribute.Set)
+// eventSeries returns the series of k, built once.
+func (i *Instruments) eventSeries(k eventKey) *eventSeries {
+	i.seriesMu.RLock()
+	s, ok := i.series[k]
+	i.seriesMu.RUnlock()
+	if ok {
+		return s
 	}
-	s := attribute.NewSet(
+	set := metric.WithAttributeSet(attribute.NewSet(
 		attribute.String("function", k.function), attribute.String("type", k.typ),
-		attribute.String("outcome", k.outcome), attribute.String("status", strconv.Itoa(k.status)))
-	if i.nsets.Load() < maxEventSets {
-		if _, loaded := i.sets.LoadOrStore(k, s); !loaded {
-			i.nsets.Add(1)
-		}
+		attribute.String("outcome", k.outcome), attribute.String("status", strconv.Itoa(k.status))))
+	s = &eventSeries{add: []metric.AddOption{set}, record: []metric.RecordOption{set}}
+	i.seriesMu.Lock()
+	if len(i.series) < maxEventSets {
+		i.series[k] = s
 	}
+	i.seriesMu.Unlock()
 	return s
 }
 

@@ -172,7 +172,7 @@ func TestMetricsEncodeAsOTLP(t *testing.T) {
 	res := resource.NewSchemaless(attribute.String("service.name", "appeal-router"))
 	mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(reader), sdkmetric.WithResource(res), sdkmetric.WithExemplarFilter(func(context.Context) bool { return true }))
 	m := mp.Meter("qinqing")
-	inst := newInstruments(m)
+	inst := newInstruments(m, true)
 	inst.Event(ctx, "appeal-router", "cn.huzhou.appeal.submitted", "handled", 200, 0.003)
 	inst.Event(ctx, "appeal-router", "cn.huzhou.appeal.submitted", "handled", 200, 0.02)
 	inst.Event(ctx, "appeal-router", "cn.huzhou.appeal.submitted", "invalid", 400, 0.001)

@@ -76,7 +76,7 @@ func New(tp trace.TracerProvider, mp metric.MeterProvider, prom *sdkmetric.Manua
 	}
 	t.tracer = tp.Tracer(ScopeName)
 	t.meter = mp.Meter(ScopeName)
-	t.inst = newInstruments(t.meter)
+	t.inst = newInstruments(t.meter, t.Metrics)
 	return t
 }
 
