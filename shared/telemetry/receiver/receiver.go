@@ -6,6 +6,7 @@
 package receiver
 
 import (
+	"bytes"
 	"compress/gzip"
 	"encoding/hex"
 	"fmt"
@@ -46,6 +47,8 @@ type Receiver struct {
 	mu      sync.Mutex
 	count   bool // count spans, keep none (StartCounting)
 	n       int  // spans received
+	bufMu   sync.Mutex
+	buf     bytes.Buffer // a counting receiver's request bodies
 	spans   []Span
 	metrics map[string]map[string]bool // service → metric names
 	srv     *http.Server
@@ -84,6 +87,12 @@ func (r *Receiver) Endpoint() string { return "http://" + r.ln.Addr().String() }
 func (r *Receiver) Close() error { return r.srv.Close() }
 
 func body(w http.ResponseWriter, req *http.Request) ([]byte, bool) {
+	return bodyInto(w, req, nil)
+}
+
+// bodyInto reads the request's body (into buf when it is given, reusing
+// its memory) and checks its type.
+func bodyInto(w http.ResponseWriter, req *http.Request, buf *bytes.Buffer) ([]byte, bool) {
 	var rd io.Reader = req.Body
 	if req.Header.Get("Content-Encoding") == "gzip" {
 		gz, err := gzip.NewReader(req.Body)
@@ -94,7 +103,15 @@ func body(w http.ResponseWriter, req *http.Request) ([]byte, bool) {
 		defer gz.Close()
 		rd = gz
 	}
-	b, err := io.ReadAll(io.LimitReader(rd, 64<<20))
+	var b []byte
+	var err error
+	if buf != nil {
+		buf.Reset()
+		_, err = buf.ReadFrom(io.LimitReader(rd, 64<<20))
+		b = buf.Bytes()
+	} else {
+		b, err = io.ReadAll(io.LimitReader(rd, 64<<20))
+	}
 	if err != nil {
 		http.Error(w, err.Error(), http.StatusBadRequest)
 		return nil, false
@@ -107,11 +124,15 @@ func body(w http.ResponseWriter, req *http.Request) ([]byte, bool) {
 }
 
 func (r *Receiver) traces(w http.ResponseWriter, req *http.Request) {
-	b, ok := body(w, req)
-	if !ok {
-		return
-	}
 	if r.count {
+		// One buffer for every export, as a collector keeps its own: the
+		// benchmark's process should not collect the receiver's garbage.
+		r.bufMu.Lock()
+		defer r.bufMu.Unlock()
+		b, ok := bodyInto(w, req, &r.buf)
+		if !ok {
+			return
+		}
 		n, err := countSpans(b)
 		if err != nil {
 			http.Error(w, err.Error(), http.StatusBadRequest)
@@ -121,6 +142,10 @@ func (r *Receiver) traces(w http.ResponseWriter, req *http.Request) {
 		r.n += n
 		r.mu.Unlock()
 		ack(w)
+		return
+	}
+	b, ok := body(w, req)
+	if !ok {
 		return
 	}
 	var msg colltrace.ExportTraceServiceRequest
