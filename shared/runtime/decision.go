@@ -232,12 +232,9 @@ func (s *Server) decide(ctx context.Context, m Meta, d Decision) (reply *cloudev
 
 // readReply reads the reply stored with an event already handled.
 func (s *Server) readReply(ctx context.Context, m Meta) (*cloudevents.Event, error) {
-	var id, typ, subject string
-	var data []byte
-	var at time.Time
-	if err := s.pool.QueryRow(ctx, `SELECT reply_id, reply_type, coalesce(reply_subject, ''), reply_data::text, received_at
-		FROM qinqing.inbox WHERE function = $1 AND source = $2 AND id = $3`, m.Function, m.Source, m.ID).Scan(&id, &typ, &subject, &data, &at); err != nil {
+	reply, err := scanStoredReply(s.pool.QueryRow(ctx, storedReplySQL, m.Function, m.Source, m.ID), m)
+	if err != nil {
 		return nil, fmt.Errorf("inbox reply: %w", err)
 	}
-	return newEvent(id, SourceOf(m.Function), typ, subject, at, data), nil
+	return reply, nil
 }

@@ -355,10 +355,10 @@ func transient(err error) bool {
 		errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled)
 }
 
-// inboxInsert claims the event, with the id its reply will have: a
-// conflict means a redelivery, or a second delivery that waited on the
-// inbox's primary key until the first one committed.
-const inboxInsert = `INSERT INTO qinqing.inbox (function, source, id, type, traceparent, reply_id) VALUES ($1, $2, $3, $4, NULLIF($5, ''), $6)
+// inboxInsert claims the event: a conflict means a redelivery, or a second
+// delivery that waited on the inbox's primary key until the first one
+// committed.
+const inboxInsert = `INSERT INTO qinqing.inbox (function, source, id, type, traceparent) VALUES ($1, $2, $3, $4, NULLIF($5, ''))
 	ON CONFLICT DO NOTHING RETURNING received_at`
 
 // inboxInsertWith is inboxInsert that first runs settings, the pool's
@@ -371,8 +371,8 @@ func inboxInsertWith(settings string) string {
 		return inboxInsert
 	}
 	return `WITH settings AS MATERIALIZED (SELECT ` + settings + `)
-	INSERT INTO qinqing.inbox (function, source, id, type, traceparent, reply_id)
-	SELECT $1::text, $2::text, $3::text, $4::text, NULLIF($5::text, ''), $6::text FROM settings
+	INSERT INTO qinqing.inbox (function, source, id, type, traceparent)
+	SELECT $1::text, $2::text, $3::text, $4::text, NULLIF($5::text, '') FROM settings
 	ON CONFLICT DO NOTHING RETURNING received_at`
 }
 
@@ -401,8 +401,7 @@ func (s *Server) handle(ctx context.Context, m Meta, run Run) (reply *cloudevent
 	b := &pgx.Batch{}
 	b.BeginTx(pgx.TxOptions{})
 	var receivedAt time.Time
-	rid := replyID(m)
-	b.Queue(s.inboxSQL, m.Function, m.Source, m.ID, m.Type, m.TraceParent, rid).QueryRow(func(row pgx.Row) error {
+	b.Queue(s.inboxSQL, m.Function, m.Source, m.ID, m.Type, m.TraceParent).QueryRow(func(row pgx.Row) error {
 		err := row.Scan(&receivedAt)
 		if errors.Is(err, pgx.ErrNoRows) {
 			dup = true
@@ -440,12 +439,13 @@ func (s *Server) handle(ctx context.Context, m Meta, run Run) (reply *cloudevent
 	if err != nil {
 		return nil, false, fmt.Errorf("encode reply: %w", err)
 	}
+	rid := replyID(m)
 	b = &pgx.Batch{}
 	if err := queueOutbox(b, m, res.FollowUps); err != nil {
 		return nil, false, err
 	}
-	b.Queue(`UPDATE qinqing.inbox SET reply_type = $4, reply_data = $5, reply_subject = NULLIF($6, '')
-		WHERE function = $1 AND source = $2 AND id = $3`, m.Function, m.Source, m.ID, res.Reply.Type, string(data), res.Reply.Subject)
+	b.Queue(`UPDATE qinqing.inbox SET reply_id = $4, reply_type = $5, reply_data = $6, reply_subject = NULLIF($7, '')
+		WHERE function = $1 AND source = $2 AND id = $3`, m.Function, m.Source, m.ID, rid, res.Reply.Type, string(data), res.Reply.Subject)
 	if err := commitBatch(ctx, tx, b); err != nil {
 		return nil, false, fmt.Errorf("outbox, reply and commit: %w", err)
 	}
@@ -462,21 +462,29 @@ func (s *Server) storedReply(ctx context.Context, conn *pgx.Conn, m Meta) (*clou
 	var reply *cloudevents.Event
 	b := &pgx.Batch{}
 	b.Queue("ROLLBACK")
-	b.Queue(`SELECT reply_id, reply_type, coalesce(reply_subject, ''), reply_data::text, received_at
-		FROM qinqing.inbox WHERE function = $1 AND source = $2 AND id = $3`, m.Function, m.Source, m.ID).QueryRow(func(row pgx.Row) error {
-		var id, typ, subject string
-		var data []byte
-		var at time.Time
-		if err := row.Scan(&id, &typ, &subject, &data, &at); err != nil {
-			return err
-		}
-		reply = newEvent(id, SourceOf(m.Function), typ, subject, at, data)
-		return nil
+	b.Queue(storedReplySQL, m.Function, m.Source, m.ID).QueryRow(func(row pgx.Row) (err error) {
+		reply, err = scanStoredReply(row, m)
+		return err
 	})
 	if err := conn.SendBatch(ctx, b).Close(); err != nil {
 		return nil, fmt.Errorf("inbox reply: %w", err)
 	}
 	return reply, nil
+}
+
+// storedReplySQL reads the reply stored with an event handled before.
+const storedReplySQL = `SELECT reply_id, reply_type, coalesce(reply_subject, ''), reply_data::text, received_at
+	FROM qinqing.inbox WHERE function = $1 AND source = $2 AND id = $3`
+
+// scanStoredReply makes the reply event of a storedReplySQL row.
+func scanStoredReply(row pgx.Row, m Meta) (*cloudevents.Event, error) {
+	var id, typ, subject string
+	var data []byte
+	var at time.Time
+	if err := row.Scan(&id, &typ, &subject, &data, &at); err != nil {
+		return nil, err
+	}
+	return newEvent(id, SourceOf(m.Function), typ, subject, at, data), nil
 }
 
 // commitBatch sends b with COMMIT at its end, on tx's connection: the
