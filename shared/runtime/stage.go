@@ -83,6 +83,14 @@ func (s *Server) prepare(ctx context.Context, h Handler, m Meta, data []byte) (R
 	if err != nil {
 		return nil, err
 	}
+	// Like the transaction, the lookup waits for the first connection of
+	// a cold start: else it would open a second one beside it.
+	if s.warm != nil {
+		select {
+		case <-s.warm:
+		case <-ctx.Done():
+		}
+	}
 	var handled bool
 	if err := s.pool.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM qinqing.inbox WHERE function = $1 AND source = $2 AND id = $3)`,
 		m.Function, m.Source, m.ID).Scan(&handled); err != nil {
