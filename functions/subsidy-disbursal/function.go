@@ -67,8 +67,10 @@ func (f *Function) Runtime() *runtime.Function {
 }
 
 // SyncPolicies writes every configured policy and its budget to the
-// database, so operators see them before their first event. It is best
-// effort: each approval brings its policy in line again under the lock.
+// database, so operators see them without waiting for their first use
+// (main runs it once the first event is answered, or RelayStartDelay after
+// start). It is best effort: each approval brings its policy in line again
+// under the lock.
 func (f *Function) SyncPolicies(ctx context.Context) error {
 	return postgres.InTx(ctx, f.env.Pool, func(tx pgx.Tx) error {
 		for _, p := range f.policies {

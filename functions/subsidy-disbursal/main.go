@@ -6,6 +6,7 @@ package main
 
 import (
 	"context"
+	"time"
 
 	"github.com/qinqing/qinqing/shared/postgres"
 	"github.com/qinqing/qinqing/shared/runtime"
@@ -30,6 +31,15 @@ func main() {
 		}
 		f := New(env, policies)
 		go func() {
+			// After the first event (which writes the policies it uses
+			// itself), or after RelayStartDelay without one: on a cold
+			// start the writes would compete with that event.
+			select {
+			case <-env.Served():
+			case <-time.After(runtime.RelayStartDelay):
+			case <-ctx.Done():
+				return
+			}
 			if err := f.SyncPolicies(ctx); err != nil {
 				env.Log.Warnw("policies not written at start; each is written at its first use", "error", err)
 			}

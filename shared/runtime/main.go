@@ -31,7 +31,24 @@ type Env struct {
 	Calendar *calendar.Cache
 
 	warm chan struct{} // closed once the first connection is made (or failed)
+
+	servedOnce, servedClose sync.Once
+	served                  chan struct{} // closed once Serve has answered its first event
 }
+
+// Served returns a channel that Serve closes once it has answered its
+// first request other than /healthz. Background work that a function
+// starts beside its events (the outbox relay, policies written at start)
+// waits for it, or for RelayStartDelay, so that it does not compete with
+// the first event of a cold start for the CPU and a new connection.
+func (e *Env) Served() <-chan struct{} { return e.servedChan() }
+
+func (e *Env) servedChan() chan struct{} {
+	e.servedOnce.Do(func() { e.served = make(chan struct{}) })
+	return e.served
+}
+
+func (e *Env) markServed() { e.servedClose.Do(func() { close(e.servedChan()) }) }
 
 // NewLogger builds the JSON zap logger Knative components use, tagged with
 // the function name.
@@ -147,13 +164,12 @@ func Serve(ctx context.Context, env *Env, fn *Function) error {
 	// first event's on a cold start.
 	server := NewServer(fn, env.Pool, env.Log)
 	server.warm = env.warm
-	served := make(chan struct{})
-	var once sync.Once
+	served := env.servedChan()
 	guarded := guard(server, limits(env.Base, fn), env.Log, fn.Name)
 	handler := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		guarded.ServeHTTP(w, r)
 		if r.URL.Path != "/healthz" {
-			once.Do(func() { close(served) })
+			env.markServed()
 		}
 	})
 	srv := &http.Server{
