@@ -43,32 +43,52 @@ func New(env *runtime.Env, store *docs.Store) *runtime.Function {
 	}
 }
 
-// A Check finds what is overdue as of m.Time, adds its counts to c.Overdue
-// and returns the follow-ups announcing what was not announced before
-// (each with a Key, and guarded by a unique row of its own, so two checks
-// at once announce it once).
-type Check func(ctx context.Context, tx pgx.Tx, m runtime.Meta, c *contract.CheckCompleted) ([]runtime.Outgoing, error)
+// A Check is one kind of deadline. It queues on b its statements finding
+// what is overdue as of m.Time, and returns the rest of its work, run once
+// b is sent: it adds its counts to c.Overdue and returns the follow-ups
+// announcing what was not announced before (each with a Key, and guarded
+// by a unique row of its own, so two checks at once announce it once).
+// Every check's statements go out in one batch: on the first event of a
+// new backend, one parse and one execute round trip for all of them.
+type Check func(b *pgx.Batch, m runtime.Meta, c *contract.CheckCompleted) Rest
+
+// Rest is what a Check does after its batch was sent.
+type Rest func(ctx context.Context, tx pgx.Tx) ([]runtime.Outgoing, error)
 
 // paymentsOverdue announces, once each, subsidy payments not settled by
-// their dueAt (contract section 5, the payment part; the queries live with
-// the subsidy domain in shared/subsidy).
-func (f *Function) paymentsOverdue(ctx context.Context, tx pgx.Tx, m runtime.Meta, c *contract.CheckCompleted) ([]runtime.Outgoing, error) {
-	n, fresh, err := subsidy.AnnounceOverduePayments(ctx, tx, m.Time.In(f.loc))
-	c.Overdue.Payment = n
-	out := make([]runtime.Outgoing, len(fresh))
-	for i, a := range fresh {
-		out[i] = runtime.Outgoing{Type: a.Type, Key: a.Key, Data: a.Data}
+// their dueAt (contract section 5, the payment part; the statement lives
+// with the subsidy domain in shared/subsidy). It is done in the batch.
+func (f *Function) paymentsOverdue(b *pgx.Batch, m runtime.Meta, c *contract.CheckCompleted) Rest {
+	var o subsidy.OverduePayments
+	subsidy.QueueAnnounceOverduePayments(b, m.Time.In(f.loc), &o)
+	return func(context.Context, pgx.Tx) ([]runtime.Outgoing, error) {
+		c.Overdue.Payment = o.N
+		out := make([]runtime.Outgoing, len(o.Fresh))
+		for i, a := range o.Fresh {
+			out[i] = runtime.Outgoing{Type: a.Type, Key: a.Key, Data: a.Data}
+		}
+		return out, nil
 	}
-	return out, err
 }
 
 // deadlineCheck runs every check as of the event time in the event's
-// transaction.
+// transaction, their statements finding what is overdue in one batch.
+// Every check takes its announcement rows in the same order (the
+// payments' in the batch, then the appeals'), so two checks at once never
+// wait on each other's in a cycle.
 func (f *Function) deadlineCheck(ctx context.Context, tx pgx.Tx, m runtime.Meta) (runtime.Result, error) {
 	c := contract.CheckCompleted{AsOf: m.Time.In(f.loc)}
+	b := &pgx.Batch{}
+	rest := make([]Rest, len(f.checks))
+	for i, check := range f.checks {
+		rest[i] = check(b, m, &c)
+	}
+	if err := tx.SendBatch(ctx, b).Close(); err != nil {
+		return runtime.Result{}, err
+	}
 	var res runtime.Result
-	for _, check := range f.checks {
-		out, err := check(ctx, tx, m, &c)
+	for _, r := range rest {
+		out, err := r(ctx, tx)
 		if err != nil {
 			return runtime.Result{}, err
 		}

@@ -24,15 +24,14 @@ type pastDue struct {
 	due        time.Time
 }
 
-// pastDueAt returns the open stages past their due time as of asOf, each
-// appeal judged as it stood at asOf: the appeals unchanged since asOf as
-// they stand (appeal.QueuePastDueUnchanged), the others rebuilt from their
-// history up to asOf (appeal.QueueChangedSteps). Both reads go out in one
-// batch, one round trip instead of two pairs on a cold start.
-func pastDueAt(ctx context.Context, tx pgx.Tx, asOf time.Time) ([]pastDue, error) {
+// queuePastDue queues on b the reads of the open stages past their due
+// time as of asOf, each appeal judged as it stood at asOf: the appeals
+// unchanged since asOf as they stand (appeal.QueuePastDueUnchanged), the
+// others rebuilt from their history up to asOf (appeal.QueueChangedSteps).
+// Once b is sent, the returned function gives them, sorted.
+func queuePastDue(b *pgx.Batch, asOf time.Time) func() []pastDue {
 	var unchanged []appeal.PastDue
 	var states []stateAt
-	b := &pgx.Batch{}
 	appeal.QueuePastDueUnchanged(b, asOf, &unchanged)
 	appeal.QueueChangedSteps(b, asOf, func(row *appeal.ChangedStep) error {
 		if n := len(states); n == 0 || states[n-1].appealID != row.AppealID {
@@ -58,25 +57,24 @@ func pastDueAt(ctx context.Context, tx pgx.Tx, asOf time.Time) ([]pastDue, error
 		}
 		return nil
 	})
-	if err := tx.SendBatch(ctx, b).Close(); err != nil {
-		return nil, err
-	}
-	late := make([]pastDue, len(unchanged))
-	for i, p := range unchanged {
-		late[i] = pastDue{appealID: p.AppealID, department: p.Department, stage: p.Stage, due: p.Due}
-	}
-	for _, s := range states {
-		late = append(late, s.pastDue(asOf)...)
-	}
-	// One order for every check, so two checks at once insert their
-	// announcements in the same order (see recordAnnouncements).
-	sort.Slice(late, func(i, j int) bool {
-		if late[i].appealID != late[j].appealID {
-			return late[i].appealID < late[j].appealID
+	return func() []pastDue {
+		late := make([]pastDue, len(unchanged))
+		for i, p := range unchanged {
+			late[i] = pastDue{appealID: p.AppealID, department: p.Department, stage: p.Stage, due: p.Due}
 		}
-		return late[i].stage < late[j].stage
-	})
-	return late, nil
+		for _, s := range states {
+			late = append(late, s.pastDue(asOf)...)
+		}
+		// One order for every check, so two checks at once insert their
+		// announcements in the same order (see recordAnnouncements).
+		sort.Slice(late, func(i, j int) bool {
+			if late[i].appealID != late[j].appealID {
+				return late[i].appealID < late[j].appealID
+			}
+			return late[i].stage < late[j].stage
+		})
+		return late
+	}
 }
 
 // stateAt is an appeal as it stood at a time, rebuilt from its history.
@@ -115,11 +113,16 @@ func (s stateAt) pastDue(asOf time.Time) []pastDue {
 // (appeal, stage, level) reached is announced once. Each appeal is judged
 // as it stood at the event time, so a check that arrives late, or again
 // under a new id, gives the same figures.
-func (f *Function) appealsOverdue(ctx context.Context, tx pgx.Tx, m runtime.Meta, c *contract.CheckCompleted) ([]runtime.Outgoing, error) {
-	late, err := pastDueAt(ctx, tx, m.Time)
-	if err != nil {
-		return nil, err
+func (f *Function) appealsOverdue(b *pgx.Batch, m runtime.Meta, c *contract.CheckCompleted) Rest {
+	pastDue := queuePastDue(b, m.Time)
+	return func(ctx context.Context, tx pgx.Tx) ([]runtime.Outgoing, error) {
+		return f.announceOverdue(ctx, tx, m, c, pastDue())
 	}
+}
+
+// announceOverdue counts the stages past due and announces each level
+// they reached that was not announced before.
+func (f *Function) announceOverdue(ctx context.Context, tx pgx.Tx, m runtime.Meta, c *contract.CheckCompleted, late []pastDue) ([]runtime.Outgoing, error) {
 	if len(late) == 0 {
 		return nil, nil
 	}

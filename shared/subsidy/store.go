@@ -37,41 +37,66 @@ import (
 // its result; a rollback takes the announcements back with everything
 // else.
 func AnnounceOverduePayments(ctx context.Context, tx pgx.Tx, asOf time.Time) (n int, fresh []Announcement, err error) {
-	rows, err := tx.Query(ctx, `WITH overdue AS (
-			SELECT d.disbursement_id, d.uscc, d.amount_fen, d.due_at
-			FROM subsidy.disbursements d
-			LEFT JOIN subsidy.settlements s ON s.disbursement_id = d.disbursement_id
-			WHERE d.due_at < $1 AND (s.settled_at IS NULL OR s.settled_at > $1)
-		), announced AS (
-			INSERT INTO subsidy.payment_overdue_announcements (disbursement_id, as_of)
-			SELECT disbursement_id, $1 FROM overdue ORDER BY disbursement_id
-			ON CONFLICT (disbursement_id) DO NOTHING
-			RETURNING disbursement_id
-		)
-		SELECT o.disbursement_id, o.uscc, o.amount_fen, o.due_at, a.disbursement_id IS NOT NULL
-		FROM overdue o LEFT JOIN announced a ON a.disbursement_id = o.disbursement_id
-		ORDER BY o.due_at, o.disbursement_id`, asOf)
-	if err != nil {
+	var o OverduePayments
+	b := &pgx.Batch{}
+	QueueAnnounceOverduePayments(b, asOf, &o)
+	if err := tx.SendBatch(ctx, b).Close(); err != nil {
 		return 0, nil, fmt.Errorf("overdue payments: %w", err)
 	}
-	defer rows.Close()
-	for rows.Next() {
-		var p contract.PaymentOverdue
-		var now bool
-		if err := rows.Scan(&p.DisbursementID, &p.USCC, &p.AmountFen, &p.DueAt, &now); err != nil {
-			return 0, nil, fmt.Errorf("overdue payments: %w", err)
-		}
-		n++
-		if now {
-			p.DueAt = p.DueAt.In(asOf.Location())
-			fresh = append(fresh, Announcement{Key: OverdueKey(p.DisbursementID), Type: contract.TypePaymentOverdue, Data: p})
-		}
-	}
-	if err := rows.Err(); err != nil {
-		return 0, nil, fmt.Errorf("overdue payments: %w", err)
-	}
-	return n, fresh, nil
+	return o.N, o.Fresh, nil
 }
+
+// OverduePayments is what AnnounceOverduePayments returns: N overdue,
+// Fresh announced now.
+type OverduePayments struct {
+	N     int
+	Fresh []Announcement
+}
+
+// QueueAnnounceOverduePayments is AnnounceOverduePayments as one statement
+// queued on b (a batch of the check's transaction) with its result in *out
+// once the batch is read: deadline-check sends it with its appeal reads,
+// so that on the first event of a new backend it costs no parse and
+// execute round trips of its own.
+func QueueAnnounceOverduePayments(b *pgx.Batch, asOf time.Time, out *OverduePayments) {
+	b.Queue(overduePaymentsSQL, asOf).Query(func(rows pgx.Rows) error {
+		o := OverduePayments{}
+		for rows.Next() {
+			var p contract.PaymentOverdue
+			var now bool
+			if err := rows.Scan(&p.DisbursementID, &p.USCC, &p.AmountFen, &p.DueAt, &now); err != nil {
+				return fmt.Errorf("overdue payments: %w", err)
+			}
+			o.N++
+			if now {
+				p.DueAt = p.DueAt.In(asOf.Location())
+				o.Fresh = append(o.Fresh, Announcement{Key: OverdueKey(p.DisbursementID), Type: contract.TypePaymentOverdue, Data: p})
+			}
+		}
+		if err := rows.Err(); err != nil {
+			return fmt.Errorf("overdue payments: %w", err)
+		}
+		*out = o
+		return nil
+	})
+}
+
+// overduePaymentsSQL finds the payments overdue as of $1 and announces
+// those not announced before (AnnounceOverduePayments).
+const overduePaymentsSQL = `WITH overdue AS (
+		SELECT d.disbursement_id, d.uscc, d.amount_fen, d.due_at
+		FROM subsidy.disbursements d
+		LEFT JOIN subsidy.settlements s ON s.disbursement_id = d.disbursement_id
+		WHERE d.due_at < $1 AND (s.settled_at IS NULL OR s.settled_at > $1)
+	), announced AS (
+		INSERT INTO subsidy.payment_overdue_announcements (disbursement_id, as_of)
+		SELECT disbursement_id, $1 FROM overdue ORDER BY disbursement_id
+		ON CONFLICT (disbursement_id) DO NOTHING
+		RETURNING disbursement_id
+	)
+	SELECT o.disbursement_id, o.uscc, o.amount_fen, o.due_at, a.disbursement_id IS NOT NULL
+	FROM overdue o LEFT JOIN announced a ON a.disbursement_id = o.disbursement_id
+	ORDER BY o.due_at, o.disbursement_id`
 
 // Announcement is one follow-up to send: its CloudEvents type, its outbox
 // key and its data. The domain says what to announce; the runtime's
