@@ -81,7 +81,7 @@ func (f *Function) receive(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	var ctx context.Context
-	ctx, span = tel.StartServer(telemetry.Incoming(r.Context(), r.Header, ev), "dead letter", start, telemetry.EventAttributes(ev)...)
+	ctx, span = tel.StartEvent(telemetry.Incoming(r.Context(), r.Header, ev), "dead letter", start, ev)
 	if _, ok := ev.Extensions()["traceparent"]; !ok {
 		telemetry.SetEventTrace(ctx, ev)
 	}

@@ -125,28 +125,29 @@ const signupDecision = `f AS (
 		FROM ins WHERE forum_id = $2 AND ins.signup_id = $1::text
 		RETURNING waitlisted
 	), answer AS (
-		SELECT CASE WHEN ins.signup_id = $1::text THEN CASE ins.status WHEN 'confirmed' THEN $15::text ELSE $16::text END
-				ELSE $17::text END AS reply_type,
+		SELECT CASE WHEN ins.signup_id = $1::text THEN CASE ins.status WHEN 'confirmed' THEN '` + contract.TypeSignupConfirmed + `'
+					ELSE '` + contract.TypeSignupWaitlisted + `' END
+				ELSE '` + contract.TypeSignupRejected + `' END AS reply_type,
 			'' AS reply_subject,
-			CASE WHEN f.open IS NULL THEN $18::text || 'forum_not_found"}'
-				WHEN NOT f.open THEN $18::text || 'signup_closed"}'
-				WHEN ins.signup_id = $1::text AND ins.status = 'confirmed' THEN $19::text
-				WHEN ins.signup_id = $1::text THEN $20::text || upd.waitlisted || $21::text
-				ELSE $18::text || 'already_registered","signupId":' || to_json(ins.signup_id)::text || '}' END AS reply_data,
+			CASE WHEN f.open IS NULL THEN $15::text || 'forum_not_found"}'
+				WHEN NOT f.open THEN $15::text || 'signup_closed"}'
+				WHEN ins.signup_id = $1::text AND ins.status = 'confirmed' THEN $16::text || '` + StatusConfirmed + `","waitlistPosition":0' || $17::text
+				WHEN ins.signup_id = $1::text THEN $16::text || '` + StatusWaitlisted + `","waitlistPosition":' || upd.waitlisted || $17::text
+				ELSE $15::text || 'already_registered","signupId":' || to_json(ins.signup_id)::text || '}' END AS reply_data,
 			coalesce(ins.signup_id = $1::text, false) AS follow_ups
 		FROM (SELECT) one LEFT JOIN f ON true LEFT JOIN ins ON true LEFT JOIN upd ON true
 	)`
 
 // signupReplies are the replies a signup may get, encoded before its
-// statement chooses one: confirmed (position 0), waitlisted cut around
-// its position (the JSON before and after the number, which only the
-// statement knows), and the rejections' JSON up to their reason, which
-// the statement writes (with the existing signup's id for
-// already_registered).
+// statement chooses one: the accepted reply's JSON before its status
+// value and after its waitlist position (the statement writes
+// `confirmed","waitlistPosition":0` or `waitlisted","waitlistPosition":`
+// and the position, which only it knows, between them), and the
+// rejections' JSON up to their reason, which the statement writes (with
+// the existing signup's id for already_registered).
 type signupReplies struct {
-	confirmed                         string
-	waitlistedBefore, waitlistedAfter string
-	rejectionHead                     string
+	acceptedHead, acceptedTail string
+	rejectionHead              string
 }
 
 // encodeSignupReplies encodes a signup's replies with two json.Marshal
@@ -157,13 +158,12 @@ func encodeSignupReplies(signupID string, p *contract.SignupRequested, uploads [
 	var r signupReplies
 	accepted, _ := json.Marshal(contract.SignupReply{SignupID: signupID, ForumID: p.ForumID, USCC: p.Enterprise.USCC,
 		Status: StatusConfirmed, Uploads: nonNil(uploads)}) // plain structs: cannot fail
-	r.confirmed = string(accepted)
-	const confirmedAt = `"status":"` + StatusConfirmed + `","waitlistPosition":0`
-	before, after, ok := strings.Cut(r.confirmed, confirmedAt)
+	const statusAt, confirmedAt = `"status":"`, StatusConfirmed + `","waitlistPosition":0`
+	before, after, ok := strings.Cut(string(accepted), statusAt+confirmedAt)
 	if !ok {
-		return r, fmt.Errorf("signup reply: no %s in the encoded reply", confirmedAt)
+		return r, fmt.Errorf("signup reply: no %s in the encoded reply", statusAt+confirmedAt)
 	}
-	r.waitlistedBefore, r.waitlistedAfter = before+`"status":"`+StatusWaitlisted+`","waitlistPosition":`, after
+	r.acceptedHead, r.acceptedTail = before+statusAt, after
 	rejection, _ := json.Marshal(contract.SignupRejection{ForumID: p.ForumID, USCC: p.Enterprise.USCC})
 	const reasonAt = `"reason":""}`
 	head, ok := strings.CutSuffix(string(rejection), reasonAt)
@@ -181,8 +181,7 @@ func decideSignup(signupID string, p *contract.SignupRequested, at time.Time, so
 	documents, _ := json.Marshal(nonNil(p.Documents))
 	return []any{signupID, p.ForumID, p.Enterprise.USCC, p.Enterprise.Name, p.Enterprise.County, p.Contact.Name,
 		p.Contact.Phone, p.Mode, p.NominatedBy, p.Topic, string(problems), string(documents), at, source,
-		contract.TypeSignupConfirmed, contract.TypeSignupWaitlisted, contract.TypeSignupRejected,
-		r.rejectionHead, r.confirmed, r.waitlistedBefore, r.waitlistedAfter}
+		r.rejectionHead, r.acceptedHead, r.acceptedTail}
 }
 
 func nonNil[T any](s []T) []T {

@@ -83,22 +83,28 @@ func (w *loggedWriter) log(log *zap.SugaredLogger, msg string, r *http.Request, 
 	if status == 0 {
 		status = http.StatusOK
 	}
-	fields := append([]any{"method", r.Method, "path", r.URL.Path, "status", status,
-		"ms", float64(time.Since(start).Microseconds()) / 1000}, w.fields...)
-	logAnswer(log, msg, status, w.err, fields)
+	fields := []zap.Field{zap.String("method", r.Method), zap.String("path", r.URL.Path), zap.Int("status", status),
+		zap.Float64("ms", float64(time.Since(start).Microseconds())/1000)}
+	for i := 0; i+1 < len(w.fields); i += 2 {
+		key, _ := w.fields[i].(string)
+		fields = append(fields, zap.Any(key, w.fields[i+1]))
+	}
+	logAnswer(log.Desugar(), msg, status, w.err, fields)
 }
 
 // logAnswer writes one request's line: a 5xx at Warn, with the error
 // behind it (its cause included) at Error; anything else at Info. The
-// error of a 4xx is the caller's own and stays out of the log.
-func logAnswer(log *zap.SugaredLogger, msg string, status int, err error, fields []any) {
+// error of a 4xx is the caller's own and stays out of the log. The
+// fields are typed: a sugared logger's key-value pairs would be
+// converted to them on every request.
+func logAnswer(log *zap.Logger, msg string, status int, err error, fields []zap.Field) {
 	switch {
 	case status >= 500 && err != nil:
-		log.Errorw(msg, append(fields, "error", err.Error())...)
+		log.Error(msg, append(fields, zap.String("error", err.Error()))...)
 	case status >= 500:
-		log.Warnw(msg, fields...)
+		log.Warn(msg, fields...)
 	default:
-		log.Infow(msg, fields...)
+		log.Info(msg, fields...)
 	}
 }
 

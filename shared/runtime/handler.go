@@ -150,6 +150,12 @@ func DecodeJSON(data []byte, v any) error {
 	if data[0] != '{' {
 		return event.Invalid("data", "must be a JSON object")
 	}
+	// json.Unmarshal accepts exactly what the decoder below does (one
+	// object, nothing after it) without copying the data into a reader's
+	// buffer; only a refusal is decoded again, to name what is wrong.
+	if json.Unmarshal(data, v) == nil {
+		return nil
+	}
 	dec := json.NewDecoder(bytes.NewReader(data))
 	if err := dec.Decode(v); err != nil {
 		var te *json.UnmarshalTypeError

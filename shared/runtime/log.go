@@ -4,6 +4,7 @@ import (
 	"context"
 	"os"
 	"os/signal"
+	"sync"
 	"syscall"
 
 	"go.uber.org/zap"
@@ -20,10 +21,34 @@ func WithLogger(ctx context.Context, log *zap.SugaredLogger) context.Context {
 // function's logger tagged with the event's type, id and source. Without
 // one it returns a logger that discards everything.
 func Logger(ctx context.Context) *zap.SugaredLogger {
-	if l, ok := ctx.Value(loggerKey{}).(*zap.SugaredLogger); ok {
+	switch l := ctx.Value(loggerKey{}).(type) {
+	case *zap.SugaredLogger:
 		return l
+	case *eventLogger:
+		return l.get()
 	}
 	return zap.NewNop().Sugar()
+}
+
+// eventLogger is the logger of one event, tagged with its type, id and
+// source when a handler first asks for it: most events log nothing but
+// the server's line, and tagging a logger copies its encoder.
+type eventLogger struct {
+	base            *zap.SugaredLogger
+	typ, id, source string
+	once            sync.Once
+	log             *zap.SugaredLogger
+}
+
+func (l *eventLogger) get() *zap.SugaredLogger {
+	l.once.Do(func() { l.log = l.base.With("type", l.typ, "id", l.id, "source", l.source) })
+	return l.log
+}
+
+// withEventLogger returns a context whose Logger is base tagged with the
+// event of m, built on first use.
+func withEventLogger(ctx context.Context, base *zap.SugaredLogger, m Meta) context.Context {
+	return context.WithValue(ctx, loggerKey{}, &eventLogger{base: base, typ: m.Type, id: m.ID, source: m.Source})
 }
 
 // SignalContext returns a context cancelled on the first SIGTERM or

@@ -50,6 +50,7 @@ type Server struct {
 	fn   *Function
 	pool *pgxpool.Pool
 	log  *zap.SugaredLogger
+	line *zap.Logger // log, unsugared, for the line per event
 	mux  *http.ServeMux
 	now  func() time.Time
 	warm <-chan struct{} // when set, events wait for it before taking a connection
@@ -62,7 +63,7 @@ type Server struct {
 // (telemetry.Current). pool may be nil for functions without handlers
 // (webhook-ingress). GET /metrics exists when METRICS_PROMETHEUS is on.
 func NewServer(fn *Function, pool *pgxpool.Pool, log *zap.SugaredLogger) *Server {
-	s := &Server{fn: fn, pool: pool, log: log, mux: http.NewServeMux(), now: time.Now,
+	s := &Server{fn: fn, pool: pool, log: log, line: log.Desugar(), mux: http.NewServeMux(), now: time.Now,
 		inboxSQL: inboxInsertWith(postgres.Settings(pool)), tel: telemetry.Current()}
 	s.mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "text/plain")
@@ -222,18 +223,20 @@ func (s *Server) receive(w http.ResponseWriter, r *http.Request) {
 	ev := rc.ev
 	elapsed := time.Since(start)
 	s.record(ctx, r, &rc, out, elapsed)
-	fields := []any{"status", out.status, "outcome", out.result, "ms", float64(elapsed.Microseconds()) / 1000}
+	fields := append(make([]zap.Field, 0, 8), zap.Int("status", out.status), zap.String("outcome", out.result),
+		zap.Float64("ms", float64(elapsed.Microseconds())/1000))
 	if ev != nil {
-		fields = append(fields, "type", ev.Type(), "id", ev.ID(), "source", ev.Source())
+		fields = append(fields, zap.String("type", ev.Type()), zap.String("id", ev.ID()), zap.String("source", ev.Source()))
 	} else if r.Header.Get("Ce-Id") != "" {
 		// Binary mode names the event in headers even when the body was
 		// refused (too large, not parseable).
-		fields = append(fields, "type", r.Header.Get("Ce-Type"), "id", r.Header.Get("Ce-Id"), "source", r.Header.Get("Ce-Source"))
+		fields = append(fields, zap.String("type", r.Header.Get("Ce-Type")), zap.String("id", r.Header.Get("Ce-Id")),
+			zap.String("source", r.Header.Get("Ce-Source")))
 	}
 	if out.reply != "" {
-		fields = append(fields, "reply", out.reply)
+		fields = append(fields, zap.String("reply", out.reply))
 	}
-	logAnswer(s.log, "event", out.status, out.err, fields)
+	logAnswer(s.line, "event", out.status, out.err, fields)
 }
 
 // received is what serveEvent learnt of the request: the event, once
@@ -272,8 +275,8 @@ func (s *Server) serveEvent(ctx context.Context, w http.ResponseWriter, r *http.
 		return s.fail(w, err)
 	}
 	rc.ev = ev
-	ctx, rc.span = s.tel.StartServer(telemetry.Incoming(ctx, r.Header, ev), "process "+ev.Type(), rc.start,
-		append(telemetry.EventAttributes(ev), attribute.String(telemetry.AttrFunction, s.fn.Name))...)
+	ctx, rc.span = s.tel.StartEvent(telemetry.Incoming(ctx, r.Header, ev), "process "+ev.Type(), rc.start, ev,
+		attribute.String(telemetry.AttrFunction, s.fn.Name))
 	h, ok := s.fn.Handlers[ev.Type()]
 	if !ok {
 		types := make([]string, 0, len(s.fn.Handlers))
@@ -291,7 +294,7 @@ func (s *Server) serveEvent(ctx context.Context, w http.ResponseWriter, r *http.
 		m.Time = s.now()
 	}
 	m.TraceParent, _ = telemetry.TraceParent(ctx)
-	ctx = WithLogger(ctx, s.log.With("type", m.Type, "id", m.ID, "source", m.Source))
+	ctx = withEventLogger(ctx, s.log, m)
 	var reply *cloudevents.Event
 	var dup bool
 	if dh, ok := h.(decisionHandler); ok {

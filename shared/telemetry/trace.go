@@ -108,6 +108,17 @@ func (t *Telemetry) StartServer(ctx context.Context, name string, start time.Tim
 	return ctx, &serverSpan{Span: span, attrs: attrs}
 }
 
+// StartEvent is StartServer for a received CloudEvent ev: the span keeps
+// ev's attributes (EventAttributes) and extra, built only when the span
+// records, so an untraced event costs none of them.
+func (t *Telemetry) StartEvent(ctx context.Context, name string, start time.Time, ev *cloudevents.Event, extra ...attribute.KeyValue) (context.Context, trace.Span) {
+	ctx, span := t.tracer.Start(ctx, name, trace.WithSpanKind(trace.SpanKindServer), trace.WithTimestamp(start))
+	if !span.IsRecording() {
+		return ctx, span
+	}
+	return ctx, &serverSpan{Span: span, attrs: append(EventAttributes(ev), extra...)}
+}
+
 // serverSpan is a recording server span with the attributes it sets when
 // it ends.
 type serverSpan struct {
