@@ -368,14 +368,19 @@ func TestRedelivery(t *testing.T) {
 }
 
 // TestConcurrentSignupsOneEnterprise: eight different signups of one
-// enterprise for one forum at once. One is confirmed; each of the others
-// waited for the forum's lock while that one committed, so its own
-// statement's snapshot cannot see it, and is refused already_registered
-// naming the confirmed signup all the same. One seat is taken.
+// enterprise for one forum at once, half through a second process. One is
+// confirmed; another process's signup that waited for the forum's lock
+// while that one committed cannot see it in its own statement's snapshot,
+// and is refused already_registered naming the confirmed signup all the
+// same, as are the ones that came later. One seat is taken.
 func TestConcurrentSignupsOneEnterprise(t *testing.T) {
 	t.Parallel()
 	f := setup(t)
 	f.schedule(t, "F1", 30, 10)
+	// A second process on the same database: within one process the
+	// signups of a forum take turns (Decision.Serial), across processes
+	// they race for the forum's row.
+	other := functest.Start(t, binary, f.Env...)
 	code := event.SampleUSCC(7)
 	replies := make([]*functest.Response, 8)
 	var wg sync.WaitGroup
@@ -383,7 +388,11 @@ func TestConcurrentSignupsOneEnterprise(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			replies[i] = f.send(t, contract.TypeSignupRequested, week, signupData("F1", code, "self"))
+			fn := f.Fn
+			if i%2 == 1 {
+				fn = other
+			}
+			replies[i] = fn.Send(t, functest.Event(contract.TypeSignupRequested, portalSrc, nextID(), week, signupData("F1", code, "self")))
 		}()
 	}
 	wg.Wait()

@@ -5,6 +5,8 @@ import (
 	"testing"
 	"time"
 
+	cloudevents "github.com/cloudevents/sdk-go/v2"
+
 	"github.com/qinqing/qinqing/shared/contract"
 	"github.com/qinqing/qinqing/shared/event"
 	"github.com/qinqing/qinqing/shared/runtime/functest"
@@ -61,5 +63,76 @@ func TestS3DownDuringClose(t *testing.T) {
 	}
 	if _, err := f.Store.Get(context.Background(), "forums/F1/roster.csv"); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// The signups of one forum take their turns in the process: while one
+// waits for the forum's row (locked here by another transaction), the next
+// waits for its turn without going to the database, and both give up at
+// the request's deadline with a 503 that wrote nothing: the waiting
+// statement is cancelled on the server (postgres.CancelGrace), not left
+// to commit once the row is free. Then Knative's retries are handled.
+func TestSignupTurnEndsAtDeadline(t *testing.T) {
+	t.Parallel()
+	f := &fixture{functest.Setup(t, binary, functest.Parts{Sink: true, S3: true, Env: []string{"REQUEST_TIMEOUT=1s"}})}
+	fn := f.Fn
+	if r := fn.Send(t, functest.Event(contract.TypeForumScheduled, portalSrc, nextID(), week, scheduleData("F1", 30, 10))); r.Status != 200 {
+		t.Fatalf("schedule: %d %s", r.Status, r.Body)
+	}
+	ctx := context.Background()
+	tx, err := f.Pool.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tx.Rollback(ctx) //nolint:errcheck // released below; a second rollback is a no-op
+	if _, err := tx.Exec(ctx, `SELECT FROM forum.forums WHERE forum_id = 'F1' FOR UPDATE`); err != nil {
+		t.Fatal(err)
+	}
+	waiting := func() int64 {
+		return f.Count(t, `SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'`)
+	}
+	evA := functest.Event(contract.TypeSignupRequested, portalSrc, nextID(), week, signupData("F1", event.SampleUSCC(1), "self"))
+	evB := functest.Event(contract.TypeSignupRequested, portalSrc, nextID(), week, signupData("F1", event.SampleUSCC(2), "self"))
+	first := make(chan *functest.Response, 1)
+	go func() { first <- fn.Send(t, evA) }()
+	waitUntil(t, "the first signup waits for the forum's row", func() bool { return waiting() == 1 })
+	second := make(chan *functest.Response, 1)
+	start := time.Now()
+	go func() { second <- fn.Send(t, evB) }()
+	most := int64(0)
+	var rB *functest.Response
+	for rB == nil {
+		most = max(most, waiting())
+		select {
+		case rB = <-second:
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+	took := time.Since(start)
+	rA := <-first
+	if rA.Status != 503 || rB.Status != 503 {
+		t.Fatalf("answers while the row is locked: %d %s, %d %s; want 503 twice", rA.Status, rA.Body, rB.Status, rB.Body)
+	}
+	if most != 1 {
+		t.Errorf("%d statements waited for the forum's row at once, want 1: the second signup waits its turn in the process", most)
+	}
+	if took > 3*time.Second {
+		t.Errorf("the second signup was answered after %v, want within a few REQUEST_TIMEOUTs (1 s)", took)
+	}
+	// The statement answered 503 was cancelled on the server: none still
+	// waits for the row, to commit once it is free.
+	if n := waiting(); n != 0 {
+		t.Errorf("%d statements answered 503 still wait for the forum's row", n)
+	}
+	if err := tx.Rollback(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if n := f.Count(t, `SELECT count(*) FROM forum.signups`); n != 0 {
+		t.Fatalf("%d signups written by answers of 503", n)
+	}
+	for _, ev := range []cloudevents.Event{evA, evB} {
+		if r := fn.Retry(t, ev, 10*time.Second); r.Type() != contract.TypeSignupConfirmed {
+			t.Fatalf("retry: %d %s %s", r.Status, r.Type(), r.Body)
+		}
 	}
 }

@@ -66,7 +66,8 @@ func (f *Function) schedule(ctx context.Context, tx pgx.Tx, m runtime.Meta, p *c
 
 // signup is a signup's decision: the whole work in one statement
 // (signupDecision), which takes the forum's row lock and chooses the reply
-// and whether the follow-ups (an appeal for each problem raised) go. The
+// and whether the follow-ups (an appeal for each problem raised) go; the
+// signups of one forum take their turns in the process (Serial). The
 // upload URLs are presigned before (no network: a signature), for the
 // replies that carry them.
 func (f *Function) signup(ctx context.Context, m runtime.Meta, p *contract.SignupRequested) (runtime.Decision, error) {
@@ -79,7 +80,8 @@ func (f *Function) signup(ctx context.Context, m runtime.Meta, p *contract.Signu
 	if err != nil {
 		return runtime.Decision{}, err
 	}
-	d := runtime.Decision{With: signupDecision, Args: decideSignup(signupID, p, m.Time, m.Source, replies)}
+	d := runtime.Decision{With: signupDecision, Args: decideSignup(signupID, p, m.Time, m.Source, replies),
+		Serial: "forum/" + p.ForumID} // the statement locks the forum's row
 	for i, pr := range p.Problems {
 		appealID := fmt.Sprintf("%s-p%d", signupID, i+1)
 		d.FollowUps = append(d.FollowUps, runtime.Outgoing{

@@ -12,6 +12,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgconn/ctxwatch"
 	"github.com/jackc/pgx/v5/pgxpool"
 )
 
@@ -127,6 +128,7 @@ func Open(ctx context.Context, c Config, tracer ...pgx.QueryTracer) (*pgxpool.Po
 		pc.ConnConfig.ConnectTimeout = c.ConnectTimeout
 	}
 	pc.MaxConnIdleTime = 5 * time.Minute
+	pc.ConnConfig.BuildContextWatcherHandler = cancelOnServer
 	if len(tracer) > 0 && tracer[0] != nil {
 		pc.ConnConfig.Tracer = tracer[0]
 	}
@@ -142,6 +144,23 @@ func Open(ctx context.Context, c Config, tracer ...pgx.QueryTracer) (*pgxpool.Po
 		}
 	}
 	return pool, nil
+}
+
+// CancelGrace is how long a statement whose context ended may take to
+// answer its cancel request before its connection is closed.
+const CancelGrace = time.Second
+
+// cancelOnServer makes the statement of a context that ends (a request
+// past its deadline, a client gone) be cancelled on the server with a
+// cancel request, waiting up to CancelGrace for the server's answer,
+// rather than only cut off by closing the connection (pgx's default). A
+// statement alone in its implicit transaction (a runtime.Decision) would
+// otherwise go on, waiting for its lock, and commit after its event was
+// answered 503; cancelled, it writes nothing, and one that finished first
+// is answered as it finished. A server that does not answer within the
+// grace still gets its connection closed.
+func cancelOnServer(c *pgconn.PgConn) ctxwatch.Handler {
+	return &pgconn.CancelRequestContextWatcherHandler{Conn: c, DeadlineDelay: CancelGrace}
 }
 
 // Beginner is what InTx needs: a pool, a connection or a transaction

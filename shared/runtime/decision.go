@@ -13,6 +13,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 
+	"github.com/qinqing/qinqing/shared/event"
 	"github.com/qinqing/qinqing/shared/postgres"
 )
 
@@ -45,10 +46,19 @@ import (
 // Result's are. A reply whose data depends on the decision is built in
 // SQL, usually from JSON the handler encoded beforehand for each possible
 // outcome (forum-signup: functions/forum-signup/store.go).
+//
+// Serial, when set, names what the statement contends for (forum-signup:
+// the forum whose row it locks): the statements of one process with the
+// same Serial run one at a time, the others waiting in the process, in
+// order of arrival, without a connection (serials). Across processes the
+// statement's own lock still decides; within one, a burst on one row
+// then costs no database backend waiting on that row. The wait is
+// bounded by the request's deadline.
 type Decision struct {
 	With      string
 	Args      []any
 	FollowUps []Outgoing
+	Serial    string
 }
 
 // OnDecision builds a Handler whose event is handled by one statement:
@@ -210,6 +220,13 @@ func (s *Server) decide(ctx context.Context, m Meta, d Decision) (reply *cloudev
 		}
 		args = append(args, SourceOf(m.Function), m.Time, ids, types, subjects, datas, traces)
 	}
+	if d.Serial != "" {
+		release, err := s.serials.acquire(ctx, d.Serial)
+		if err != nil {
+			return nil, false, fmt.Errorf("waiting for the turn of %s: %w", d.Serial, err)
+		}
+		defer release()
+	}
 	var id, typ, subject, data string
 	var at time.Time
 	var notified int64
@@ -224,6 +241,11 @@ func (s *Server) decide(ctx context.Context, m Meta, d Decision) (reply *cloudev
 		return reply, true, err
 	case errors.As(err, &pe) && pe.Code == "23502" && pe.TableName == "inbox" && pe.ColumnName == "type":
 		return nil, false, fmt.Errorf("the decision of %s for %s chose no reply; nothing was written", m.Function, m.Type)
+	case err != nil && !errors.As(err, &pe) && ctx.Err() != nil:
+		// Past the deadline without the server's answer to the cancel
+		// request (postgres.CancelGrace): the statement commits on its
+		// own, so it may have.
+		return nil, false, event.Unavailable(err, "the database did not answer in time; the event may have been handled, and a retry answers what was decided")
 	case err != nil:
 		return nil, false, fmt.Errorf("decision: %w", err)
 	}
