@@ -70,8 +70,9 @@ func TestS3DownDuringClose(t *testing.T) {
 // waits for the forum's row (locked here by another transaction), the next
 // waits for its turn without going to the database, and both give up at
 // the request's deadline with a 503 that wrote nothing: the waiting
-// statement is cancelled on the server (postgres.CancelGrace), not left
-// to commit once the row is free. Then Knative's retries are handled.
+// statement's lock timeout ends its wait on the server before the
+// deadline, so it is not left to commit once the row is free. Then
+// Knative's retries are handled.
 func TestSignupTurnEndsAtDeadline(t *testing.T) {
 	t.Parallel()
 	f := &fixture{functest.Setup(t, binary, functest.Parts{Sink: true, S3: true, Env: []string{"REQUEST_TIMEOUT=1s"}})}
@@ -119,7 +120,7 @@ func TestSignupTurnEndsAtDeadline(t *testing.T) {
 	if took > 3*time.Second {
 		t.Errorf("the second signup was answered after %v, want within a few REQUEST_TIMEOUTs (1 s)", took)
 	}
-	// The statement answered 503 was cancelled on the server: none still
+	// The statement answered 503 stopped waiting on the server: none still
 	// waits for the row, to commit once it is free.
 	if n := waiting(); n != 0 {
 		t.Errorf("%d statements answered 503 still wait for the forum's row", n)

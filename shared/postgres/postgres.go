@@ -12,7 +12,6 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
-	"github.com/jackc/pgx/v5/pgconn/ctxwatch"
 	"github.com/jackc/pgx/v5/pgxpool"
 )
 
@@ -128,7 +127,6 @@ func Open(ctx context.Context, c Config, tracer ...pgx.QueryTracer) (*pgxpool.Po
 		pc.ConnConfig.ConnectTimeout = c.ConnectTimeout
 	}
 	pc.MaxConnIdleTime = 5 * time.Minute
-	pc.ConnConfig.BuildContextWatcherHandler = cancelOnServer
 	if len(tracer) > 0 && tracer[0] != nil {
 		pc.ConnConfig.Tracer = tracer[0]
 	}
@@ -140,27 +138,10 @@ func Open(ctx context.Context, c Config, tracer ...pgx.QueryTracer) (*pgxpool.Po
 		beginQueries.Store(pool, q)
 		batchSettings.Store(pool, c.settingsQuery())
 		if c.LockTimeout > 0 {
-			lockSettings.Store(pool, c.lockSetting())
+			lockTimeouts.Store(pool, c.LockTimeout)
 		}
 	}
 	return pool, nil
-}
-
-// CancelGrace is how long a statement whose context ended may take to
-// answer its cancel request before its connection is closed.
-const CancelGrace = time.Second
-
-// cancelOnServer makes the statement of a context that ends (a request
-// past its deadline, a client gone) be cancelled on the server with a
-// cancel request, waiting up to CancelGrace for the server's answer,
-// rather than only cut off by closing the connection (pgx's default). A
-// statement alone in its implicit transaction (a runtime.Decision) would
-// otherwise go on, waiting for its lock, and commit after its event was
-// answered 503; cancelled, it writes nothing, and one that finished first
-// is answered as it finished. A server that does not answer within the
-// grace still gets its connection closed.
-func cancelOnServer(c *pgconn.PgConn) ctxwatch.Handler {
-	return &pgconn.CancelRequestContextWatcherHandler{Conn: c, DeadlineDelay: CancelGrace}
 }
 
 // Beginner is what InTx needs: a pool, a connection or a transaction
@@ -199,24 +180,24 @@ func InTx(ctx context.Context, db Beginner, fn func(tx pgx.Tx) error) (err error
 // set the configured timeouts for the transaction (Settings).
 var batchSettings sync.Map // *pgxpool.Pool → string
 
-// lockSettings holds, per pool opened by Open with a lock timeout, the
-// set_config call of that timeout alone (LockSetting).
-var lockSettings sync.Map // *pgxpool.Pool → string
+// lockTimeouts holds, per pool opened by Open with a lock timeout, that
+// timeout (LockTimeout).
+var lockTimeouts sync.Map // *pgxpool.Pool → time.Duration
 
 func (c Config) lockSetting() string {
 	return fmt.Sprintf("set_config('lock_timeout', '%d', true)", c.LockTimeout.Milliseconds())
 }
 
-// LockSetting is the set_config call that gives the current transaction
-// the lock timeout InTx gives transactions on pool, or "" when there is
-// none: for a statement that runs alone in its implicit transaction, on
-// which a statement timeout set inside it would have no effect (it bounds
-// only the statements after it).
-func LockSetting(pool *pgxpool.Pool) string {
-	if q, ok := lockSettings.Load(pool); ok {
-		return q.(string)
+// LockTimeout is the lock timeout InTx gives transactions on pool, or 0
+// when there is none: for a statement that runs alone in its implicit
+// transaction and sets it itself (set_config('lock_timeout', …, true)),
+// since a statement timeout set inside a statement would have no effect
+// on it (it bounds only the statements after it).
+func LockTimeout(pool *pgxpool.Pool) time.Duration {
+	if d, ok := lockTimeouts.Load(pool); ok {
+		return d.(time.Duration)
 	}
-	return ""
+	return 0
 }
 
 // settingsQuery is the SET LOCALs of beginQuery as set_config calls, for a

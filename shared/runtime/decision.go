@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -125,37 +126,47 @@ func decisionOnTx(with string) string {
 var decisionSQL sync.Map // decisionKey → string
 
 type decisionKey struct {
-	with, settings string
-	nargs          int
-	followUps      bool
+	with            string
+	nargs           int
+	lock, followUps bool
 }
 
 // decisionStatement is a decision's statement for the server, alone in
-// its round trip and its implicit transaction: the pool's lock timeout
-// (postgres.LockSetting), set first, so every lock the statement waits
-// for has it (a statement timeout set inside a statement would bound only
-// the statements after it: this one is bounded by the request's
-// deadline), the reply stored with the event when it was handled before (seen), else the handler's With, the
-// inbox row with the answer's reply (claim: it fails on the key of a
-// delivery of the same event that committed meanwhile, and on a missing
-// answer, whose NULL type the inbox's NOT NULL type column refuses), and,
-// for a decision with follow-ups, those the answer sends (one insert from
-// arrays) and the relays' wake-up. The runtime's parameters follow the
-// handler's n: function, source, id, type, traceparent and reply id, and
-// with follow-ups their source and time, then their ids, types, subjects,
-// data and traces as arrays.
-func decisionStatement(with, settings string, n int, followUps bool) string {
-	k := decisionKey{with, settings, n, followUps}
+// its round trip and its implicit transaction: with lock, a lock timeout
+// (decisionLockTimeout), set first, so every lock the statement waits for
+// has it (a statement timeout set inside a statement would bound only the
+// statements after it: this one is bounded by the request's deadline),
+// the reply stored with the event when it was handled before (seen), else
+// the handler's With, the inbox row with the answer's reply (claim: it
+// fails on the key of a delivery of the same event that committed
+// meanwhile, and on a missing answer, whose NULL type the inbox's NOT NULL
+// type column refuses), and, for a decision with follow-ups, those the
+// answer sends (one insert from arrays) and the relays' wake-up. The
+// runtime's parameters follow the handler's n: function, source, id,
+// type, traceparent and reply id; with lock, the lock timeout in
+// milliseconds; with follow-ups their source and time, then their ids,
+// types, subjects, data and traces as arrays.
+func decisionStatement(with string, n int, lock, followUps bool) string {
+	k := decisionKey{with, n, lock, followUps}
 	if q, ok := decisionSQL.Load(k); ok {
 		return q.(string)
 	}
-	p := func(i int) string { return fmt.Sprintf("$%d", n+i) }
-	r := strings.NewReplacer(
-		"$FUNCTION", p(1), "$SOURCE", p(2), "$ID", p(3), "$TYPE", p(4), "$TRACE", p(5), "$REPLY_ID", p(6),
-		"$PRODUCER", p(7), "$TIME", p(8), "$F_IDS", p(9), "$F_TYPES", p(10), "$F_SUBJECTS", p(11),
-		"$F_DATA", p(12), "$F_TRACES", p(13))
+	names := []string{"$FUNCTION", "$SOURCE", "$ID", "$TYPE", "$TRACE", "$REPLY_ID"}
+	if lock {
+		names = append(names, "$LOCK_TIMEOUT")
+	}
+	names = append(names, "$PRODUCER", "$TIME", "$F_IDS", "$F_TYPES", "$F_SUBJECTS", "$F_DATA", "$F_TRACES")
+	pairs := make([]string, 0, 2*len(names))
+	for i, name := range names {
+		pairs = append(pairs, name, fmt.Sprintf("$%d", n+i+1))
+	}
+	r := strings.NewReplacer(pairs...)
+	settings := ""
+	if lock {
+		settings = "set_config('lock_timeout', $LOCK_TIMEOUT::text, true)"
+	}
 	head, from := "WITH ", ""
-	if settings != "" {
+	if lock {
 		head, from = "WITH qq_settings AS MATERIALIZED (SELECT "+settings+"), ", " FROM qq_settings"
 	}
 	// Without follow-ups the statement has no outbox part at all.
@@ -177,7 +188,7 @@ func decisionStatement(with, settings string, n int, followUps bool) string {
 	}
 	// fresh reads the settings' one row, so they are set before any CTE
 	// reading fresh waits for a lock.
-	q := head + r.Replace(`qq_seen AS MATERIALIZED (
+	q := r.Replace(head) + r.Replace(`qq_seen AS MATERIALIZED (
 		SELECT reply_id, reply_type, coalesce(reply_subject, '') AS reply_subject, reply_data::text AS reply_data, received_at
 		FROM qinqing.inbox WHERE function = $FUNCTION::text AND source = $SOURCE::text AND id = $ID::text
 	), fresh AS MATERIALIZED (
@@ -210,15 +221,13 @@ func (s *Server) decide(ctx context.Context, m Meta, d Decision) (reply *cloudev
 		case <-ctx.Done():
 		}
 	}
-	args := make([]any, 0, len(d.Args)+13)
-	args = append(args, d.Args...)
-	args = append(args, m.Function, m.Source, m.ID, m.Type, m.TraceParent, replyID(m))
+	var followUps []any
 	if len(d.FollowUps) > 0 {
 		ids, types, subjects, datas, traces, err := followUpArrays(m, d.FollowUps)
 		if err != nil {
 			return nil, false, err
 		}
-		args = append(args, SourceOf(m.Function), m.Time, ids, types, subjects, datas, traces)
+		followUps = []any{SourceOf(m.Function), m.Time, ids, types, subjects, datas, traces}
 	}
 	if d.Serial != "" {
 		release, err := s.serials.acquire(ctx, d.Serial)
@@ -227,10 +236,18 @@ func (s *Server) decide(ctx context.Context, m Meta, d Decision) (reply *cloudev
 		}
 		defer release()
 	}
+	args := make([]any, 0, len(d.Args)+14)
+	args = append(args, d.Args...)
+	args = append(args, m.Function, m.Source, m.ID, m.Type, m.TraceParent, replyID(m))
+	lock := decisionLockTimeout(ctx, postgres.LockTimeout(s.pool))
+	if lock > 0 {
+		args = append(args, strconv.FormatInt(lock.Milliseconds(), 10))
+	}
+	args = append(args, followUps...)
 	var id, typ, subject, data string
 	var at time.Time
 	var notified int64
-	err = s.pool.QueryRow(ctx, decisionStatement(d.With, postgres.LockSetting(s.pool), len(d.Args), len(d.FollowUps) > 0), args...).
+	err = s.pool.QueryRow(ctx, decisionStatement(d.With, len(d.Args), lock > 0, len(d.FollowUps) > 0), args...).
 		Scan(&dup, &id, &typ, &subject, &data, &at, &notified)
 	var pe *pgconn.PgError
 	switch {
@@ -242,14 +259,37 @@ func (s *Server) decide(ctx context.Context, m Meta, d Decision) (reply *cloudev
 	case errors.As(err, &pe) && pe.Code == "23502" && pe.TableName == "inbox" && pe.ColumnName == "type":
 		return nil, false, fmt.Errorf("the decision of %s for %s chose no reply; nothing was written", m.Function, m.Type)
 	case err != nil && !errors.As(err, &pe) && ctx.Err() != nil:
-		// Past the deadline without the server's answer to the cancel
-		// request (postgres.CancelGrace): the statement commits on its
-		// own, so it may have.
+		// Cut off at the deadline without an answer from the server
+		// (pgx closes the connection): the statement, alone in its
+		// implicit transaction, may still have committed.
 		return nil, false, event.Unavailable(err, "the database did not answer in time; the event may have been handled, and a retry answers what was decided")
 	case err != nil:
 		return nil, false, fmt.Errorf("decision: %w", err)
 	}
 	return newEvent(id, SourceOf(m.Function), typ, subject, at, []byte(data)), dup, nil
+}
+
+// deadlineMargin is how long before the request's deadline a decision's
+// lock wait ends on the server (decisionLockTimeout).
+const deadlineMargin = 100 * time.Millisecond
+
+// decisionLockTimeout is the lock timeout of a decision's statement: the
+// pool's, shortened to end deadlineMargin before the request's deadline.
+// pgx answers a context that ends by closing the connection, which a
+// backend waiting for a lock does not notice: granted the lock later, the
+// statement would commit on its own after its event was answered 503. Its
+// wait ends on the server instead, in time for the answer to say so. 0:
+// no lock timeout (none configured, no deadline).
+func decisionLockTimeout(ctx context.Context, pool time.Duration) time.Duration {
+	dl, ok := ctx.Deadline()
+	if !ok {
+		return pool
+	}
+	left := max(time.Until(dl)-deadlineMargin, time.Millisecond)
+	if pool > 0 && pool < left {
+		return pool
+	}
+	return left
 }
 
 // readReply reads the reply stored with an event already handled.
