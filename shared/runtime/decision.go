@@ -50,11 +50,12 @@ import (
 //
 // Serial, when set, names what the statement contends for (forum-signup:
 // the forum whose row it locks): the statements of one process with the
-// same Serial run one at a time, the others waiting in the process, in
-// order of arrival, without a connection (serials). Across processes the
-// statement's own lock still decides; within one, a burst on one row
-// then costs no database backend waiting on that row. The wait is
-// bounded by the request's deadline.
+// same Serial run one round trip at a time, in order of arrival, the ones
+// that arrived meanwhile sent together in the next (turns). Across
+// processes the statement's own lock still decides; within one, a burst
+// on one row then costs no database backend waiting on that row, and one
+// lock and one commit for each round trip's events. The wait is bounded
+// by the request's deadline.
 type Decision struct {
 	With      string
 	Args      []any
@@ -211,9 +212,11 @@ func decisionStatement(with string, n int, lock, followUps bool) string {
 }
 
 // decide handles an event of an OnDecision handler: its statement
-// (decisionStatement), one round trip. A delivery of the same event in
-// flight makes the statement wait on the inbox key; when that one commits,
-// this statement fails whole and the stored reply is read.
+// (decisionStatement), one round trip; with a Serial, in its key's turn
+// and possibly in one round trip with others (turns). A delivery of the
+// same event in flight makes the statement wait on the inbox key; when
+// that one commits, this statement fails whole and the stored reply is
+// read.
 func (s *Server) decide(ctx context.Context, m Meta, d Decision) (reply *cloudevents.Event, dup bool, err error) {
 	if s.warm != nil {
 		select {
@@ -221,43 +224,53 @@ func (s *Server) decide(ctx context.Context, m Meta, d Decision) (reply *cloudev
 		case <-ctx.Done():
 		}
 	}
-	var followUps []any
+	c := decisionCall{m: m, d: d}
 	if len(d.FollowUps) > 0 {
 		ids, types, subjects, datas, traces, err := followUpArrays(m, d.FollowUps)
 		if err != nil {
 			return nil, false, err
 		}
-		followUps = []any{SourceOf(m.Function), m.Time, ids, types, subjects, datas, traces}
+		c.followUps = []any{SourceOf(m.Function), m.Time, ids, types, subjects, datas, traces}
 	}
 	if d.Serial != "" {
-		release, err := s.serials.acquire(ctx, d.Serial)
-		if err != nil {
-			return nil, false, fmt.Errorf("waiting for the turn of %s: %w", d.Serial, err)
-		}
-		defer release()
+		return s.turns.do(ctx, s, d.Serial, c)
 	}
-	args := make([]any, 0, len(d.Args)+14)
-	args = append(args, d.Args...)
-	args = append(args, m.Function, m.Source, m.ID, m.Type, m.TraceParent, replyID(m))
-	lock := decisionLockTimeout(ctx, postgres.LockTimeout(s.pool))
+	return s.decideAlone(ctx, c)
+}
+
+// decisionCall is one event's decision, ready to be sent.
+type decisionCall struct {
+	m         Meta
+	d         Decision
+	followUps []any // the follow-ups' parameters (decisionStatement)
+}
+
+// query is c's statement and its arguments, with the lock timeout lock
+// (0: none).
+func (c decisionCall) query(lock time.Duration) (string, []any) {
+	args := make([]any, 0, len(c.d.Args)+14)
+	args = append(args, c.d.Args...)
+	args = append(args, c.m.Function, c.m.Source, c.m.ID, c.m.Type, c.m.TraceParent, replyID(c.m))
 	if lock > 0 {
 		args = append(args, strconv.FormatInt(lock.Milliseconds(), 10))
 	}
-	args = append(args, followUps...)
-	var id, typ, subject, data string
-	var at time.Time
-	var notified int64
-	err = s.pool.QueryRow(ctx, decisionStatement(d.With, len(d.Args), lock > 0, len(d.FollowUps) > 0), args...).
-		Scan(&dup, &id, &typ, &subject, &data, &at, &notified)
+	args = append(args, c.followUps...)
+	return decisionStatement(c.d.With, len(c.d.Args), lock > 0, len(c.d.FollowUps) > 0), args
+}
+
+// decideAlone sends c's statement on its own.
+func (s *Server) decideAlone(ctx context.Context, c decisionCall) (*cloudevents.Event, bool, error) {
+	q, args := c.query(decisionLockTimeout(ctx, postgres.LockTimeout(s.pool)))
+	reply, dup, err := scanDecision(s.pool.QueryRow(ctx, q, args...), c.m)
 	var pe *pgconn.PgError
 	switch {
 	case postgres.IsUniqueViolation(err, "inbox_pkey"):
 		// A delivery of the same event committed first; this statement
 		// was rolled back whole.
-		reply, err := s.readReply(ctx, m)
+		reply, err := s.readReply(ctx, c.m)
 		return reply, true, err
 	case errors.As(err, &pe) && pe.Code == "23502" && pe.TableName == "inbox" && pe.ColumnName == "type":
-		return nil, false, fmt.Errorf("the decision of %s for %s chose no reply; nothing was written", m.Function, m.Type)
+		return nil, false, fmt.Errorf("the decision of %s for %s chose no reply; nothing was written", c.m.Function, c.m.Type)
 	case err != nil && !errors.As(err, &pe) && ctx.Err() != nil:
 		// Cut off at the deadline without an answer from the server
 		// (pgx closes the connection): the statement, alone in its
@@ -266,7 +279,72 @@ func (s *Server) decide(ctx context.Context, m Meta, d Decision) (reply *cloudev
 	case err != nil:
 		return nil, false, fmt.Errorf("decision: %w", err)
 	}
+	return reply, dup, nil
+}
+
+// scanDecision reads the row of a decision's statement: the reply (the
+// stored one for a redelivery: dup).
+func scanDecision(row pgx.Row, m Meta) (*cloudevents.Event, bool, error) {
+	var dup bool
+	var id, typ, subject, data string
+	var at time.Time
+	var notified int64
+	if err := row.Scan(&dup, &id, &typ, &subject, &data, &at, &notified); err != nil {
+		return nil, false, err
+	}
 	return newEvent(id, SourceOf(m.Function), typ, subject, at, []byte(data)), dup, nil
+}
+
+// decideTogether sends the statements of cs, decisions of one Serial, in
+// one round trip: a pgx batch, which Postgres runs as one implicit
+// transaction, so the first statement takes the lock the others need
+// too, and all commit at once. Each statement sees the ones before it
+// (its own redelivery included). When any fails, the transaction is
+// rolled back whole and each is sent again on its own, for its own
+// outcome. The batch runs to the earliest deadline among cs (its lock
+// timeout ends before it, decisionLockTimeout), not cut short by any one
+// request going away.
+func (s *Server) decideTogether(cs []decisionCall, ctxs []context.Context) []decided {
+	out := make([]decided, len(cs))
+	if len(cs) == 1 {
+		out[0].reply, out[0].dup, out[0].err = s.decideAlone(ctxs[0], cs[0])
+		return out
+	}
+	ctx := context.Background()
+	var earliest time.Time
+	for _, c := range ctxs {
+		if dl, ok := c.Deadline(); ok && (earliest.IsZero() || dl.Before(earliest)) {
+			earliest = dl
+		}
+	}
+	if !earliest.IsZero() {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithDeadline(ctx, earliest)
+		defer cancel()
+	}
+	lock := decisionLockTimeout(ctx, postgres.LockTimeout(s.pool))
+	b := &pgx.Batch{}
+	for _, c := range cs {
+		q, args := c.query(lock)
+		b.Queue(q, args...)
+	}
+	br := s.pool.SendBatch(ctx, b)
+	var failed error
+	for i, c := range cs {
+		if out[i].reply, out[i].dup, failed = scanDecision(br.QueryRow(), c.m); failed != nil {
+			break
+		}
+	}
+	if err := br.Close(); failed == nil {
+		failed = err
+	}
+	if failed != nil {
+		for i, c := range cs {
+			out[i] = decided{}
+			out[i].reply, out[i].dup, out[i].err = s.decideAlone(ctxs[i], c)
+		}
+	}
+	return out
 }
 
 // deadlineMargin is how long before the request's deadline a decision's

@@ -2,117 +2,116 @@ package runtime
 
 import (
 	"context"
-	goruntime "runtime"
 	"slices"
 	"sync"
+
+	cloudevents "github.com/cloudevents/sdk-go/v2"
 )
 
-// serials queues, within one process, the statements of decisions that
-// contend for one thing (Decision.Serial): a holder per key at a time, the
-// others waiting in line here rather than in the database.
+// maxTogether bounds how many decisions go in one round trip.
+const maxTogether = 64
+
+// turns queues, within one process, the decisions that contend for one
+// thing (Decision.Serial): per key one round trip at a time, sent by a
+// goroutine of its own while the key has decisions waiting, and every
+// decision that arrived meanwhile goes in the next round trip, together
+// (Server.decideTogether).
 //
 // Events contending for one row (the weekly burst on one forum) would
 // otherwise each hold a connection and a backend that waits on the row
 // lock: every commit then wakes the next backend, which rechecks the row
 // it waited for, while the machine's CPUs are busy with the events
-// themselves. Waiting here costs a parked goroutine and no connection, so
-// events for other keys keep the pool. The database's own lock still
-// orders the statements of several processes.
-type serials struct {
+// themselves. Queued here they cost a parked goroutine and no connection
+// (events for other keys keep the pool), and a burst costs one lock, one
+// commit and one round trip for each batch instead of for each event.
+// The database's own lock still orders the statements of several
+// processes.
+type turns struct {
 	mu   sync.Mutex
-	keys map[string]*serial
+	keys map[string][]*waiting // a key is present while its goroutine runs
 }
 
-// serial is one key's turn: whether it is held, the waiters parked for
-// it in order of arrival, and how many hold or wait for it (a key nobody
-// holds or waits for is forgotten, so the map stays as small as what is
-// in flight). A released turn goes to whoever takes it first, the first
-// waiter woken or a goroutine arriving that moment: handing it strictly
-// to the parked waiter would idle the turn until the scheduler runs that
-// goroutine, and on busy CPUs that wait is most of a turn (a lock
-// convoy). A woken waiter that lost the race waits first in line again.
-type serial struct {
-	held    bool
-	waiters []chan struct{}
-	refs    int
+// waiting is one decision in line: taken once its round trip has begun.
+type waiting struct {
+	ctx   context.Context
+	call  decisionCall
+	taken bool
+	done  chan decided
 }
 
-// acquire waits for key's turn, or until ctx is done (then it returns
-// ctx's error and holds nothing). The returned release ends the turn.
-func (s *serials) acquire(ctx context.Context, key string) (release func(), err error) {
-	s.mu.Lock()
-	if s.keys == nil {
-		s.keys = map[string]*serial{}
+// decided is what a decision's round trip answered.
+type decided struct {
+	reply *cloudevents.Event
+	dup   bool
+	err   error
+}
+
+// do queues c under key and waits for its outcome. A decision whose
+// request ends (its deadline) while it waits in line leaves the line with
+// ctx's error, nothing sent; one whose round trip has begun waits for it,
+// which ends by the earliest deadline among its batch.
+func (t *turns) do(ctx context.Context, s *Server, key string, c decisionCall) (*cloudevents.Event, bool, error) {
+	w := &waiting{ctx: ctx, call: c, done: make(chan decided, 1)}
+	t.mu.Lock()
+	if t.keys == nil {
+		t.keys = map[string][]*waiting{}
 	}
-	k := s.keys[key]
-	if k == nil {
-		k = &serial{}
-		s.keys[key] = k
+	line, running := t.keys[key]
+	t.keys[key] = append(line, w)
+	t.mu.Unlock()
+	if !running {
+		go t.serve(s, key)
 	}
-	k.refs++
-	first := false // whether this waiter was woken before and goes first
-	for k.held {
-		w := make(chan struct{}, 1)
-		if first {
-			k.waiters = append([]chan struct{}{w}, k.waiters...)
-		} else {
-			k.waiters = append(k.waiters, w)
+	select {
+	case r := <-w.done:
+		return r.reply, r.dup, r.err
+	case <-ctx.Done():
+	}
+	t.mu.Lock()
+	if !w.taken {
+		line := t.keys[key]
+		if i := slices.Index(line, w); i >= 0 {
+			t.keys[key] = slices.Delete(line, i, i+1)
 		}
-		s.mu.Unlock()
-		select {
-		case <-w:
-			s.mu.Lock()
-			first = true
-		case <-ctx.Done():
-			s.mu.Lock()
-			if i := slices.Index(k.waiters, w); i >= 0 {
-				k.waiters = slices.Delete(k.waiters, i, i+1)
-			} else {
-				s.wake(k) // woken as it gave up: the wake is the next one's
-			}
-			s.forget(key, k)
-			s.mu.Unlock()
-			return nil, ctx.Err()
+		t.mu.Unlock()
+		return nil, false, ctx.Err()
+	}
+	t.mu.Unlock()
+	r := <-w.done
+	return r.reply, r.dup, r.err
+}
+
+// serve sends key's decisions, those waiting at each turn together, until
+// none waits; then the key is forgotten.
+func (t *turns) serve(s *Server, key string) {
+	for {
+		t.mu.Lock()
+		line := t.keys[key]
+		if len(line) == 0 {
+			delete(t.keys, key)
+			t.mu.Unlock()
+			return
+		}
+		n := min(len(line), maxTogether)
+		batch := slices.Clone(line[:n])
+		t.keys[key] = slices.Delete(line, 0, n)
+		for _, w := range batch {
+			w.taken = true
+		}
+		t.mu.Unlock()
+		calls, ctxs := make([]decisionCall, n), make([]context.Context, n)
+		for i, w := range batch {
+			calls[i], ctxs[i] = w.call, w.ctx
+		}
+		for i, r := range s.decideTogether(calls, ctxs) {
+			batch[i].done <- r
 		}
 	}
-	k.held = true
-	s.mu.Unlock()
-	return func() {
-		s.mu.Lock()
-		k.held = false
-		woke := s.wake(k)
-		s.forget(key, k)
-		s.mu.Unlock()
-		if woke {
-			// Let the woken waiter run now, on this goroutine's CPU,
-			// rather than after this one has written its answer: the
-			// turn is idle until it runs.
-			goruntime.Gosched()
-		}
-	}, nil
 }
 
-// wake wakes k's first waiter, if any. s.mu is held.
-func (s *serials) wake(k *serial) bool {
-	if len(k.waiters) == 0 {
-		return false
-	}
-	k.waiters[0] <- struct{}{}
-	k.waiters = k.waiters[1:]
-	return true
-}
-
-// forget drops one hold or wait on k, and k itself when it was the last.
-// s.mu is held.
-func (s *serials) forget(key string, k *serial) {
-	if k.refs--; k.refs == 0 {
-		delete(s.keys, key)
-	}
-}
-
-// size is how many keys are held or waited for.
-func (s *serials) size() int {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return len(s.keys)
+// size is how many keys have decisions in line or in flight.
+func (t *turns) size() int {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return len(t.keys)
 }

@@ -57,8 +57,8 @@ type Server struct {
 	// inboxSQL is the inbox insert with the pool's transaction settings.
 	inboxSQL string
 	tel      *telemetry.Telemetry
-	// serials queues the decisions with a Serial.
-	serials serials
+	// turns queues the decisions with a Serial.
+	turns turns
 }
 
 // NewServer wires fn to the database and to the process's telemetry

@@ -1,0 +1,143 @@
+package runtime_test
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/qinqing/qinqing/shared/postgres/pgtest"
+	"github.com/qinqing/qinqing/shared/runtime"
+)
+
+// TestDecisionsTakeTurnsTogether: decisions with one Serial that arrive
+// while one of theirs is in flight are sent together in the next round
+// trip, one transaction. Each still gets its own outcome: a redelivery
+// inside the batch is answered the stored reply, and a decision that
+// fails (no reply chosen) rolls the batch back, whose decisions are then
+// sent one by one — the failing one answered 5xx with nothing kept, the
+// others handled.
+func TestDecisionsTakeTurnsTogether(t *testing.T) {
+	t.Parallel()
+	pool := pgtest.Pool(t)
+	ctx := context.Background()
+	if _, err := pool.Exec(ctx, `CREATE TABLE gate (id int); INSERT INTO gate VALUES (1);
+		CREATE TABLE turned (id text, xid bigint)`); err != nil {
+		t.Fatal(err)
+	}
+	decision := func(reply string) runtime.Handler {
+		return runtime.OnDecision(func(ctx context.Context, m runtime.Meta, p *struct{}) (runtime.Decision, error) {
+			return runtime.Decision{
+				With: `g AS (SELECT id FROM gate, fresh FOR UPDATE),
+					ins AS (INSERT INTO turned SELECT $1, txid_current() FROM g RETURNING id),
+					answer AS (SELECT ` + reply + ` AS reply_type, '' AS reply_subject,
+						(SELECT '{"id":"' || id || '"}' FROM ins) AS reply_data, false AS follow_ups)`,
+				Args:   []any{m.ID},
+				Serial: "gate",
+			}, nil
+		})
+	}
+	fn := &runtime.Function{Name: "turned", Handlers: map[string]runtime.Handler{
+		"ok":   decision(`'turned.done'`),
+		"null": decision(`NULL::text`),
+	}}
+	srv := httptest.NewServer(runtime.NewServer(fn, pool, zap.NewNop().Sugar()))
+	defer srv.Close()
+	send := func(typ, id string) (int, string) {
+		req, _ := http.NewRequest(http.MethodPost, srv.URL+"/", strings.NewReader(`{}`))
+		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set("Ce-Specversion", "1.0")
+		req.Header.Set("Ce-Type", typ)
+		req.Header.Set("Ce-Source", "/turned")
+		req.Header.Set("Ce-Id", id)
+		resp, err := srv.Client().Do(req)
+		if err != nil {
+			return 0, err.Error()
+		}
+		defer resp.Body.Close()
+		body, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(body)
+	}
+	waiting := func() int {
+		var n int
+		if err := pool.QueryRow(ctx, `SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'`).Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+
+	for round, withFailure := range []bool{false, true} {
+		// The gate is held: the first decision waits for it in the
+		// database, the others in line.
+		tx, err := pool.Begin(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := tx.Exec(ctx, `SELECT FROM gate FOR UPDATE`); err != nil {
+			t.Fatal(err)
+		}
+		type answer struct {
+			status int
+			body   string
+		}
+		ids := []string{}
+		for i := 0; i < 12; i++ {
+			ids = append(ids, fmt.Sprintf("r%d-%d", round, i))
+		}
+		ids = append(ids, ids[3]) // a redelivery in the same line
+		answers := make([]answer, len(ids)+1)
+		var wg sync.WaitGroup
+		start := func(i int, typ, id string) {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				answers[i].status, answers[i].body = send(typ, id)
+			}()
+		}
+		start(0, "ok", ids[0])
+		for deadline := time.Now().Add(10 * time.Second); waiting() != 1; time.Sleep(5 * time.Millisecond) {
+			if time.Now().After(deadline) {
+				t.Fatal("the first decision does not wait for the gate")
+			}
+		}
+		for i, id := range ids[1:] {
+			start(i+1, "ok", id)
+		}
+		if withFailure {
+			start(len(ids), "null", fmt.Sprintf("r%d-null", round))
+		}
+		time.Sleep(200 * time.Millisecond) // all in line
+		if n := waiting(); n != 1 {
+			t.Errorf("%d statements wait for the gate in the database, want 1: the others wait in line", n)
+		}
+		if err := tx.Rollback(ctx); err != nil {
+			t.Fatal(err)
+		}
+		wg.Wait()
+		for i, id := range ids {
+			if a := answers[i]; a.status != 200 || a.body != `{"id":"`+id+`"}` {
+				t.Errorf("round %d, %s: %d %s", round, id, a.status, a.body)
+			}
+		}
+		if withFailure && answers[len(ids)].status < 500 {
+			t.Errorf("round %d: the decision without a reply answered %d %s, want 5xx", round, answers[len(ids)].status, answers[len(ids)].body)
+		}
+		var rows, xids int
+		if err := pool.QueryRow(ctx, `SELECT count(*), count(DISTINCT xid) FROM turned WHERE id LIKE $1`, fmt.Sprintf("r%d-%%", round)).Scan(&rows, &xids); err != nil {
+			t.Fatal(err)
+		}
+		if rows != 12 {
+			t.Errorf("round %d: %d rows, want 12 (one per event, none for the redelivery or the failure)", round, rows)
+		}
+		if !withFailure && xids > 3 {
+			t.Errorf("round %d: the 12 decisions went in %d transactions, want the ones in line together (at most 3)", round, xids)
+		}
+	}
+}
