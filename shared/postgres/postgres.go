@@ -134,12 +134,13 @@ func Open(ctx context.Context, c Config, tracer ...pgx.QueryTracer) (*pgxpool.Po
 	if err != nil {
 		return nil, err
 	}
+	if c.TransactionPooled() {
+		transactionPooled.Store(pool, true)
+	}
 	if q := c.beginQuery(); q != "BEGIN" {
 		beginQueries.Store(pool, q)
 		batchSettings.Store(pool, c.settingsQuery())
-		if c.LockTimeout > 0 {
-			lockTimeouts.Store(pool, c.LockTimeout)
-		}
+		timeouts.Store(pool, [2]time.Duration{c.StatementTimeout, c.LockTimeout})
 	}
 	return pool, nil
 }
@@ -180,24 +181,34 @@ func InTx(ctx context.Context, db Beginner, fn func(tx pgx.Tx) error) (err error
 // set the configured timeouts for the transaction (Settings).
 var batchSettings sync.Map // *pgxpool.Pool → string
 
-// lockTimeouts holds, per pool opened by Open with a lock timeout, that
-// timeout (LockTimeout).
-var lockTimeouts sync.Map // *pgxpool.Pool → time.Duration
+// transactionPooled holds the pools opened by Open behind a transaction
+// pooler (TransactionPooled).
+var transactionPooled sync.Map // *pgxpool.Pool → true
+
+// TransactionPooled reports whether pool was opened by Open behind a
+// transaction pooler (DATABASE_POOLER=pgbouncer-transaction), where no
+// statement stays prepared: every execution is parsed and planned again.
+func TransactionPooled(pool *pgxpool.Pool) bool {
+	_, ok := transactionPooled.Load(pool)
+	return ok
+}
+
+// timeouts holds, per pool opened by Open with timeouts, its statement
+// and lock timeouts (Timeouts).
+var timeouts sync.Map // *pgxpool.Pool → [2]time.Duration
 
 func (c Config) lockSetting() string {
 	return fmt.Sprintf("set_config('lock_timeout', '%d', true)", c.LockTimeout.Milliseconds())
 }
 
-// LockTimeout is the lock timeout InTx gives transactions on pool, or 0
-// when there is none: for a statement that runs alone in its implicit
-// transaction and sets it itself (set_config('lock_timeout', …, true)),
-// since a statement timeout set inside a statement would have no effect
-// on it (it bounds only the statements after it).
-func LockTimeout(pool *pgxpool.Pool) time.Duration {
-	if d, ok := lockTimeouts.Load(pool); ok {
-		return d.(time.Duration)
+// Timeouts are the statement and lock timeouts InTx gives transactions
+// on pool (0: none), for a caller that sets them itself.
+func Timeouts(pool *pgxpool.Pool) (statement, lock time.Duration) {
+	if t, ok := timeouts.Load(pool); ok {
+		d := t.([2]time.Duration)
+		return d[0], d[1]
 	}
-	return 0
+	return 0, 0
 }
 
 // settingsQuery is the SET LOCALs of beginQuery as set_config calls, for a

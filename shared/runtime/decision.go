@@ -127,49 +127,35 @@ func decisionOnTx(with string) string {
 var decisionSQL sync.Map // decisionKey → string
 
 type decisionKey struct {
-	with            string
-	nargs           int
-	lock, followUps bool
+	with      string
+	nargs     int
+	followUps bool
 }
 
 // decisionStatement is a decision's statement for the server, alone in
-// its round trip and its implicit transaction: with lock, a lock timeout
-// (decisionLockTimeout), set first, so every lock the statement waits for
-// has it (a statement timeout set inside a statement would bound only the
-// statements after it: this one is bounded by the request's deadline),
-// the reply stored with the event when it was handled before (seen), else
-// the handler's With, the inbox row with the answer's reply (claim: it
-// fails on the key of a delivery of the same event that committed
-// meanwhile, and on a missing answer, whose NULL type the inbox's NOT NULL
-// type column refuses), and, for a decision with follow-ups, those the
-// answer sends (one insert from arrays) and the relays' wake-up. The
-// runtime's parameters follow the handler's n: function, source, id,
-// type, traceparent and reply id; with lock, the lock timeout in
-// milliseconds; with follow-ups their source and time, then their ids,
-// types, subjects, data and traces as arrays.
-func decisionStatement(with string, n int, lock, followUps bool) string {
-	k := decisionKey{with, n, lock, followUps}
+// its implicit transaction (with the timeouts set just before it, in the
+// same round trip: decisionSettings): the reply stored with the event
+// when it was handled before (seen), else the handler's With, the inbox
+// row with the answer's reply (claim: it fails on the key of a delivery
+// of the same event that committed meanwhile, and on a missing answer,
+// whose NULL type the inbox's NOT NULL type column refuses), and, for a
+// decision with follow-ups, those the answer sends (one insert from
+// arrays) and the relays' wake-up. The runtime's parameters follow the
+// handler's n: function, source, id, type, traceparent and reply id, and
+// with follow-ups their source and time, then their ids, types,
+// subjects, data and traces as arrays.
+func decisionStatement(with string, n int, followUps bool) string {
+	k := decisionKey{with, n, followUps}
 	if q, ok := decisionSQL.Load(k); ok {
 		return q.(string)
 	}
-	names := []string{"$FUNCTION", "$SOURCE", "$ID", "$TYPE", "$TRACE", "$REPLY_ID"}
-	if lock {
-		names = append(names, "$LOCK_TIMEOUT")
-	}
-	names = append(names, "$PRODUCER", "$TIME", "$F_IDS", "$F_TYPES", "$F_SUBJECTS", "$F_DATA", "$F_TRACES")
+	names := []string{"$FUNCTION", "$SOURCE", "$ID", "$TYPE", "$TRACE", "$REPLY_ID",
+		"$PRODUCER", "$TIME", "$F_IDS", "$F_TYPES", "$F_SUBJECTS", "$F_DATA", "$F_TRACES"}
 	pairs := make([]string, 0, 2*len(names))
 	for i, name := range names {
 		pairs = append(pairs, name, fmt.Sprintf("$%d", n+i+1))
 	}
 	r := strings.NewReplacer(pairs...)
-	settings := ""
-	if lock {
-		settings = "set_config('lock_timeout', $LOCK_TIMEOUT::text, true)"
-	}
-	head, from := "WITH ", ""
-	if lock {
-		head, from = "WITH qq_settings AS MATERIALIZED (SELECT "+settings+"), ", " FROM qq_settings"
-	}
 	// Without follow-ups the statement has no outbox part at all.
 	outbox, notified := "", "0"
 	if followUps {
@@ -187,13 +173,11 @@ func decisionStatement(with string, n int, lock, followUps bool) string {
 	)`
 		notified = "(SELECT count(*) FROM qq_notify)"
 	}
-	// fresh reads the settings' one row, so they are set before any CTE
-	// reading fresh waits for a lock.
-	q := r.Replace(head) + r.Replace(`qq_seen AS MATERIALIZED (
+	q := r.Replace(`WITH qq_seen AS MATERIALIZED (
 		SELECT reply_id, reply_type, coalesce(reply_subject, '') AS reply_subject, reply_data::text AS reply_data, received_at
 		FROM qinqing.inbox WHERE function = $FUNCTION::text AND source = $SOURCE::text AND id = $ID::text
 	), fresh AS MATERIALIZED (
-		SELECT`+from+` WHERE NOT EXISTS (SELECT FROM qq_seen)
+		SELECT WHERE NOT EXISTS (SELECT FROM qq_seen)
 	), `) + with + r.Replace(`,
 	qq_claim AS (
 		INSERT INTO qinqing.inbox (function, source, id, type, traceparent, reply_id, reply_type, reply_data, reply_subject)
@@ -232,7 +216,11 @@ func (s *Server) decide(ctx context.Context, m Meta, d Decision) (reply *cloudev
 		}
 		c.followUps = []any{SourceOf(m.Function), m.Time, ids, types, subjects, datas, traces}
 	}
-	if d.Serial != "" {
+	// Behind a transaction pooler every statement is parsed and planned
+	// again: queued, that work for the events of one key would run one
+	// after another on one backend instead of on several side by side,
+	// which costs more than the row lock's wait it saves.
+	if d.Serial != "" && !postgres.TransactionPooled(s.pool) {
 		return s.turns.do(ctx, s, d.Serial, c)
 	}
 	return s.decideAlone(ctx, c)
@@ -245,23 +233,35 @@ type decisionCall struct {
 	followUps []any // the follow-ups' parameters (decisionStatement)
 }
 
-// query is c's statement and its arguments, with the lock timeout lock
-// (0: none).
-func (c decisionCall) query(lock time.Duration) (string, []any) {
-	args := make([]any, 0, len(c.d.Args)+14)
+// query is c's statement and its arguments.
+func (c decisionCall) query() (string, []any) {
+	args := make([]any, 0, len(c.d.Args)+13)
 	args = append(args, c.d.Args...)
 	args = append(args, c.m.Function, c.m.Source, c.m.ID, c.m.Type, c.m.TraceParent, replyID(c.m))
-	if lock > 0 {
-		args = append(args, strconv.FormatInt(lock.Milliseconds(), 10))
-	}
 	args = append(args, c.followUps...)
-	return decisionStatement(c.d.With, len(c.d.Args), lock > 0, len(c.d.FollowUps) > 0), args
+	return decisionStatement(c.d.With, len(c.d.Args), len(c.d.FollowUps) > 0), args
 }
 
 // decideAlone sends c's statement on its own.
 func (s *Server) decideAlone(ctx context.Context, c decisionCall) (*cloudevents.Event, bool, error) {
-	q, args := c.query(decisionLockTimeout(ctx, postgres.LockTimeout(s.pool)))
-	reply, dup, err := scanDecision(s.pool.QueryRow(ctx, q, args...), c.m)
+	q, args := c.query()
+	var reply *cloudevents.Event
+	var dup bool
+	var err error
+	if sq, sargs := s.decisionSettings(ctx); sq != "" {
+		b := &pgx.Batch{}
+		b.Queue(sq, sargs...)
+		b.Queue(q, args...)
+		br := s.pool.SendBatch(ctx, b)
+		if _, err = br.Exec(); err == nil {
+			reply, dup, err = scanDecision(br.QueryRow(), c.m)
+		}
+		if cerr := br.Close(); err == nil {
+			err = cerr
+		}
+	} else {
+		reply, dup, err = scanDecision(s.pool.QueryRow(ctx, q, args...), c.m)
+	}
 	var pe *pgconn.PgError
 	switch {
 	case postgres.IsUniqueViolation(err, "inbox_pkey"):
@@ -322,18 +322,25 @@ func (s *Server) decideTogether(cs []decisionCall, ctxs []context.Context) []dec
 		ctx, cancel = context.WithDeadline(ctx, earliest)
 		defer cancel()
 	}
-	lock := decisionLockTimeout(ctx, postgres.LockTimeout(s.pool))
 	b := &pgx.Batch{}
+	sq, sargs := s.decisionSettings(ctx)
+	if sq != "" {
+		b.Queue(sq, sargs...)
+	}
 	for _, c := range cs {
-		q, args := c.query(lock)
+		q, args := c.query()
 		b.Queue(q, args...)
 	}
 	br := s.pool.SendBatch(ctx, b)
 	var failed error
+	if sq != "" {
+		_, failed = br.Exec()
+	}
 	for i, c := range cs {
-		if out[i].reply, out[i].dup, failed = scanDecision(br.QueryRow(), c.m); failed != nil {
+		if failed != nil {
 			break
 		}
+		out[i].reply, out[i].dup, failed = scanDecision(br.QueryRow(), c.m)
 	}
 	if err := br.Close(); failed == nil {
 		failed = err
@@ -348,26 +355,46 @@ func (s *Server) decideTogether(cs []decisionCall, ctxs []context.Context) []dec
 }
 
 // deadlineMargin is how long before the request's deadline a decision's
-// lock wait ends on the server (decisionLockTimeout).
+// statement ends on the server (decisionSettings).
 const deadlineMargin = 100 * time.Millisecond
 
-// decisionLockTimeout is the lock timeout of a decision's statement: the
-// pool's, shortened to end deadlineMargin before the request's deadline.
-// pgx answers a context that ends by closing the connection, which a
-// backend waiting for a lock does not notice: granted the lock later, the
-// statement would commit on its own after its event was answered 503. Its
-// wait ends on the server instead, in time for the answer to say so. 0:
-// no lock timeout (none configured, no deadline).
-func decisionLockTimeout(ctx context.Context, pool time.Duration) time.Duration {
-	dl, ok := ctx.Deadline()
-	if !ok {
-		return pool
+// decisionSettings is the statement, and its arguments, that sets the
+// statement and lock timeouts of a decision's implicit transaction: sent
+// just before the decision's statement, in the same round trip and
+// transaction ("" when there is nothing to set). They are the pool's
+// (postgres.Timeouts), each shortened to end deadlineMargin before the
+// request's deadline: pgx answers a context that ends by closing the
+// connection, which a backend waiting for a lock does not notice, and the
+// statement, committing on its own, would commit after its event was
+// answered 503. It ends on the server instead, in time for the answer to
+// say so. (A timeout set inside the statement would bound only later
+// statements; cancel requests would crash PgBouncer before 1.21.)
+func (s *Server) decisionSettings(ctx context.Context) (string, []any) {
+	statement, lock := postgres.Timeouts(s.pool)
+	if dl, ok := ctx.Deadline(); ok {
+		left := max(time.Until(dl)-deadlineMargin, time.Millisecond)
+		if statement <= 0 || left < statement {
+			statement = left
+		}
+		if lock <= 0 || left < lock {
+			lock = left
+		}
 	}
-	left := max(time.Until(dl)-deadlineMargin, time.Millisecond)
-	if pool > 0 && pool < left {
-		return pool
+	var sets []string
+	var args []any
+	for _, t := range []struct {
+		name string
+		d    time.Duration
+	}{{"statement_timeout", statement}, {"lock_timeout", lock}} {
+		if t.d > 0 {
+			args = append(args, strconv.FormatInt(t.d.Milliseconds(), 10))
+			sets = append(sets, fmt.Sprintf("set_config('%s', $%d, true)", t.name, len(args)))
+		}
 	}
-	return left
+	if len(sets) == 0 {
+		return "", nil
+	}
+	return "SELECT " + strings.Join(sets, ", "), args
 }
 
 // readReply reads the reply stored with an event already handled.

@@ -12,10 +12,11 @@ import (
 const maxTogether = 64
 
 // turns queues, within one process, the decisions that contend for one
-// thing (Decision.Serial): per key one round trip at a time, sent by a
-// goroutine of its own while the key has decisions waiting, and every
-// decision that arrived meanwhile goes in the next round trip, together
-// (Server.decideTogether).
+// thing (Decision.Serial): per key one round trip at a time. A decision
+// for a key with nothing in flight is sent at once by its own goroutine;
+// the ones that arrive meanwhile wait in line, and a goroutine of the
+// key's sends each time every decision that waits, together in one round
+// trip (Server.decideTogether), until none waits.
 //
 // Events contending for one row (the weekly burst on one forum) would
 // otherwise each hold a connection and a backend that waits on the row
@@ -51,17 +52,29 @@ type decided struct {
 // ctx's error, nothing sent; one whose round trip has begun waits for it,
 // which ends by the earliest deadline among its batch.
 func (t *turns) do(ctx context.Context, s *Server, key string, c decisionCall) (*cloudevents.Event, bool, error) {
-	w := &waiting{ctx: ctx, call: c, done: make(chan decided, 1)}
 	t.mu.Lock()
 	if t.keys == nil {
 		t.keys = map[string][]*waiting{}
 	}
 	line, running := t.keys[key]
+	if !running {
+		// Nothing in flight for key: this decision goes at once, from
+		// this goroutine, and whatever arrives meanwhile waits for it.
+		t.keys[key] = nil
+		t.mu.Unlock()
+		reply, dup, err := s.decideAlone(ctx, c)
+		t.mu.Lock()
+		if len(t.keys[key]) > 0 {
+			go t.serve(s, key)
+		} else {
+			delete(t.keys, key)
+		}
+		t.mu.Unlock()
+		return reply, dup, err
+	}
+	w := &waiting{ctx: ctx, call: c, done: make(chan decided, 1)}
 	t.keys[key] = append(line, w)
 	t.mu.Unlock()
-	if !running {
-		go t.serve(s, key)
-	}
 	select {
 	case r := <-w.done:
 		return r.reply, r.dup, r.err
