@@ -87,6 +87,10 @@ func NewServer(fn *Function, pool *pgxpool.Pool, log *zap.SugaredLogger) *Server
 // mux's 404 or 405 (with its Allow header) as problem+json, not Go's
 // text/plain.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if r.Method == http.MethodPost && r.URL.Path == "/" && len(s.fn.Handlers) > 0 {
+		s.receive(w, r) // the event path, without matching it twice
+		return
+	}
 	h, pattern := s.mux.Handler(r)
 	if pattern != "" {
 		// Served by the mux itself, which sets the path values
