@@ -3,10 +3,7 @@ package runtime_test
 import (
 	"context"
 	"fmt"
-	"io"
-	"net/http"
 	"net/http/httptest"
-	"strings"
 	"testing"
 
 	"go.uber.org/zap"
@@ -49,19 +46,7 @@ func TestDecisionWithoutReplyWritesNothing(t *testing.T) {
 	defer srv.Close()
 	send := func(typ, id string) (int, string) {
 		t.Helper()
-		req, _ := http.NewRequest(http.MethodPost, srv.URL+"/", strings.NewReader(`{"n":1}`))
-		req.Header.Set("Content-Type", "application/json")
-		req.Header.Set("Ce-Specversion", "1.0")
-		req.Header.Set("Ce-Type", typ)
-		req.Header.Set("Ce-Source", "/decided")
-		req.Header.Set("Ce-Id", id)
-		resp, err := srv.Client().Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
-		body, _ := io.ReadAll(resp.Body)
-		return resp.StatusCode, string(body)
+		return postEvent(srv, typ, "/decided", id, `{"n":1}`)
 	}
 	count := func() string {
 		t.Helper()

@@ -3,12 +3,9 @@ package runtime_test
 import (
 	"context"
 	"fmt"
-	"io"
 	"net"
-	"net/http"
 	"net/http/httptest"
 	"net/url"
-	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -174,22 +171,11 @@ func TestPipelineRoundTrips(t *testing.T) {
 	defer srv.Close()
 	send := func(typ, id string, n int) string {
 		t.Helper()
-		req, _ := http.NewRequest(http.MethodPost, srv.URL+"/", strings.NewReader(fmt.Sprintf(`{"n":%d}`, n)))
-		req.Header.Set("Content-Type", "application/json")
-		req.Header.Set("Ce-Specversion", "1.0")
-		req.Header.Set("Ce-Type", typ)
-		req.Header.Set("Ce-Source", "/trips")
-		req.Header.Set("Ce-Id", id)
-		resp, err := srv.Client().Do(req)
-		if err != nil {
-			t.Fatal(err)
+		status, body := postEvent(srv, typ, "/trips", id, fmt.Sprintf(`{"n":%d}`, n))
+		if status != 200 {
+			t.Fatalf("%s %s: status %d %s", typ, id, status, body)
 		}
-		body, _ := io.ReadAll(resp.Body)
-		resp.Body.Close()
-		if resp.StatusCode != 200 {
-			t.Fatalf("%s %s: status %d", typ, id, resp.StatusCode)
-		}
-		return string(body)
+		return body
 	}
 	// Warm up: the connection is made and pgx prepares each statement once.
 	send("one", "warm-1", 1)

@@ -3,9 +3,7 @@ package runtime_test
 import (
 	"context"
 	"errors"
-	"net/http"
 	"net/http/httptest"
-	"strings"
 	"sync/atomic"
 	"testing"
 
@@ -61,18 +59,11 @@ func TestStaged(t *testing.T) {
 	defer srv.Close()
 	send := func(id, data string) int {
 		t.Helper()
-		req, _ := http.NewRequest(http.MethodPost, srv.URL+"/", strings.NewReader(data))
-		req.Header.Set("Content-Type", "application/json")
-		req.Header.Set("Ce-Specversion", "1.0")
-		req.Header.Set("Ce-Type", "t")
-		req.Header.Set("Ce-Source", "/test")
-		req.Header.Set("Ce-Id", id)
-		resp, err := srv.Client().Do(req)
-		if err != nil {
-			t.Fatal(err)
+		status, body := postEvent(srv, "t", "/test", id, data)
+		if status == 0 {
+			t.Fatal(body)
 		}
-		resp.Body.Close()
-		return resp.StatusCode
+		return status
 	}
 	inbox := func(id string) (n int) {
 		_ = pool.QueryRow(context.Background(), `SELECT count(*) FROM qinqing.inbox WHERE function = 'staged' AND id = $1`, id).Scan(&n)

@@ -3,10 +3,7 @@ package runtime_test
 import (
 	"context"
 	"fmt"
-	"io"
-	"net/http"
 	"net/http/httptest"
-	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -55,19 +52,7 @@ func TestDecisionsTakeTurnsTogether(t *testing.T) {
 	srv := httptest.NewServer(runtime.NewServer(fn, pool, zap.NewNop().Sugar()))
 	defer srv.Close()
 	send := func(typ, id string) (int, string) {
-		req, _ := http.NewRequest(http.MethodPost, srv.URL+"/", strings.NewReader(`{}`))
-		req.Header.Set("Content-Type", "application/json")
-		req.Header.Set("Ce-Specversion", "1.0")
-		req.Header.Set("Ce-Type", typ)
-		req.Header.Set("Ce-Source", "/turned")
-		req.Header.Set("Ce-Id", id)
-		resp, err := srv.Client().Do(req)
-		if err != nil {
-			return 0, err.Error()
-		}
-		defer resp.Body.Close()
-		body, _ := io.ReadAll(resp.Body)
-		return resp.StatusCode, string(body)
+		return postEvent(srv, typ, "/turned", id, `{}`)
 	}
 	waiting := func() int {
 		var n int
