@@ -24,9 +24,10 @@ test-fast:
 test-deploy:
 	$(GO) test -count=1 ./test/deploy/...
 
-## bench: throughput and memory ratios against baselines run in the same process.
+## bench: throughput and memory ratios against baselines run in the same process,
+## one package at a time (-p 1: two packages' benchmarks would load each other).
 bench:
-	hack/with-postgres.sh $(GO) test -run '^$$' -bench . -benchmem ./...
+	hack/with-postgres.sh $(GO) test -p 1 -run '^$$' -bench . -benchmem ./...
 
 ## bench-*: one benchmark group each (make bench runs them all).
 bench-pipeline:
