@@ -125,8 +125,11 @@ func TestDecisionsTakeTurnsTogether(t *testing.T) {
 		if rows != 12 {
 			t.Errorf("round %d: %d rows, want 12 (one per event, none for the redelivery or the failure)", round, rows)
 		}
-		if !withFailure && xids > 3 {
-			t.Errorf("round %d: the 12 decisions went in %d transactions, want the ones in line together (at most 3)", round, xids)
+		// One by one they would take 12 transactions; together, the first
+		// goes alone and the ones in line in one or a few more (a slow
+		// sender may come after a batch has left).
+		if !withFailure && xids > 6 {
+			t.Errorf("round %d: the 12 decisions went in %d transactions, want the ones in line together (at most 6)", round, xids)
 		}
 	}
 }
