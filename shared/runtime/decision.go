@@ -301,8 +301,8 @@ func scanDecision(row pgx.Row, m Meta) (*cloudevents.Event, bool, error) {
 // too, and all commit at once. Each statement sees the ones before it
 // (its own redelivery included). When any fails, the transaction is
 // rolled back whole and each is sent again on its own, for its own
-// outcome. The batch runs to the earliest deadline among cs (its lock
-// timeout ends before it, decisionLockTimeout), not cut short by any one
+// outcome. The batch runs to the earliest deadline among cs (its
+// timeouts end before it, decisionSettings), not cut short by any one
 // request going away.
 func (s *Server) decideTogether(cs []decisionCall, ctxs []context.Context) []decided {
 	out := make([]decided, len(cs))
