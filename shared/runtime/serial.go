@@ -62,15 +62,10 @@ func (t *turns) do(ctx context.Context, s *Server, key string, c decisionCall) (
 		// this goroutine, and whatever arrives meanwhile waits for it.
 		t.keys[key] = nil
 		t.mu.Unlock()
-		reply, dup, err := s.decideAlone(ctx, c)
-		t.mu.Lock()
-		if len(t.keys[key]) > 0 {
-			go t.serve(s, key)
-		} else {
-			delete(t.keys, key)
-		}
-		t.mu.Unlock()
-		return reply, dup, err
+		// Deferred, so that the line moves on even after a panic here
+		// (which the server's guard answers).
+		defer t.handOn(s, key)
+		return s.decideAlone(ctx, c)
 	}
 	w := &waiting{ctx: ctx, call: c, done: make(chan decided, 1)}
 	t.keys[key] = append(line, w)
@@ -92,6 +87,19 @@ func (t *turns) do(ctx context.Context, s *Server, key string, c decisionCall) (
 	t.mu.Unlock()
 	r := <-w.done
 	return r.reply, r.dup, r.err
+}
+
+// handOn ends the turn of a decision sent from its own goroutine: the
+// decisions that came meanwhile are served by a goroutine of the key's,
+// or, with none, the key is forgotten.
+func (t *turns) handOn(s *Server, key string) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if len(t.keys[key]) > 0 {
+		go t.serve(s, key)
+	} else {
+		delete(t.keys, key)
+	}
 }
 
 // serve sends key's decisions, those waiting at each turn together, until
@@ -120,11 +128,4 @@ func (t *turns) serve(s *Server, key string) {
 			batch[i].done <- r
 		}
 	}
-}
-
-// size is how many keys have decisions in line or in flight.
-func (t *turns) size() int {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	return len(t.keys)
 }
