@@ -127,6 +127,8 @@ func Open(ctx context.Context, c Config, tracer ...pgx.QueryTracer) (*pgxpool.Po
 		pc.ConnConfig.ConnectTimeout = c.ConnectTimeout
 	}
 	pc.MaxConnIdleTime = 5 * time.Minute
+	ahead := &dialAhead{dial: pc.ConnConfig.DialFunc}
+	pc.ConnConfig.DialFunc = ahead.Dial
 	if len(tracer) > 0 && tracer[0] != nil {
 		pc.ConnConfig.Tracer = tracer[0]
 	}
@@ -134,6 +136,7 @@ func Open(ctx context.Context, c Config, tracer ...pgx.QueryTracer) (*pgxpool.Po
 	if err != nil {
 		return nil, err
 	}
+	dialsAhead.Store(pool, ahead)
 	if c.TransactionPooled() {
 		transactionPooled.Store(pool, true)
 	}

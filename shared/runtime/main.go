@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	goruntime "runtime"
 	"sync"
 	"time"
 
@@ -101,6 +102,7 @@ func Main(name string, base Base, db postgres.Config, build func(ctx context.Con
 		// database that is down only shows when an event needs it.
 		env.warm = make(chan struct{})
 		go warmUp(ctx, env.Pool, env.warm)
+		goruntime.Gosched() // let the dial start now, not when main first blocks
 		if err := tel.RegisterDatabaseGauges(env.Pool, func(err error) { log.Debugw("metrics gauge", "error", err) }); err != nil {
 			Fatalf(name, "%v", err)
 		}
@@ -141,14 +143,17 @@ const RelayStartDelay = 2 * time.Second
 
 // warmUp opens one pooled connection, then closes done. Events wait for
 // done before they take a connection: otherwise the pool would open a
-// second one for the first event, and two new backends compete.
+// second one for the first event, and two new backends compete. Its
+// socket is opened before pgx prepares the connection (postgres.DialAhead).
 func warmUp(ctx context.Context, pool *pgxpool.Pool, done chan<- struct{}) {
 	defer close(done)
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
+	postgres.DialAhead(ctx, pool) // the server starts the session while pgx prepares it
 	if c, err := pool.Acquire(ctx); err == nil {
 		c.Release()
 	}
+	postgres.FinishDialAhead(pool)
 }
 
 // Serve listens on the configured port and relays the outbox until ctx is
