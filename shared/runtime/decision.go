@@ -51,11 +51,13 @@ import (
 // Serial, when set, names what the statement contends for (forum-signup:
 // the forum whose row it locks): the statements of one process with the
 // same Serial run one round trip at a time, in order of arrival, the ones
-// that arrived meanwhile sent together in the next (turns). Across
-// processes the statement's own lock still decides; within one, a burst
-// on one row then costs no database backend waiting on that row, and one
-// lock and one commit for each round trip's events. The wait is bounded
-// by the request's deadline.
+// that arrived meanwhile sent together in the next (turns); and no more
+// round trips of such statements go at once than the pool has
+// connections, those waiting for one going together (whatever their
+// Serial) when one is free. Across processes the statement's own lock
+// still decides; within one, a burst on one row then costs no database
+// backend waiting on that row, and one lock and one commit for each round
+// trip's events. The wait is bounded by the request's deadline.
 type Decision struct {
 	With      string
 	Args      []any
@@ -295,10 +297,10 @@ func scanDecision(row pgx.Row, m Meta) (*cloudevents.Event, bool, error) {
 	return newEvent(id, SourceOf(m.Function), typ, subject, at, []byte(data)), dup, nil
 }
 
-// decideTogether sends the statements of cs, decisions of one Serial, in
-// one round trip: a pgx batch, which Postgres runs as one implicit
-// transaction, so the first statement takes the lock the others need
-// too, and all commit at once. Each statement sees the ones before it
+// decideTogether sends the statements of cs, decisions waiting in turns
+// (sorted by Serial), in one round trip: a pgx batch, which Postgres runs
+// as one implicit transaction, so the first statement of a Serial takes
+// the lock the others of that Serial need too, and all commit at once. Each statement sees the ones before it
 // (its own redelivery included). When any fails, the transaction is
 // rolled back whole and each is sent again on its own, for its own
 // outcome. The batch runs to the earliest deadline among cs (its

@@ -3,6 +3,7 @@ package runtime
 import (
 	"context"
 	"slices"
+	"strings"
 	"sync"
 
 	cloudevents "github.com/cloudevents/sdk-go/v2"
@@ -11,30 +12,40 @@ import (
 // maxTogether bounds how many decisions go in one round trip.
 const maxTogether = 64
 
-// turns queues, within one process, the decisions that contend for one
-// thing (Decision.Serial): per key one round trip at a time. A decision
-// for a key with nothing in flight is sent at once by its own goroutine;
-// the ones that arrive meanwhile wait in line, and a goroutine of the
-// key's sends each time every decision that waits, together in one round
-// trip (Server.decideTogether), until none waits.
+// turns queues, within one process, the decisions that name what they
+// contend for (Decision.Serial): per key one round trip at a time, and
+// at most as many round trips at once as the pool has connections. A
+// decision whose key has nothing in flight, while a connection is free
+// for it, is sent at once by its own goroutine. The others wait in line:
+// behind their key's round trip, or for a connection. Each time a round
+// trip ends, its goroutine sends what may go then, together: every
+// waiting decision whose key has nothing in flight (up to maxTogether,
+// sorted by key, in arrival order within a key) in one round trip
+// (Server.decideTogether), until nothing may go.
 //
 // Events contending for one row (the weekly burst on one forum) would
 // otherwise each hold a connection and a backend that waits on the row
 // lock: every commit then wakes the next backend, which rechecks the row
 // it waited for, while the machine's CPUs are busy with the events
-// themselves. Queued here they cost a parked goroutine and no connection
-// (events for other keys keep the pool), and a burst costs one lock, one
-// commit and one round trip for each batch instead of for each event.
-// The database's own lock still orders the statements of several
-// processes.
+// themselves. Queued here they cost a parked goroutine and no connection,
+// and a burst costs one lock, one commit and one round trip for each
+// batch instead of for each event. Events for many keys (signups spread
+// over many forums) that would wait for a connection go the same way:
+// one round trip and one commit for those waiting. The database's own
+// locks still order the statements of several processes; sorted by key,
+// two batches take their rows in the same order.
 type turns struct {
-	mu   sync.Mutex
-	keys map[string][]*waiting // a key is present while its goroutine runs
+	mu       sync.Mutex
+	max      int             // round trips at once: the pool's size (0 until the first decision)
+	sending  int             // round trips in flight, or about to leave
+	inFlight map[string]bool // keys with a round trip in flight
+	line     []*waiting      // decisions waiting, in order of arrival
 }
 
 // waiting is one decision in line: taken once its round trip has begun.
 type waiting struct {
 	ctx   context.Context
+	key   string
 	call  decisionCall
 	taken bool
 	done  chan decided
@@ -53,22 +64,24 @@ type decided struct {
 // which ends by the earliest deadline among its batch.
 func (t *turns) do(ctx context.Context, s *Server, key string, c decisionCall) (*cloudevents.Event, bool, error) {
 	t.mu.Lock()
-	if t.keys == nil {
-		t.keys = map[string][]*waiting{}
+	if t.max == 0 {
+		t.max = max(int(s.pool.Config().MaxConns), 1)
+		t.inFlight = map[string]bool{}
 	}
-	line, running := t.keys[key]
-	if !running {
-		// Nothing in flight for key: this decision goes at once, from
-		// this goroutine, and whatever arrives meanwhile waits for it.
-		t.keys[key] = nil
+	if !t.inFlight[key] && t.sending < t.max {
+		// Nothing in flight for key and a connection free: this
+		// decision goes at once, from this goroutine, and whatever
+		// arrives meanwhile waits for it.
+		t.inFlight[key] = true
+		t.sending++
 		t.mu.Unlock()
 		// Deferred, so that the line moves on even after a panic here
 		// (which the server's guard answers).
-		defer t.handOn(s, key)
+		defer t.handOn(s, []string{key})
 		return s.decideAlone(ctx, c)
 	}
-	w := &waiting{ctx: ctx, call: c, done: make(chan decided, 1)}
-	t.keys[key] = append(line, w)
+	w := &waiting{ctx: ctx, key: key, call: c, done: make(chan decided, 1)}
+	t.line = append(t.line, w)
 	t.mu.Unlock()
 	select {
 	case r := <-w.done:
@@ -77,9 +90,8 @@ func (t *turns) do(ctx context.Context, s *Server, key string, c decisionCall) (
 	}
 	t.mu.Lock()
 	if !w.taken {
-		line := t.keys[key]
-		if i := slices.Index(line, w); i >= 0 {
-			t.keys[key] = slices.Delete(line, i, i+1)
+		if i := slices.Index(t.line, w); i >= 0 {
+			t.line = slices.Delete(t.line, i, i+1)
 		}
 		t.mu.Unlock()
 		return nil, false, ctx.Err()
@@ -89,43 +101,76 @@ func (t *turns) do(ctx context.Context, s *Server, key string, c decisionCall) (
 	return r.reply, r.dup, r.err
 }
 
-// handOn ends the turn of a decision sent from its own goroutine: the
-// decisions that came meanwhile are served by a goroutine of the key's,
-// or, with none, the key is forgotten.
-func (t *turns) handOn(s *Server, key string) {
+// handOn ends a round trip for keys: what may go now is sent by a
+// goroutine of the line's (so that the request whose goroutine sent the
+// round trip is answered at once), or, with nothing, the round trip's
+// place is given up.
+func (t *turns) handOn(s *Server, keys []string) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	if len(t.keys[key]) > 0 {
-		go t.serve(s, key)
+	for _, k := range keys {
+		delete(t.inFlight, k)
+	}
+	if batch := t.takeLocked(); len(batch) > 0 {
+		go t.serve(s, batch)
 	} else {
-		delete(t.keys, key)
+		t.sending--
 	}
 }
 
-// serve sends key's decisions, those waiting at each turn together, until
-// none waits; then the key is forgotten.
-func (t *turns) serve(s *Server, key string) {
-	for {
-		t.mu.Lock()
-		line := t.keys[key]
-		if len(line) == 0 {
-			delete(t.keys, key)
-			t.mu.Unlock()
-			return
-		}
-		n := min(len(line), maxTogether)
-		batch := slices.Clone(line[:n])
-		t.keys[key] = slices.Delete(line, 0, n)
-		for _, w := range batch {
+// takeLocked takes from the line what may go now: the decisions whose
+// key has nothing in flight, up to maxTogether, in order of arrival, and
+// marks their keys in flight. They are returned sorted by key (a key's
+// own in order of arrival).
+func (t *turns) takeLocked() []*waiting {
+	var batch []*waiting
+	var picked []string // the batch's keys: few
+	kept := t.line[:0]
+	for _, w := range t.line {
+		if len(batch) < maxTogether && (slices.Contains(picked, w.key) || !t.inFlight[w.key]) {
 			w.taken = true
+			if !slices.Contains(picked, w.key) {
+				picked = append(picked, w.key)
+			}
+			batch = append(batch, w)
+			continue
 		}
-		t.mu.Unlock()
-		calls, ctxs := make([]decisionCall, n), make([]context.Context, n)
+		kept = append(kept, w)
+	}
+	clear(t.line[len(kept):])
+	t.line = kept
+	for _, k := range picked {
+		t.inFlight[k] = true
+	}
+	if len(picked) > 1 {
+		slices.SortStableFunc(batch, func(a, b *waiting) int { return strings.Compare(a.key, b.key) })
+	}
+	return batch
+}
+
+// serve sends batch, then what may go after it, each time together,
+// until nothing may go.
+func (t *turns) serve(s *Server, batch []*waiting) {
+	for len(batch) > 0 {
+		calls, ctxs := make([]decisionCall, len(batch)), make([]context.Context, len(batch))
+		keys := make([]string, 0, len(batch))
 		for i, w := range batch {
 			calls[i], ctxs[i] = w.call, w.ctx
+			if i == 0 || w.key != batch[i-1].key {
+				keys = append(keys, w.key)
+			}
 		}
 		for i, r := range s.decideTogether(calls, ctxs) {
 			batch[i].done <- r
 		}
+		t.mu.Lock()
+		for _, k := range keys {
+			delete(t.inFlight, k)
+		}
+		batch = t.takeLocked()
+		if len(batch) == 0 {
+			t.sending--
+		}
+		t.mu.Unlock()
 	}
 }

@@ -8,8 +8,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgxpool"
 	"go.uber.org/zap"
 
+	"github.com/qinqing/qinqing/shared/postgres"
 	"github.com/qinqing/qinqing/shared/postgres/pgtest"
 	"github.com/qinqing/qinqing/shared/runtime"
 )
@@ -24,24 +26,59 @@ import (
 // not queued.)
 func TestDecisionsTakeTurnsTogether(t *testing.T) {
 	t.Parallel()
+	pool := pgtest.Pool(t)
+	takeTurns(t, pool, pool, func(int) string { return "gate" }, 1, 6)
+}
+
+// TestDecisionsWaitingForAConnectionGoTogether: with every connection of
+// the pool in a round trip, decisions for other keys (other forums) wait
+// in line, and go together, one transaction, when a round trip ends;
+// each with its own outcome as above.
+func TestDecisionsWaitingForAConnectionGoTogether(t *testing.T) {
+	t.Parallel()
+	if pgtest.ThroughPgBouncer() {
+		t.Skip("behind a transaction pooler decisions go straight to the database")
+	}
+	url := pgtest.URL(t)
+	pool, err := postgres.Open(context.Background(), postgres.Config{URL: url, MaxConns: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(pool.Close)
+	// Two go at once (the pool's two connections) and wait for the gate
+	// in the database; the ten others, each for a key of its own, in
+	// line: one transaction for them when the first two end (at most 4
+	// in all; one by one, 12).
+	takeTurns(t, pgtest.PoolFor(t, url), pool, func(i int) string { return fmt.Sprint("key-", i) }, 2, 4)
+}
+
+// takeTurns sends 12 decisions (and a redelivery of the fourth, and, in
+// a second round, a decision that chooses no reply), the ith with Serial
+// keyOf(i), while a gate row their statements lock is held: inDB of them
+// must then wait for it in the database and the others in line; once
+// the gate is let go, each must have its own outcome, in at most maxXids
+// transactions. The function's server uses pool; the test holds the gate
+// and looks on with admin.
+func takeTurns(t *testing.T, admin, pool *pgxpool.Pool, keyOf func(int) string, inDB, maxXids int) {
 	if pgtest.ThroughPgBouncer() {
 		t.Skip("behind a transaction pooler decisions go straight to the database (every statement is planned again: queued, the planning would not run side by side)")
 	}
-	pool := pgtest.Pool(t)
 	ctx := context.Background()
-	if _, err := pool.Exec(ctx, `CREATE TABLE gate (id int); INSERT INTO gate VALUES (1);
+	if _, err := admin.Exec(ctx, `CREATE TABLE gate (id int); INSERT INTO gate VALUES (1);
 		CREATE TABLE turned (id text, xid bigint)`); err != nil {
 		t.Fatal(err)
 	}
 	decision := func(reply string) runtime.Handler {
-		return runtime.OnDecision(func(ctx context.Context, m runtime.Meta, p *struct{}) (runtime.Decision, error) {
+		return runtime.OnDecision(func(ctx context.Context, m runtime.Meta, p *struct {
+			Key string `json:"key"`
+		}) (runtime.Decision, error) {
 			return runtime.Decision{
 				With: `g AS (SELECT id FROM gate, fresh FOR UPDATE),
 					ins AS (INSERT INTO turned SELECT $1, txid_current() FROM g RETURNING id),
 					answer AS (SELECT ` + reply + ` AS reply_type, '' AS reply_subject,
 						(SELECT '{"id":"' || id || '"}' FROM ins) AS reply_data, false AS follow_ups)`,
 				Args:   []any{m.ID},
-				Serial: "gate",
+				Serial: p.Key,
 			}, nil
 		})
 	}
@@ -51,21 +88,21 @@ func TestDecisionsTakeTurnsTogether(t *testing.T) {
 	}}
 	srv := httptest.NewServer(runtime.NewServer(fn, pool, zap.NewNop().Sugar()))
 	defer srv.Close()
-	send := func(typ, id string) (int, string) {
-		return postEvent(srv, typ, "/turned", id, `{}`)
+	send := func(typ, id, key string) (int, string) {
+		return postEvent(srv, typ, "/turned", id, `{"key":"`+key+`"}`)
 	}
 	waiting := func() int {
 		var n int
-		if err := pool.QueryRow(ctx, `SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'`).Scan(&n); err != nil {
+		if err := admin.QueryRow(ctx, `SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'`).Scan(&n); err != nil {
 			t.Fatal(err)
 		}
 		return n
 	}
 
 	for round, withFailure := range []bool{false, true} {
-		// The gate is held: the first decision waits for it in the
+		// The gate is held: the first decisions wait for it in the
 		// database, the others in line.
-		tx, err := pool.Begin(ctx)
+		tx, err := admin.Begin(ctx)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -76,35 +113,38 @@ func TestDecisionsTakeTurnsTogether(t *testing.T) {
 			status int
 			body   string
 		}
-		ids := []string{}
+		ids, keys := []string{}, []string{}
 		for i := 0; i < 12; i++ {
 			ids = append(ids, fmt.Sprintf("r%d-%d", round, i))
+			keys = append(keys, keyOf(i))
 		}
-		ids = append(ids, ids[3]) // a redelivery in the same line
+		ids, keys = append(ids, ids[3]), append(keys, keys[3]) // a redelivery in the same line
 		answers := make([]answer, len(ids)+1)
 		var wg sync.WaitGroup
-		start := func(i int, typ, id string) {
+		start := func(i int, typ, id, key string) {
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
-				answers[i].status, answers[i].body = send(typ, id)
+				answers[i].status, answers[i].body = send(typ, id, key)
 			}()
 		}
-		start(0, "ok", ids[0])
-		for deadline := time.Now().Add(10 * time.Second); waiting() != 1; time.Sleep(5 * time.Millisecond) {
-			if time.Now().After(deadline) {
-				t.Fatal("the first decision does not wait for the gate")
+		for i := range inDB {
+			start(i, "ok", ids[i], keys[i])
+			for deadline := time.Now().Add(10 * time.Second); waiting() != i+1; time.Sleep(5 * time.Millisecond) {
+				if time.Now().After(deadline) {
+					t.Fatalf("decision %d does not wait for the gate in the database", i)
+				}
 			}
 		}
-		for i, id := range ids[1:] {
-			start(i+1, "ok", id)
+		for i := inDB; i < len(ids); i++ {
+			start(i, "ok", ids[i], keys[i])
 		}
 		if withFailure {
-			start(len(ids), "null", fmt.Sprintf("r%d-null", round))
+			start(len(ids), "null", fmt.Sprintf("r%d-null", round), keyOf(11))
 		}
 		time.Sleep(200 * time.Millisecond) // all in line
-		if n := waiting(); n != 1 {
-			t.Errorf("%d statements wait for the gate in the database, want 1: the others wait in line", n)
+		if n := waiting(); n != inDB {
+			t.Errorf("%d statements wait for the gate in the database, want %d: the others wait in line", n, inDB)
 		}
 		if err := tx.Rollback(ctx); err != nil {
 			t.Fatal(err)
@@ -119,17 +159,17 @@ func TestDecisionsTakeTurnsTogether(t *testing.T) {
 			t.Errorf("round %d: the decision without a reply answered %d %s, want 5xx", round, answers[len(ids)].status, answers[len(ids)].body)
 		}
 		var rows, xids int
-		if err := pool.QueryRow(ctx, `SELECT count(*), count(DISTINCT xid) FROM turned WHERE id LIKE $1`, fmt.Sprintf("r%d-%%", round)).Scan(&rows, &xids); err != nil {
+		if err := admin.QueryRow(ctx, `SELECT count(*), count(DISTINCT xid) FROM turned WHERE id LIKE $1`, fmt.Sprintf("r%d-%%", round)).Scan(&rows, &xids); err != nil {
 			t.Fatal(err)
 		}
 		if rows != 12 {
 			t.Errorf("round %d: %d rows, want 12 (one per event, none for the redelivery or the failure)", round, rows)
 		}
 		// One by one they would take 12 transactions; together, the first
-		// goes alone and the ones in line in one or a few more (a slow
+		// go alone and the ones in line in one or a few more (a slow
 		// sender may come after a batch has left).
-		if !withFailure && xids > 6 {
-			t.Errorf("round %d: the 12 decisions went in %d transactions, want the ones in line together (at most 6)", round, xids)
+		if !withFailure && xids > maxXids {
+			t.Errorf("round %d: the 12 decisions went in %d transactions, want the ones in line together (at most %d)", round, xids, maxXids)
 		}
 	}
 }
