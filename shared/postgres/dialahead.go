@@ -38,6 +38,11 @@ func DialAhead(ctx context.Context, pool *pgxpool.Pool) {
 	d := v.(*dialAhead)
 	cc := pool.Config().ConnConfig
 	network, address := pgconn.NetworkAddress(cc.Host, cc.Port)
+	if cc.ConnectTimeout > 0 { // as pgconn bounds its own dial
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, cc.ConnectTimeout)
+		defer cancel()
+	}
 	conn, err := d.dial(ctx, network, address)
 	if err != nil {
 		return
