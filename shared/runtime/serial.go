@@ -77,7 +77,7 @@ func (t *turns) do(ctx context.Context, s *Server, key string, c decisionCall) (
 		t.mu.Unlock()
 		// Deferred, so that the line moves on even after a panic here
 		// (which the server's guard answers).
-		defer t.handOn(s, []string{key})
+		defer t.handOn(s, key)
 		return s.decideAlone(ctx, c)
 	}
 	w := &waiting{ctx: ctx, key: key, call: c, done: make(chan decided, 1)}
@@ -101,21 +101,28 @@ func (t *turns) do(ctx context.Context, s *Server, key string, c decisionCall) (
 	return r.reply, r.dup, r.err
 }
 
-// handOn ends a round trip for keys: what may go now is sent by a
-// goroutine of the line's (so that the request whose goroutine sent the
-// round trip is answered at once), or, with nothing, the round trip's
-// place is given up.
-func (t *turns) handOn(s *Server, keys []string) {
+// handOn ends the round trip of a decision sent from its own goroutine:
+// what may go now is sent by a goroutine of the line's, so that the
+// request whose goroutine sent the round trip is answered at once.
+func (t *turns) handOn(s *Server, key string) {
+	if batch := t.next([]string{key}); len(batch) > 0 {
+		go t.serve(s, batch)
+	}
+}
+
+// next ends a round trip for keys and takes what may go now; with
+// nothing, the round trip's place is given up.
+func (t *turns) next(keys []string) []*waiting {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	for _, k := range keys {
 		delete(t.inFlight, k)
 	}
-	if batch := t.takeLocked(); len(batch) > 0 {
-		go t.serve(s, batch)
-	} else {
+	batch := t.takeLocked()
+	if len(batch) == 0 {
 		t.sending--
 	}
+	return batch
 }
 
 // takeLocked takes from the line what may go now: the decisions whose
@@ -163,14 +170,6 @@ func (t *turns) serve(s *Server, batch []*waiting) {
 		for i, r := range s.decideTogether(calls, ctxs) {
 			batch[i].done <- r
 		}
-		t.mu.Lock()
-		for _, k := range keys {
-			delete(t.inFlight, k)
-		}
-		batch = t.takeLocked()
-		if len(batch) == 0 {
-			t.sending--
-		}
-		t.mu.Unlock()
+		batch = t.next(keys)
 	}
 }
