@@ -6,6 +6,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -46,7 +47,9 @@ var beginQueries sync.Map // *pgxpool.Pool → string
 // beginQuery is BEGIN followed by SET LOCAL of the configured timeouts, sent
 // as one simple-protocol query: no extra round trip, and the settings end
 // with the transaction, so they hold behind a transaction pooler too
-// (PgBouncer 1.18 refuses them as startup parameters).
+// (PgBouncer 1.18 refuses them as startup parameters). Used behind a
+// pooler only: a direct connection has them as session settings
+// (sessionParams).
 func (c Config) beginQuery() string {
 	q := []string{"BEGIN"}
 	if c.StatementTimeout > 0 {
@@ -56,6 +59,22 @@ func (c Config) beginQuery() string {
 		q = append(q, fmt.Sprintf("SET LOCAL lock_timeout = %d", c.LockTimeout.Milliseconds()))
 	}
 	return strings.Join(q, "; ")
+}
+
+// sessionParams are the configured timeouts as startup parameters, for a
+// connection to Postgres itself: the server applies them to the session
+// as it starts, so no statement of any transaction has to set them. (A
+// pooler gets them per transaction instead: PgBouncer refuses them as
+// startup parameters, and a pooled server session is not ours.)
+func (c Config) sessionParams() map[string]string {
+	p := map[string]string{}
+	if c.StatementTimeout > 0 {
+		p["statement_timeout"] = strconv.FormatInt(c.StatementTimeout.Milliseconds(), 10)
+	}
+	if c.LockTimeout > 0 {
+		p["lock_timeout"] = strconv.FormatInt(c.LockTimeout.Milliseconds(), 10)
+	}
+	return p
 }
 
 // The values of DATABASE_POOLER.
@@ -106,9 +125,14 @@ func PoolerSafe(cc *pgx.ConnConfig) {
 // when the first event needs one, so a cold start is not slowed and a
 // database outage turns into 5xx answers rather than a crash loop.
 //
-// Behind a transaction pooler (DATABASE_POOLER=pgbouncer-transaction) the
-// pool uses PoolerSafe's query mode. tracer, when not nil, is set on every
-// connection (the OpenTelemetry pgx tracer).
+// Every statement on the pool runs with the configured statement and lock
+// timeouts. Connected to Postgres itself (DATABASE_POOLER=none) they are
+// the session's, set as startup parameters; behind PgBouncer each
+// transaction sets them (InTx, QueueBegin, Settings), and statements
+// outside a transaction keep the server's. Behind a transaction pooler
+// (pgbouncer-transaction) the pool also uses PoolerSafe's query mode.
+// tracer, when not nil, is set on every connection (the OpenTelemetry pgx
+// tracer).
 func Open(ctx context.Context, c Config, tracer ...pgx.QueryTracer) (*pgxpool.Pool, error) {
 	if err := c.Check(); err != nil {
 		return nil, err
@@ -127,6 +151,12 @@ func Open(ctx context.Context, c Config, tracer ...pgx.QueryTracer) (*pgxpool.Po
 		pc.ConnConfig.ConnectTimeout = c.ConnectTimeout
 	}
 	pc.MaxConnIdleTime = 5 * time.Minute
+	direct := c.Pooler == "" || c.Pooler == PoolerNone
+	if direct {
+		for k, v := range c.sessionParams() { // over any in the URL, as SET LOCAL would be
+			pc.ConnConfig.RuntimeParams[k] = v
+		}
+	}
 	ahead := &dialAhead{dial: pc.ConnConfig.DialFunc}
 	pc.ConnConfig.DialFunc = ahead.Dial
 	if len(tracer) > 0 && tracer[0] != nil {
@@ -141,8 +171,12 @@ func Open(ctx context.Context, c Config, tracer ...pgx.QueryTracer) (*pgxpool.Po
 		transactionPooled.Store(pool, true)
 	}
 	if q := c.beginQuery(); q != "BEGIN" {
-		beginQueries.Store(pool, q)
-		batchSettings.Store(pool, c.settingsQuery())
+		if direct {
+			sessionTimeouts.Store(pool, true)
+		} else {
+			beginQueries.Store(pool, q)
+			batchSettings.Store(pool, c.settingsQuery())
+		}
 		timeouts.Store(pool, [2]time.Duration{c.StatementTimeout, c.LockTimeout})
 	}
 	return pool, nil
@@ -200,12 +234,26 @@ func TransactionPooled(pool *pgxpool.Pool) bool {
 // and lock timeouts (Timeouts).
 var timeouts sync.Map // *pgxpool.Pool → [2]time.Duration
 
+// sessionTimeouts holds the pools opened by Open whose sessions carry the
+// timeouts (SessionTimeouts).
+var sessionTimeouts sync.Map // *pgxpool.Pool → true
+
+// SessionTimeouts reports whether every session of pool already has
+// Timeouts(pool) as its statement and lock timeouts (a pool from Open on
+// a direct connection), so that a transaction needs to set them only to
+// shorten them.
+func SessionTimeouts(pool *pgxpool.Pool) bool {
+	_, ok := sessionTimeouts.Load(pool)
+	return ok
+}
+
 func (c Config) lockSetting() string {
 	return fmt.Sprintf("set_config('lock_timeout', '%d', true)", c.LockTimeout.Milliseconds())
 }
 
-// Timeouts are the statement and lock timeouts InTx gives transactions
-// on pool (0: none), for a caller that sets them itself.
+// Timeouts are the statement and lock timeouts of pool's transactions
+// (0: none), for a caller that shortens them (SessionTimeouts says whether
+// the session already has them).
 func Timeouts(pool *pgxpool.Pool) (statement, lock time.Duration) {
 	if t, ok := timeouts.Load(pool); ok {
 		d := t.([2]time.Duration)
@@ -230,8 +278,10 @@ func (c Config) settingsQuery() string {
 // Settings returns the select list that gives the current transaction
 // the statement and lock timeouts InTx gives transactions on pool (e.g.
 // "set_config('statement_timeout', '30000', true), …"), or "" when there
-// are none. A transaction begun in a batch (pgx.Batch.BeginTx) runs it in
-// its first statement, so the timeouts cost no statement of their own.
+// are none to set: none configured, or the session has them already (a
+// direct connection). A transaction begun in a batch (pgx.Batch.BeginTx)
+// runs it in its first statement, so the timeouts cost no statement of
+// their own.
 func Settings(pool *pgxpool.Pool) string {
 	if q, ok := batchSettings.Load(pool); ok {
 		return q.(string)

@@ -213,8 +213,21 @@ func checkTimeouts(t *testing.T, url, pooler string) {
 	if code(err) != "55P03" {
 		t.Fatalf("waiting for a held lock: %v, want SQLSTATE 55P03 (lock timeout)", err)
 	}
-	// Outside InTx the session keeps the server's settings.
-	if err := pool.QueryRow(ctx, `SELECT current_setting('statement_timeout')`).Scan(&settings); err != nil || settings != "0" {
-		t.Fatalf("statement_timeout outside InTx = %q, %v; want the server's 0", settings, err)
+	// Outside a transaction: a direct session has them as its own (set
+	// at its start, so no transaction spends a statement on them); behind
+	// PgBouncer the session keeps the server's, and no SET LOCAL leaks
+	// into the next transaction on it.
+	want, what := "300ms 200ms", "the session's"
+	if pooler != postgres.PoolerNone {
+		want, what = "0 0", "the server's"
+	}
+	if err := pool.QueryRow(ctx, `SELECT current_setting('statement_timeout') || ' ' || current_setting('lock_timeout')`).Scan(&settings); err != nil || settings != want {
+		t.Fatalf("timeouts outside a transaction = %q, %v; want %s %q", settings, err, what, want)
+	}
+	if got, want := postgres.SessionTimeouts(pool), pooler == postgres.PoolerNone; got != want {
+		t.Errorf("SessionTimeouts = %v, want %v", got, want)
+	}
+	if got := postgres.Settings(pool); (got == "") != (pooler == postgres.PoolerNone) {
+		t.Errorf("Settings = %q: want none to set on a direct session, the set_config calls behind a pooler", got)
 	}
 }

@@ -363,7 +363,9 @@ const deadlineMargin = 100 * time.Millisecond
 // decisionSettings is the statement, and its arguments, that sets the
 // statement and lock timeouts of a decision's implicit transaction: sent
 // just before the decision's statement, in the same round trip and
-// transaction ("" when there is nothing to set). They are the pool's
+// transaction ("" when there is nothing to set: on a direct connection
+// the session has the pool's timeouts already, and a request with time
+// enough left does not shorten them). They are the pool's
 // (postgres.Timeouts), each shortened to end deadlineMargin before the
 // request's deadline: pgx answers a context that ends by closing the
 // connection, which a backend waiting for a lock does not notice, and the
@@ -373,14 +375,18 @@ const deadlineMargin = 100 * time.Millisecond
 // statements; cancel requests would crash PgBouncer before 1.21.)
 func (s *Server) decisionSettings(ctx context.Context) (string, []any) {
 	statement, lock := postgres.Timeouts(s.pool)
+	shortened := false
 	if dl, ok := ctx.Deadline(); ok {
 		left := max(time.Until(dl)-deadlineMargin, time.Millisecond)
 		if statement <= 0 || left < statement {
-			statement = left
+			statement, shortened = left, true
 		}
 		if lock <= 0 || left < lock {
-			lock = left
+			lock, shortened = left, true
 		}
+	}
+	if !shortened && postgres.SessionTimeouts(s.pool) {
+		return "", nil
 	}
 	var sets []string
 	var args []any

@@ -117,11 +117,16 @@ func TestPipelineRoundTrips(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	pooler := postgres.PoolerNone
+	if pgtest.IsPgBouncer(u.String()) {
+		pooler = postgres.PoolerPgBouncerTransaction
+	}
 	counter := newTripCounter(t, u.Host)
 	u.Host = counter.addr
-	// With the timeouts every event's transaction carries (set in the
-	// first batch, no round trip of their own).
-	pool, err := postgres.Open(context.Background(), postgres.Config{URL: u.String(), MaxConns: 1,
+	// With the timeouts every event's transaction carries (the session's
+	// on a direct connection; behind PgBouncer set in the first batch, no
+	// round trip of their own).
+	pool, err := postgres.Open(context.Background(), postgres.Config{URL: u.String(), MaxConns: 1, Pooler: pooler,
 		StatementTimeout: 3 * time.Second, LockTimeout: 2 * time.Second})
 	if err != nil {
 		t.Fatal(err)
