@@ -910,7 +910,8 @@ func TestImportBehindPgBouncer(t *testing.T) {
 	wantRep, wantErrors := importOnce(t, file, faultLicences, "RECYCLING_IMPORT_CHUNK_ROWS=5")
 	dbURL := pgtest.URL(t)
 	s3, store := s3test.New(t)
-	env := append([]string{"DATABASE_URL=" + startPgBouncer(t, dbURL), "RECYCLING_IMPORT_CHUNK_ROWS=5"}, s3.Env()...)
+	env := append([]string{"DATABASE_URL=" + startPgBouncer(t, dbURL), "DATABASE_POOLER=pgbouncer-transaction",
+		"RECYCLING_IMPORT_CHUNK_ROWS=5"}, s3.Env()...)
 	f := &fixture{&functest.Fixture{Fn: functest.Start(t, binary, env...), Pool: pgtest.PoolFor(t, dbURL), S3: s3, Store: store, Env: env}}
 	faultLicences(t, f)
 	f.put(t, "imports/file.csv", file)

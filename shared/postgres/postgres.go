@@ -77,6 +77,15 @@ func (c Config) sessionParams() map[string]string {
 	return p
 }
 
+// RefusedStartupParameter reports whether err is a server refusing a
+// startup parameter (SQLSTATE 08P01, "unsupported startup parameter"), as
+// PgBouncer refuses the session timeouts of a pool opened with
+// DATABASE_POOLER=none.
+func RefusedStartupParameter(err error) bool {
+	var pe *pgconn.PgError
+	return errors.As(err, &pe) && pe.Code == "08P01" && strings.Contains(pe.Message, "unsupported startup parameter")
+}
+
 // The values of DATABASE_POOLER.
 const (
 	PoolerNone                 = "none"

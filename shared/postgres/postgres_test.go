@@ -231,3 +231,26 @@ func checkTimeouts(t *testing.T, url, pooler string) {
 		t.Errorf("Settings = %q: want none to set on a direct session, the set_config calls behind a pooler", got)
 	}
 }
+
+// TestSessionTimeoutsRefusedByPgBouncer: a pool opened as if on Postgres
+// itself (DATABASE_POOLER=none) but pointed at PgBouncer cannot connect,
+// since PgBouncer refuses the timeouts as startup parameters, and the
+// error says so (RefusedStartupParameter, which the runtime turns into a
+// hint at start).
+func TestSessionTimeoutsRefusedByPgBouncer(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	pool, err := postgres.Open(ctx, postgres.Config{URL: pgtest.PgBouncerURL(t, pgtest.URL(t)), MaxConns: 1,
+		StatementTimeout: time.Second, LockTimeout: time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(pool.Close)
+	_, err = pool.Exec(ctx, `SELECT 1`)
+	if !postgres.RefusedStartupParameter(err) {
+		t.Fatalf("connecting to PgBouncer with DATABASE_POOLER=none: %v; want a refused startup parameter", err)
+	}
+	if postgres.RefusedStartupParameter(errors.New("unsupported startup parameter")) {
+		t.Error("RefusedStartupParameter took an error that is not the server's")
+	}
+}

@@ -150,8 +150,12 @@ func warmUp(ctx context.Context, pool *pgxpool.Pool, done chan<- struct{}) {
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
 	postgres.DialAhead(ctx, pool) // the server starts the session while pgx prepares it
-	if c, err := pool.Acquire(ctx); err == nil {
+	c, err := pool.Acquire(ctx)
+	if err == nil {
 		c.Release()
+	} else if postgres.RefusedStartupParameter(err) {
+		Logger(ctx).Errorw("the database refused the session's timeouts as startup parameters: "+
+			"if DATABASE_URL is a PgBouncer, set DATABASE_POOLER to pgbouncer-transaction or pgbouncer-session", "error", err)
 	}
 	postgres.FinishDialAhead(pool)
 }
