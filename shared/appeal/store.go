@@ -67,24 +67,27 @@ type PastDue struct {
 	Due                  time.Time
 }
 
-// OverdueSQL reads the open appeals past a due time, one branch per stage,
-// among the appeals with no transition after asOf (their current state is
-// their state at asOf). Each branch's WHERE repeats its partial index's
-// predicate, so each is an index range scan over that stage's open
-// appeals due before asOf, plus one history_by_appeal probe per row:
-// closed appeals and appeals not yet due are never read.
+// OverdueSQL reads the open appeals past a due time among the appeals
+// with no transition after asOf (their current state is their state at
+// asOf): one index range scan of appeals_open_due over the open appeals
+// whose earliest open deadline is before asOf (open_due, 0093), each
+// expanded into the stages its status has open and past due, plus one
+// history_by_appeal probe per appeal: closed appeals and appeals not yet
+// due are never read.
 //
 // It and ChangedSQL are exported for the plan tests (EXPLAIN).
 const OverdueSQL = `
-SELECT appeal_id, department, 'assign' AS stage, assign_due AS due FROM appeal.appeals a
-	WHERE status = 'assigned' AND assign_due < $1 AND ` + unchangedSince + `
-UNION ALL
-SELECT appeal_id, department, 'reply', reply_due FROM appeal.appeals a
-	WHERE status IN ('assigned', 'accepted') AND reply_due < $1 AND ` + unchangedSince + `
-UNION ALL
-SELECT appeal_id, department, 'revisit', revisit_due FROM appeal.appeals a
-	WHERE status = 'replied' AND revisit_due < $1 AND ` + unchangedSince + `
-ORDER BY appeal_id, stage`
+SELECT a.appeal_id, a.department, s.stage, s.due FROM appeal.appeals a
+	CROSS JOIN LATERAL (VALUES ` + OpenStages + `) AS s(stage, due)
+	WHERE a.open_due < $1 AND s.due < $1 AND ` + unchangedSince + `
+ORDER BY a.appeal_id, s.stage`
+
+// OpenStages are the rows (stage, due) of an appeal a: each stage's due
+// time while its status has the stage open, NULL otherwise (assigned:
+// assign and reply; accepted: reply; replied: revisit).
+const OpenStages = `('assign', CASE WHEN a.status = 'assigned' THEN a.assign_due END),
+		('reply', CASE WHEN a.status IN ('assigned', 'accepted') THEN a.reply_due END),
+		('revisit', CASE WHEN a.status = 'replied' THEN a.revisit_due END)`
 
 const unchangedSince = `NOT EXISTS (SELECT 1 FROM appeal.history h WHERE h.appeal_id = a.appeal_id AND h.at > $1)`
 

@@ -25,22 +25,23 @@ const (
 	// dead_letters_by_status (status, received_at, id).
 	QueryDeadLetters = `SELECT count(*)::float8 FROM deadletter.dead_letters WHERE status = 'pending'`
 	// The open appeals by department and ladder level: the open statuses
-	// are exactly the rows of two partial indexes of the deadline check
-	// (appeals_reply_open: assigned and accepted; appeals_revisit_open:
-	// replied), so each arm reads one of them. The level is the highest
-	// announced for a stage the appeal's status still has open (assigned:
-	// assign and reply; accepted: reply; replied: revisit), looked up by
-	// the announcements' primary key.
+	// are exactly the rows of the deadline check's appeals_open_due
+	// (0093), read whole. The level is the highest announced for a stage
+	// the appeal's status still has open (assigned: assign and reply;
+	// accepted: reply; replied: revisit), looked up by the announcements'
+	// primary key.
 	QueryAppealsOpen = `SELECT department, stage, count(*)::float8 FROM (
-		SELECT a.department, ` + ladderLevel + ` AS stage FROM appeal.appeals a WHERE a.status IN ('assigned', 'accepted')
-		UNION ALL
-		SELECT a.department, ` + ladderLevel + ` AS stage FROM appeal.appeals a WHERE a.status = 'replied'
+		SELECT a.department, ` + ladderLevel + ` AS stage FROM appeal.appeals a WHERE a.open_due IS NOT NULL
 		) open GROUP BY 1, 2`
-	// appeals_assign_open, appeals_reply_open, appeals_revisit_open: the
-	// partial indexes of the deadline check, as a range from the start.
-	QueryAppealsOverdue = `SELECT 'assign', count(*)::float8 FROM appeal.appeals WHERE status = 'assigned' AND assign_due < now()
-		UNION ALL SELECT 'reply', count(*)::float8 FROM appeal.appeals WHERE status IN ('assigned', 'accepted') AND reply_due < now()
-		UNION ALL SELECT 'revisit', count(*)::float8 FROM appeal.appeals WHERE status = 'replied' AND revisit_due < now()`
+	// appeals_open_due as a range from the start: the open appeals with a
+	// deadline passed, counted by each stage their status has open and
+	// past due.
+	QueryAppealsOverdue = `SELECT s.stage, s.n FROM (
+		SELECT count(*) FILTER (WHERE status = 'assigned' AND assign_due < now())::float8 AS assign,
+			count(*) FILTER (WHERE status IN ('assigned', 'accepted') AND reply_due < now())::float8 AS reply,
+			count(*) FILTER (WHERE status = 'replied' AND revisit_due < now())::float8 AS revisit
+		FROM appeal.appeals WHERE open_due < now()) c
+		CROSS JOIN LATERAL (VALUES ('assign', c.assign), ('reply', c.reply), ('revisit', c.revisit)) AS s(stage, n)`
 	// ledger_lines_by_policy (policy_id, account) INCLUDE (amount_fen):
 	// an index-only sum of each policy's budget lines.
 	QuerySubsidyBudget = `SELECT p.policy_id,
