@@ -9,6 +9,7 @@ import (
 
 	"github.com/qinqing/qinqing/shared/docs"
 	"github.com/qinqing/qinqing/shared/postgres"
+	_ "github.com/qinqing/qinqing/shared/postgres/early" // the database connection begins while the program initialises
 	"github.com/qinqing/qinqing/shared/runtime"
 )
 

@@ -14,6 +14,7 @@ import (
 	"github.com/qinqing/qinqing/shared/appeal"
 	"github.com/qinqing/qinqing/shared/portals"
 	"github.com/qinqing/qinqing/shared/postgres"
+	_ "github.com/qinqing/qinqing/shared/postgres/early" // the database connection begins while the program initialises
 	"github.com/qinqing/qinqing/shared/runtime"
 )
 

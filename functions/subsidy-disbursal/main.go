@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/qinqing/qinqing/shared/postgres"
+	_ "github.com/qinqing/qinqing/shared/postgres/early" // the database connection begins while the program initialises
 	"github.com/qinqing/qinqing/shared/runtime"
 )
 

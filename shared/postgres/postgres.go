@@ -131,8 +131,10 @@ func PoolerSafe(cc *pgx.ConnConfig) {
 }
 
 // Open creates a pool. It does not connect: the first connection is made
-// when the first event needs one, so a cold start is not slowed and a
-// database outage turns into 5xx answers rather than a crash loop.
+// by WarmUp or when the first event needs one, so a database outage turns
+// into 5xx answers rather than a crash loop. The pool StartEarly opened
+// with the same configuration, when there is one and tracer is nil, is
+// returned instead of a new one.
 //
 // Every statement on the pool runs with the configured statement and lock
 // timeouts. Connected to Postgres itself (DATABASE_POOLER=none) they are
@@ -145,6 +147,10 @@ func PoolerSafe(cc *pgx.ConnConfig) {
 func Open(ctx context.Context, c Config, tracer ...pgx.QueryTracer) (*pgxpool.Pool, error) {
 	if err := c.Check(); err != nil {
 		return nil, err
+	}
+	traced := len(tracer) > 0 && tracer[0] != nil
+	if pool := claimEarly(func(e Config) bool { return e == c && !traced }); pool != nil {
+		return pool, nil // opened by StartEarly, its first connection under way
 	}
 	pc, err := pgxpool.ParseConfig(c.URL)
 	if err != nil {

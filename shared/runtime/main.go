@@ -141,23 +141,17 @@ func Main(name string, base Base, db postgres.Config, build func(ctx context.Con
 // event has come in yet; after the first request it begins at once.
 const RelayStartDelay = 2 * time.Second
 
-// warmUp opens one pooled connection, then closes done. Events wait for
-// done before they take a connection: otherwise the pool would open a
-// second one for the first event, and two new backends compete. Its
-// socket is opened before pgx prepares the connection (postgres.DialAhead).
+// warmUp opens one pooled connection (postgres.WarmUp; for a pool from
+// postgres.StartEarly it waits for the one already being made), then
+// closes done. Events wait for done before they take a connection:
+// otherwise the pool would open a second one for the first event, and two
+// new backends compete.
 func warmUp(ctx context.Context, pool *pgxpool.Pool, done chan<- struct{}) {
 	defer close(done)
-	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-	defer cancel()
-	postgres.DialAhead(ctx, pool) // the server starts the session while pgx prepares it
-	c, err := pool.Acquire(ctx)
-	if err == nil {
-		c.Release()
-	} else if postgres.RefusedStartupParameter(err) {
+	if err := postgres.WarmUp(ctx, pool); postgres.RefusedStartupParameter(err) {
 		Logger(ctx).Errorw("the database refused the session's timeouts as startup parameters: "+
 			"if DATABASE_URL is a PgBouncer, set DATABASE_POOLER to pgbouncer-transaction or pgbouncer-session", "error", err)
 	}
-	postgres.FinishDialAhead(pool)
 }
 
 // Serve listens on the configured port and relays the outbox until ctx is
