@@ -456,17 +456,22 @@ func MainTwice(m pgtest.Runner, builds map[string]*string) {
 	Main(pgtest.AlsoThroughPgBouncer(m), builds)
 }
 
-// RunConfigOnly runs bin with only PATH, PORT=0 and env — no other
-// configuration — and returns what it printed and how it ended. Tests of
-// start-up refusals use it: a missing or malformed setting must stop the
-// process with one line naming it. A binary still running after 20 s
-// fails the test.
+// RunConfigOnly runs bin with only PATH, PORT=0, the test pass's
+// DATABASE_POOLER (MainTwice's pass through PgBouncer sets it) and env —
+// no other configuration — and returns what it printed and how it ended.
+// Tests of start-up refusals use it: a missing or malformed setting must
+// stop the process with one line naming it. A binary still running after
+// 20 s fails the test.
 func RunConfigOnly(t testing.TB, bin string, env ...string) ([]byte, error) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, bin)
-	cmd.Env = append([]string{"PATH=" + os.Getenv("PATH"), "PORT=0"}, env...)
+	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "PORT=0"}
+	if p, ok := os.LookupEnv("DATABASE_POOLER"); ok {
+		cmd.Env = append(cmd.Env, "DATABASE_POOLER="+p)
+	}
+	cmd.Env = append(cmd.Env, env...)
 	out, err := cmd.CombinedOutput()
 	if ctx.Err() != nil {
 		t.Fatalf("%s kept running with %v:\n%s", filepath.Base(bin), env, out)
