@@ -39,7 +39,7 @@ func New(env *runtime.Env, store *docs.Store, winners int) *runtime.Function {
 			contract.TypeMetricsReported:     runtime.On(f.metrics),
 			contract.TypeNominationSubmitted: runtime.On(f.nominate),
 			contract.TypeScoreRecorded:       runtime.On(f.score),
-			event.PingType:                   runtime.Jobs(map[string]runtime.JobFunc{"award-ceremony": f.ceremony}),
+			event.PingType:                   runtime.Jobs(map[string]runtime.Job{"award-ceremony": runtime.JobFunc(f.ceremony)}),
 		},
 	}
 }

@@ -35,9 +35,9 @@ func New(env *runtime.Env, store *docs.Store) *runtime.Function {
 		// (the chart gives it timeoutSeconds 600).
 		RequestTimeout: runtime.LongRequestTimeout,
 		Handlers: map[string]runtime.Handler{
-			event.PingType: runtime.Jobs(map[string]runtime.JobFunc{
-				"deadline-check": f.deadlineCheck,
-				"monthly-review": f.monthlyReview,
+			event.PingType: runtime.Jobs(map[string]runtime.Job{
+				"deadline-check": runtime.QueueJob(f.deadlineCheck),
+				"monthly-review": runtime.JobFunc(f.monthlyReview),
 			}),
 		},
 	}
@@ -48,8 +48,10 @@ func New(env *runtime.Env, store *docs.Store) *runtime.Function {
 // b is sent: it adds its counts to c.Overdue and returns the follow-ups
 // announcing what was not announced before (each with a Key, and guarded
 // by a unique row of its own, so two checks at once announce it once).
-// Every check's statements go out in one batch: on the first event of a
-// new backend, one parse and one execute round trip for all of them.
+// Every check's statements go out in one batch, the one that begins the
+// event's transaction and inserts its inbox row (runtime.QueueJob): on
+// the first event of a new backend, one parse and one execute round trip
+// for all of them and the inbox row.
 type Check func(b *pgx.Batch, m runtime.Meta, c *contract.CheckCompleted) Rest
 
 // Rest is what a Check does after its batch was sent.
@@ -71,30 +73,29 @@ func (f *Function) paymentsOverdue(b *pgx.Batch, m runtime.Meta, c *contract.Che
 	}
 }
 
-// deadlineCheck runs every check as of the event time in the event's
-// transaction, their statements finding what is overdue in one batch.
-// Every check takes its announcement rows in the same order (the
-// payments' in the batch, then the appeals'), so two checks at once never
-// wait on each other's in a cycle.
-func (f *Function) deadlineCheck(ctx context.Context, tx pgx.Tx, m runtime.Meta) (runtime.Result, error) {
+// deadlineCheck queues every check's statements as of the event time on
+// b, the event's first batch, and returns the rest of the checks, run in
+// the event's transaction once b is read. Every check takes its
+// announcement rows in the same order (the payments' in the batch, then
+// the appeals'), so two checks at once never wait on each other's in a
+// cycle.
+func (f *Function) deadlineCheck(b *pgx.Batch, m runtime.Meta) runtime.Run {
 	c := contract.CheckCompleted{AsOf: m.Time.In(f.loc)}
-	b := &pgx.Batch{}
 	rest := make([]Rest, len(f.checks))
 	for i, check := range f.checks {
 		rest[i] = check(b, m, &c)
 	}
-	if err := tx.SendBatch(ctx, b).Close(); err != nil {
-		return runtime.Result{}, err
-	}
-	var res runtime.Result
-	for _, r := range rest {
-		out, err := r(ctx, tx)
-		if err != nil {
-			return runtime.Result{}, err
+	return func(ctx context.Context, tx pgx.Tx) (runtime.Result, error) {
+		var res runtime.Result
+		for _, r := range rest {
+			out, err := r(ctx, tx)
+			if err != nil {
+				return runtime.Result{}, err
+			}
+			res.FollowUps = append(res.FollowUps, out...)
 		}
-		res.FollowUps = append(res.FollowUps, out...)
+		c.Announced = len(res.FollowUps)
+		res.Reply = runtime.Outgoing{Type: contract.TypeDeadlineCheckCompleted, Data: c}
+		return res, nil
 	}
-	c.Announced = len(res.FollowUps)
-	res.Reply = runtime.Outgoing{Type: contract.TypeDeadlineCheckCompleted, Data: c}
-	return res, nil
 }

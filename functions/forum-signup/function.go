@@ -37,7 +37,7 @@ func New(env *runtime.Env, store *docs.Store) *runtime.Function {
 			contract.TypeForumScheduled:  runtime.On(f.schedule),
 			contract.TypeSignupRequested: runtime.OnDecision(f.signup),
 			contract.TypeSignupCancelled: runtime.On(f.cancel),
-			event.PingType:               runtime.Jobs(map[string]runtime.JobFunc{"forum-weekly": f.weekly}),
+			event.PingType:               runtime.Jobs(map[string]runtime.Job{"forum-weekly": runtime.JobFunc(f.weekly)}),
 		},
 	}
 }

@@ -39,7 +39,7 @@ func New(env *runtime.Env, store *docs.Store, imp ImportConfig) *runtime.Functio
 			contract.TypeLicenceRegistered: onAt(f.loc, f.register),
 			contract.TypeTradeRecorded:     onAt(f.loc, f.record),
 			contract.TypeTradesImported:    runtime.Staged(f.importTrades),
-			event.PingType:                 runtime.Jobs(map[string]runtime.JobFunc{"recycling-stats": f.stats}),
+			event.PingType:                 runtime.Jobs(map[string]runtime.Job{"recycling-stats": runtime.JobFunc(f.stats)}),
 		},
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"sort"
 	"strings"
 	"time"
 
@@ -114,28 +115,101 @@ func decode[T any](data []byte) (*T, error) {
 // JobFunc runs one cron job "as of" m.Time.
 type JobFunc func(ctx context.Context, tx pgx.Tx, m Meta) (Result, error)
 
+// QueueJob is a cron job whose first statements go with the event's inbox
+// row (Queue): it queues them on b and returns the Run that continues
+// once b is sent.
+type QueueJob func(b *pgx.Batch, m Meta) Run
+
+// A Job is one cron job: a JobFunc or a QueueJob.
+type Job interface {
+	prepare(m Meta) (Run, Queue)
+}
+
+func (f JobFunc) prepare(m Meta) (Run, Queue) {
+	return func(ctx context.Context, tx pgx.Tx) (Result, error) { return f(ctx, tx, m) }, nil
+}
+
+func (f QueueJob) prepare(m Meta) (Run, Queue) {
+	q := Queue(func(b *pgx.Batch) Run { return f(b, m) })
+	return q.Run, q
+}
+
+// Queue is the start of an event's work whose first statements go in the
+// batch that begins the event's transaction and inserts its inbox row,
+// after that insert: it queues them on b and returns the Run that
+// continues in the transaction once b is sent and read. They cost no round
+// trip of their own. For a redelivery they run too (the inbox insert
+// finds the row and the runtime rolls everything back), so they must only
+// read or write inside the transaction, as any Run.
+type Queue func(b *pgx.Batch) Run
+
+// Run runs q on tx alone: its statements in a batch of their own, then
+// the rest (for callers that drive a Handler on a transaction).
+func (q Queue) Run(ctx context.Context, tx pgx.Tx) (Result, error) {
+	b := &pgx.Batch{}
+	rest := q(b)
+	if b.Len() > 0 {
+		if err := tx.SendBatch(ctx, b).Close(); err != nil {
+			return Result{}, err
+		}
+	}
+	return rest(ctx, tx)
+}
+
+// QueuedHandler is a Handler some of whose events start with a Queue.
+// The runtime's server calls PrepareQueue and, when it gives a Queue,
+// sends its statements with the inbox row; Prepare (for callers that
+// drive a Handler themselves) runs the Queue on the transaction.
+type QueuedHandler interface {
+	Handler
+	PrepareQueue(m Meta, data []byte) (Queue, error)
+}
+
 // Jobs dispatches PingSource events ({"job": "<name>"}) to their job.
-func Jobs(jobs map[string]JobFunc) Handler {
-	return HandlerFunc(func(m Meta, data []byte) (Run, error) {
-		var p struct {
-			Job string `json:"job"`
+func Jobs(jobs map[string]Job) QueuedHandler { return jobSet(jobs) }
+
+type jobSet map[string]Job
+
+func (js jobSet) job(m Meta, data []byte) (Job, error) {
+	var p struct {
+		Job string `json:"job"`
+	}
+	if err := DecodeJSON(data, &p); err != nil {
+		return nil, err
+	}
+	if p.Job == "" {
+		return nil, event.Invalid("job", "is required")
+	}
+	j, ok := js[p.Job]
+	if !ok {
+		names := make([]string, 0, len(js))
+		for n := range js {
+			names = append(names, n)
 		}
-		if err := DecodeJSON(data, &p); err != nil {
-			return nil, err
-		}
-		if p.Job == "" {
-			return nil, event.Invalid("job", "is required")
-		}
-		fn, ok := jobs[p.Job]
-		if !ok {
-			names := make([]string, 0, len(jobs))
-			for n := range jobs {
-				names = append(names, n)
-			}
-			return nil, event.Invalid("job", "unknown job %q for %s (handles %s)", p.Job, m.Function, strings.Join(names, ", "))
-		}
-		return func(ctx context.Context, tx pgx.Tx) (Result, error) { return fn(ctx, tx, m) }, nil
-	})
+		sort.Strings(names)
+		return nil, event.Invalid("job", "unknown job %q for %s (handles %s)", p.Job, m.Function, strings.Join(names, ", "))
+	}
+	return j, nil
+}
+
+// Prepare implements Handler.
+func (js jobSet) Prepare(m Meta, data []byte) (Run, error) {
+	j, err := js.job(m, data)
+	if err != nil {
+		return nil, err
+	}
+	run, _ := j.prepare(m)
+	return run, nil
+}
+
+// PrepareQueue implements QueuedHandler: the job's Queue, nil for a JobFunc.
+func (js jobSet) PrepareQueue(m Meta, data []byte) (Queue, error) {
+	j, err := js.job(m, data)
+	if err != nil {
+		return nil, err
+	}
+	_, q := j.prepare(m)
+	return q, nil
 }
 
 // DecodeJSON decodes event data into v. Unknown fields are ignored (senders

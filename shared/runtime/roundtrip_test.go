@@ -109,8 +109,10 @@ func (c *tripCounter) take() int {
 // The pipeline costs three round trips per event for a one-statement
 // handler (BEGIN + inbox insert; the handler; outbox + reply + COMMIT),
 // follow-ups included, and two for a redelivery (BEGIN + inbox insert;
-// ROLLBACK + stored reply); a handler built with OnDecision costs one, a
-// redelivery to it one. Counted at the wire, on one warm connection.
+// ROLLBACK + stored reply); a job whose statement is queued with the
+// inbox row (QueueJob) two, a redelivery to it two; a handler built with
+// OnDecision costs one, a redelivery to it one. Counted at the wire, on
+// one warm connection.
 func TestPipelineRoundTrips(t *testing.T) {
 	t.Parallel()
 	u, err := url.Parse(pgtest.URL(t))
@@ -166,6 +168,13 @@ func TestPipelineRoundTrips(t *testing.T) {
 					{Type: "decision.odd", Data: map[string]int{"n2": 2 * p.N}}},
 			}, nil
 		}),
+		// A job whose statement goes with the inbox row (a QueueJob).
+		"queued": runtime.Jobs(map[string]runtime.Job{"q": runtime.QueueJob(func(b *pgx.Batch, m runtime.Meta) runtime.Run {
+			b.Queue(`INSERT INTO trips VALUES ($1, $2, 0)`, m.Source, m.ID)
+			return func(context.Context, pgx.Tx) (runtime.Result, error) {
+				return runtime.Reply("queued.done", map[string]string{"id": m.ID}), nil
+			}
+		})}),
 		"decision-settings": runtime.OnDecision(func(ctx context.Context, m runtime.Meta, p *benchPayload) (runtime.Decision, error) {
 			return runtime.Decision{With: `answer AS (SELECT 'settings.done' AS reply_type, '' AS reply_subject,
 				json_build_object('settings', current_setting('statement_timeout') || ' ' || current_setting('lock_timeout'))::text AS reply_data,
@@ -225,6 +234,26 @@ func TestPipelineRoundTrips(t *testing.T) {
 	if got := counter.take(); got != events {
 		t.Errorf("redeliveries to it: %d round trips for %d events, want %d", got, events, events)
 	}
+	job := func(id string) {
+		t.Helper()
+		if status, body := postEvent(srv, "queued", "/trips", id, `{"job":"q"}`); status != 200 || body != fmt.Sprintf(`{"id":%q}`, id) {
+			t.Fatalf("queued %s: status %d %s", id, status, body)
+		}
+	}
+	job("warm-4")
+	counter.take()
+	for i := 0; i < events; i++ {
+		job(fmt.Sprint("queued-", i))
+	}
+	if got := counter.take(); got != 2*events {
+		t.Errorf("job with its statement queued with the inbox row: %d round trips for %d events, want %d", got, events, 2*events)
+	}
+	for i := 0; i < events; i++ {
+		job(fmt.Sprint("queued-", i))
+	}
+	if got := counter.take(); got != 2*events {
+		t.Errorf("redeliveries to it: %d round trips for %d events, want %d", got, events, 2*events)
+	}
 	if got := send("settings", "settings-1", 0); got != `{"settings":"3s 2s"}` {
 		t.Errorf("statement and lock timeouts in an event's transaction: %s, want 3s 2s", got)
 	}
@@ -240,8 +269,9 @@ func TestPipelineRoundTrips(t *testing.T) {
 	}
 	// warm-1 once, warm-2 with 3 follow-ups, warm-3 once with 2 (its
 	// redelivery wrote nothing), then 10 + 10 + 10 events with 23
-	// follow-ups and 2 for each of the 5 odd decisions.
-	if rows != 33 || outbox != 3+2+23+10 {
-		t.Fatalf("%d rows and %d outbox rows, want 33 and 38", rows, outbox)
+	// follow-ups and 2 for each of the 5 odd decisions, and warm-4 and 10
+	// queued jobs once each (their redeliveries' inserts rolled back).
+	if rows != 33+11 || outbox != 3+2+23+10 {
+		t.Fatalf("%d rows and %d outbox rows, want 44 and 38", rows, outbox)
 	}
 }

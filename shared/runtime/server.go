@@ -313,11 +313,11 @@ func (s *Server) serveEvent(ctx context.Context, w http.ResponseWriter, r *http.
 			return s.fail(w, err)
 		}
 	} else {
-		run, err := s.prepare(ctx, h, m, ev.Data())
+		run, queue, err := s.prepare(ctx, h, m, ev.Data())
 		if err != nil {
 			return s.fail(w, err)
 		}
-		reply, dup, err = s.handle(ctx, m, run)
+		reply, dup, err = s.handle(ctx, m, run, queue)
 		if err != nil {
 			return s.fail(w, err)
 		}
@@ -388,12 +388,14 @@ func inboxInsertWith(settings string) string {
 // handle runs one event in one transaction in three round trips: BEGIN and
 // the inbox insert (a conflict means a redelivery: answer the stored
 // reply); the handler; the outbox rows, the stored reply and COMMIT (a
-// handler built with OnDecision costs one: decide). A concurrent second
+// handler built with OnDecision costs one: decide). With a Queue (queue
+// not nil, run nil) its statements go in the first round trip, after the
+// inbox insert, and the Run it returns is the handler. A concurrent second
 // delivery waits on the inbox's primary key until the first commits, then
 // sees the conflict. Whatever stops the transaction before its end (an
 // error, a panic, a cancelled request) rolls it back on a context that is
 // not cancelled.
-func (s *Server) handle(ctx context.Context, m Meta, run Run) (reply *cloudevents.Event, dup bool, err error) {
+func (s *Server) handle(ctx context.Context, m Meta, run Run, queue Queue) (reply *cloudevents.Event, dup bool, err error) {
 	if s.warm != nil {
 		select {
 		case <-s.warm:
@@ -410,14 +412,19 @@ func (s *Server) handle(ctx context.Context, m Meta, run Run) (reply *cloudevent
 	b := &pgx.Batch{}
 	b.BeginTx(pgx.TxOptions{})
 	var receivedAt time.Time
+	claimed := false // the inbox insert was read, a row or none
 	b.Queue(s.inboxSQL, m.Function, m.Source, m.ID, m.Type, m.TraceParent).QueryRow(func(row pgx.Row) error {
 		err := row.Scan(&receivedAt)
 		if errors.Is(err, pgx.ErrNoRows) {
 			dup = true
-			return nil
+			err = nil
 		}
+		claimed = err == nil
 		return err
 	})
+	if queue != nil {
+		run = queue(b)
+	}
 	br := conn.SendBatch(ctx, b)
 	tx := br.Tx()
 	ended := false
@@ -429,6 +436,9 @@ func (s *Server) handle(ctx context.Context, m Meta, run Run) (reply *cloudevent
 		}
 	}()
 	if err := br.Close(); err != nil && !dup {
+		if claimed {
+			return nil, false, err // a queued statement's
+		}
 		return nil, false, fmt.Errorf("inbox: %w", err)
 	}
 	if dup {

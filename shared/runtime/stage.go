@@ -70,15 +70,28 @@ func (fn staged[T]) Prepare(m Meta, data []byte) (Run, error) {
 	}, nil
 }
 
-// prepare turns an event into its Run. For a StagedHandler it runs the
-// stage first, outside any transaction, unless the event was already
-// handled (then the Run is never called: the inbox answers the stored
-// reply).
-func (s *Server) prepare(ctx context.Context, h Handler, m Meta, data []byte) (Run, error) {
+// prepare turns an event into its Run, or for a QueuedHandler's event
+// with a Queue into that Queue (then the Run is nil). For a StagedHandler
+// it runs the stage first, outside any transaction, unless the event was
+// already handled (then the Run is never called: the inbox answers the
+// stored reply).
+func (s *Server) prepare(ctx context.Context, h Handler, m Meta, data []byte) (Run, Queue, error) {
+	if qh, ok := h.(QueuedHandler); ok {
+		q, err := qh.PrepareQueue(m, data)
+		if err != nil || q != nil {
+			return nil, q, err
+		}
+	}
 	sh, ok := h.(StagedHandler)
 	if !ok {
-		return h.Prepare(m, data)
+		run, err := h.Prepare(m, data)
+		return run, nil, err
 	}
+	run, err := s.prepareStaged(ctx, sh, m, data)
+	return run, nil, err
+}
+
+func (s *Server) prepareStaged(ctx context.Context, sh StagedHandler, m Meta, data []byte) (Run, error) {
 	stage, err := sh.PrepareStage(m, data)
 	if err != nil {
 		return nil, err

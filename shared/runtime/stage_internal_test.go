@@ -34,11 +34,11 @@ func TestStagedWaitsForWarmUp(t *testing.T) {
 	// The request gives up while it waits.
 	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
 	defer cancel()
-	if _, err := s.prepare(ctx, h, m, []byte(`{}`)); err == nil || stages.Load() != 0 || pool.Stat().TotalConns() != 0 {
+	if _, _, err := s.prepare(ctx, h, m, []byte(`{}`)); err == nil || stages.Load() != 0 || pool.Stat().TotalConns() != 0 {
 		t.Fatalf("before warm-up ended: err %v, stages %d, connections %d; want an error, 0, 0", err, stages.Load(), pool.Stat().TotalConns())
 	}
 	close(warm)
-	if _, err := s.prepare(context.Background(), h, m, []byte(`{}`)); err != nil || stages.Load() != 1 {
+	if _, _, err := s.prepare(context.Background(), h, m, []byte(`{}`)); err != nil || stages.Load() != 1 {
 		t.Fatalf("after warm-up: err %v, stages %d; want nil, 1", err, stages.Load())
 	}
 }
