@@ -85,3 +85,16 @@ func TestOnlyDocumentFunctionsLinkTheS3Client(t *testing.T) {
 		}
 	}
 }
+
+// Every function with a database begins its connection while it
+// initialises (shared/postgres/early, imported by its main.go; the one
+// without, webhook-ingress, has none to begin).
+func TestFunctionsWithADatabaseBeginItEarly(t *testing.T) {
+	t.Parallel()
+	for fn, deps := range functionDeps(t) {
+		early := slices.Contains(deps, "github.com/qinqing/qinqing/shared/postgres/early")
+		if want := fn != "webhook-ingress"; early != want {
+			t.Errorf("%s links shared/postgres/early: %v, want %v", fn, early, want)
+		}
+	}
+}
