@@ -51,22 +51,35 @@ func New(env *runtime.Env, store *docs.Store) *runtime.Function {
 // Every check's statements go out in one batch, the one that begins the
 // event's transaction and inserts its inbox row (runtime.QueueJob): on
 // the first event of a new backend, one parse and one execute round trip
-// for all of them and the inbox row.
+// for all of them and the inbox row. What a check reads there is cheap
+// to plan on a new backend; what is needed only when something is due
+// (rebuilding changed appeals, announcing overdue payments) goes in the
+// rest, and only then.
 type Check func(b *pgx.Batch, m runtime.Meta, c *contract.CheckCompleted) Rest
 
 // Rest is what a Check does after its batch was sent.
 type Rest func(ctx context.Context, tx pgx.Tx) ([]runtime.Outgoing, error)
 
 // paymentsOverdue announces, once each, subsidy payments not settled by
-// their dueAt (contract section 5, the payment part; the statement lives
-// with the subsidy domain in shared/subsidy). It is done in the batch.
+// their dueAt (contract section 5, the payment part; the statements live
+// with the subsidy domain in shared/subsidy). The batch says whether any
+// is overdue; only then does the rest announce them, in one more
+// statement.
 func (f *Function) paymentsOverdue(b *pgx.Batch, m runtime.Meta, c *contract.CheckCompleted) Rest {
-	var o subsidy.OverduePayments
-	subsidy.QueueAnnounceOverduePayments(b, m.Time.In(f.loc), &o)
-	return func(context.Context, pgx.Tx) ([]runtime.Outgoing, error) {
-		c.Overdue.Payment = o.N
-		out := make([]runtime.Outgoing, len(o.Fresh))
-		for i, a := range o.Fresh {
+	asOf := m.Time.In(f.loc)
+	var overdue bool
+	subsidy.QueueAnyOverduePayments(b, asOf, &overdue)
+	return func(ctx context.Context, tx pgx.Tx) ([]runtime.Outgoing, error) {
+		if !overdue {
+			return nil, nil
+		}
+		n, fresh, err := subsidy.AnnounceOverduePayments(ctx, tx, asOf)
+		if err != nil {
+			return nil, err
+		}
+		c.Overdue.Payment = n
+		out := make([]runtime.Outgoing, len(fresh))
+		for i, a := range fresh {
 			out[i] = runtime.Outgoing{Type: a.Type, Key: a.Key, Data: a.Data}
 		}
 		return out, nil
@@ -75,10 +88,10 @@ func (f *Function) paymentsOverdue(b *pgx.Batch, m runtime.Meta, c *contract.Che
 
 // deadlineCheck queues every check's statements as of the event time on
 // b, the event's first batch, and returns the rest of the checks, run in
-// the event's transaction once b is read. Every check takes its
-// announcement rows in the same order (the payments' in the batch, then
-// the appeals'), so two checks at once never wait on each other's in a
-// cycle.
+// the event's transaction once b is read, in the order of f.checks. So
+// every check takes its announcement rows in the same order (the
+// appeals', then the payments'), and two checks at once never wait on
+// each other's in a cycle.
 func (f *Function) deadlineCheck(b *pgx.Batch, m runtime.Meta) runtime.Run {
 	c := contract.CheckCompleted{AsOf: m.Time.In(f.loc)}
 	rest := make([]Rest, len(f.checks))

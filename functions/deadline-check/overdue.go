@@ -26,38 +26,46 @@ type pastDue struct {
 
 // queuePastDue queues on b the reads of the open stages past their due
 // time as of asOf, each appeal judged as it stood at asOf: the appeals
-// unchanged since asOf as they stand (appeal.QueuePastDueUnchanged), the
-// others rebuilt from their history up to asOf (appeal.QueueChangedSteps).
-// Once b is sent, the returned function gives them, sorted.
-func queuePastDue(b *pgx.Batch, asOf time.Time) func() []pastDue {
+// unchanged since asOf as they stand (appeal.QueuePastDueUnchanged), and
+// whether any changed since (appeal.QueueChangedSince). Once b is sent,
+// the returned function reads the history of those that changed, if any
+// (appeal.ChangedSteps), rebuilds their state at asOf, and gives every
+// stage past due, sorted.
+func queuePastDue(b *pgx.Batch, asOf time.Time) func(ctx context.Context, tx pgx.Tx) ([]pastDue, error) {
 	var unchanged []appeal.PastDue
-	var states []stateAt
+	var changed bool
 	appeal.QueuePastDueUnchanged(b, asOf, &unchanged)
-	appeal.QueueChangedSteps(b, asOf, func(row *appeal.ChangedStep) error {
-		if n := len(states); n == 0 || states[n-1].appealID != row.AppealID {
-			states = append(states, stateAt{appealID: row.AppealID, assignDue: row.AssignDue, replyDue: row.FirstReplyDue})
-		}
-		s := &states[len(states)-1]
-		s.status, s.department = row.To, row.Department
-		// The submission and a reopening record the replyDue they set, a
-		// reply the revisitDue.
-		if row.ReplyDue != "" {
-			t, err := time.Parse(time.RFC3339Nano, row.ReplyDue)
-			if err != nil {
-				return fmt.Errorf("appeal %s: replyDue %q in history: %w", row.AppealID, row.ReplyDue, err)
+	appeal.QueueChangedSince(b, asOf, &changed)
+	return func(ctx context.Context, tx pgx.Tx) ([]pastDue, error) {
+		var states []stateAt
+		if changed {
+			if err := appeal.ChangedSteps(ctx, tx, asOf, func(row *appeal.ChangedStep) error {
+				if n := len(states); n == 0 || states[n-1].appealID != row.AppealID {
+					states = append(states, stateAt{appealID: row.AppealID, assignDue: row.AssignDue, replyDue: row.FirstReplyDue})
+				}
+				s := &states[len(states)-1]
+				s.status, s.department = row.To, row.Department
+				// The submission and a reopening record the replyDue they
+				// set, a reply the revisitDue.
+				if row.ReplyDue != "" {
+					t, err := time.Parse(time.RFC3339Nano, row.ReplyDue)
+					if err != nil {
+						return fmt.Errorf("appeal %s: replyDue %q in history: %w", row.AppealID, row.ReplyDue, err)
+					}
+					s.replyDue = t
+				}
+				if row.RevisitDue != "" {
+					t, err := time.Parse(time.RFC3339Nano, row.RevisitDue)
+					if err != nil {
+						return fmt.Errorf("appeal %s: revisitDue %q in history: %w", row.AppealID, row.RevisitDue, err)
+					}
+					s.revisitDue = &t
+				}
+				return nil
+			}); err != nil {
+				return nil, err
 			}
-			s.replyDue = t
 		}
-		if row.RevisitDue != "" {
-			t, err := time.Parse(time.RFC3339Nano, row.RevisitDue)
-			if err != nil {
-				return fmt.Errorf("appeal %s: revisitDue %q in history: %w", row.AppealID, row.RevisitDue, err)
-			}
-			s.revisitDue = &t
-		}
-		return nil
-	})
-	return func() []pastDue {
 		late := make([]pastDue, len(unchanged))
 		for i, p := range unchanged {
 			late[i] = pastDue{appealID: p.AppealID, department: p.Department, stage: p.Stage, due: p.Due}
@@ -73,7 +81,7 @@ func queuePastDue(b *pgx.Batch, asOf time.Time) func() []pastDue {
 			}
 			return late[i].stage < late[j].stage
 		})
-		return late
+		return late, nil
 	}
 }
 
@@ -116,7 +124,11 @@ func (s stateAt) pastDue(asOf time.Time) []pastDue {
 func (f *Function) appealsOverdue(b *pgx.Batch, m runtime.Meta, c *contract.CheckCompleted) Rest {
 	pastDue := queuePastDue(b, m.Time)
 	return func(ctx context.Context, tx pgx.Tx) ([]runtime.Outgoing, error) {
-		return f.announceOverdue(ctx, tx, m, c, pastDue())
+		late, err := pastDue(ctx, tx)
+		if err != nil {
+			return nil, err
+		}
+		return f.announceOverdue(ctx, tx, m, c, late)
 	}
 }
 

@@ -257,4 +257,11 @@ func TestOverduePlan(t *testing.T) {
 			t.Error("plan does not use history_at")
 		}
 	})
+	t.Run("AnyChangedSinceAsOf", func(t *testing.T) {
+		// Whether to rebuild any at all: one probe of history_at.
+		asOf := time.Date(2030, 2, 21, 12, 0, 0, 0, time.UTC)
+		if text := explain(t, appeal.ChangedSinceSQL, asOf); !strings.Contains(text, "history_at") {
+			t.Error("plan does not use history_at")
+		}
+	})
 }

@@ -75,7 +75,8 @@ type PastDue struct {
 // history_by_appeal probe per appeal: closed appeals and appeals not yet
 // due are never read.
 //
-// It and ChangedSQL are exported for the plan tests (EXPLAIN).
+// It, ChangedSQL and ChangedSinceSQL are exported for the plan tests
+// (EXPLAIN).
 const OverdueSQL = `
 SELECT a.appeal_id, a.department, s.stage, s.due FROM appeal.appeals a
 	CROSS JOIN LATERAL (VALUES ` + OpenStages + `) AS s(stage, due)
@@ -94,9 +95,10 @@ const unchangedSince = `NOT EXISTS (SELECT 1 FROM appeal.history h WHERE h.appea
 // QueuePastDueUnchanged queues on b the read of the stages past their due
 // time at asOf of the open appeals with no transition after asOf, by
 // appeal and stage, into *out (deadline-check). Appeals changed after
-// asOf are read by QueueChangedSteps. The check sends both in one batch:
-// on the first event of a new backend each statement would otherwise
-// cost a parse and an execute round trip of its own.
+// asOf are read by ChangedSteps, when QueueChangedSince says there are
+// any. The check sends both queued statements in one batch: on the first
+// event of a new backend each would otherwise cost a parse and an
+// execute round trip of its own.
 func QueuePastDueUnchanged(b *pgx.Batch, asOf time.Time, out *[]PastDue) {
 	b.Queue(OverdueSQL, asOf).Query(func(rows pgx.Rows) error {
 		late, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (PastDue, error) {
@@ -126,7 +128,7 @@ type ChangedStep struct {
 }
 
 // ChangedSQL reads the history up to $1 (asOf) of the appeals with a
-// transition after it, found by the history_at index (QueueChangedSteps).
+// transition after it, found by the history_at index (ChangedSteps).
 const ChangedSQL = `
 SELECT h.appeal_id, a.assign_due, a.first_reply_due, h.to_status, h.department,
 	coalesce(h.detail->>'replyDue', ''), coalesce(h.detail->>'revisitDue', '')
@@ -135,22 +137,41 @@ FROM (SELECT DISTINCT appeal_id FROM appeal.history WHERE at > $1) c
 	JOIN appeal.history h ON h.appeal_id = c.appeal_id AND h.at <= $1
 ORDER BY h.appeal_id, h.at, h.seq`
 
-// QueueChangedSteps queues on b the read of the history up to asOf of
-// every appeal with a transition after asOf (found by the history_at
-// index), calling fn per row by appeal, then time (deadline-check): a
-// check that arrives after later answers — delayed, or sent again —
-// rebuilds their state at asOf from it. For a check run on time there are
-// none. fn's argument is reused for the next row.
-func QueueChangedSteps(b *pgx.Batch, asOf time.Time, fn func(s *ChangedStep) error) {
-	b.Queue(ChangedSQL, asOf).Query(func(rows pgx.Rows) error {
-		var s ChangedStep
-		_, err := pgx.ForEachRow(rows, []any{&s.AppealID, &s.AssignDue, &s.FirstReplyDue, &s.To, &s.Department,
-			&s.ReplyDue, &s.RevisitDue}, func() error { return fn(&s) })
-		if err != nil {
+// ChangedSinceSQL says whether any appeal has a transition after $1
+// (asOf), by the history_at index (QueueChangedSince).
+const ChangedSinceSQL = `SELECT EXISTS (SELECT FROM appeal.history WHERE at > $1)`
+
+// QueueChangedSince queues on b whether any appeal has a transition after
+// asOf, into *out once b is read (deadline-check): only then does the
+// check read their history (ChangedSteps). For a check run on time there
+// are none, and the one-index probe is all it costs: on the first event of
+// a new backend ChangedSQL's first planning cost about twice as much.
+func QueueChangedSince(b *pgx.Batch, asOf time.Time, out *bool) {
+	b.Queue(ChangedSinceSQL, asOf).QueryRow(func(row pgx.Row) error {
+		if err := row.Scan(out); err != nil {
 			return fmt.Errorf("changed appeals: %w", err)
 		}
 		return nil
 	})
+}
+
+// ChangedSteps reads the history up to asOf of every appeal with a
+// transition after asOf (found by the history_at index), calling fn per
+// row by appeal, then time (deadline-check): a check that arrives after
+// later answers — delayed, or sent again — rebuilds their state at asOf
+// from it. fn's argument is reused for the next row.
+func ChangedSteps(ctx context.Context, q postgres.Querier, asOf time.Time, fn func(s *ChangedStep) error) error {
+	rows, err := q.Query(ctx, ChangedSQL, asOf)
+	if err != nil {
+		return fmt.Errorf("changed appeals: %w", err)
+	}
+	var s ChangedStep
+	_, err = pgx.ForEachRow(rows, []any{&s.AppealID, &s.AssignDue, &s.FirstReplyDue, &s.To, &s.Department,
+		&s.ReplyDue, &s.RevisitDue}, func() error { return fn(&s) })
+	if err != nil {
+		return fmt.Errorf("changed appeals: %w", err)
+	}
+	return nil
 }
 
 // CaseTraces returns, for the given appeals, the traceparent their case

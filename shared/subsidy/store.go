@@ -37,57 +37,56 @@ import (
 // its result; a rollback takes the announcements back with everything
 // else.
 func AnnounceOverduePayments(ctx context.Context, tx pgx.Tx, asOf time.Time) (n int, fresh []Announcement, err error) {
-	var o OverduePayments
-	b := &pgx.Batch{}
-	QueueAnnounceOverduePayments(b, asOf, &o)
-	if err := tx.SendBatch(ctx, b).Close(); err != nil {
+	rows, err := tx.Query(ctx, overduePaymentsSQL, asOf)
+	if err != nil {
 		return 0, nil, fmt.Errorf("overdue payments: %w", err)
 	}
-	return o.N, o.Fresh, nil
-}
-
-// OverduePayments is what AnnounceOverduePayments returns: N overdue,
-// Fresh announced now.
-type OverduePayments struct {
-	N     int
-	Fresh []Announcement
-}
-
-// QueueAnnounceOverduePayments is AnnounceOverduePayments as one statement
-// queued on b (a batch of the check's transaction) with its result in *out
-// once the batch is read: deadline-check sends it with its appeal reads,
-// so that on the first event of a new backend it costs no parse and
-// execute round trips of its own.
-func QueueAnnounceOverduePayments(b *pgx.Batch, asOf time.Time, out *OverduePayments) {
-	b.Queue(overduePaymentsSQL, asOf).Query(func(rows pgx.Rows) error {
-		o := OverduePayments{}
-		for rows.Next() {
-			var p contract.PaymentOverdue
-			var now bool
-			if err := rows.Scan(&p.DisbursementID, &p.USCC, &p.AmountFen, &p.DueAt, &now); err != nil {
-				return fmt.Errorf("overdue payments: %w", err)
-			}
-			o.N++
-			if now {
-				p.DueAt = p.DueAt.In(asOf.Location())
-				o.Fresh = append(o.Fresh, Announcement{Key: OverdueKey(p.DisbursementID), Type: contract.TypePaymentOverdue, Data: p})
-			}
+	defer rows.Close()
+	for rows.Next() {
+		var p contract.PaymentOverdue
+		var now bool
+		if err := rows.Scan(&p.DisbursementID, &p.USCC, &p.AmountFen, &p.DueAt, &now); err != nil {
+			return 0, nil, fmt.Errorf("overdue payments: %w", err)
 		}
-		if err := rows.Err(); err != nil {
+		n++
+		if now {
+			p.DueAt = p.DueAt.In(asOf.Location())
+			fresh = append(fresh, Announcement{Key: OverdueKey(p.DisbursementID), Type: contract.TypePaymentOverdue, Data: p})
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return 0, nil, fmt.Errorf("overdue payments: %w", err)
+	}
+	return n, fresh, nil
+}
+
+// QueueAnyOverduePayments queues on b whether any payment is overdue as of
+// asOf (the rule of AnnounceOverduePayments), into *out once b is read:
+// deadline-check sends it with its appeal reads and calls
+// AnnounceOverduePayments only when one is. A check with nothing overdue
+// then neither plans nor runs the announcing statement (three tables and
+// an insert: on the first event of a new backend its first planning cost
+// about as much again as this read).
+func QueueAnyOverduePayments(b *pgx.Batch, asOf time.Time, out *bool) {
+	b.Queue(`SELECT EXISTS (SELECT `+overduePayments+`)`, asOf).QueryRow(func(row pgx.Row) error {
+		if err := row.Scan(out); err != nil {
 			return fmt.Errorf("overdue payments: %w", err)
 		}
-		*out = o
 		return nil
 	})
 }
 
+// overduePayments is the rule both statements use: the payments due
+// before $1 (asOf) and not settled at or before it.
+const overduePayments = `d.disbursement_id, d.uscc, d.amount_fen, d.due_at
+		FROM subsidy.disbursements d
+		LEFT JOIN subsidy.settlements s ON s.disbursement_id = d.disbursement_id
+		WHERE d.due_at < $1 AND (s.settled_at IS NULL OR s.settled_at > $1)`
+
 // overduePaymentsSQL finds the payments overdue as of $1 and announces
 // those not announced before (AnnounceOverduePayments).
 const overduePaymentsSQL = `WITH overdue AS (
-		SELECT d.disbursement_id, d.uscc, d.amount_fen, d.due_at
-		FROM subsidy.disbursements d
-		LEFT JOIN subsidy.settlements s ON s.disbursement_id = d.disbursement_id
-		WHERE d.due_at < $1 AND (s.settled_at IS NULL OR s.settled_at > $1)
+		SELECT ` + overduePayments + `
 	), announced AS (
 		INSERT INTO subsidy.payment_overdue_announcements (disbursement_id, as_of)
 		SELECT disbursement_id, $1 FROM overdue ORDER BY disbursement_id
