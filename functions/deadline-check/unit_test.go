@@ -9,6 +9,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+
 	"github.com/qinqing/qinqing/shared/appeal"
 	"github.com/qinqing/qinqing/shared/calendar"
 	"github.com/qinqing/qinqing/shared/postgres/pgtest"
@@ -258,10 +261,53 @@ func TestOverduePlan(t *testing.T) {
 		}
 	})
 	t.Run("AnyChangedSinceAsOf", func(t *testing.T) {
-		// Whether to rebuild any at all: one probe of history_at.
+		// Whether to rebuild any at all: one probe of history_at, in the
+		// plan of the first runs and in the generic plan a prepared
+		// statement may settle on after five (where an EXISTS over
+		// at > $1 scans the table).
 		asOf := time.Date(2030, 2, 21, 12, 0, 0, 0, time.UTC)
 		if text := explain(t, appeal.ChangedSinceSQL, asOf); !strings.Contains(text, "history_at") {
 			t.Error("plan does not use history_at")
 		}
+		if text := explainGeneric(t, pool, appeal.ChangedSinceSQL, asOf); !strings.Contains(text, "history_at") {
+			t.Error("generic plan does not use history_at")
+		}
 	})
+}
+
+// explainGeneric returns the plan Postgres would run sql with as a
+// prepared statement's generic plan (no parameter value known), run with
+// $1 = asOf, and fails on a scan of a whole table.
+func explainGeneric(t *testing.T, pool *pgxpool.Pool, sql string, asOf time.Time) string {
+	t.Helper()
+	ctx := context.Background()
+	conn, err := pool.Acquire(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Release()
+	for _, q := range []string{"PREPARE qq_generic(timestamptz) AS " + sql, "SET plan_cache_mode = force_generic_plan"} {
+		if _, err := conn.Exec(ctx, q, pgx.QueryExecModeSimpleProtocol); err != nil {
+			t.Fatal(err)
+		}
+	}
+	defer func() {
+		_, _ = conn.Exec(ctx, "RESET plan_cache_mode", pgx.QueryExecModeSimpleProtocol)
+		_, _ = conn.Exec(ctx, "DEALLOCATE qq_generic", pgx.QueryExecModeSimpleProtocol)
+	}()
+	rows, err := conn.Query(ctx, fmt.Sprintf(`EXPLAIN (ANALYZE, COSTS OFF, TIMING OFF, SUMMARY OFF) EXECUTE qq_generic('%s')`,
+		asOf.Format(time.RFC3339Nano)), pgx.QueryExecModeSimpleProtocol)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		t.Fatal(err)
+	}
+	text := strings.Join(lines, "\n")
+	t.Logf("generic plan:\n%s", text)
+	if strings.Contains(text, "Seq Scan") {
+		t.Error("generic plan scans a whole table")
+	}
+	return text
 }

@@ -68,7 +68,12 @@ func AnnounceOverduePayments(ctx context.Context, tx pgx.Tx, asOf time.Time) (n 
 // an insert: on the first event of a new backend its first planning cost
 // about as much again as this read).
 func QueueAnyOverduePayments(b *pgx.Batch, asOf time.Time, out *bool) {
-	b.Queue(`SELECT EXISTS (SELECT `+overduePayments+`)`, asOf).QueryRow(func(row pgx.Row) error {
+	// The first overdue payment by due time, not EXISTS: EXISTS's generic
+	// plan (a prepared statement's after five runs) expects a match
+	// within a few rows and scans the table; ordered by due_at, the plan
+	// reads disbursements_due from the oldest up to the first match, no
+	// more than the announcing statement reads.
+	b.Queue(`SELECT (SELECT 1 FROM (SELECT `+overduePayments+`) o ORDER BY due_at LIMIT 1) IS NOT NULL`, asOf).QueryRow(func(row pgx.Row) error {
 		if err := row.Scan(out); err != nil {
 			return fmt.Errorf("overdue payments: %w", err)
 		}
