@@ -1,9 +1,11 @@
 package runtime
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"net/http"
+	"strconv"
 
 	"github.com/qinqing/qinqing/shared/event"
 )
@@ -164,7 +166,10 @@ func writeProblem(w http.ResponseWriter, p Problem) {
 	if p.Title == "" {
 		p.Title = http.StatusText(p.Status)
 	}
+	var body bytes.Buffer
+	_ = json.NewEncoder(&body).Encode(p)
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Content-Length", strconv.Itoa(body.Len())) // what net/http would set, known before the handler returns (sendNow)
 	w.WriteHeader(p.Status)
-	_ = json.NewEncoder(w).Encode(p)
+	_, _ = w.Write(body.Bytes())
 }

@@ -226,6 +226,7 @@ func (s *Server) receive(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
 	rc := received{start: start}
 	out := s.serveEvent(ctx, w, r, &rc)
+	sendNow(w) // the span, the metrics and the log line are not the sender's to wait for
 	ev := rc.ev
 	elapsed := time.Since(start)
 	s.record(ctx, r, &rc, out, elapsed)
@@ -243,6 +244,19 @@ func (s *Server) receive(w http.ResponseWriter, r *http.Request) {
 		fields = append(fields, zap.String("reply", out.reply))
 	}
 	logAnswer(s.line, "event", out.status, out.err, fields)
+}
+
+// sendNow writes the answer buffered in w to the connection now, when its
+// length is known (a reply event or a problem: both set Content-Length),
+// instead of when the handler returns. What follows it is the function's
+// own bookkeeping: on a cold start the first log line costs the most
+// (its caller is looked up in tables not yet paged in), and the relay
+// starts after the first request (Env.Served). An answer of unknown
+// length is left to net/http, which would otherwise send it chunked.
+func sendNow(w http.ResponseWriter) {
+	if w.Header().Get("Content-Length") != "" {
+		_ = http.NewResponseController(w).Flush()
+	}
 }
 
 // received is what serveEvent learnt of the request: the event, once
