@@ -16,8 +16,6 @@ import (
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/credentials/ec2rolecreds"
 	"github.com/aws/aws-sdk-go-v2/credentials/endpointcreds"
-	"github.com/aws/aws-sdk-go-v2/credentials/stscreds"
-	"github.com/aws/aws-sdk-go-v2/service/sts"
 )
 
 // awsConfig is what config.LoadDefaultConfig would give a pod, read from
@@ -32,7 +30,8 @@ import (
 // (AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN);
 // else a web identity (IRSA: AWS_WEB_IDENTITY_TOKEN_FILE and
 // AWS_ROLE_ARN, AWS_ROLE_SESSION_NAME, through STS in AWS_REGION or the
-// bucket's region, AWS_ENDPOINT_URL_STS); else the container endpoint
+// bucket's region, AWS_USE_FIPS_ENDPOINT, AWS_ENDPOINT_URL_STS: our own
+// client, webIdentity); else the container endpoint
 // (EKS Pod Identity or ECS: AWS_CONTAINER_CREDENTIALS_FULL_URI or
 // _RELATIVE_URI, with AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE or
 // _TOKEN); else the EC2 instance role (IMDS, unless
@@ -87,23 +86,7 @@ func credentialChain(getenv func(string) string, cfg aws.Config) (aws.Credential
 		return credentials.NewStaticCredentialsProvider(id, secret, getenv("AWS_SESSION_TOKEN")), nil
 
 	case getenv("AWS_WEB_IDENTITY_TOKEN_FILE") != "":
-		role := getenv("AWS_ROLE_ARN")
-		if role == "" {
-			return nil, fmt.Errorf("AWS_WEB_IDENTITY_TOKEN_FILE is set but AWS_ROLE_ARN is not")
-		}
-		stsCfg := cfg.Copy()
-		if r := first("AWS_REGION", "AWS_DEFAULT_REGION"); r != "" {
-			stsCfg.Region = r
-		}
-		client := sts.NewFromConfig(stsCfg, func(o *sts.Options) {
-			if e := getenv("AWS_ENDPOINT_URL_STS"); e != "" {
-				o.BaseEndpoint = aws.String(e)
-			}
-		})
-		return aws.NewCredentialsCache(stscreds.NewWebIdentityRoleProvider(client, role,
-			stscreds.IdentityTokenFile(getenv("AWS_WEB_IDENTITY_TOKEN_FILE")), func(o *stscreds.WebIdentityRoleOptions) {
-				o.RoleSessionName = getenv("AWS_ROLE_SESSION_NAME")
-			})), nil
+		return newWebIdentity(getenv, cfg, first("AWS_REGION", "AWS_DEFAULT_REGION"))
 
 	case getenv("AWS_CONTAINER_CREDENTIALS_RELATIVE_URI") != "" || getenv("AWS_CONTAINER_CREDENTIALS_FULL_URI") != "":
 		endpoint := getenv("AWS_CONTAINER_CREDENTIALS_FULL_URI")
