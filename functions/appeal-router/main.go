@@ -8,7 +8,7 @@ package main
 import (
 	"context"
 
-	"github.com/qinqing/qinqing/shared/appeal"
+	"github.com/qinqing/qinqing/shared/appeal/rulesfile"
 	"github.com/qinqing/qinqing/shared/postgres"
 	_ "github.com/qinqing/qinqing/shared/postgres/early" // the database connection begins while the program initialises
 	"github.com/qinqing/qinqing/shared/runtime"
@@ -27,7 +27,7 @@ func main() {
 	var cfg Config
 	runtime.LoadConfig(name, &cfg)
 	runtime.Main(name, cfg.Base, cfg.Config, func(ctx context.Context, env *runtime.Env) (*runtime.Function, error) {
-		rules, err := appeal.LoadRules(cfg.RoutingRulesFile)
+		rules, err := rulesfile.Load(cfg.RoutingRulesFile)
 		if err != nil {
 			return nil, err
 		}

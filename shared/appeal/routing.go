@@ -5,7 +5,6 @@ import (
 	"sort"
 	"strings"
 
-	"github.com/qinqing/qinqing/shared/configfile"
 	"github.com/qinqing/qinqing/shared/event"
 )
 
@@ -57,28 +56,11 @@ func (r *Rules) Route(category, county string) string {
 
 func normCategory(c string) string { return strings.ToLower(strings.TrimSpace(c)) }
 
-// LoadRules reads the routing table from path (shared/configfile), or
-// returns the built-in table when path is empty. The file is JSON or YAML.
-func LoadRules(path string) (*Rules, error) {
-	if path == "" {
-		return DefaultRules(), nil
-	}
-	return configfile.Load("ROUTING_RULES_FILE", path, ParseRules)
-}
-
-// ParseRules parses and checks a routing table. Unknown fields are
-// errors (a misspelt "counties" must not silently route everything to the
-// default), as are duplicate categories, unknown counties and empty
-// departments. A missing defaultDepartment is the business environment
-// office.
-func ParseRules(data []byte) (*Rules, error) {
-	if len(strings.TrimSpace(string(data))) == 0 {
-		return nil, fmt.Errorf("the file is empty")
-	}
-	var r Rules
-	if err := configfile.Decode(data, &r); err != nil {
-		return nil, err
-	}
+// Checked returns the routing table r checked and ready for Route and
+// Lookup (shared/appeal/rulesfile reads one from a file). A missing
+// DefaultDepartment is the business environment office; duplicate
+// categories, unknown counties and empty departments are errors.
+func Checked(r Rules) (*Rules, error) {
 	if r.DefaultDepartment == "" {
 		r.DefaultDepartment = DefaultDepartment
 	}

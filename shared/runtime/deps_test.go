@@ -88,6 +88,25 @@ func TestOnlyDocumentFunctionsLinkTheS3Client(t *testing.T) {
 	}
 }
 
+// configFunctions are the functions that read a JSON or YAML file
+// (shared/configfile): the routing table, the portals, the policies.
+var configFunctions = []string{"appeal-router", "open311", "subsidy-disbursal", "webhook-egress", "webhook-ingress"}
+
+// Only they link the YAML parser (its initialisation and size cost every
+// pod start-up time): the event contracts name appeal's types, and the
+// routing file's reader lives apart from them (shared/appeal/rulesfile).
+func TestOnlyConfigFunctionsLinkYAML(t *testing.T) {
+	t.Parallel()
+	for fn, deps := range functionDeps(t) {
+		yaml := slices.ContainsFunc(deps, func(p string) bool {
+			return strings.HasPrefix(p, "go.yaml.in/") || strings.HasPrefix(p, "gopkg.in/yaml") || p == "sigs.k8s.io/yaml"
+		})
+		if want := slices.Contains(configFunctions, fn); yaml != want {
+			t.Errorf("%s links a YAML parser: %v, want %v", fn, yaml, want)
+		}
+	}
+}
+
 // Every function with a database begins its connection while it
 // initialises (shared/postgres/early, imported by its main.go; the one
 // without, webhook-ingress, has none to begin).
