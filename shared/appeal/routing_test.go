@@ -23,4 +23,3 @@ func TestDefaultRules(t *testing.T) {
 		}
 	}
 }
-
