@@ -99,7 +99,11 @@ func upsertForum(ctx context.Context, tx pgx.Tx, p *contract.ForumScheduled, at 
 // write of the row as it is, returns that signup's id where a read of the
 // statement's snapshot would not see it), moves the counters by what was
 // inserted, and chooses the reply among the ones signupReplies encoded.
-// The lock is held for this statement and its commit only.
+// The lock is held for this statement and its commit only. It is written
+// with exact types (CASE, not a cast of a boolean to int; the position
+// cast to text before it is concatenated): on a new backend each cast or
+// operator the parser has to choose among candidates costs catalog
+// look-ups on the first event (README, Speed).
 const signupDecision = `f AS (
 		SELECT capacity, reserved_for_nominated AS reserved, confirmed_self, confirmed_nominated,
 			closed_at IS NULL AND $13::timestamptz <= signup_deadline AS open
@@ -119,9 +123,9 @@ const signupDecision = `f AS (
 		RETURNING signup_id, status
 	), upd AS (
 		UPDATE forum.forums SET
-			confirmed_self = confirmed_self + (ins.status = 'confirmed' AND $8 = 'self')::int,
-			confirmed_nominated = confirmed_nominated + (ins.status = 'confirmed' AND $8 = 'nominated')::int,
-			waitlisted = waitlisted + (ins.status = 'waitlisted')::int
+			confirmed_self = confirmed_self + CASE WHEN ins.status = 'confirmed' AND $8 = 'self' THEN 1 ELSE 0 END,
+			confirmed_nominated = confirmed_nominated + CASE WHEN ins.status = 'confirmed' AND $8 = 'nominated' THEN 1 ELSE 0 END,
+			waitlisted = waitlisted + CASE WHEN ins.status = 'waitlisted' THEN 1 ELSE 0 END
 		FROM ins WHERE forum_id = $2 AND ins.signup_id = $1::text
 		RETURNING waitlisted
 	), answer AS (

@@ -176,7 +176,7 @@ func decisionStatement(with string, n int, followUps bool) string {
 		notified = "(SELECT count(*) FROM qq_notify)"
 	}
 	q := r.Replace(`WITH qq_seen AS MATERIALIZED (
-		SELECT reply_id, reply_type, coalesce(reply_subject, '') AS reply_subject, reply_data::text AS reply_data, received_at
+		SELECT reply_id, reply_type, coalesce(reply_subject, '') AS reply_subject, reply_data, received_at
 		FROM qinqing.inbox WHERE function = $FUNCTION::text AND source = $SOURCE::text AND id = $ID::text
 	), fresh AS MATERIALIZED (
 		SELECT WHERE NOT EXISTS (SELECT FROM qq_seen)
@@ -187,7 +187,7 @@ func decisionStatement(with string, n int, followUps bool) string {
 			CASE WHEN a.reply_type IS NOT NULL AND a.reply_data IS NOT NULL THEN $TYPE::text END,
 			NULLIF($TRACE::text, ''), $REPLY_ID::text, a.reply_type, a.reply_data::json, NULLIF(a.reply_subject, '')
 		FROM fresh LEFT JOIN answer a ON true
-		RETURNING received_at, reply_type, coalesce(reply_subject, '') AS reply_subject, reply_data::text AS reply_data
+		RETURNING received_at, reply_type, coalesce(reply_subject, '') AS reply_subject, reply_data
 	)`+outbox+`
 	SELECT s.reply_id IS NOT NULL, coalesce(s.reply_id, $REPLY_ID::text), coalesce(s.reply_type, c.reply_type),
 		coalesce(s.reply_subject, c.reply_subject), coalesce(s.reply_data, c.reply_data), coalesce(s.received_at, c.received_at),
