@@ -86,22 +86,25 @@ func (f *Function) receive(w http.ResponseWriter, r *http.Request) {
 		telemetry.SetEventTrace(ctx, ev)
 	}
 	d := FromEvent(ev)
-	var outcome string
-	err = postgres.InTx(ctx, f.pool, func(tx pgx.Tx) error {
-		outcome, err = insertDeadLetter(ctx, tx, d)
-		return err
-	})
+	// Like the runtime's events, the first one waits for the connection
+	// begun at start instead of opening a second one beside it.
+	_ = postgres.WarmUp(ctx, f.pool)
+	outcome, err := insertDeadLetter(ctx, f.pool, d)
 	fields := []any{"deadLetter", d.ID, "type", d.Type, "id", d.EventID, "source", d.Source,
 		"errorDest", redactURL(d.ErrorDest), "errorCode", d.ErrorCode, "ms", float64(time.Since(start).Microseconds()) / 1000}
+	// The answer goes out before the log line (runtime.sendNow's reason).
 	if err != nil {
 		status, result = runtime.WriteError(w, event.Unavailable(err, "the dead letter could not be stored; nothing was written, retry later"), nil), "error"
+		_ = http.NewResponseController(w).Flush()
 		f.log.Errorw("dead letter", append(fields, "status", status, "outcome", "error", "error", err)...)
 		return
 	}
 	result = outcome
+	w.Header().Set("Content-Length", "0") // what net/http would send, known before the flush
+	w.WriteHeader(http.StatusAccepted)
+	_ = http.NewResponseController(w).Flush()
 	// Warn: every dead letter is an event some subscriber never handled.
 	f.log.Warnw("dead letter", append(fields, "status", http.StatusAccepted, "outcome", outcome)...)
-	w.WriteHeader(http.StatusAccepted)
 }
 
 // list answers GET /deadletters[?status=pending|replayed].

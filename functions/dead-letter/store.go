@@ -6,6 +6,7 @@ import (
 	"fmt"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/qinqing/qinqing/shared/postgres"
 )
@@ -26,12 +27,20 @@ const (
 // Two first deliveries at once would both pass ON CONFLICT's check and one
 // would then fail on the other unique index (the primary key), so they
 // first serialise on a transaction-scoped advisory lock of the id.
-func insertDeadLetter(ctx context.Context, tx pgx.Tx, d *DeadLetter) (string, error) {
-	if err := postgres.LockXact(ctx, tx, "deadletter/"+d.ID); err != nil {
-		return "", err
+//
+// The transaction is one round trip: the pool's timeouts (behind a
+// transaction pooler, postgres.Settings), the lock and the insert in one
+// batch, which Postgres runs as one implicit transaction (the runtime's
+// decisions do the same): it commits at the batch's end, and a statement
+// that fails rolls it back whole, the lock with it.
+func insertDeadLetter(ctx context.Context, pool *pgxpool.Pool, d *DeadLetter) (string, error) {
+	b := &pgx.Batch{}
+	if q := postgres.Settings(pool); q != "" {
+		b.Queue("SELECT " + q)
 	}
-	var inserted bool
-	err := tx.QueryRow(ctx, `INSERT INTO deadletter.dead_letters AS dl
+	b.Queue(postgres.LockXactSQL, "deadletter/"+d.ID)
+	outcome := ""
+	b.Queue(`INSERT INTO deadletter.dead_letters AS dl
 		(id, source, event_id, error_dest, spec_version, type, subject, event_time, data_content_type, data_schema,
 		 extensions, data, error_code, error_data)
 		VALUES ($1, $2, $3, $4, $5, $6, NULLIF($7, ''), NULLIF($8, ''), NULLIF($9, ''), NULLIF($10, ''), $11, $12, $13, $14)
@@ -41,17 +50,24 @@ func insertDeadLetter(ctx context.Context, tx pgx.Tx, d *DeadLetter) (string, er
 		WHERE dl.status = 'replayed'
 		RETURNING xmax = 0`,
 		d.ID, d.Source, d.EventID, d.ErrorDest, d.SpecVersion, d.Type, d.Subject, d.Time, d.DataContentType, d.DataSchema,
-		d.Extensions, d.Data, d.ErrorCode, d.ErrorData).Scan(&inserted)
-	switch {
-	case errors.Is(err, pgx.ErrNoRows):
-		return redelivery, nil
-	case err != nil:
-		return "", fmt.Errorf("insert dead letter: %w", err)
-	case inserted:
-		return stored, nil
-	default:
-		return reopened, nil
+		d.Extensions, d.Data, d.ErrorCode, d.ErrorData).QueryRow(func(row pgx.Row) error {
+		var inserted bool
+		switch err := row.Scan(&inserted); {
+		case errors.Is(err, pgx.ErrNoRows):
+			outcome = redelivery
+		case err != nil:
+			return fmt.Errorf("insert dead letter: %w", err)
+		case inserted:
+			outcome = stored
+		default:
+			outcome = reopened
+		}
+		return nil
+	})
+	if err := pool.SendBatch(ctx, b).Close(); err != nil {
+		return "", err
 	}
+	return outcome, nil
 }
 
 // querier is a pool or a transaction.

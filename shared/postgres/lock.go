@@ -15,11 +15,14 @@ import (
 // (e.g. "recycling.stats/2026-11"). A transaction lock is safe behind
 // PgBouncer in transaction mode; never take a session lock.
 func LockXact(ctx context.Context, tx pgx.Tx, key string) error {
-	if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock(hashtextextended($1, 0))`, key); err != nil {
+	if _, err := tx.Exec(ctx, LockXactSQL, key); err != nil {
 		return fmt.Errorf("lock %s: %w", key, err)
 	}
 	return nil
 }
+
+// LockXactSQL is LockXact's statement, for a batch: $1 is the key.
+const LockXactSQL = `SELECT pg_advisory_xact_lock(hashtextextended($1, 0))`
 
 // TryLockXact is LockXact without the wait: it reports false at once when
 // another transaction holds the lock named key
