@@ -63,13 +63,19 @@ func (f *Function) receive(w http.ResponseWriter, r *http.Request) {
 	tel := telemetry.Current()
 	var span trace.Span
 	status, result := http.StatusAccepted, ""
-	defer func() {
+	recorded := false
+	record := func() { // the span and the metrics, once, before the answer goes out
+		if recorded {
+			return
+		}
+		recorded = true
 		if span == nil {
 			_, span = tel.StartServer(telemetry.Incoming(r.Context(), r.Header, nil), "dead letter", start)
 		}
 		telemetry.End(span, result, status)
 		tel.Instruments().Event(r.Context(), name, "", result, status, time.Since(start).Seconds())
-	}()
+	}
+	defer record()
 	body, err := runtime.ReadBody(w, r)
 	var ev *cloudevents.Event
 	if err == nil {
@@ -95,6 +101,7 @@ func (f *Function) receive(w http.ResponseWriter, r *http.Request) {
 	// The answer goes out before the log line (runtime.sendNow's reason).
 	if err != nil {
 		status, result = runtime.WriteError(w, event.Unavailable(err, "the dead letter could not be stored; nothing was written, retry later"), nil), "error"
+		record()
 		_ = http.NewResponseController(w).Flush()
 		f.log.Errorw("dead letter", append(fields, "status", status, "outcome", "error", "error", err)...)
 		return
@@ -102,6 +109,7 @@ func (f *Function) receive(w http.ResponseWriter, r *http.Request) {
 	result = outcome
 	w.Header().Set("Content-Length", "0") // what net/http would send, known before the flush
 	w.WriteHeader(http.StatusAccepted)
+	record()
 	_ = http.NewResponseController(w).Flush()
 	// Warn: every dead letter is an event some subscriber never handled.
 	f.log.Warnw("dead letter", append(fields, "status", http.StatusAccepted, "outcome", outcome)...)

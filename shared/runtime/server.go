@@ -226,10 +226,13 @@ func (s *Server) receive(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
 	rc := received{start: start}
 	out := s.serveEvent(ctx, w, r, &rc)
-	sendNow(w) // the span, the metrics and the log line are not the sender's to wait for
 	ev := rc.ev
 	elapsed := time.Since(start)
+	// The span ends and the metrics count before the answer goes out, so
+	// that whoever has the answer finds both; the log line is not the
+	// sender's to wait for.
 	s.record(ctx, r, &rc, out, elapsed)
+	sendNow(w)
 	fields := append(make([]zap.Field, 0, 8), zap.Int("status", out.status), zap.String("outcome", out.result),
 		zap.Float64("ms", float64(elapsed.Microseconds())/1000))
 	if ev != nil {
@@ -249,9 +252,9 @@ func (s *Server) receive(w http.ResponseWriter, r *http.Request) {
 // sendNow writes the answer buffered in w to the connection now, when its
 // length is known (a reply event or a problem: both set Content-Length),
 // instead of when the handler returns. What follows it is the function's
-// own bookkeeping: on a cold start the first log line costs the most
-// (its caller is looked up in tables not yet paged in), and the relay
-// starts after the first request (Env.Served). An answer of unknown
+// log line (on a cold start the first one costs the most: its caller is
+// looked up in tables not yet paged in), and the relay starts after the
+// first request (Env.Served). An answer of unknown
 // length is left to net/http, which would otherwise send it chunked.
 func sendNow(w http.ResponseWriter) {
 	if w.Header().Get("Content-Length") != "" {
