@@ -101,6 +101,9 @@ func WarmUp(ctx context.Context, pool *pgxpool.Pool) error {
 
 // startWarmUp begins pool's warm-up once and returns it.
 func startWarmUp(pool *pgxpool.Pool) *warmUp {
+	if v, ok := warmUps.Load(pool); ok { // the common case: every later caller (dead-letter asks on each event)
+		return v.(*warmUp)
+	}
 	v, loaded := warmUps.LoadOrStore(pool, &warmUp{done: make(chan struct{})})
 	w := v.(*warmUp)
 	if loaded {
