@@ -98,19 +98,19 @@ func (f *Function) receive(w http.ResponseWriter, r *http.Request) {
 	outcome, err := insertDeadLetter(ctx, f.pool, d)
 	fields := []any{"deadLetter", d.ID, "type", d.Type, "id", d.EventID, "source", d.Source,
 		"errorDest", redactURL(d.ErrorDest), "errorCode", d.ErrorCode, "ms", float64(time.Since(start).Microseconds()) / 1000}
-	// The answer goes out before the log line (runtime.sendNow's reason).
+	// The answer goes out before the log line (runtime.SendNow).
 	if err != nil {
 		status, result = runtime.WriteError(w, event.Unavailable(err, "the dead letter could not be stored; nothing was written, retry later"), nil), "error"
 		record()
-		_ = http.NewResponseController(w).Flush()
+		runtime.SendNow(w)
 		f.log.Errorw("dead letter", append(fields, "status", status, "outcome", "error", "error", err)...)
 		return
 	}
 	result = outcome
-	w.Header().Set("Content-Length", "0") // what net/http would send, known before the flush
+	w.Header().Set("Content-Length", "0") // what net/http would send, known before SendNow
 	w.WriteHeader(http.StatusAccepted)
 	record()
-	_ = http.NewResponseController(w).Flush()
+	runtime.SendNow(w)
 	// Warn: every dead letter is an event some subscriber never handled.
 	f.log.Warnw("dead letter", append(fields, "status", http.StatusAccepted, "outcome", outcome)...)
 }

@@ -40,7 +40,7 @@ func Logged(log *zap.SugaredLogger, msg string, h http.HandlerFunc) http.Handler
 		start := time.Now()
 		lw := &loggedWriter{ResponseWriter: w}
 		h(lw, r)
-		sendNow(lw)
+		SendNow(lw)
 		lw.log(log, msg, r, start) // after a panic, guard's line is the request's line
 	}
 }

@@ -169,7 +169,7 @@ func writeProblem(w http.ResponseWriter, p Problem) {
 	var body bytes.Buffer
 	_ = json.NewEncoder(&body).Encode(p)
 	w.Header().Set("Content-Type", "application/problem+json")
-	w.Header().Set("Content-Length", strconv.Itoa(body.Len())) // what net/http would set, known before the handler returns (sendNow)
+	w.Header().Set("Content-Length", strconv.Itoa(body.Len())) // what net/http would set, known before the handler returns (SendNow)
 	w.WriteHeader(p.Status)
 	_, _ = w.Write(body.Bytes())
 }

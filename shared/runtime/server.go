@@ -232,7 +232,7 @@ func (s *Server) receive(w http.ResponseWriter, r *http.Request) {
 	// that whoever has the answer finds both; the log line is not the
 	// sender's to wait for.
 	s.record(ctx, r, &rc, out, elapsed)
-	sendNow(w)
+	SendNow(w)
 	fields := append(make([]zap.Field, 0, 8), zap.Int("status", out.status), zap.String("outcome", out.result),
 		zap.Float64("ms", float64(elapsed.Microseconds())/1000))
 	if ev != nil {
@@ -249,14 +249,14 @@ func (s *Server) receive(w http.ResponseWriter, r *http.Request) {
 	logAnswer(s.line, "event", out.status, out.err, fields)
 }
 
-// sendNow writes the answer buffered in w to the connection now, when its
+// SendNow writes the answer buffered in w to the connection now, when its
 // length is known (a reply event or a problem: both set Content-Length),
 // instead of when the handler returns. What follows it is the function's
 // log line (on a cold start the first one costs the most: its caller is
 // looked up in tables not yet paged in), and the relay starts after the
 // first request (Env.Served). An answer of unknown
 // length is left to net/http, which would otherwise send it chunked.
-func sendNow(w http.ResponseWriter) {
+func SendNow(w http.ResponseWriter) {
 	if w.Header().Get("Content-Length") != "" {
 		_ = http.NewResponseController(w).Flush()
 	}
