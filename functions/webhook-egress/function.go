@@ -9,7 +9,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"go.uber.org/zap"
 
@@ -36,7 +35,7 @@ type Function struct {
 func New(env *runtime.Env, ps portals.Set, timeout time.Duration, adminToken string) *runtime.Function {
 	f := &Function{pool: env.Pool, portals: ps, clients: NewClients(timeout), lease: timeout + 30*time.Second,
 		log: env.Log, now: time.Now}
-	h := runtime.Staged(f.deliver)
+	h := runtime.StagedReply(f.deliver)
 	handlers := make(map[string]runtime.Handler, len(contract.EgressTypes))
 	for _, t := range contract.EgressTypes {
 		handlers[t] = h
@@ -48,18 +47,20 @@ func New(env *runtime.Env, ps portals.Set, timeout time.Duration, adminToken str
 	}}
 }
 
-// deliver is the stage of an event, run before its inbox transaction: it
-// finds the portals the event goes to and posts it to each (at once), each
-// attempt recorded in its own short transaction. A portal to be retried
-// makes it fail (503 naming the portals: Knative retries; the portals
-// already served are skipped then); otherwise the Run stores the reply.
-func (f *Function) deliver(ctx context.Context, m runtime.Meta, n *Notification) (runtime.Run, error) {
+// deliver is the stage of an event, the whole of its work, run outside
+// any transaction (runtime.StagedReply): it finds the portals the event
+// goes to and posts it to each (at once), each attempt recorded in its own
+// short transaction. A portal to be retried makes it fail (503 naming the
+// portals: Knative retries; the portals already served are skipped then);
+// otherwise its reply is stored with the event's inbox row, in one
+// statement.
+func (f *Function) deliver(ctx context.Context, m runtime.Meta, n *Notification) (runtime.Result, error) {
 	if err := n.validateFor(m.Type); err != nil {
-		return nil, err
+		return runtime.Result{}, err
 	}
 	o, err := caseOrigin(ctx, f.pool, m, n)
 	if err != nil {
-		return nil, err
+		return runtime.Result{}, err
 	}
 	targets, rule := f.targets(o, m.Type)
 	reply := contract.PortalsNotified{WebhookID: m.ID, Type: m.Type, Rule: rule, Deliveries: make([]contract.DeliveryResult, len(targets))}
@@ -84,14 +85,12 @@ func (f *Function) deliver(ctx context.Context, m runtime.Meta, n *Notification)
 			}
 		}
 		if len(later) == 0 {
-			return nil, err // a database fault: the generic 5xx
+			return runtime.Result{}, err // a database fault: the generic 5xx
 		}
-		return nil, &runtime.Resumable{Err: err, Detail: fmt.Sprintf("portal %s did not take the update yet; "+
+		return runtime.Result{}, &runtime.Resumable{Err: err, Detail: fmt.Sprintf("portal %s did not take the update yet; "+
 			"the portals that did are recorded and are not sent it again; retry", strings.Join(later, ", "))}
 	}
-	return func(context.Context, pgx.Tx) (runtime.Result, error) {
-		return runtime.Reply(contract.TypePortalsNotified, reply), nil
-	}, nil
+	return runtime.Reply(contract.TypePortalsNotified, reply), nil
 }
 
 // targets applies the routing rule: a case that came from a portal

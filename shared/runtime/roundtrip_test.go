@@ -111,8 +111,9 @@ func (c *tripCounter) take() int {
 // follow-ups included, and two for a redelivery (BEGIN + inbox insert;
 // ROLLBACK + stored reply); a job whose statement is queued with the
 // inbox row (QueueJob) two, a redelivery to it two; a handler built with
-// OnDecision costs one, a redelivery to it one. Counted at the wire, on
-// one warm connection.
+// OnDecision costs one, a redelivery to it one; a StagedReply handler two
+// (the lookup, the inbox row with the reply), a redelivery to it two.
+// Counted at the wire, on one warm connection.
 func TestPipelineRoundTrips(t *testing.T) {
 	t.Parallel()
 	u, err := url.Parse(pgtest.URL(t))
@@ -175,6 +176,12 @@ func TestPipelineRoundTrips(t *testing.T) {
 				return runtime.Reply("queued.done", map[string]string{"id": m.ID}), nil
 			}
 		})}),
+		// A stage that is the whole of the work: the inbox row is written
+		// once, with the reply, after the lookup that skips the stage
+		// for a handled event.
+		"reply": runtime.StagedReply(func(ctx context.Context, m runtime.Meta, p *benchPayload) (runtime.Result, error) {
+			return runtime.Reply("reply.done", map[string]int{"n": p.N}), nil
+		}),
 		"decision-settings": runtime.OnDecision(func(ctx context.Context, m runtime.Meta, p *benchPayload) (runtime.Decision, error) {
 			return runtime.Decision{With: `answer AS (SELECT 'settings.done' AS reply_type, '' AS reply_subject,
 				json_build_object('settings', current_setting('statement_timeout') || ' ' || current_setting('lock_timeout'))::text AS reply_data,
@@ -250,6 +257,23 @@ func TestPipelineRoundTrips(t *testing.T) {
 	}
 	for i := 0; i < events; i++ {
 		job(fmt.Sprint("queued-", i))
+	}
+	if got := counter.take(); got != 2*events {
+		t.Errorf("redeliveries to it: %d round trips for %d events, want %d", got, events, 2*events)
+	}
+	send("reply", "warm-5", 1)
+	send("reply", "warm-5", 1)
+	counter.take()
+	for i := 0; i < events; i++ {
+		send("reply", fmt.Sprint("reply-", i), i)
+	}
+	if got := counter.take(); got != 2*events {
+		t.Errorf("stage with its reply stored with the inbox row: %d round trips for %d events, want %d", got, events, 2*events)
+	}
+	for i := 0; i < events; i++ {
+		if got, want := send("reply", fmt.Sprint("reply-", i), i), fmt.Sprintf(`{"n":%d}`, i); got != want {
+			t.Errorf("redelivered reply %d answered %s, want %s", i, got, want)
+		}
 	}
 	if got := counter.take(); got != 2*events {
 		t.Errorf("redeliveries to it: %d round trips for %d events, want %d", got, events, 2*events)

@@ -329,6 +329,11 @@ func (s *Server) serveEvent(ctx context.Context, w http.ResponseWriter, r *http.
 		if err != nil {
 			return s.fail(w, err)
 		}
+	} else if rs, ok := h.(replyStaged); ok {
+		reply, dup, err = s.handleReplyStaged(ctx, rs, m, ev.Data())
+		if err != nil {
+			return s.fail(w, err)
+		}
 	} else {
 		run, queue, err := s.prepare(ctx, h, m, ev.Data())
 		if err != nil {
