@@ -473,12 +473,9 @@ func (s *Server) handle(ctx context.Context, m Meta, run Run, queue Queue) (repl
 	if err != nil {
 		return nil, false, err
 	}
-	if res.Reply.Type == "" {
-		return nil, false, fmt.Errorf("handler for %s returned no reply", m.Type)
-	}
-	data, err := json.Marshal(res.Reply.Data)
+	data, err := replyData(m, res)
 	if err != nil {
-		return nil, false, fmt.Errorf("encode reply: %w", err)
+		return nil, false, err
 	}
 	rid := replyID(m)
 	b = &pgx.Batch{}
@@ -495,6 +492,18 @@ func (s *Server) handle(ctx context.Context, m Meta, run Run, queue Queue) (repl
 		res.AfterCommit()
 	}
 	return newEvent(rid, SourceOf(m.Function), res.Reply.Type, res.Reply.Subject, receivedAt, data), false, nil
+}
+
+// replyData is the JSON of res's reply, which every handled event has.
+func replyData(m Meta, res Result) ([]byte, error) {
+	if res.Reply.Type == "" {
+		return nil, fmt.Errorf("handler for %s returned no reply", m.Type)
+	}
+	data, err := json.Marshal(res.Reply.Data)
+	if err != nil {
+		return nil, fmt.Errorf("encode reply: %w", err)
+	}
+	return data, nil
 }
 
 // storedReply ends the transaction of a redelivery and reads the reply

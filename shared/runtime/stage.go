@@ -2,7 +2,6 @@ package runtime
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"time"
@@ -50,14 +49,9 @@ func Staged[T any](fn func(ctx context.Context, m Meta, p *T) (Run, error)) Stag
 type staged[T any] func(ctx context.Context, m Meta, p *T) (Run, error)
 
 func (fn staged[T]) PrepareStage(m Meta, data []byte) (Stage, error) {
-	p := new(T)
-	if err := DecodeJSON(data, p); err != nil {
+	p, err := decode[T](data)
+	if err != nil {
 		return nil, err
-	}
-	if v, ok := any(p).(Validator); ok {
-		if err := v.Validate(); err != nil {
-			return nil, err
-		}
 	}
 	return func(ctx context.Context) (Run, error) { return fn(ctx, m, p) }, nil
 }
@@ -161,14 +155,9 @@ func (fn stagedReply[T]) Prepare(m Meta, data []byte) (Run, error) {
 // prepareReply decodes and validates the data as On does and returns the
 // stage.
 func (fn stagedReply[T]) prepareReply(m Meta, data []byte) (func(context.Context) (Result, error), error) {
-	p := new(T)
-	if err := DecodeJSON(data, p); err != nil {
+	p, err := decode[T](data)
+	if err != nil {
 		return nil, err
-	}
-	if v, ok := any(p).(Validator); ok {
-		if err := v.Validate(); err != nil {
-			return nil, err
-		}
 	}
 	return func(ctx context.Context) (Result, error) { return fn(ctx, m, p) }, nil
 }
@@ -236,12 +225,9 @@ const inboxReplySQL = `INSERT INTO qinqing.inbox (function, source, id, type, tr
 // makes the insert wait on its key) that event's stored reply is the
 // answer.
 func (s *Server) storeReply(ctx context.Context, m Meta, res Result) (*cloudevents.Event, bool, error) {
-	if res.Reply.Type == "" {
-		return nil, false, fmt.Errorf("handler for %s returned no reply", m.Type)
-	}
-	data, err := json.Marshal(res.Reply.Data)
+	data, err := replyData(m, res)
 	if err != nil {
-		return nil, false, fmt.Errorf("encode reply: %w", err)
+		return nil, false, err
 	}
 	rid := replyID(m)
 	args := []any{m.Function, m.Source, m.ID, m.Type, m.TraceParent, rid, res.Reply.Type, string(data), res.Reply.Subject}
