@@ -249,21 +249,10 @@ func (s *Server) decideAlone(ctx context.Context, c decisionCall) (*cloudevents.
 	q, args := c.query()
 	var reply *cloudevents.Event
 	var dup bool
-	var err error
-	if sq, sargs := s.decisionSettings(ctx); sq != "" {
-		b := &pgx.Batch{}
-		b.Queue(sq, sargs...)
-		b.Queue(q, args...)
-		br := s.pool.SendBatch(ctx, b)
-		if _, err = br.Exec(); err == nil {
-			reply, dup, err = scanDecision(br.QueryRow(), c.m)
-		}
-		if cerr := br.Close(); err == nil {
-			err = cerr
-		}
-	} else {
-		reply, dup, err = scanDecision(s.pool.QueryRow(ctx, q, args...), c.m)
-	}
+	err := s.queryAlone(ctx, q, args, func(row pgx.Row) (err error) {
+		reply, dup, err = scanDecision(row, c.m)
+		return err
+	})
 	var pe *pgconn.PgError
 	switch {
 	case postgres.IsUniqueViolation(err, "inbox_pkey"):
@@ -273,16 +262,48 @@ func (s *Server) decideAlone(ctx context.Context, c decisionCall) (*cloudevents.
 		return reply, true, err
 	case errors.As(err, &pe) && pe.Code == "23502" && pe.TableName == "inbox" && pe.ColumnName == "type":
 		return nil, false, fmt.Errorf("the decision of %s for %s chose no reply; nothing was written", c.m.Function, c.m.Type)
-	case err != nil && !errors.As(err, &pe) && ctx.Err() != nil:
-		// Cut off at the deadline without an answer from the server
-		// (pgx closes the connection): the statement, alone in its
-		// implicit transaction, may still have committed.
-		return nil, false, event.Unavailable(err, "the database did not answer in time; the event may have been handled, and a retry answers what was decided")
+	case unanswered(ctx, err):
+		return nil, false, event.Unavailable(err, unansweredDetail)
 	case err != nil:
 		return nil, false, fmt.Errorf("decision: %w", err)
 	}
 	return reply, dup, nil
 }
+
+// queryAlone sends q, one statement alone in its implicit transaction,
+// and scans its row: behind PgBouncer, or with the request's deadline
+// nearer than the timeouts, after the timeouts' set_config in the same
+// round trip (decisionSettings).
+func (s *Server) queryAlone(ctx context.Context, q string, args []any, scan func(pgx.Row) error) error {
+	sq, sargs := s.decisionSettings(ctx)
+	if sq == "" {
+		return scan(s.pool.QueryRow(ctx, q, args...))
+	}
+	b := &pgx.Batch{}
+	b.Queue(sq, sargs...)
+	b.Queue(q, args...)
+	br := s.pool.SendBatch(ctx, b)
+	_, err := br.Exec()
+	if err == nil {
+		err = scan(br.QueryRow())
+	}
+	if cerr := br.Close(); err == nil {
+		err = cerr
+	}
+	return err
+}
+
+// unanswered reports whether a statement sent alone (queryAlone) was cut
+// off at the request's deadline without an answer from the server (pgx
+// closes the connection): alone in its implicit transaction, it may
+// still have committed.
+func unanswered(ctx context.Context, err error) bool {
+	var pe *pgconn.PgError
+	return err != nil && !errors.As(err, &pe) && ctx.Err() != nil
+}
+
+// unansweredDetail is the answer's detail for an unanswered statement.
+const unansweredDetail = "the database did not answer in time; the event may have been handled, and a retry answers what was decided"
 
 // scanDecision reads the row of a decision's statement: the reply (the
 // stored one for a redelivery: dup).

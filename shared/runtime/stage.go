@@ -8,7 +8,6 @@ import (
 
 	cloudevents "github.com/cloudevents/sdk-go/v2"
 	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/qinqing/qinqing/shared/event"
 )
@@ -218,9 +217,7 @@ const inboxReplySQL = `INSERT INTO qinqing.inbox (function, source, id, type, tr
 	ON CONFLICT DO NOTHING RETURNING received_at`
 
 // storeReply writes the event's inbox row with res's reply in one
-// statement, alone in its implicit transaction (behind PgBouncer, or with
-// the request's deadline nearer than the timeouts, after the timeouts'
-// set_config in the same round trip). When the row is there already (a
+// statement (queryAlone). When the row is there already (a
 // delivery of the same event committed meanwhile; one still in flight
 // makes the insert wait on its key) that event's stored reply is the
 // answer.
@@ -232,30 +229,13 @@ func (s *Server) storeReply(ctx context.Context, m Meta, res Result) (*cloudeven
 	rid := replyID(m)
 	args := []any{m.Function, m.Source, m.ID, m.Type, m.TraceParent, rid, res.Reply.Type, string(data), res.Reply.Subject}
 	var receivedAt time.Time
-	if sq, sargs := s.decisionSettings(ctx); sq != "" {
-		b := &pgx.Batch{}
-		b.Queue(sq, sargs...)
-		b.Queue(inboxReplySQL, args...)
-		br := s.pool.SendBatch(ctx, b)
-		if _, err = br.Exec(); err == nil {
-			err = br.QueryRow().Scan(&receivedAt)
-		}
-		if cerr := br.Close(); err == nil || errors.Is(err, pgx.ErrNoRows) && cerr != nil {
-			err = cerr
-		}
-	} else {
-		err = s.pool.QueryRow(ctx, inboxReplySQL, args...).Scan(&receivedAt)
-	}
-	var pe *pgconn.PgError
+	err = s.queryAlone(ctx, inboxReplySQL, args, func(row pgx.Row) error { return row.Scan(&receivedAt) })
 	switch {
 	case errors.Is(err, pgx.ErrNoRows):
 		reply, err := s.readReply(ctx, m)
 		return reply, err == nil, err
-	case err != nil && !errors.As(err, &pe) && ctx.Err() != nil:
-		// Cut off at the deadline without an answer from the server: the
-		// statement, alone in its implicit transaction, may still have
-		// committed.
-		return nil, false, event.Unavailable(err, "the database did not answer in time; the event may have been handled, and a retry answers what was decided")
+	case unanswered(ctx, err):
+		return nil, false, event.Unavailable(err, unansweredDetail)
 	case err != nil:
 		return nil, false, fmt.Errorf("inbox reply: %w", err)
 	}
