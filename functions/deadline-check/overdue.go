@@ -121,6 +121,8 @@ func (s stateAt) pastDue(asOf time.Time) []pastDue {
 // (appeal, stage, level) reached is announced once. Each appeal is judged
 // as it stood at the event time, so a check that arrives late, or again
 // under a new id, gives the same figures.
+// It queues its two reads (the unchanged appeals past due, whether any
+// changed since) and rebuilds the changed ones in the rest.
 func (f *Function) appealsOverdue(b *pgx.Batch, m runtime.Meta, c *contract.CheckCompleted) Rest {
 	pastDue := queuePastDue(b, m.Time)
 	return func(ctx context.Context, tx pgx.Tx) ([]runtime.Outgoing, error) {

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -50,4 +51,36 @@ func recordAnnouncements(ctx context.Context, tx pgx.Tx, m runtime.Meta, due []c
 		return nil, fmt.Errorf("record announcements: %w", err)
 	}
 	return fresh, nil
+}
+
+// horizonSQL reads, for each check's kind, whether anything of that kind
+// may be overdue as of $1 (asOf): whether a row of the deadline horizon
+// (qinqing.deadlines, kept by the triggers of migration 0094) has a
+// deadline before asOf, or changed after it (then it may have stood past
+// due at asOf, and the check rebuilds it). Each is one probe of a partial
+// index, also in a prepared statement's generic plan: min and max, not
+// EXISTS, whose generic plan expects a match within a few rows and scans.
+func horizonSQL(checks []Check) string {
+	cols := make([]string, len(checks))
+	for i, c := range checks {
+		k := strings.ReplaceAll(c.Kind, "'", "''")
+		cols[i] = `coalesce((SELECT min(due) FROM qinqing.deadlines WHERE kind = '` + k + `') < $1
+		OR (SELECT max(changed_at) FROM qinqing.deadlines WHERE kind = '` + k + `') > $1, false)`
+	}
+	return "SELECT " + strings.Join(cols, ",\n\t")
+}
+
+// queueHorizon queues on b the horizon read (horizonSQL) as of asOf, into
+// due (one per check) once b is read.
+func queueHorizon(b *pgx.Batch, sql string, asOf time.Time, due []bool) {
+	b.Queue(sql, asOf).QueryRow(func(row pgx.Row) error {
+		dst := make([]any, len(due))
+		for i := range due {
+			dst[i] = &due[i]
+		}
+		if err := row.Scan(dst...); err != nil {
+			return fmt.Errorf("deadline horizon: %w", err)
+		}
+		return nil
+	})
 }

@@ -60,29 +60,8 @@ func AnnounceOverduePayments(ctx context.Context, tx pgx.Tx, asOf time.Time) (n 
 	return n, fresh, nil
 }
 
-// QueueAnyOverduePayments queues on b whether any payment is overdue as of
-// asOf (the rule of AnnounceOverduePayments), into *out once b is read:
-// deadline-check sends it with its appeal reads and calls
-// AnnounceOverduePayments only when one is. A check with nothing overdue
-// then neither plans nor runs the announcing statement (three tables and
-// an insert: on the first event of a new backend its first planning cost
-// about as much again as this read).
-func QueueAnyOverduePayments(b *pgx.Batch, asOf time.Time, out *bool) {
-	// The first overdue payment by due time, not EXISTS: EXISTS's generic
-	// plan (a prepared statement's after five runs) expects a match
-	// within a few rows and scans the table; ordered by due_at, the plan
-	// reads disbursements_due from the oldest up to the first match, no
-	// more than the announcing statement reads.
-	b.Queue(`SELECT (SELECT 1 FROM (SELECT `+overduePayments+`) o ORDER BY due_at LIMIT 1) IS NOT NULL`, asOf).QueryRow(func(row pgx.Row) error {
-		if err := row.Scan(out); err != nil {
-			return fmt.Errorf("overdue payments: %w", err)
-		}
-		return nil
-	})
-}
-
-// overduePayments is the rule both statements use: the payments due
-// before $1 (asOf) and not settled at or before it.
+// overduePayments is the rule: the payments due before $1 (asOf) and not
+// settled at or before it.
 const overduePayments = `d.disbursement_id, d.uscc, d.amount_fen, d.due_at
 		FROM subsidy.disbursements d
 		LEFT JOIN subsidy.settlements s ON s.disbursement_id = d.disbursement_id
