@@ -97,4 +97,7 @@ func TestPaymentOverdue(t *testing.T) {
 	if n := len(f.Sink.OfType(contract.TypePaymentOverdue)); n != 1 {
 		t.Fatalf("%d payment.overdue events at the sink, want 1", n)
 	}
+	// The approvals and the settlement went through subsidy-disbursal
+	// with its role; the triggers kept the horizon (migration 0094).
+	wantHorizon(t, f.Pool)
 }

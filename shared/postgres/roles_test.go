@@ -99,6 +99,20 @@ func TestFunctionRolesLeastPrivilege(t *testing.T) {
 	if _, err := dc.Exec(ctx, `UPDATE appeal.appeals SET status = status`); sqlstate(err) != "42501" {
 		t.Errorf("deadline-check updating appeals: %v, want SQLSTATE 42501", err)
 	}
+	// The deadline horizon (migration 0094): deadline-check reads it; its
+	// triggers write it as the owner, and no function may write it.
+	if _, err := dc.Exec(ctx, `SELECT count(*) FROM qinqing.deadlines`); err != nil {
+		t.Errorf("deadline-check reading the deadline horizon: %v", err)
+	}
+	for _, fn := range []string{"deadline-check", "appeal-router", "subsidy-disbursal"} {
+		c := connectAs(t, fn)
+		for _, denied := range []string{`DELETE FROM qinqing.deadlines`, `SELECT appeal.rebuild_deadlines()`,
+			`INSERT INTO qinqing.deadlines (kind, item) VALUES ('appeal', 'x')`} {
+			if _, err := c.Exec(ctx, denied); sqlstate(err) != "42501" {
+				t.Errorf("%s as %s: %v, want SQLSTATE 42501", denied, fn, err)
+			}
+		}
+	}
 	// open311 reads appeals, their history and escalations, and nothing else.
 	o := connectAs(t, "open311")
 	for _, ok := range []string{`SELECT count(*) FROM appeal.appeals`, `SELECT count(*) FROM appeal.history`,
