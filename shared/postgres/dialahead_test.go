@@ -141,6 +141,43 @@ func TestDialAheadSocketIsTheFirstConnection(t *testing.T) {
 	}
 }
 
+// TestDialAheadUnderAHostName: under a host name (a Kubernetes Service,
+// here "localhost") the socket DialAhead opens is still the one the first
+// connection takes, although pgx dials the addresses the name resolves
+// to, not the name: no second TCP connection.
+func TestDialAheadUnderAHostName(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	u := pgtest.URL(t)
+	parsed, _ := url.Parse(u)
+	p := newCountingProxy(t, parsed.Host)
+	_, port, _ := net.SplitHostPort(p.ln.Addr().String())
+	parsed.Host = net.JoinHostPort("localhost", port)
+
+	pool, err := postgres.Open(ctx, postgres.Config{URL: parsed.String(), MaxConns: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pool.Close()
+	postgres.DialAhead(ctx, pool)
+	if n := p.settled(1); n != 1 {
+		t.Fatalf("after DialAhead the proxy accepted %d connections, want 1", n)
+	}
+	var one int
+	if err := pool.QueryRow(ctx, `SELECT 1`).Scan(&one); err != nil || one != 1 {
+		t.Fatalf("query on the dialled-ahead socket: %v (%d)", err, one)
+	}
+	if n := p.settled(1); n != 1 {
+		t.Fatalf("the first connection under a host name opened a socket of its own: %d accepted, want 1", n)
+	}
+	postgres.FinishDialAhead(pool)
+	select {
+	case <-p.ended:
+		t.Fatal("FinishDialAhead closed the socket the pool's connection uses")
+	case <-time.After(100 * time.Millisecond):
+	}
+}
+
 // TestDialAheadToADeadServer: a failed dial ahead is not kept; the
 // connection dials itself and reports the error.
 func TestDialAheadToADeadServer(t *testing.T) {

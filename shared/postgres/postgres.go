@@ -172,8 +172,8 @@ func Open(ctx context.Context, c Config, tracer ...pgx.QueryTracer) (*pgxpool.Po
 			pc.ConnConfig.RuntimeParams[k] = v
 		}
 	}
-	ahead := &dialAhead{dial: pc.ConnConfig.DialFunc}
-	pc.ConnConfig.DialFunc = ahead.Dial
+	ahead := &dialAhead{dial: pc.ConnConfig.DialFunc, lookup: pc.ConnConfig.LookupFunc}
+	pc.ConnConfig.DialFunc, pc.ConnConfig.LookupFunc = ahead.Dial, ahead.Lookup
 	if len(tracer) > 0 && tracer[0] != nil {
 		pc.ConnConfig.Tracer = tracer[0]
 	}
