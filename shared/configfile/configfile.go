@@ -11,6 +11,7 @@ import (
 	"os"
 	"regexp"
 	"strings"
+	"sync"
 
 	"sigs.k8s.io/yaml"
 )
@@ -50,7 +51,7 @@ func Decode(data []byte, v any) error {
 		rest = OneLine(rest)
 		if strings.ContainsAny(rest, "'\"`") {
 			rest = "yaml: unreadable"
-			if line := yamlLine.FindString(msg); line != "" {
+			if line := yamlLine().FindString(msg); line != "" {
 				rest = "yaml: " + line
 			}
 		}
@@ -62,7 +63,7 @@ func Decode(data []byte, v any) error {
 	return fmt.Errorf("%s", OneLine(msg))
 }
 
-var yamlLine = regexp.MustCompile(`line \d+`)
+var yamlLine = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`line \d+`) })
 
 // OneLine folds s onto one line, every run of white space one space.
 func OneLine(s string) string { return strings.Join(strings.Fields(s), " ") }

@@ -31,7 +31,8 @@ type Env struct {
 	Loc      *time.Location
 	Calendar *calendar.Cache
 
-	warm chan struct{} // closed once the first connection is made (or failed)
+	warm    chan struct{}   // closed once the first connection is made (or failed)
+	signals <-chan struct{} // closed once SIGTERM is handled (SignalContext); nil: not Main's
 
 	servedOnce, servedClose sync.Once
 	served                  chan struct{} // closed once Serve has answered its first event
@@ -83,12 +84,13 @@ func Main(name string, base Base, db postgres.Config, build func(ctx context.Con
 	if err != nil {
 		Fatalf(name, "%v", err)
 	}
-	ctx := WithLogger(SignalContext(), log)
+	sigctx, signals := SignalContext()
+	ctx := WithLogger(sigctx, log)
 	tel, err := telemetry.Setup(ctx, telemetry.Options{Service: name, Prometheus: base.MetricsPrometheus})
 	if err != nil {
 		Fatalf(name, "%v", err)
 	}
-	env := &Env{Name: name, Base: base, DB: db, Log: log, Loc: loc, Calendar: calendar.NewCache(loc)}
+	env := &Env{Name: name, Base: base, DB: db, Log: log, Loc: loc, Calendar: calendar.NewCache(loc), signals: signals}
 	if db.URL != "" {
 		var tracer pgx.QueryTracer
 		if tel.Tracing {
@@ -198,6 +200,13 @@ func Serve(ctx context.Context, env *Env, fn *Function) error {
 		}()
 	} else {
 		close(relayDone)
+	}
+	if env.signals != nil {
+		// No request is accepted before SIGTERM ends it gracefully.
+		select {
+		case <-env.signals:
+		case <-ctx.Done():
+		}
 	}
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
