@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgxpool"
+
 	"github.com/qinqing/qinqing/shared/postgres"
 	"github.com/qinqing/qinqing/shared/postgres/pgtest"
 )
@@ -80,22 +82,18 @@ func viaProxy(t *testing.T, u string, p *countingProxy) string {
 	return parsed.String()
 }
 
-// TestDialAheadSocketIsTheFirstConnection: the socket DialAhead opens
-// carries the pool's next connection (no second TCP connection), and one
-// no connection took is closed by FinishDialAhead.
-func TestDialAheadSocketIsTheFirstConnection(t *testing.T) {
-	t.Parallel()
+// firstConnectionTakesTheSocket opens a pool on u (through p), dials
+// ahead, and checks that the pool's first connection is the socket
+// DialAhead opened (p accepted one connection in all) and that
+// FinishDialAhead leaves it open. It returns the pool.
+func firstConnectionTakesTheSocket(t *testing.T, u string, p *countingProxy) *pgxpool.Pool {
+	t.Helper()
 	ctx := context.Background()
-	u := pgtest.URL(t)
-	parsed, _ := url.Parse(u)
-	p := newCountingProxy(t, parsed.Host)
-	proxied := viaProxy(t, u, p)
-
-	pool, err := postgres.Open(ctx, postgres.Config{URL: proxied, MaxConns: 2})
+	pool, err := postgres.Open(ctx, postgres.Config{URL: u, MaxConns: 2})
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer pool.Close()
+	t.Cleanup(pool.Close)
 	postgres.DialAhead(ctx, pool)
 	if n := p.settled(1); n != 1 {
 		t.Fatalf("after DialAhead the proxy accepted %d connections, want 1", n)
@@ -113,6 +111,22 @@ func TestDialAheadSocketIsTheFirstConnection(t *testing.T) {
 		t.Fatal("FinishDialAhead closed the socket the pool's connection uses")
 	case <-time.After(100 * time.Millisecond):
 	}
+	return pool
+}
+
+// TestDialAheadSocketIsTheFirstConnection: the socket DialAhead opens
+// carries the pool's next connection (no second TCP connection), and one
+// no connection took is closed by FinishDialAhead.
+func TestDialAheadSocketIsTheFirstConnection(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	u := pgtest.URL(t)
+	parsed, _ := url.Parse(u)
+	p := newCountingProxy(t, parsed.Host)
+	proxied := viaProxy(t, u, p)
+
+	pool := firstConnectionTakesTheSocket(t, proxied, p)
+	var one int
 	if err := pool.QueryRow(ctx, `SELECT 1`).Scan(&one); err != nil {
 		t.Fatalf("query after FinishDialAhead: %v", err)
 	}
@@ -147,35 +161,12 @@ func TestDialAheadSocketIsTheFirstConnection(t *testing.T) {
 // to, not the name: no second TCP connection.
 func TestDialAheadUnderAHostName(t *testing.T) {
 	t.Parallel()
-	ctx := context.Background()
 	u := pgtest.URL(t)
 	parsed, _ := url.Parse(u)
 	p := newCountingProxy(t, parsed.Host)
 	_, port, _ := net.SplitHostPort(p.ln.Addr().String())
 	parsed.Host = net.JoinHostPort("localhost", port)
-
-	pool, err := postgres.Open(ctx, postgres.Config{URL: parsed.String(), MaxConns: 2})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer pool.Close()
-	postgres.DialAhead(ctx, pool)
-	if n := p.settled(1); n != 1 {
-		t.Fatalf("after DialAhead the proxy accepted %d connections, want 1", n)
-	}
-	var one int
-	if err := pool.QueryRow(ctx, `SELECT 1`).Scan(&one); err != nil || one != 1 {
-		t.Fatalf("query on the dialled-ahead socket: %v (%d)", err, one)
-	}
-	if n := p.settled(1); n != 1 {
-		t.Fatalf("the first connection under a host name opened a socket of its own: %d accepted, want 1", n)
-	}
-	postgres.FinishDialAhead(pool)
-	select {
-	case <-p.ended:
-		t.Fatal("FinishDialAhead closed the socket the pool's connection uses")
-	case <-time.After(100 * time.Millisecond):
-	}
+	firstConnectionTakesTheSocket(t, parsed.String(), p)
 }
 
 // TestDialAheadToADeadServer: a failed dial ahead is not kept; the
