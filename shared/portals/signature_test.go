@@ -181,7 +181,7 @@ func FuzzParse(f *testing.F) {
 		for name, p := range ps {
 			inbound := len(p.keys) > 0 && len(p.allowed) > 0
 			notified := p.Notify != nil && p.Notify.URL != nil && len(p.Notify.keys) > 0 && len(p.Notify.types) > 0
-			if p.Name != name || !(inbound || notified || len(p.APIKeys) > 0) || (len(p.keys) > 0) != (len(p.allowed) > 0) || !regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$`).MatchString(name) {
+			if p.Name != name || !(inbound || notified || len(p.APIKeys) > 0) || (len(p.keys) > 0) != (len(p.allowed) > 0) || !portalNameRule.MatchString(name) {
 				t.Fatalf("accepted unusable portal %q: %+v", name, p)
 			}
 			for _, k := range p.keys {
