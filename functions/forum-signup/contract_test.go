@@ -348,6 +348,26 @@ func TestRedelivery(t *testing.T) {
 	if n := f.Count(t, `SELECT count(*) FROM qinqing.outbox`); n != 1 {
 		t.Fatalf("%d outbox rows, want 1", n)
 	}
+	// Redelivered after its signup was cancelled: its statement runs
+	// again and fails before the inbox (the signup's id is taken), and the
+	// stored reply answers; the cancelled signup stays the only one, no
+	// seat is taken again.
+	if r := f.send(t, contract.TypeSignupCancelled, week, map[string]any{"forumId": "F1", "uscc": event.SampleUSCC(1)}); r.Type() != contract.TypeSignupCancelAccepted {
+		t.Fatalf("cancel: %s %s", r.Type(), r.Body)
+	}
+	third := f.Fn.Send(t, ev)
+	if third.Status != 200 || third.Type() != first.Type() || !bytes.Equal(third.Event.Data(), first.Event.Data()) || third.Event.ID() != first.Event.ID() {
+		t.Fatalf("redelivery after the cancel: %d %s %s, want the first reply %s %s", third.Status, third.Type(), third.Body, first.Type(), first.Event.Data())
+	}
+	if got := f.Count(t, `SELECT count(*) FROM forum.signups WHERE status = 'cancelled'`)*10 + f.Count(t, `SELECT count(*) FROM forum.signups`); got != 11 {
+		t.Fatalf("signups after the redelivery: %d (10 × cancelled + all), want 11: the cancelled one only", got)
+	}
+	if n := f.Count(t, `SELECT confirmed_self + confirmed_nominated + waitlisted FROM forum.forums WHERE forum_id = 'F1'`); n != 0 {
+		t.Fatalf("%d seats counted after the cancel and the redelivery, want 0", n)
+	}
+	if n := f.Count(t, `SELECT count(*) FROM qinqing.outbox WHERE type = $1`, contract.TypeAppealSubmitted); n != 1 {
+		t.Fatalf("%d appeals announced, want 1", n)
+	}
 	// Concurrent deliveries of one event: one effect, one reply.
 	ev2 := functest.Event(contract.TypeSignupRequested, portalSrc, "burst-id", week, signupData("F1", event.SampleUSCC(2), "self"))
 	var wg sync.WaitGroup

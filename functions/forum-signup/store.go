@@ -91,34 +91,36 @@ func upsertForum(ctx context.Context, tx pgx.Tx, p *contract.ForumScheduled, at 
 
 // signupDecision is a signup's whole work in one statement
 // (runtime.Decision): it locks the forum row (FOR NO KEY UPDATE: the
-// signup's foreign key check still passes), decides from the row's
+// signup's foreign key check still passes) and decides from the row's
 // counters whether the signup is open and which status it gets (the seat
 // rule of forum.mayTake), inserts the signup unless the enterprise already
 // has a live one (the partial unique index decides, also against a signup
 // committed while this one waited for the lock: ON CONFLICT DO UPDATE, a
 // write of the row as it is, returns that signup's id where a read of the
 // statement's snapshot would not see it), moves the counters by what was
-// inserted, and chooses the reply among the ones signupReplies encoded.
-// The lock is held for this statement and its commit only. It is written
-// with exact types (CASE, not a cast of a boolean to int; the position
-// cast to text before it is concatenated): on a new backend each cast or
-// operator the parser has to choose among candidates costs catalog
-// look-ups on the first event (README, Speed).
+// inserted, and chooses the reply among the ones signupReplies encoded
+// (the waitlist position is the locked row's count and this signup). The
+// lock is held for this statement and its commit only. A redelivery runs
+// it again and fails on the inbox's key, so what it wrote is rolled back
+// (a cancelled signup's redelivery fails earlier, on signups_pkey).
+//
+// It is written for a new backend's first event, which parses and plans
+// all of it (README, Speed): few CTEs (the forum's row gives the status
+// itself), exact types (CASE, not a cast of a boolean to int; the
+// position cast to text before it is concatenated), no RETURNING where
+// nothing reads it.
 const signupDecision = `f AS (
-		SELECT capacity, reserved_for_nominated AS reserved, confirmed_self, confirmed_nominated,
-			closed_at IS NULL AND $13::timestamptz <= signup_deadline AS open
-		FROM forum.forums WHERE forum_id = $2 AND EXISTS (SELECT FROM fresh) FOR NO KEY UPDATE
-	), d AS (
-		SELECT CASE WHEN confirmed_self + confirmed_nominated < capacity
-				AND ($8::text = 'nominated' OR confirmed_self < capacity - reserved)
-			THEN 'confirmed' ELSE 'waitlisted' END AS status
-		FROM f WHERE open
+		SELECT waitlisted, CASE WHEN closed_at IS NOT NULL OR $13::timestamptz > signup_deadline THEN 'closed'
+				WHEN confirmed_self + confirmed_nominated < capacity
+					AND ($8::text = 'nominated' OR confirmed_self < capacity - reserved_for_nominated)
+				THEN 'confirmed' ELSE 'waitlisted' END AS status
+		FROM forum.forums WHERE forum_id = $2 FOR NO KEY UPDATE
 	), ins AS (
 		INSERT INTO forum.signups (signup_id, forum_id, uscc, enterprise_name, county, contact_name,
 			contact_phone, mode, nominated_by, topic, problems, documents, status, requested_at, confirmed_at, source)
 		SELECT $1::text, $2::text, $3::text, $4::text, $5::text, $6::text, $7::text, $8::text, NULLIF($9::text, ''), $10::text,
-			$11::jsonb, $12::jsonb, d.status, $13::timestamptz, CASE WHEN d.status = 'confirmed' THEN $13::timestamptz END, $14::text
-		FROM d
+			$11::jsonb, $12::jsonb, f.status, $13::timestamptz, CASE WHEN f.status = 'confirmed' THEN $13::timestamptz END, $14::text
+		FROM f WHERE f.status <> 'closed'
 		ON CONFLICT (forum_id, uscc) WHERE status <> 'cancelled' DO UPDATE SET status = forum.signups.status
 		RETURNING signup_id, status
 	), upd AS (
@@ -127,19 +129,18 @@ const signupDecision = `f AS (
 			confirmed_nominated = confirmed_nominated + CASE WHEN ins.status = 'confirmed' AND $8 = 'nominated' THEN 1 ELSE 0 END,
 			waitlisted = waitlisted + CASE WHEN ins.status = 'waitlisted' THEN 1 ELSE 0 END
 		FROM ins WHERE forum_id = $2 AND ins.signup_id = $1::text
-		RETURNING waitlisted
 	), answer AS (
 		SELECT CASE WHEN ins.signup_id = $1::text THEN CASE ins.status WHEN 'confirmed' THEN '` + contract.TypeSignupConfirmed + `'
 					ELSE '` + contract.TypeSignupWaitlisted + `' END
 				ELSE '` + contract.TypeSignupRejected + `' END AS reply_type,
 			'' AS reply_subject,
-			CASE WHEN f.open IS NULL THEN $15::text || 'forum_not_found"}'
-				WHEN NOT f.open THEN $15::text || 'signup_closed"}'
+			CASE WHEN f.status IS NULL THEN $15::text || 'forum_not_found"}'
+				WHEN f.status = 'closed' THEN $15::text || 'signup_closed"}'
 				WHEN ins.signup_id = $1::text AND ins.status = 'confirmed' THEN $16::text || '` + StatusConfirmed + `","waitlistPosition":0' || $17::text
-				WHEN ins.signup_id = $1::text THEN $16::text || '` + StatusWaitlisted + `","waitlistPosition":' || upd.waitlisted || $17::text
+				WHEN ins.signup_id = $1::text THEN $16::text || '` + StatusWaitlisted + `","waitlistPosition":' || (f.waitlisted + 1)::text || $17::text
 				ELSE $15::text || 'already_registered","signupId":' || to_json(ins.signup_id)::text || '}' END AS reply_data,
 			coalesce(ins.signup_id = $1::text, false) AS follow_ups
-		FROM (SELECT) one LEFT JOIN f ON true LEFT JOIN ins ON true LEFT JOIN upd ON true
+		FROM (SELECT) one LEFT JOIN f ON true LEFT JOIN ins ON true
 	)`
 
 // signupReplies are the replies a signup may get, encoded before its

@@ -13,6 +13,7 @@ import (
 	cloudevents "github.com/cloudevents/sdk-go/v2"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/qinqing/qinqing/shared/event"
 	"github.com/qinqing/qinqing/shared/postgres"
@@ -28,18 +29,22 @@ import (
 //
 // With is the statement's WITH list without the word WITH: common table
 // expressions separated by commas, which may write (INSERT, UPDATE …
-// RETURNING). Two names are the runtime's:
-//   - fresh, defined by the runtime before With: a CTE of no columns with
-//     one row when the event is new and none when it is a redelivery
-//     already in the inbox. Every CTE of With that writes or locks must
-//     read it (for example `FROM forum.forums, fresh WHERE …`): on a
-//     redelivery the statement then does nothing and answers the stored
-//     reply.
-//   - answer, the last CTE of With: one row with the columns reply_type
-//     (text), reply_subject (text, "" for none), reply_data (text, the
-//     reply's JSON) and follow_ups (boolean: whether FollowUps are sent).
-//     A statement whose answer has no row, or a NULL type or data, fails
-//     and writes nothing.
+// RETURNING). Its last CTE is answer: one row with the columns
+// reply_type (text), reply_subject (text, "" for none), reply_data
+// (text, the reply's JSON) and follow_ups (boolean: whether FollowUps are
+// sent). A statement whose answer has no row, or a NULL type or data,
+// fails and writes nothing.
+//
+// The statement reads nothing of the inbox: the inbox row it inserts
+// last, with the answer's reply, is what tells a redelivery. A delivery
+// of an event already in the inbox runs With again and then fails on the
+// inbox's key (or earlier, on what its first delivery left), so nothing
+// it wrote is kept, and the stored reply answers it (a second round
+// trip). With must therefore be written so that running it again for an
+// event already handled is harmless once rolled back, as every statement
+// is: it may fail, wait for a lock or write, but it never answers in the
+// first delivery's place. On a new backend a read of the inbox is most
+// of the runtime's part of the statement's planning (README, Speed).
 //
 // Args are $1…$n of With; the runtime's own parameters come after them.
 // FollowUps are the follow-ups queued, in one set-wise insert, when the
@@ -68,10 +73,9 @@ type Decision struct {
 // OnDecision builds a Handler whose event is handled by one statement:
 // the data is decoded and validated as On does, then decide (outside any
 // transaction, no database) returns the Decision. Through the server an
-// event then costs one round trip, a redelivery too; a second delivery
-// arriving while the first is in flight waits on the inbox key, fails
-// with a unique violation that rolls its statement back, and is answered
-// the stored reply (two round trips). Prepare (callers that drive a
+// event then costs one round trip; a redelivery two: its statement fails
+// whole (on the inbox's key, after waiting for it when the first
+// delivery is still in flight), and the stored reply is read. Prepare (callers that drive a
 // handler themselves on a transaction) runs the decision's With and
 // answer on that transaction, without inbox or outbox.
 func OnDecision[T any](decide func(ctx context.Context, m Meta, p *T) (Decision, error)) Handler {
@@ -118,10 +122,10 @@ func (h decisionHandler) Prepare(m Meta, data []byte) (Run, error) {
 	}, nil
 }
 
-// decisionOnTx is a decision's statement for Prepare's Run: fresh always
-// has its row, and the answer is the result.
+// decisionOnTx is a decision's statement for Prepare's Run: the answer is
+// the result.
 func decisionOnTx(with string) string {
-	return "WITH fresh AS MATERIALIZED (SELECT), " + with + "\n" +
+	return "WITH " + with + "\n" +
 		"SELECT reply_type, reply_subject, reply_data, follow_ups FROM answer"
 }
 
@@ -136,16 +140,16 @@ type decisionKey struct {
 
 // decisionStatement is a decision's statement for the server, alone in
 // its implicit transaction (with the timeouts set just before it, in the
-// same round trip: decisionSettings): the reply stored with the event
-// when it was handled before (seen), else the handler's With, the inbox
-// row with the answer's reply (claim: it fails on the key of a delivery
-// of the same event that committed meanwhile, and on a missing answer,
-// whose NULL type the inbox's NOT NULL type column refuses), and, for a
+// same round trip: decisionSettings): the handler's With, then, for a
 // decision with follow-ups, those the answer sends (one insert from
-// arrays) and the relays' wake-up. The runtime's parameters follow the
-// handler's n: function, source, id, type, traceparent and reply id, and
-// with follow-ups their source and time, then their ids, types,
-// subjects, data and traces as arrays.
+// arrays) and the relays' wake-up, and last the inbox row with the
+// answer's reply, which returns the reply. The inbox row fails on the
+// key of the same event handled before (a redelivery: decideAlone) and
+// on a missing answer, whose NULL type the inbox's NOT NULL type column
+// refuses. The runtime's parameters follow the handler's n: function,
+// source, id, type, traceparent and reply id, and with follow-ups their
+// source and time, then their ids, types, subjects, data and traces as
+// arrays.
 func decisionStatement(with string, n int, followUps bool) string {
 	k := decisionKey{with, n, followUps}
 	if q, ok := decisionSQL.Load(k); ok {
@@ -164,7 +168,7 @@ func decisionStatement(with string, n int, followUps bool) string {
 		outbox = `, qq_outbox AS (
 		INSERT INTO qinqing.outbox (id, producer, source, type, subject, data, event_time, traceparent)
 		SELECT f.id, $FUNCTION::text, $PRODUCER::text, f.type, NULLIF(f.subject, ''), f.data::json, $TIME::timestamptz, NULLIF(f.traceparent, '')
-		FROM answer a, fresh,
+		FROM answer a,
 			unnest($F_IDS::text[], $F_TYPES::text[], $F_SUBJECTS::text[], $F_DATA::text[], $F_TRACES::text[]) WITH ORDINALITY AS f(id, type, subject, data, traceparent, n)
 		WHERE a.follow_ups
 		ORDER BY f.n
@@ -175,24 +179,13 @@ func decisionStatement(with string, n int, followUps bool) string {
 	)`
 		notified = "(SELECT count(*) FROM qq_notify)"
 	}
-	q := r.Replace(`WITH qq_seen AS MATERIALIZED (
-		SELECT reply_id, reply_type, coalesce(reply_subject, '') AS reply_subject, reply_data, received_at
-		FROM qinqing.inbox WHERE function = $FUNCTION::text AND source = $SOURCE::text AND id = $ID::text
-	), fresh AS MATERIALIZED (
-		SELECT WHERE NOT EXISTS (SELECT FROM qq_seen)
-	), `) + with + r.Replace(`,
-	qq_claim AS (
-		INSERT INTO qinqing.inbox (function, source, id, type, traceparent, reply_id, reply_type, reply_data, reply_subject)
-		SELECT $FUNCTION::text, $SOURCE::text, $ID::text,
-			CASE WHEN a.reply_type IS NOT NULL AND a.reply_data IS NOT NULL THEN $TYPE::text END,
-			NULLIF($TRACE::text, ''), $REPLY_ID::text, a.reply_type, a.reply_data::json, NULLIF(a.reply_subject, '')
-		FROM fresh LEFT JOIN answer a ON true
-		RETURNING received_at, reply_type, coalesce(reply_subject, '') AS reply_subject, reply_data
-	)`+outbox+`
-	SELECT s.reply_id IS NOT NULL, coalesce(s.reply_id, $REPLY_ID::text), coalesce(s.reply_type, c.reply_type),
-		coalesce(s.reply_subject, c.reply_subject), coalesce(s.reply_data, c.reply_data), coalesce(s.received_at, c.received_at),
-		`+notified+`
-	FROM (SELECT) one LEFT JOIN qq_seen s ON true LEFT JOIN qq_claim c ON true`)
+	q := "WITH " + with + r.Replace(outbox+`
+	INSERT INTO qinqing.inbox (function, source, id, type, traceparent, reply_id, reply_type, reply_data, reply_subject)
+	SELECT $FUNCTION::text, $SOURCE::text, $ID::text,
+		CASE WHEN a.reply_type IS NOT NULL AND a.reply_data IS NOT NULL THEN $TYPE::text END,
+		NULLIF($TRACE::text, ''), $REPLY_ID::text, a.reply_type, a.reply_data::json, NULLIF(a.reply_subject, '')
+	FROM (SELECT) one LEFT JOIN answer a ON true
+	RETURNING reply_type, coalesce(reply_subject, ''), reply_data, received_at, `+notified)
 	decisionSQL.Store(k, q)
 	return q
 }
@@ -244,30 +237,37 @@ func (c decisionCall) query() (string, []any) {
 	return decisionStatement(c.d.With, len(c.d.Args), len(c.d.FollowUps) > 0), args
 }
 
-// decideAlone sends c's statement on its own.
+// decideAlone sends c's statement on its own. A statement that fails
+// with an error of the database's is a redelivery when its event is in
+// the inbox (it failed on the inbox's key, or earlier on what the first
+// delivery left): it is answered the stored reply, one more round trip.
 func (s *Server) decideAlone(ctx context.Context, c decisionCall) (*cloudevents.Event, bool, error) {
 	q, args := c.query()
 	var reply *cloudevents.Event
-	var dup bool
 	err := s.queryAlone(ctx, q, args, func(row pgx.Row) (err error) {
-		reply, dup, err = scanDecision(row, c.m)
+		reply, err = scanDecision(row, c.m)
 		return err
 	})
-	var pe *pgconn.PgError
-	switch {
-	case postgres.IsUniqueViolation(err, "inbox_pkey"):
-		// A delivery of the same event committed first; this statement
-		// was rolled back whole.
-		reply, err := s.readReply(ctx, c.m)
-		return reply, true, err
-	case errors.As(err, &pe) && pe.Code == "23502" && pe.TableName == "inbox" && pe.ColumnName == "type":
-		return nil, false, fmt.Errorf("the decision of %s for %s chose no reply; nothing was written", c.m.Function, c.m.Type)
-	case unanswered(ctx, err):
+	if err == nil {
+		return reply, false, nil
+	}
+	if unanswered(ctx, err) {
 		return nil, false, event.Unavailable(err, unansweredDetail)
-	case err != nil:
+	}
+	var pe *pgconn.PgError
+	if !errors.As(err, &pe) {
 		return nil, false, fmt.Errorf("decision: %w", err)
 	}
-	return reply, dup, nil
+	stored, found, rerr := s.replyIfHandled(ctx, c.m)
+	switch {
+	case rerr != nil:
+		return nil, false, fmt.Errorf("decision: %w (and the inbox could not be read: %v)", err, rerr)
+	case found:
+		return stored, true, nil
+	case pe.Code == "23502" && pe.TableName == "inbox" && pe.ColumnName == "type":
+		return nil, false, fmt.Errorf("the decision of %s for %s chose no reply; nothing was written", c.m.Function, c.m.Type)
+	}
+	return nil, false, fmt.Errorf("decision: %w", err)
 }
 
 // queryAlone sends q, one statement alone in its implicit transaction,
@@ -275,22 +275,58 @@ func (s *Server) decideAlone(ctx context.Context, c decisionCall) (*cloudevents.
 // nearer than the timeouts, after the timeouts' set_config in the same
 // round trip (decisionSettings).
 func (s *Server) queryAlone(ctx context.Context, q string, args []any, scan func(pgx.Row) error) error {
-	sq, sargs := s.decisionSettings(ctx)
-	if sq == "" {
-		return scan(s.pool.QueryRow(ctx, q, args...))
+	return s.withConn(ctx, func(conn *pgxpool.Conn) error {
+		if err := prepareDecisions(ctx, conn, q); err != nil {
+			return err
+		}
+		sq, sargs := s.decisionSettings(ctx)
+		if sq == "" {
+			return scan(conn.QueryRow(ctx, q, args...))
+		}
+		b := &pgx.Batch{}
+		b.Queue(sq, sargs...)
+		b.Queue(q, args...)
+		br := conn.SendBatch(ctx, b)
+		_, err := br.Exec()
+		if err == nil {
+			err = scan(br.QueryRow())
+		}
+		if cerr := br.Close(); err == nil {
+			err = cerr
+		}
+		return err
+	})
+}
+
+// withConn runs f on a connection of the pool.
+func (s *Server) withConn(ctx context.Context, f func(*pgxpool.Conn) error) error {
+	conn, err := s.pool.Acquire(ctx)
+	if err != nil {
+		return err
 	}
-	b := &pgx.Batch{}
-	b.Queue(sq, sargs...)
-	b.Queue(q, args...)
-	br := s.pool.SendBatch(ctx, b)
-	_, err := br.Exec()
-	if err == nil {
-		err = scan(br.QueryRow())
+	defer conn.Release()
+	return f(conn)
+}
+
+// prepareDecisions prepares the statements qs on conn, each once per
+// connection (pgx's Prepare keyed by the SQL itself: a later query with
+// that SQL executes it). A redelivery's statement fails by design, and
+// pgx drops a statement from its own cache on any error, to prepare it
+// again (one more round trip, and the server plans it again) the next
+// time; a statement prepared here stays. Only where the pool prepares
+// its statements anyway (pgx's default mode): behind a transaction pooler
+// (postgres.PoolerSafe) none is, and there the description is read again
+// after a redelivery.
+func prepareDecisions(ctx context.Context, conn *pgxpool.Conn, qs ...string) error {
+	if conn.Conn().Config().DefaultQueryExecMode != pgx.QueryExecModeCacheStatement {
+		return nil
 	}
-	if cerr := br.Close(); err == nil {
-		err = cerr
+	for _, q := range qs {
+		if _, err := conn.Conn().Prepare(ctx, q, q); err != nil {
+			return err
+		}
 	}
-	return err
+	return nil
 }
 
 // unanswered reports whether a statement sent alone (queryAlone) was cut
@@ -305,26 +341,26 @@ func unanswered(ctx context.Context, err error) bool {
 // unansweredDetail is the answer's detail for an unanswered statement.
 const unansweredDetail = "the database did not answer in time; the event may have been handled, and a retry answers what was decided"
 
-// scanDecision reads the row of a decision's statement: the reply (the
-// stored one for a redelivery: dup).
-func scanDecision(row pgx.Row, m Meta) (*cloudevents.Event, bool, error) {
-	var dup bool
-	var id, typ, subject, data string
+// scanDecision reads the row of a decision's statement: the reply, as
+// stored in the inbox.
+func scanDecision(row pgx.Row, m Meta) (*cloudevents.Event, error) {
+	var typ, subject, data string
 	var at time.Time
 	var notified int64
-	if err := row.Scan(&dup, &id, &typ, &subject, &data, &at, &notified); err != nil {
-		return nil, false, err
+	if err := row.Scan(&typ, &subject, &data, &at, &notified); err != nil {
+		return nil, err
 	}
-	return newEvent(id, SourceOf(m.Function), typ, subject, at, []byte(data)), dup, nil
+	return newEvent(replyID(m), SourceOf(m.Function), typ, subject, at, []byte(data)), nil
 }
 
 // decideTogether sends the statements of cs, decisions waiting in turns
 // (sorted by Serial), in one round trip: a pgx batch, which Postgres runs
 // as one implicit transaction, so the first statement of a Serial takes
-// the lock the others of that Serial need too, and all commit at once. Each statement sees the ones before it
-// (its own redelivery included). When any fails, the transaction is
-// rolled back whole and each is sent again on its own, for its own
-// outcome. The batch runs to the earliest deadline among cs (its
+// the lock the others of that Serial need too, and all commit at once.
+// Each statement sees the ones before it. When any fails (a redelivery
+// does, on the inbox's key), the transaction is rolled back whole and
+// each is sent again on its own, for its own outcome; turns never puts
+// two deliveries of one event in a batch. The batch runs to the earliest deadline among cs (its
 // timeouts end before it, decisionSettings), not cut short by any one
 // request going away.
 func (s *Server) decideTogether(cs []decisionCall, ctxs []context.Context) []decided {
@@ -350,24 +386,32 @@ func (s *Server) decideTogether(cs []decisionCall, ctxs []context.Context) []dec
 	if sq != "" {
 		b.Queue(sq, sargs...)
 	}
+	qs := make([]string, 0, len(cs))
 	for _, c := range cs {
 		q, args := c.query()
 		b.Queue(q, args...)
+		qs = append(qs, q)
 	}
-	br := s.pool.SendBatch(ctx, b)
-	var failed error
-	if sq != "" {
-		_, failed = br.Exec()
-	}
-	for i, c := range cs {
-		if failed != nil {
-			break
+	failed := s.withConn(ctx, func(conn *pgxpool.Conn) error {
+		if err := prepareDecisions(ctx, conn, qs...); err != nil {
+			return err
 		}
-		out[i].reply, out[i].dup, failed = scanDecision(br.QueryRow(), c.m)
-	}
-	if err := br.Close(); failed == nil {
-		failed = err
-	}
+		br := conn.SendBatch(ctx, b)
+		var err error
+		if sq != "" {
+			_, err = br.Exec()
+		}
+		for i, c := range cs {
+			if err != nil {
+				break
+			}
+			out[i].reply, err = scanDecision(br.QueryRow(), c.m)
+		}
+		if cerr := br.Close(); err == nil {
+			err = cerr
+		}
+		return err
+	})
 	if failed != nil {
 		for i, c := range cs {
 			out[i] = decided{}
@@ -433,4 +477,17 @@ func (s *Server) readReply(ctx context.Context, m Meta) (*cloudevents.Event, err
 		return nil, fmt.Errorf("inbox reply: %w", err)
 	}
 	return reply, nil
+}
+
+// replyIfHandled reads the reply stored with m's event, if it is in the
+// inbox.
+func (s *Server) replyIfHandled(ctx context.Context, m Meta) (*cloudevents.Event, bool, error) {
+	reply, err := scanStoredReply(s.pool.QueryRow(ctx, storedReplySQL, m.Function, m.Source, m.ID), m)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil, false, nil
+	}
+	if err != nil {
+		return nil, false, fmt.Errorf("inbox reply: %w", err)
+	}
+	return reply, true, nil
 }

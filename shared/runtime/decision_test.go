@@ -28,7 +28,7 @@ func TestDecisionWithoutReplyWritesNothing(t *testing.T) {
 	decision := func(answer string) runtime.Handler {
 		return runtime.OnDecision(func(ctx context.Context, m runtime.Meta, p *benchPayload) (runtime.Decision, error) {
 			return runtime.Decision{
-				With:      `ins AS (INSERT INTO decided SELECT $1 FROM fresh RETURNING id), ` + answer,
+				With:      `ins AS (INSERT INTO decided VALUES ($1) RETURNING id), ` + answer,
 				Args:      []any{m.ID},
 				FollowUps: []runtime.Outgoing{{Type: "decided.next", Data: map[string]int{"n": p.N}}},
 			}, nil

@@ -111,7 +111,10 @@ func (c *tripCounter) take() int {
 // follow-ups included, and two for a redelivery (BEGIN + inbox insert;
 // ROLLBACK + stored reply); a job whose statement is queued with the
 // inbox row (QueueJob) two, a redelivery to it two; a handler built with
-// OnDecision costs one, a redelivery to it one; a StagedReply handler two
+// OnDecision costs one, a redelivery to it two (its statement fails on
+// the inbox's key; the stored reply) and, behind PgBouncer, where pgx
+// drops a failed statement's description, three but the first (the
+// description read again before the statement); a StagedReply handler two
 // (the lookup, the inbox row with the reply), a redelivery to it two.
 // Counted at the wire, on one warm connection.
 func TestPipelineRoundTrips(t *testing.T) {
@@ -161,7 +164,7 @@ func TestPipelineRoundTrips(t *testing.T) {
 		// SQL: one round trip with the inbox row.
 		"decision": runtime.OnDecision(func(ctx context.Context, m runtime.Meta, p *benchPayload) (runtime.Decision, error) {
 			return runtime.Decision{
-				With: `ins AS (INSERT INTO trips SELECT $1, $2, $3 FROM fresh RETURNING n),
+				With: `ins AS (INSERT INTO trips SELECT $1, $2, $3 RETURNING n),
 					answer AS (SELECT 'decision.done' AS reply_type, '' AS reply_subject,
 						json_build_object('n', (SELECT n FROM ins))::text AS reply_data, (SELECT n % 2 = 1 FROM ins) AS follow_ups)`,
 				Args: []any{m.Source, m.ID, p.N},
@@ -185,7 +188,7 @@ func TestPipelineRoundTrips(t *testing.T) {
 		"decision-settings": runtime.OnDecision(func(ctx context.Context, m runtime.Meta, p *benchPayload) (runtime.Decision, error) {
 			return runtime.Decision{With: `answer AS (SELECT 'settings.done' AS reply_type, '' AS reply_subject,
 				json_build_object('settings', current_setting('statement_timeout') || ' ' || current_setting('lock_timeout'))::text AS reply_data,
-				false AS follow_ups FROM fresh)`}, nil
+				false AS follow_ups)`}, nil
 		}),
 	}}
 	srv := httptest.NewServer(runtime.NewServer(fn, pool, zap.NewNop().Sugar()))
@@ -204,6 +207,7 @@ func TestPipelineRoundTrips(t *testing.T) {
 	send("fanout", "warm-2", 3)
 	send("decision", "warm-3", 1)
 	send("decision", "warm-3", 1)
+	send("decision", "warm-3b", 1) // behind PgBouncer, described again after the redelivery
 	counter.take()
 
 	const events = 10
@@ -238,8 +242,14 @@ func TestPipelineRoundTrips(t *testing.T) {
 			t.Errorf("redelivered decision %d answered %s, want %s", i, got, want)
 		}
 	}
-	if got := counter.take(); got != events {
-		t.Errorf("redeliveries to it: %d round trips for %d events, want %d", got, events, events)
+	// A redelivery's statement fails on the inbox's key; the stored
+	// reply is then read.
+	want := 2 * events
+	if pooler != postgres.PoolerNone {
+		want = 3*events - 1
+	}
+	if got := counter.take(); got != want {
+		t.Errorf("redeliveries to it: %d round trips for %d events, want %d", got, events, want)
 	}
 	job := func(id string) {
 		t.Helper()
@@ -291,11 +301,12 @@ func TestPipelineRoundTrips(t *testing.T) {
 	if err := pool.QueryRow(ctx, `SELECT (SELECT count(*) FROM trips), (SELECT count(*) FROM qinqing.outbox)`).Scan(&rows, &outbox); err != nil {
 		t.Fatal(err)
 	}
-	// warm-1 once, warm-2 with 3 follow-ups, warm-3 once with 2 (its
-	// redelivery wrote nothing), then 10 + 10 + 10 events with 23
-	// follow-ups and 2 for each of the 5 odd decisions, and warm-4 and 10
-	// queued jobs once each (their redeliveries' inserts rolled back).
-	if rows != 33+11 || outbox != 3+2+23+10 {
-		t.Fatalf("%d rows and %d outbox rows, want 44 and 38", rows, outbox)
+	// warm-1 once, warm-2 with 3 follow-ups, warm-3 and warm-3b once
+	// with 2 each (warm-3's redelivery wrote nothing), then 10 + 10 + 10
+	// events with 23 follow-ups and 2 for each of the 5 odd decisions,
+	// and warm-4 and 10 queued jobs once each (their redeliveries'
+	// inserts rolled back).
+	if rows != 34+11 || outbox != 3+4+23+10 {
+		t.Fatalf("%d rows and %d outbox rows, want 45 and 40", rows, outbox)
 	}
 }

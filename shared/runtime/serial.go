@@ -51,6 +51,11 @@ type waiting struct {
 	done  chan decided
 }
 
+// sameEvent reports whether v is a delivery of w's event.
+func (w *waiting) sameEvent(v *waiting) bool {
+	return v.call.m.Source == w.call.m.Source && v.call.m.ID == w.call.m.ID
+}
+
 // decided is what a decision's round trip answered.
 type decided struct {
 	reply *cloudevents.Event
@@ -128,13 +133,16 @@ func (t *turns) next(keys []string) []*waiting {
 // takeLocked takes from the line what may go now: the decisions whose
 // key has nothing in flight, up to maxTogether, in order of arrival, and
 // marks their keys in flight. They are returned sorted by key (a key's
-// own in order of arrival).
+// own in order of arrival). A second delivery of an event already in the
+// batch stays in line for the next: in the batch it would fail on the
+// inbox's key and roll the others back with it (decideTogether).
 func (t *turns) takeLocked() []*waiting {
 	var batch []*waiting
 	var picked []string // the batch's keys: few
 	kept := t.line[:0]
 	for _, w := range t.line {
-		if len(batch) < maxTogether && (slices.Contains(picked, w.key) || !t.inFlight[w.key]) {
+		if len(batch) < maxTogether && (slices.Contains(picked, w.key) || !t.inFlight[w.key]) &&
+			!slices.ContainsFunc(batch, w.sameEvent) {
 			w.taken = true
 			if !slices.Contains(picked, w.key) {
 				picked = append(picked, w.key)

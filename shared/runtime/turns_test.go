@@ -73,7 +73,7 @@ func takeTurns(t *testing.T, admin, pool *pgxpool.Pool, keyOf func(int) string, 
 			Key string `json:"key"`
 		}) (runtime.Decision, error) {
 			return runtime.Decision{
-				With: `g AS (SELECT id FROM gate, fresh FOR UPDATE),
+				With: `g AS (SELECT id FROM gate FOR UPDATE),
 					ins AS (INSERT INTO turned SELECT $1, txid_current() FROM g RETURNING id),
 					answer AS (SELECT ` + reply + ` AS reply_type, '' AS reply_subject,
 						(SELECT '{"id":"' || id || '"}' FROM ins) AS reply_data, false AS follow_ups)`,
