@@ -276,26 +276,54 @@ func (s *Server) decideAlone(ctx context.Context, c decisionCall) (*cloudevents.
 // round trip (decisionSettings).
 func (s *Server) queryAlone(ctx context.Context, q string, args []any, scan func(pgx.Row) error) error {
 	return s.withConn(ctx, func(conn *pgxpool.Conn) error {
-		if err := prepareDecisions(ctx, conn, q); err != nil {
-			return err
-		}
-		sq, sargs := s.decisionSettings(ctx)
-		if sq == "" {
-			return scan(conn.QueryRow(ctx, q, args...))
-		}
-		b := &pgx.Batch{}
-		b.Queue(sq, sargs...)
-		b.Queue(q, args...)
-		br := conn.SendBatch(ctx, b)
-		_, err := br.Exec()
-		if err == nil {
-			err = scan(br.QueryRow())
-		}
-		if cerr := br.Close(); err == nil {
-			err = cerr
+		err := s.queryOn(ctx, conn, q, args, scan)
+		if forgetChanged(ctx, conn, err, q) {
+			err = s.queryOn(ctx, conn, q, args, scan) // it failed whole: nothing was written
 		}
 		return err
 	})
+}
+
+// queryOn is queryAlone on conn.
+func (s *Server) queryOn(ctx context.Context, conn *pgxpool.Conn, q string, args []any, scan func(pgx.Row) error) error {
+	if err := prepareDecisions(ctx, conn, q); err != nil {
+		return err
+	}
+	sq, sargs := s.decisionSettings(ctx)
+	if sq == "" {
+		return scan(conn.QueryRow(ctx, q, args...))
+	}
+	b := &pgx.Batch{}
+	b.Queue(sq, sargs...)
+	b.Queue(q, args...)
+	br := conn.SendBatch(ctx, b)
+	_, err := br.Exec()
+	if err == nil {
+		err = scan(br.QueryRow())
+	}
+	if cerr := br.Close(); err == nil {
+		err = cerr
+	}
+	return err
+}
+
+// forgetChanged drops the decision statements qs prepared on conn when
+// err is the server's refusal to run one whose result type has changed
+// since it was prepared (a migration altered a column it returns: "cached
+// plan must not change result type"), and reports whether it did: the
+// next use prepares them again, as pgx does with the statements it
+// caches itself.
+func forgetChanged(ctx context.Context, conn *pgxpool.Conn, err error, qs ...string) bool {
+	var pe *pgconn.PgError
+	if !errors.As(err, &pe) || pe.Code != "0A000" || pe.Message != "cached plan must not change result type" {
+		return false
+	}
+	for _, q := range qs {
+		if derr := conn.Conn().Deallocate(ctx, q); derr != nil {
+			return false
+		}
+	}
+	return true
 }
 
 // withConn runs f on a connection of the pool.
@@ -410,6 +438,7 @@ func (s *Server) decideTogether(cs []decisionCall, ctxs []context.Context) []dec
 		if cerr := br.Close(); err == nil {
 			err = cerr
 		}
+		forgetChanged(ctx, conn, err, qs...) // sent again one by one below
 		return err
 	})
 	if failed != nil {

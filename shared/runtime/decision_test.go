@@ -8,6 +8,7 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/qinqing/qinqing/shared/postgres"
 	"github.com/qinqing/qinqing/shared/postgres/pgtest"
 	"github.com/qinqing/qinqing/shared/runtime"
 )
@@ -72,4 +73,46 @@ func TestDecisionWithoutReplyWritesNothing(t *testing.T) {
 	if got := count(); got != "1 rows, 1 inbox, 1 outbox" {
 		t.Fatalf("after a decision with its reply: %s, want 1, 1, 1", got)
 	}
+}
+
+// TestDecisionAfterItsResultTypeChanged: decision statements stay
+// prepared on their connection (a redelivery's fails by design, and pgx
+// would drop it from its own cache). When a migration changes the type
+// of a column the statement returns, the server refuses the prepared
+// statement ("cached plan must not change result type"): the runtime
+// prepares it again and sends it again (it failed whole), so the event
+// is answered and the ones after it too.
+func TestDecisionAfterItsResultTypeChanged(t *testing.T) {
+	t.Parallel()
+	url := pgtest.URL(t)
+	pooler := postgres.PoolerNone
+	if pgtest.IsPgBouncer(url) {
+		pooler = postgres.PoolerPgBouncerTransaction
+	}
+	pool, err := postgres.Open(context.Background(), postgres.Config{URL: url, MaxConns: 1, Pooler: pooler})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(pool.Close)
+	fn := &runtime.Function{Name: "changed", Handlers: map[string]runtime.Handler{
+		"d": runtime.OnDecision(func(ctx context.Context, m runtime.Meta, p *benchPayload) (runtime.Decision, error) {
+			return runtime.Decision{With: `answer AS (SELECT 'changed.done' AS reply_type, '' AS reply_subject,
+				json_build_object('n', $1::int)::text AS reply_data, false AS follow_ups)`, Args: []any{p.N}}, nil
+		}),
+	}}
+	srv := httptest.NewServer(runtime.NewServer(fn, pool, zap.NewNop().Sugar()))
+	defer srv.Close()
+	send := func(id string, n int) {
+		t.Helper()
+		if status, body := postEvent(srv, "d", "/changed", id, fmt.Sprintf(`{"n":%d}`, n)); status != 200 || body != fmt.Sprintf(`{"n" : %d}`, n) {
+			t.Fatalf("%s: %d %s", id, status, body)
+		}
+	}
+	send("before", 1)
+	admin := pgtest.PoolFor(t, url)
+	if _, err := admin.Exec(context.Background(), `ALTER TABLE qinqing.inbox ALTER COLUMN reply_type TYPE varchar`); err != nil {
+		t.Fatal(err)
+	}
+	send("after-1", 2)
+	send("after-2", 3)
 }
