@@ -75,9 +75,10 @@ type Decision struct {
 // transaction, no database) returns the Decision. Through the server an
 // event then costs one round trip; a redelivery two: its statement fails
 // whole (on the inbox's key, after waiting for it when the first
-// delivery is still in flight), and the stored reply is read. Prepare (callers that drive a
-// handler themselves on a transaction) runs the decision's With and
-// answer on that transaction, without inbox or outbox.
+// delivery is still in flight), and the stored reply is read. Prepare
+// (callers that drive a handler themselves on a transaction) runs the
+// decision's With and answer on that transaction, without inbox or
+// outbox.
 func OnDecision[T any](decide func(ctx context.Context, m Meta, p *T) (Decision, error)) Handler {
 	return decisionHandler(func(ctx context.Context, m Meta, data []byte) (Decision, error) {
 		p, err := decode[T](data)
@@ -388,9 +389,9 @@ func scanDecision(row pgx.Row, m Meta) (*cloudevents.Event, error) {
 // Each statement sees the ones before it. When any fails (a redelivery
 // does, on the inbox's key), the transaction is rolled back whole and
 // each is sent again on its own, for its own outcome; turns never puts
-// two deliveries of one event in a batch. The batch runs to the earliest deadline among cs (its
-// timeouts end before it, decisionSettings), not cut short by any one
-// request going away.
+// two deliveries of one event in a batch. The batch runs to the earliest
+// deadline among cs (its timeouts end before it, decisionSettings), not
+// cut short by any one request going away.
 func (s *Server) decideTogether(cs []decisionCall, ctxs []context.Context) []decided {
 	out := make([]decided, len(cs))
 	if len(cs) == 1 {
@@ -501,11 +502,11 @@ func (s *Server) decisionSettings(ctx context.Context) (string, []any) {
 
 // readReply reads the reply stored with an event already handled.
 func (s *Server) readReply(ctx context.Context, m Meta) (*cloudevents.Event, error) {
-	reply, err := scanStoredReply(s.pool.QueryRow(ctx, storedReplySQL, m.Function, m.Source, m.ID), m)
-	if err != nil {
-		return nil, fmt.Errorf("inbox reply: %w", err)
+	reply, found, err := s.replyIfHandled(ctx, m)
+	if err == nil && !found {
+		err = fmt.Errorf("inbox reply: %w", pgx.ErrNoRows)
 	}
-	return reply, nil
+	return reply, err
 }
 
 // replyIfHandled reads the reply stored with m's event, if it is in the
