@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -386,10 +387,12 @@ func scanDecision(row pgx.Row, m Meta) (*cloudevents.Event, error) {
 // (sorted by Serial), in one round trip: a pgx batch, which Postgres runs
 // as one implicit transaction, so the first statement of a Serial takes
 // the lock the others of that Serial need too, and all commit at once.
-// Each statement sees the ones before it. When any fails (a redelivery
-// does, on the inbox's key), the transaction is rolled back whole and
-// each is sent again on its own, for its own outcome; turns never puts
-// two deliveries of one event in a batch. The batch runs to the earliest
+// Each statement sees the ones before it. When any fails, the
+// transaction is rolled back whole: when it is a redelivery's (on the
+// inbox's key, or earlier), that one is answered the stored reply and the
+// others are sent together again; otherwise each is sent again on its
+// own, for its own outcome. turns never puts two deliveries of one event
+// in a batch. The batch runs to the earliest
 // deadline among cs (its timeouts end before it, decisionSettings), not
 // cut short by any one request going away.
 func (s *Server) decideTogether(cs []decisionCall, ctxs []context.Context) []decided {
@@ -421,6 +424,7 @@ func (s *Server) decideTogether(cs []decisionCall, ctxs []context.Context) []dec
 		b.Queue(q, args...)
 		qs = append(qs, q)
 	}
+	failedAt := -1 // the decision whose statement failed, when one did
 	failed := s.withConn(ctx, func(conn *pgxpool.Conn) error {
 		if err := prepareDecisions(ctx, conn, qs...); err != nil {
 			return err
@@ -434,19 +438,33 @@ func (s *Server) decideTogether(cs []decisionCall, ctxs []context.Context) []dec
 			if err != nil {
 				break
 			}
-			out[i].reply, err = scanDecision(br.QueryRow(), c.m)
+			if out[i].reply, err = scanDecision(br.QueryRow(), c.m); err != nil {
+				failedAt = i
+			}
 		}
 		if cerr := br.Close(); err == nil {
 			err = cerr
 		}
-		forgetChanged(ctx, conn, err, qs...) // sent again one by one below
+		forgetChanged(ctx, conn, err, qs...) // sent again below
 		return err
 	})
-	if failed != nil {
-		for i, c := range cs {
-			out[i] = decided{}
-			out[i].reply, out[i].dup, out[i].err = s.decideAlone(ctxs[i], c)
+	if failed == nil {
+		return out
+	}
+	clear(out)
+	var pe *pgconn.PgError
+	if failedAt >= 0 && errors.As(failed, &pe) {
+		// A redelivery fails its batch by design: it is answered the
+		// stored reply, and the others go together again.
+		if stored, found, err := s.replyIfHandled(ctxs[failedAt], cs[failedAt].m); err == nil && found {
+			rest := s.decideTogether(slices.Delete(slices.Clone(cs), failedAt, failedAt+1),
+				slices.Delete(slices.Clone(ctxs), failedAt, failedAt+1))
+			out = slices.Insert(rest, failedAt, decided{reply: stored, dup: true})
+			return out
 		}
+	}
+	for i, c := range cs {
+		out[i].reply, out[i].dup, out[i].err = s.decideAlone(ctxs[i], c)
 	}
 	return out
 }

@@ -173,3 +173,97 @@ func takeTurns(t *testing.T, admin, pool *pgxpool.Pool, keyOf func(int) string, 
 		}
 	}
 }
+
+// TestRedeliveryInABatch: a redelivery of an event handled before,
+// waiting in line with other decisions of its Serial, fails their batch
+// on the inbox's key (its statement runs again, rolled back with the
+// rest). It is answered the stored reply, and the others are sent
+// together again, one transaction, not one by one.
+func TestRedeliveryInABatch(t *testing.T) {
+	t.Parallel()
+	if pgtest.ThroughPgBouncer() {
+		t.Skip("behind a transaction pooler decisions go straight to the database")
+	}
+	pool := pgtest.Pool(t)
+	ctx := context.Background()
+	if _, err := pool.Exec(ctx, `CREATE TABLE gate (id int); INSERT INTO gate VALUES (1);
+		CREATE TABLE turned (id text, xid bigint)`); err != nil {
+		t.Fatal(err)
+	}
+	fn := &runtime.Function{Name: "turned", Handlers: map[string]runtime.Handler{
+		"ok": runtime.OnDecision(func(ctx context.Context, m runtime.Meta, p *struct{}) (runtime.Decision, error) {
+			return runtime.Decision{
+				With: `g AS (SELECT id FROM gate FOR UPDATE),
+					ins AS (INSERT INTO turned SELECT $1, txid_current() FROM g RETURNING id),
+					answer AS (SELECT 'turned.done' AS reply_type, '' AS reply_subject,
+						(SELECT '{"id":"' || id || '"}' FROM ins) AS reply_data, false AS follow_ups)`,
+				Args:   []any{m.ID},
+				Serial: "gate",
+			}, nil
+		}),
+	}}
+	srv := httptest.NewServer(runtime.NewServer(fn, pool, zap.NewNop().Sugar()))
+	defer srv.Close()
+	send := func(id string) (int, string) { return postEvent(srv, "ok", "/turned", id, `{}`) }
+	if status, body := send("handled"); status != 200 || body != `{"id":"handled"}` {
+		t.Fatalf("first delivery: %d %s", status, body)
+	}
+	tx, err := pool.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tx.Exec(ctx, `SELECT FROM gate FOR UPDATE`); err != nil {
+		t.Fatal(err)
+	}
+	ids := []string{"b0", "b1", "b2", "b3", "b4", "b5", "handled"}
+	answers := make([]string, len(ids))
+	var wg sync.WaitGroup
+	start := func(i int) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			status, body := send(ids[i])
+			answers[i] = fmt.Sprint(status, " ", body)
+		}()
+	}
+	start(0) // alone, waiting for the gate in the database
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(5 * time.Millisecond) {
+		var n int
+		if err := pool.QueryRow(ctx, `SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'`).Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		if n == 1 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the first decision does not wait for the gate")
+		}
+	}
+	for i := 1; i < len(ids); i++ {
+		start(i) // in line behind it, the redelivery last
+	}
+	time.Sleep(200 * time.Millisecond)
+	if err := tx.Rollback(ctx); err != nil {
+		t.Fatal(err)
+	}
+	wg.Wait()
+	for i, id := range ids {
+		if want := `200 {"id":"` + id + `"}`; answers[i] != want {
+			t.Errorf("%s: %s, want %s", id, answers[i], want)
+		}
+	}
+	var rows, xids int
+	if err := pool.QueryRow(ctx, `SELECT count(*), count(DISTINCT xid) FROM turned WHERE id IN ('b1', 'b2', 'b3', 'b4', 'b5')`).Scan(&rows, &xids); err != nil {
+		t.Fatal(err)
+	}
+	if rows != 5 || xids != 1 {
+		t.Errorf("the five in line with the redelivery: %d rows in %d transactions, want 5 in 1", rows, xids)
+	}
+	var handled int
+	if err := pool.QueryRow(ctx, `SELECT count(*) FROM turned WHERE id = 'handled'`).Scan(&handled); err != nil {
+		t.Fatal(err)
+	}
+	if handled != 1 {
+		t.Errorf("%d rows for the redelivered event, want 1 (its first delivery's)", handled)
+	}
+}
