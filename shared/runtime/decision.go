@@ -392,9 +392,9 @@ func scanDecision(row pgx.Row, m Meta) (*cloudevents.Event, error) {
 // inbox's key, or earlier), that one is answered the stored reply and the
 // others are sent together again; otherwise each is sent again on its
 // own, for its own outcome. turns never puts two deliveries of one event
-// in a batch. The batch runs to the earliest
-// deadline among cs (its timeouts end before it, decisionSettings), not
-// cut short by any one request going away.
+// in a batch. The batch runs to the earliest deadline among cs (its
+// timeouts end before it, decisionSettings), not cut short by any one
+// request going away.
 func (s *Server) decideTogether(cs []decisionCall, ctxs []context.Context) []decided {
 	out := make([]decided, len(cs))
 	if len(cs) == 1 {
@@ -459,8 +459,7 @@ func (s *Server) decideTogether(cs []decisionCall, ctxs []context.Context) []dec
 		if stored, found, err := s.replyIfHandled(ctxs[failedAt], cs[failedAt].m); err == nil && found {
 			rest := s.decideTogether(slices.Delete(slices.Clone(cs), failedAt, failedAt+1),
 				slices.Delete(slices.Clone(ctxs), failedAt, failedAt+1))
-			out = slices.Insert(rest, failedAt, decided{reply: stored, dup: true})
-			return out
+			return slices.Insert(rest, failedAt, decided{reply: stored, dup: true})
 		}
 	}
 	for i, c := range cs {
